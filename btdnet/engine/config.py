@@ -1,0 +1,98 @@
+"""Training configuration files: YAML plus ``--set key.path=value`` overrides.
+
+A config is a plain nested dict. Nothing here knows what the keys mean; the task and the
+trainer read them. Values given with ``--set`` are parsed as YAML scalars, so
+``--set train.lr=1e-4`` gives a float and ``--set data.eval_splits=[val,test]`` a list.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used."""
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "1e-4" as a string; users mean a number.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
+    """Return a copy of ``config`` with each ``a.b.c=value`` override applied."""
+    result = copy.deepcopy(config)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key.path=value")
+        key, raw = item.split("=", 1)
+        parts = [p for p in key.strip().split(".") if p]
+        if not parts:
+            raise ConfigError(f"--set {item!r}: empty key")
+        node = result
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
+            node = child
+        node[parts[-1]] = _parse_value(raw)
+    return result
+
+
+def _fix_numbers(node: Any) -> Any:
+    """YAML 1.1 leaves ``3e-5`` (no dot) a string; turn such strings into floats."""
+    if isinstance(node, dict):
+        return {k: _fix_numbers(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_fix_numbers(v) for v in node]
+    if isinstance(node, str):
+        try:
+            return float(node) if any(c in node.lower() for c in "e.") else node
+        except ValueError:
+            return node
+    return node
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
+    """Read a YAML config and apply overrides. Errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return apply_overrides(_fix_numbers(data), overrides)
+
+
+def save_config(config: dict, path: str | Path) -> None:
+    """Write the resolved config as YAML (what the run really used)."""
+    Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def get(config: dict, dotted: str, default: Any = None) -> Any:
+    """Read ``a.b.c`` from a nested dict, ``default`` when any part is missing."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node

@@ -1,0 +1,376 @@
+"""A short accelerate training loop shared by the referring and the closed-set tasks.
+
+What it does, in order: build the task's model and data, prepare them with accelerate (one
+CPU, one GPU, N GPUs or N machines alike), train with gradient accumulation and clipping under
+the configured mixed precision, evaluate every ``eval_every`` epochs (every sample counted once
+through ``gather_for_metrics`` inside the task), write ``metrics.jsonl`` and tracker logs on
+the main process, and save an atomic checkpoint per epoch (``checkpoints/last``,
+``checkpoints/best``). ``resume`` continues from a checkpoint with the model, optimizer,
+scheduler, data order and RNG states it held, so an interrupted run ends where an
+uninterrupted one would. A non-finite loss stops the run and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from safetensors.torch import load_model
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from btdnet.engine import checkpoints as ckpt
+from btdnet.engine.config import save_config
+from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
+from btdnet.engine.sampler import EpochShuffleSampler
+from btdnet.engine.schedule import build_scheduler
+from btdnet.engine.task import TrainingTask
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the run stopped without saving it."""
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The ``train:`` section of a config, with defaults."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    eval_batch_size: int = 8
+    grad_accum: int = 1
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    schedule: str = "poly"
+    power: float = 0.9
+    min_lr: float = 0.0
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    clip_grad_norm: float | None = 1.0
+    mixed_precision: str = "no"
+    num_workers: int = 0
+    eval_every: int = 1
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 2
+    stop_after_steps: int | None = None
+    log_every: int = 10
+    trackers: str = "auto"
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, config: dict) -> TrainSettings:
+        section = dict(config.get("train", {}))
+        if "seed" not in section and "seed" in config:
+            section["seed"] = config["seed"]
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
+        return cls(**section)
+
+
+def _trackers(kind: str) -> list[str]:
+    if kind == "none":
+        return []
+    if kind == "auto":
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError:
+            return []
+        return ["tensorboard"]
+    return [k.strip() for k in kind.split(",") if k.strip()]
+
+
+class Trainer:
+    """Runs one training job of ``task`` as described by ``config`` into ``output_dir``."""
+
+    def __init__(
+        self,
+        task: TrainingTask,
+        config: dict,
+        output_dir: str | Path,
+        *,
+        resume: str | Path | None = None,
+        show_progress: bool = True,
+    ) -> None:
+        self.task = task
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.resume = Path(resume) if resume is not None else None
+        self.show_progress = show_progress
+        self.settings = TrainSettings.from_config(config)
+
+    # ------------------------------------------------------------------ set-up
+    def _setup(self) -> None:
+        s = self.settings
+        self.accelerator = Accelerator(
+            mixed_precision=s.mixed_precision,
+            gradient_accumulation_steps=s.grad_accum,
+            log_with=_trackers(s.trackers) or None,
+            project_dir=str(self.output_dir),
+            step_scheduler_with_optimizer=False,
+        )
+        acc = self.accelerator
+        set_seed(s.seed)
+        if acc.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.output_dir / "config.yaml")
+        acc.wait_for_everyone()
+
+        model = self.task.build_model(self.config)
+        train_set, eval_sets = self.task.build_datasets(self.config)
+        if len(train_set) == 0:
+            raise ValueError("the training set is empty")
+        collate = self.task.collate_fn()
+        self.sampler = EpochShuffleSampler(len(train_set), seed=s.seed)
+        train_dl = DataLoader(
+            train_set,
+            batch_size=s.batch_size,
+            sampler=self.sampler,
+            collate_fn=collate,
+            num_workers=s.num_workers,
+            drop_last=len(train_set) >= s.batch_size * acc.num_processes,
+            persistent_workers=s.num_workers > 0,
+            # Its own generator: creating an iterator must not draw from the global RNG,
+            # or a run resumed mid-epoch would see other dropout/masking draws.
+            generator=torch.Generator().manual_seed(s.seed),
+        )
+        eval_dls = {
+            split: DataLoader(
+                ds,
+                batch_size=s.eval_batch_size,
+                shuffle=False,
+                collate_fn=collate,
+                num_workers=s.num_workers,
+                generator=torch.Generator().manual_seed(s.seed),
+            )
+            for split, ds in eval_sets.items()
+        }
+        groups = self.task.param_groups(model, self.config)
+        optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay)
+        prepared = acc.prepare(model, optimizer, train_dl, *eval_dls.values())
+        self.model, self.optimizer, self.train_dl = prepared[:3]
+        self.eval_dls = dict(zip(eval_dls, prepared[3:]))
+
+        self.updates_per_epoch = max(1, math.ceil(len(self.train_dl) / s.grad_accum))
+        self.total_steps = s.epochs * self.updates_per_epoch
+        warmup = s.warmup_steps or round(s.warmup_ratio * self.total_steps)
+        self.scheduler = build_scheduler(
+            self.optimizer,
+            kind=s.schedule,
+            total_steps=self.total_steps,
+            warmup_steps=warmup,
+            power=s.power,
+            min_lr=s.min_lr,
+            base_lr=s.lr,
+        )
+        trackers = _trackers(s.trackers)
+        if trackers:
+            acc.init_trackers(self.output_dir.name, config=flatten_numbers(self.config))
+        self.log = MetricsLog(self.output_dir / "metrics.jsonl")
+        self.ckpt_root = self.output_dir / "checkpoints"
+        self.epoch = 0
+        self.global_step = 0
+        self.batches_done_in_epoch = 0
+        self.best_value: float | None = None
+        self.last_eval: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- checkpoints
+    def _save(self, name: str, *, best: bool) -> Path:
+        acc = self.accelerator
+        tmp = self.ckpt_root / f"{name}.tmp"
+        if acc.is_main_process:
+            tmp = ckpt.begin(self.ckpt_root, name)
+            self.task.save_model(acc.unwrap_model(self.model), tmp)
+            state = tmp / ckpt.STATE_DIR
+            ckpt.save_tensors(self.optimizer.state_dict(), state / "optimizer.pt")
+            ckpt.save_tensors(self.scheduler.state_dict(), state / "scheduler.pt")
+            ckpt.write_json(
+                {
+                    "epoch": self.epoch,
+                    "global_step": self.global_step,
+                    "batches_done_in_epoch": self.batches_done_in_epoch,
+                    "best_metric": self.task.best_metric,
+                    "best_value": self.best_value,
+                    "num_processes": acc.num_processes,
+                },
+                state / ckpt.PROGRESS_FILE,
+            )
+        acc.wait_for_everyone()
+        ckpt.write_json(ckpt.capture_rng(), tmp / ckpt.STATE_DIR / f"rng-{acc.process_index}.json")
+        acc.wait_for_everyone()
+        final = tmp.with_suffix("")
+        if acc.is_main_process:
+            final = ckpt.commit(self.ckpt_root, tmp, best=best, keep=self.settings.keep_checkpoints)
+        acc.wait_for_everyone()
+        return final
+
+    def _load(self, path: Path) -> None:
+        acc = self.accelerator
+        state = path / ckpt.STATE_DIR
+        progress = ckpt.read_json(state / ckpt.PROGRESS_FILE)
+        if progress.get("best_metric") != self.task.best_metric:
+            raise ckpt.CheckpointError(
+                f"{path}: written by a {progress.get('best_metric')!r}-scored task, "
+                f"this run is {self.task.name!r} ({self.task.best_metric!r})"
+            )
+        weights = path / "model.safetensors"
+        if not weights.is_file():
+            raise ckpt.CheckpointError(f"{weights}: missing from the checkpoint")
+        missing, unexpected = load_model(acc.unwrap_model(self.model), str(weights), strict=False)
+        if missing or unexpected:
+            raise ckpt.CheckpointError(
+                f"{weights}: does not match this model (missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]})"
+            )
+        self.optimizer.load_state_dict(ckpt.load_tensors(state / "optimizer.pt"))
+        self.scheduler.load_state_dict(ckpt.load_tensors(state / "scheduler.pt"))
+        rng_file = state / f"rng-{acc.process_index}.json"
+        if rng_file.is_file():
+            ckpt.restore_rng(ckpt.read_json(rng_file))
+        self.epoch = int(progress["epoch"])
+        self.global_step = int(progress["global_step"])
+        self.batches_done_in_epoch = int(progress["batches_done_in_epoch"])
+        self.best_value = progress.get("best_value")
+        if acc.is_main_process:
+            self.log.truncate_after(self.global_step)
+        acc.print(
+            f"resumed from {path} at epoch {self.epoch + 1}, step {self.global_step} "
+            f"({self.batches_done_in_epoch} batches into the epoch)"
+        )
+
+    # ------------------------------------------------------------------ loop
+    def _evaluate(self, epoch: int) -> dict[str, dict[str, Any]]:
+        results: dict[str, dict[str, Any]] = {}
+        self.model.eval()
+        for split, dl in self.eval_dls.items():
+            metrics = self.task.evaluate(self.model, dl, self.accelerator)
+            results[split] = metrics
+            if self.accelerator.is_main_process:
+                self.log.write(
+                    {"epoch": epoch, "step": self.global_step, "split": split, **metrics}
+                )
+            self.accelerator.log(
+                flatten_numbers(metrics, prefix=f"{split}/"), step=self.global_step
+            )
+        self.model.train()
+        return results
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        bad = torch.tensor(
+            [0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=loss.device
+        )
+        if self.accelerator.reduce(bad, reduction="sum").item() > 0:
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            last = self.ckpt_root / "last"
+            kept = str(last.resolve()) if last.exists() else "none written yet"
+            raise NonFiniteLossError(
+                f"non-finite loss at epoch {self.epoch + 1}, step {self.global_step} ({detail}); "
+                f"stopped without saving. Last good checkpoint: {kept}"
+            )
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the end (or to ``stop_after_steps``); return a summary."""
+        self._setup()
+        acc, s = self.accelerator, self.settings
+        if self.resume is not None:
+            self._load(ckpt.find_resume_checkpoint(self.resume))
+        start = time.perf_counter()
+        stopped_early = False
+        self.model.train()
+        while self.epoch < s.epochs and not stopped_early:
+            skip = self.batches_done_in_epoch
+            loader = acc.skip_first_batches(self.train_dl, skip) if skip else self.train_dl
+            # accelerate re-seeds the sampler from its own iteration counter on each pass;
+            # pin it to the epoch so a resumed run draws the same order.
+            for dl in {id(loader): loader, id(self.train_dl): self.train_dl}.values():
+                dl.set_epoch(self.epoch)
+            bar = tqdm(
+                total=len(self.train_dl),
+                initial=skip,
+                desc=f"epoch {self.epoch + 1}/{s.epochs}",
+                disable=not (acc.is_main_process and self.show_progress),
+                dynamic_ncols=True,
+            )
+            tick, seen = time.perf_counter(), 0
+            for batch in loader:
+                with acc.accumulate(self.model):
+                    loss, terms = self.task.compute_loss(self.model, batch)
+                    self._check_finite(loss, terms)
+                    acc.backward(loss)
+                    if acc.sync_gradients and s.clip_grad_norm:
+                        acc.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                self.batches_done_in_epoch += 1
+                seen += _batch_size(batch) * acc.num_processes
+                bar.update(1)
+                if not acc.sync_gradients:
+                    continue
+                self.scheduler.step()
+                self.global_step += 1
+                rate = seen / max(1e-9, time.perf_counter() - tick)
+                bar.set_postfix(
+                    loss=f"{loss.item():.4f}",
+                    lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                    sps=f"{rate:.1f}",
+                )
+                if s.log_every and self.global_step % s.log_every == 0:
+                    logs = {f"train/{k}": float(v) for k, v in terms.items()}
+                    logs["train/lr"] = self.scheduler.get_last_lr()[0]
+                    acc.log(logs, step=self.global_step)
+                if s.checkpoint_every_steps and self.global_step % s.checkpoint_every_steps == 0:
+                    self._save(f"step-{self.global_step:07d}", best=False)
+                if s.stop_after_steps is not None and self.global_step >= s.stop_after_steps:
+                    stopped_early = True
+                    break
+            bar.close()
+            if stopped_early:
+                break
+            self.epoch += 1
+            self.batches_done_in_epoch = 0
+            is_best = False
+            if self.eval_dls and (self.epoch % s.eval_every == 0 or self.epoch == s.epochs):
+                results = self._evaluate(self.epoch)
+                self.last_eval = results
+                first = next(iter(results.values()))
+                value = first.get(self.task.best_metric)
+                if value is not None and (self.best_value is None or value > self.best_value):
+                    self.best_value, is_best = float(value), True
+                key = self.task.best_metric
+                summary = ", ".join(
+                    f"{split} {key} {m.get(key, float('nan')):.2f}" for split, m in results.items()
+                )
+                acc.print(f"epoch {self.epoch}: {summary}")
+            elif not self.eval_dls:
+                is_best = True
+            self._save(f"epoch-{self.epoch:04d}", best=is_best)
+        acc.end_training()
+        return {
+            "epochs_done": self.epoch,
+            "global_step": self.global_step,
+            "stopped_early": stopped_early,
+            "best_metric": self.task.best_metric,
+            "best_value": self.best_value,
+            "last_eval": self.last_eval,
+            "train_seconds": time.perf_counter() - start,
+            "output_dir": str(self.output_dir),
+            "model": self.model,
+            "accelerator": acc,
+        }
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, dict):
+        for value in batch.values():
+            if isinstance(value, torch.Tensor):
+                return int(value.shape[0])
+            if isinstance(value, list):
+                return len(value)
+    return 1

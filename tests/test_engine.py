@@ -1,0 +1,145 @@
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from btdnet.engine import NonFiniteLossError, Trainer, apply_overrides, load_config
+from btdnet.engine import checkpoints as ckpt
+from btdnet.engine.config import ConfigError
+from btdnet.engine.schedule import warmup_cosine_factor, warmup_poly_factor
+from tests.toy_task import ToyTask
+
+BASE = {
+    "seed": 3,
+    "data": {"n": 40},
+    "train": {
+        "epochs": 3,
+        "batch_size": 8,
+        "eval_batch_size": 5,
+        "lr": 0.05,
+        "warmup_steps": 2,
+        "trackers": "none",
+        "keep_checkpoints": 5,
+    },
+}
+
+
+def _run(tmp: Path, overrides=(), resume=None, task=None) -> dict:
+    config = apply_overrides(BASE, overrides)
+    return Trainer(task or ToyTask(), config, tmp, resume=resume, show_progress=False).fit()
+
+
+def _weights(run_dir: Path) -> dict:
+    return load_file(str(run_dir / "checkpoints" / "last" / "model.safetensors"))
+
+
+def test_config_overrides_parse_yaml_values(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 3e-5\n  epochs: 2\ndata:\n  root: x\n")
+    cfg = load_config(path, ["train.lr=1e-4", "data.eval_splits=[val,test]", "model.variant=tiny"])
+    assert cfg["train"]["lr"] == pytest.approx(1e-4)
+    assert cfg["train"]["epochs"] == 2
+    assert cfg["data"]["eval_splits"] == ["val", "test"]
+    assert cfg["model"]["variant"] == "tiny"
+    assert load_config(path)["train"]["lr"] == pytest.approx(3e-5)
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
+        apply_overrides(cfg, ["novalue"])
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_schedules_hand_values():
+    assert warmup_poly_factor(0, warmup_steps=4, total_steps=14, power=0.9) == pytest.approx(0.25)
+    assert warmup_poly_factor(4, warmup_steps=4, total_steps=14, power=0.9) == pytest.approx(1.0)
+    assert warmup_poly_factor(9, warmup_steps=4, total_steps=14, power=0.9) == pytest.approx(
+        0.5**0.9
+    )
+    assert warmup_poly_factor(14, warmup_steps=4, total_steps=14, power=0.9) == 0.0
+    mid = warmup_cosine_factor(5, warmup_steps=0, total_steps=10, min_factor=0.1)
+    assert mid == pytest.approx(0.1 + 0.9 * 0.5)
+
+
+def test_training_writes_metrics_checkpoints_and_config(tmp_path):
+    summary = _run(tmp_path)
+    assert summary["epochs_done"] == 3 and not summary["stopped_early"]
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert all(r["split"] == "val" and r["samples"] == 13 for r in records)
+    assert records[-1]["score"] > records[0]["score"] - 1e-9 or math.isfinite(records[-1]["score"])
+    last = (tmp_path / "checkpoints" / "last").resolve()
+    assert last.name == "epoch-0003"
+    assert (tmp_path / "checkpoints" / "best").resolve().name.startswith("epoch-")
+    assert (tmp_path / "config.yaml").is_file()
+    progress = json.loads((last / "training_state" / "progress.json").read_text())
+    assert progress["global_step"] == 15 and progress["epoch"] == 3
+
+
+def test_resume_after_interruption_matches_uninterrupted(tmp_path):
+    _run(tmp_path / "full")
+    # Interrupted in the middle of epoch 2 (step 7 of 15): epoch-0001 is the last checkpoint.
+    first = _run(tmp_path / "cut", ["train.stop_after_steps=7"])
+    assert first["stopped_early"]
+    assert (tmp_path / "cut" / "checkpoints" / "last").resolve().name == "epoch-0001"
+    _run(tmp_path / "cut", resume=tmp_path / "cut")
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6)
+    epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut" / "metrics.jsonl").open()]
+    assert epochs == [1, 2, 3]
+
+
+def test_resume_from_mid_epoch_checkpoint_matches(tmp_path):
+    _run(tmp_path / "full")
+    _run(tmp_path / "cut", ["train.checkpoint_every_steps=3", "train.stop_after_steps=8"])
+    assert (tmp_path / "cut" / "checkpoints" / "last").resolve().name == "step-0000006"
+    _run(tmp_path / "cut", ["train.checkpoint_every_steps=3"], resume=tmp_path / "cut")
+    full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
+    for key in full:
+        torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6)
+
+
+def test_kill_during_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
+    _run(tmp_path, ["train.epochs=1"])
+    root = tmp_path / "checkpoints"
+    before = (root / "last").resolve()
+
+    def dying_save(obj, path):
+        Path(path).write_bytes(b"partial")
+        raise KeyboardInterrupt("killed while writing")
+
+    monkeypatch.setattr(ckpt, "save_tensors", dying_save)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, ["train.epochs=2"], resume=tmp_path)
+    assert (root / "last").resolve() == before
+    assert ckpt.find_resume_checkpoint(tmp_path) == before
+    assert list(root.glob("*.tmp"))  # the half-written folder is there, and ignored
+    monkeypatch.undo()
+    summary = _run(tmp_path, ["train.epochs=2"], resume=tmp_path)
+    assert summary["epochs_done"] == 2
+    assert not list(root.glob("*.tmp"))
+
+
+def test_non_finite_loss_stops_and_keeps_last_good(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss.*epoch-0001"):
+        _run(tmp_path, task=ToyTask(nan_at_step=8))
+    assert (tmp_path / "checkpoints" / "last").resolve().name == "epoch-0001"
+
+
+def test_resume_without_checkpoint_is_clear(tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
+        ckpt.find_resume_checkpoint(tmp_path)
+
+
+def test_optimizer_state_is_loaded_without_unpickling_code(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    path = tmp_path / "optimizer.pt"
+    torch.save({"x": Evil()}, path)
+    with pytest.raises(ckpt.CheckpointError, match="cannot be read safely"):
+        ckpt.load_tensors(path)
