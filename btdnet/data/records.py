@@ -1,0 +1,218 @@
+"""Plain records of referring samples, and the lazily decoded masks they point to.
+
+Indexing a data set only builds :class:`ReferringRecord`\\ s; pixels (image and mask) are read
+when an item is requested, so that an index of 17k expressions is built in a moment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from btdnet.data.errors import DatasetError, Problem
+from btdnet.data.transforms import read_gray_array
+
+# RefSegRS masks: foreground where the 8-bit value is above this.
+REFSEGRS_MASK_THRESHOLD = 50
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def sort_splits(names: set[str] | list[str]) -> list[str]:
+    """Split names in the order train, val, test, then any others alphabetically."""
+    known = [name for name in SPLIT_ORDER if name in names]
+    return known + sorted(set(names) - set(SPLIT_ORDER))
+
+
+def _compressed_rle_total(counts: bytes) -> int:
+    """Sum of the run lengths of a compressed COCO RLE string (-1 when it is malformed).
+
+    pycocotools decodes a malformed string into uninitialised memory instead of failing, so
+    the runs are checked against the mask size before decoding. Each run is a little-endian
+    sequence of 5-bit groups stored as ``chr(48 + group)``; bit 0x20 continues the number,
+    bit 0x10 of the last group is the sign; from the third run on, runs are deltas to the run
+    two places back.
+    """
+    runs: list[int] = []
+    value = shift = 0
+    for byte in counts:
+        group = byte - 48
+        if not 0 <= group < 64:
+            return -1
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        if value < 0:
+            return -1
+        runs.append(value)
+        value = shift = 0
+    if shift:
+        return -1
+    return sum(runs)
+
+
+@dataclass(frozen=True)
+class RleMask:
+    """A mask stored as one compressed COCO RLE of size (height, width).
+
+    ``file`` and ``label`` (e.g. ``"annotation 12"``) say where it came from, for messages.
+    """
+
+    height: int
+    width: int
+    counts: bytes = field(repr=False)
+    file: str
+    label: str
+
+    @classmethod
+    def from_segmentation(cls, segmentation: Any, file: str | Path, label: str) -> RleMask:
+        """Build from a COCO ``segmentation``: an RLE dict or a list of RLE dicts.
+
+        Compressed (``counts`` a str or bytes) and uncompressed (``counts`` a list of ints)
+        RLEs are accepted; several RLEs are merged (union). Raises ``ValueError`` with the
+        reason when the segmentation is not an RLE.
+        """
+        parts = segmentation if isinstance(segmentation, list) else [segmentation]
+        if not parts:
+            raise ValueError("segmentation is an empty list")
+        rles = [_compressed_rle(part) for part in parts]
+        sizes = {tuple(rle["size"]) for rle in rles}
+        if len(sizes) != 1:
+            raise ValueError(f"segmentation parts have different sizes {sorted(sizes)}")
+        rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
+        height, width = (int(v) for v in rle["size"])
+        return cls(
+            height=height, width=width, counts=bytes(rle["counts"]), file=str(file), label=label
+        )
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(H, W) of the mask."""
+        return self.height, self.width
+
+    def area(self) -> int:
+        """Number of foreground pixels, computed from the runs without decoding."""
+        return int(mask_utils.area(self._rle()))
+
+    def is_valid(self) -> bool:
+        """Whether the runs cover exactly height x width pixels (checked without decoding)."""
+        return _compressed_rle_total(self.counts) == self.height * self.width
+
+    def decode(self) -> np.ndarray:
+        """Bool (H, W) mask; raises :class:`DatasetError` naming the file when malformed."""
+        if not self.is_valid():
+            raise DatasetError(
+                f"{self.file}: {self.label}: RLE counts do not describe a "
+                f"{self.height}x{self.width} mask"
+            )
+        decoded = mask_utils.decode(self._rle())
+        if decoded.ndim == 3:  # (H, W, N) -> (H, W): union of the parts
+            decoded = decoded.sum(axis=-1)
+        return decoded > 0
+
+    def _rle(self) -> dict[str, Any]:
+        return {"size": [self.height, self.width], "counts": self.counts}
+
+
+def _compressed_rle(part: Any) -> dict[str, Any]:
+    """One COCO RLE dict -> a compressed RLE with bytes counts; ``ValueError`` when invalid."""
+    if not isinstance(part, dict):
+        kind = "polygon" if isinstance(part, list) else type(part).__name__
+        raise ValueError(f"segmentation part is a {kind}, expected an RLE dict {{size, counts}}")
+    size, counts = part.get("size"), part.get("counts")
+    if (
+        not isinstance(size, (list, tuple))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+    ):
+        raise ValueError(f"RLE size {size!r} is not [height, width] of positive integers")
+    height, width = int(size[0]), int(size[1])
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError as exc:
+            raise ValueError("RLE counts string is not ASCII") from exc
+    if isinstance(counts, bytes):
+        return {"size": [height, width], "counts": counts}
+    if isinstance(counts, list) and all(isinstance(v, int) and v >= 0 for v in counts):
+        if sum(counts) != height * width:
+            raise ValueError(f"uncompressed RLE runs do not sum to {height}x{width}")
+        return mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    raise ValueError(f"RLE counts of type {type(counts).__name__} (expected str, bytes or list)")
+
+
+@dataclass(frozen=True)
+class FileMask:
+    """A mask stored as a single-channel image file; foreground = value > ``threshold``."""
+
+    path: Path
+    threshold: int = REFSEGRS_MASK_THRESHOLD
+
+    @property
+    def label(self) -> str:
+        """How messages name this mask: its path."""
+        return str(self.path)
+
+    def decode(self) -> np.ndarray:
+        """Bool (H, W) mask; raises :class:`DatasetError` naming the file when unreadable."""
+        return read_gray_array(self.path) > self.threshold
+
+
+MaskSource = RleMask | FileMask
+
+
+@dataclass(frozen=True)
+class ReferringRecord:
+    """One referring sample: an image, an expression and the mask of the object it names.
+
+    ``image_size`` is the (H, W) read from the image header at index time, or ``None`` when it
+    was not read (or the header was unreadable: the item then fails with the cause).
+    """
+
+    sample_id: str
+    image_path: Path
+    expression: str
+    category: str
+    category_id: int
+    image_id: str
+    split: str
+    mask: MaskSource
+    image_size: tuple[int, int] | None = None
+
+
+@dataclass
+class LoadStats:
+    """What a loader found.
+
+    ``splits`` lists every split the index holds (not only the one loaded).
+    ``empty_masks`` / ``resized_masks`` are ``None`` when they could not be counted without
+    decoding every file (``scripts/check_dataset.py`` counts everything). ``problems`` holds
+    the warnings (and, for a non-strict load, the errors) met while indexing.
+    """
+
+    dataset: str
+    root: str
+    split: str | None
+    splits: list[str] = field(default_factory=list)
+    samples: int = 0
+    images: int = 0
+    empty_masks: int | None = None
+    resized_masks: int | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """One line for logs, e.g. ``rrsisd train: 12181 samples, 12181 images, 2 empty masks``."""
+        parts = [f"{self.samples} samples", f"{self.images} images"]
+        if self.empty_masks is not None:
+            parts.append(f"{self.empty_masks} empty masks")
+        if self.resized_masks is not None:
+            parts.append(f"{self.resized_masks} masks resized to their image")
+        return f"{self.dataset} {self.split or 'all splits'}: {', '.join(parts)}"

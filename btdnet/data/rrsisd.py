@@ -1,0 +1,325 @@
+"""RRSIS-D index reader (the REFER layout of the RMSIN release).
+
+Layout under ``root`` (the peers' ``refer/data/``)::
+
+    rrsisd/refs(unc).p                 pickle: list of ref dicts (untrusted: restricted loader)
+    rrsisd/instances.json              COCO-style: images, annotations, categories
+    images/rrsisd/JPEGImages/NNNNN.jpg
+
+A ref holds ``ref_id, ann_id, image_id, sent_ids, split, file_name, category_id`` and
+``sentences = [{tokens, raw, sent_id, sent}]``; each sentence is one sample with sample id
+``<ref_id>-<sent_id>``. Annotations carry ``categories_id`` (plural) and a ``segmentation``
+list holding one compressed RLE ``{size: [h, w], counts: str}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from btdnet.data.errors import DatasetError, ProblemLog, UnsafePickleError
+from btdnet.data.records import LoadStats, ReferringRecord, RleMask, sort_splits
+from btdnet.data.safe_pickle import safe_load_pickle
+from btdnet.data.transforms import read_image_size
+
+REFS_FILE = Path("rrsisd") / "refs(unc).p"
+INSTANCES_FILE = Path("rrsisd") / "instances.json"
+IMAGES_DIR = Path("images") / "rrsisd" / "JPEGImages"
+
+
+def _detail(exc: Exception, path: Path) -> str:
+    """An exception's message without the leading ``<path>: ``."""
+    return str(exc).removeprefix(f"{path}: ")
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def _read_refs(path: Path, log: ProblemLog) -> list[dict[str, Any]] | None:
+    if not path.is_file():
+        detail = f"refs file not found (RRSIS-D layout: <root>/{REFS_FILE})"
+        if (path.parent.parent / REFS_FILE.name).is_file():
+            detail += "; the root given looks like <root>/rrsisd: pass its parent folder"
+        log.fatal("missing_file", path, detail)
+        return None
+    try:
+        refs = safe_load_pickle(path)
+    except UnsafePickleError as exc:
+        log.fatal("unsafe_file", path, _detail(exc, path))
+        return None
+    except DatasetError as exc:
+        log.fatal("unreadable_file", path, _detail(exc, path))
+        return None
+    if not isinstance(refs, list) or not all(isinstance(ref, dict) for ref in refs):
+        log.fatal("unreadable_file", path, "expected a list of ref dicts")
+        return None
+    return refs
+
+
+def _read_instances(path: Path, log: ProblemLog) -> dict[str, Any] | None:
+    if not path.is_file():
+        log.fatal(
+            "missing_file",
+            path,
+            "instances file not found (RRSIS-D layout: <root>/" + str(INSTANCES_FILE) + ")",
+        )
+        return None
+    try:
+        instances = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        log.fatal("unreadable_file", path, f"not valid JSON ({exc})")
+        return None
+    if not isinstance(instances, dict) or not isinstance(instances.get("annotations"), list):
+        log.fatal(
+            "unreadable_file", path, "expected a COCO-style object with an 'annotations' list"
+        )
+        return None
+    for key in ("images", "categories"):
+        if not isinstance(instances.get(key, []), list):
+            log.fatal("unreadable_file", path, f"'{key}' is not a list")
+            return None
+    return instances
+
+
+def _by_id(entries: list[Any], what: str, path: Path, log: ProblemLog) -> dict[Any, dict[str, Any]]:
+    """Index COCO entries by ``id``; the first of duplicated ids wins (and is reported)."""
+    table: dict[Any, dict[str, Any]] = {}
+    for position, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not _is_id(entry.get("id")):
+            log.add("unreadable_file", path, f"{what} #{position} has no usable 'id'")
+            continue
+        if entry["id"] in table:
+            log.add(
+                "duplicate_id",
+                path,
+                f"{what} id {entry['id']} occurs more than once; the first is used",
+            )
+            continue
+        table[entry["id"]] = entry
+    return table
+
+
+def _expressions(ref: dict[str, Any]) -> list[tuple[Any, str]]:
+    """(sent_id, stripped text) of each sentence of a ref: raw, else sent, else the tokens."""
+    sentences = ref.get("sentences") if isinstance(ref.get("sentences"), list) else []
+    sent_ids = ref.get("sent_ids") if isinstance(ref.get("sent_ids"), list) else []
+    out = []
+    for position, sentence in enumerate(sentences):
+        sentence = sentence if isinstance(sentence, dict) else {}
+        sent_id = sentence.get("sent_id")
+        if sent_id is None and position < len(sent_ids):
+            sent_id = sent_ids[position]
+        if sent_id is None:
+            sent_id = position
+        tokens = sentence.get("tokens")
+        candidates = [
+            sentence.get("raw"),
+            sentence.get("sent"),
+            " ".join(str(t) for t in tokens) if isinstance(tokens, list) else None,
+        ]
+        texts = [text.strip() for text in candidates if isinstance(text, str) and text.strip()]
+        out.append((sent_id, texts[0] if texts else ""))
+    return out
+
+
+def _image_names(ref: dict[str, Any], image: dict[str, Any] | None) -> list[str]:
+    """Where the image may be: the instances.json entry, the ref's file_name, then NNNNN.jpg.
+
+    Only the base name is kept, so an index cannot point outside the image folder.
+    """
+    names = []
+    if image is not None and isinstance(image.get("file_name"), str):
+        names.append(image["file_name"])
+    if isinstance(ref.get("file_name"), str):
+        names.append(ref["file_name"])
+    if isinstance(ref["image_id"], int):
+        names.append(f"{ref['image_id']:05d}.jpg")
+    base_names = (name.replace("\\", "/").rsplit("/", 1)[-1] for name in names)
+    return [name for name in dict.fromkeys(base_names) if name not in ("", ".", "..")]
+
+
+def load_rrsisd_records(
+    root: str | Path,
+    split: str | None,
+    *,
+    read_image_sizes: bool = True,
+    strict: bool = True,
+) -> tuple[list[ReferringRecord], LoadStats]:
+    """Index the RRSIS-D samples of ``split`` (``None``: every split) under ``root``.
+
+    Masks are not decoded: empty masks are counted from the RLE runs, and with
+    ``read_image_sizes`` each image header is read (no pixels) to find the images whose size
+    differs from their RLE's (their masks are resized to the image when an item is loaded).
+
+    With ``strict`` (the default) a :class:`DatasetError` naming the file is raised for missing
+    or unreadable index files, an unsafe pickle, an unknown split, refs pointing to unknown
+    annotations, missing images and empty expressions. With ``strict=False`` these are only
+    listed in ``stats.problems`` and the usable records are returned (for the dataset check).
+    """
+    root = Path(root)
+    log = ProblemLog(strict=strict)
+    stats = LoadStats(dataset="rrsisd", root=str(root), split=split, problems=log.problems)
+    if not root.is_dir():
+        log.fatal("missing_file", root, "data root folder not found")
+        return [], stats
+    refs_path, instances_path, image_folder = (
+        root / REFS_FILE,
+        root / INSTANCES_FILE,
+        root / IMAGES_DIR,
+    )
+    refs = _read_refs(refs_path, log)
+    instances = _read_instances(instances_path, log)
+    if refs is None or instances is None:
+        return [], stats
+    if not image_folder.is_dir():
+        log.fatal(
+            "missing_file",
+            image_folder,
+            "image folder not found (RRSIS-D layout: <root>/" + str(IMAGES_DIR) + ")",
+        )
+        return [], stats
+
+    present = sort_splits({str(ref.get("split")) for ref in refs})
+    stats.splits = present
+    if split is not None and split not in present:
+        log.fatal(
+            "unknown_split",
+            refs_path,
+            f"split {split!r} not found; splits present: {', '.join(present) or 'none'}",
+        )
+        return [], stats
+
+    annotations = _by_id(instances["annotations"], "annotation", instances_path, log)
+    images = _by_id(instances.get("images", []), "image", instances_path, log)
+    category_names = {
+        c.get("id"): str(c.get("name", ""))
+        for c in instances.get("categories", [])
+        if isinstance(c, dict)
+    }
+
+    records: list[ReferringRecord] = []
+    masks: dict[Any, RleMask | None] = {}
+    image_paths: dict[Any, Path | None] = {}
+    seen_ids: set[str] = set()
+    for position, ref in enumerate(refs):
+        if split is not None and str(ref.get("split")) != split:
+            continue
+        missing = [key for key in ("ref_id", "ann_id", "image_id") if not _is_id(ref.get(key))]
+        if missing:
+            log.add(
+                "unreadable_file", refs_path, f"ref #{position} lacks a usable {', '.join(missing)}"
+            )
+            continue
+        ref_id, ann_id, image_id = ref["ref_id"], ref["ann_id"], ref["image_id"]
+        annotation = annotations.get(ann_id)
+        if annotation is None:
+            log.add(
+                "unknown_annotation",
+                instances_path,
+                f"ref {ref_id} points to annotation {ann_id}, which is not in this file",
+            )
+            continue
+        if ann_id not in masks:
+            try:
+                masks[ann_id] = RleMask.from_segmentation(
+                    annotation.get("segmentation"), instances_path, f"annotation {ann_id}"
+                )
+            except ValueError as exc:
+                masks[ann_id] = None
+                log.add("bad_annotation", instances_path, f"annotation {ann_id}: {exc}")
+        mask = masks[ann_id]
+        if image_id not in image_paths:
+            file_names = _image_names(ref, images.get(image_id))
+            found = next(
+                (n for n in file_names if os.path.isfile(os.path.join(image_folder, n))), None
+            )
+            if found is None:
+                log.add(
+                    "missing_image",
+                    image_folder / (file_names[0] if file_names else f"<image {image_id}>"),
+                    f"image of ref {ref_id} (image_id {image_id}) not found",
+                )
+            image_paths[image_id] = None if found is None else image_folder / found
+        image_path = image_paths[image_id]
+        sentences = _expressions(ref)
+        if not sentences:
+            log.add("bad_expression", refs_path, f"ref {ref_id} has no sentence")
+        category_id = annotation.get(
+            "categories_id", annotation.get("category_id", ref.get("category_id", -1))
+        )
+        category_id = int(category_id) if isinstance(category_id, int) else -1
+        for sent_id, text in sentences:
+            sample_id = f"{ref_id}-{sent_id}"
+            if not text:
+                log.add(
+                    "bad_expression",
+                    refs_path,
+                    f"sample {sample_id}: expression is empty after stripping",
+                )
+                continue
+            if sample_id in seen_ids:
+                log.add("duplicate_id", refs_path, f"sample id {sample_id} occurs more than once")
+            seen_ids.add(sample_id)
+            if mask is None or image_path is None:
+                continue
+            records.append(
+                ReferringRecord(
+                    sample_id=sample_id,
+                    image_path=image_path,
+                    expression=text,
+                    category=category_names.get(category_id, ""),
+                    category_id=category_id,
+                    image_id=str(image_id),
+                    split=str(ref.get("split")),
+                    mask=mask,
+                )
+            )
+    _count_mask_facts(records, stats, log, read_image_sizes)
+    log.raise_if_fatal()
+    return records, stats
+
+
+def _count_mask_facts(
+    records: list[ReferringRecord], stats: LoadStats, log: ProblemLog, read_image_sizes: bool
+) -> None:
+    """Fill sample/image counts, empty masks (from the runs) and, optionally, resized masks.
+
+    Masks are counted once per annotation. With ``read_image_sizes`` every record gets its
+    image's (H, W), read from the header only.
+    """
+    stats.samples = len(records)
+    stats.images = len({record.image_path for record in records})
+    empty: set[str] = set()
+    resized: set[str] = set()
+    sizes: dict[Path, tuple[int, int] | None] = {}
+    for position, record in enumerate(records):
+        mask = record.mask
+        if not isinstance(mask, RleMask):
+            raise TypeError(f"RRSIS-D record {record.sample_id} has no RLE mask")
+        if mask.label not in empty and mask.area() == 0:
+            empty.add(mask.label)
+            log.add(
+                "empty_mask",
+                mask.file,
+                f"{mask.label} (image {record.image_path.name}) has no foreground pixel",
+            )
+        if not read_image_sizes:
+            continue
+        if record.image_path not in sizes:
+            sizes[record.image_path] = read_image_size(record.image_path)
+        size = sizes[record.image_path]
+        records[position] = replace(record, image_size=size)
+        if size is not None and size != mask.size and mask.label not in resized:
+            resized.add(mask.label)
+            log.add(
+                "size_mismatch",
+                record.image_path,
+                f"image is {size[0]}x{size[1]} (HxW) but its mask ({mask.label}) is "
+                f"{mask.height}x{mask.width}; the mask is resized to the image (nearest)",
+            )
+    stats.empty_masks = len(empty)
+    stats.resized_masks = len(resized) if read_image_sizes else None
