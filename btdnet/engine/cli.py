@@ -1,0 +1,112 @@
+"""The command line shared by ``scripts/train_rrsis.py`` and ``scripts/train_seg.py``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from btdnet.engine.checkpoints import CheckpointError
+from btdnet.engine.config import ConfigError, get, load_config
+from btdnet.engine.task import TrainingTask
+from btdnet.engine.trainer import NonFiniteLossError, Trainer
+
+EPILOG = """\
+launching:
+  one CPU or GPU:     python {prog} --config C
+  N GPUs:             accelerate launch --multi_gpu --num_processes N {prog} --config C
+  CPU, N processes:   accelerate launch --multi_gpu --num_processes N {prog} ... (gloo)
+  several machines:   accelerate launch --num_machines M --machine_rank R \\
+                        --main_process_ip IP --main_process_port P {prog} ...
+No `accelerate config` file is needed. train.batch_size is per process: the total batch is
+batch_size x processes x grad_accum. The output folder must be on storage every process sees.
+
+outputs (in the output folder):
+  config.yaml          the resolved config this run used
+  metrics.jsonl        one JSON object per evaluation: epoch, step, split and the metrics
+  checkpoints/last     the latest checkpoint (a model folder + training_state/)
+  checkpoints/best     the best by the task's metric; load it with from_pretrained
+  events.*             TensorBoard logs when tensorboard is installed
+
+interruptions: checkpoints are written atomically; --resume continues from checkpoints/last
+with the same data order and RNG, so the run ends where an uninterrupted one would.
+"""
+
+
+def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.lr=1e-4 --set data.root=datasets/rrsisd",
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, help="where to write (default: the config's output_dir)"
+    )
+    parser.add_argument(
+        "--resume",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="resume from PATH (a run or checkpoint folder); alone: from the output folder. "
+        "Without --config the run's own config.yaml is used.",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(
+    task_factory: Callable[[], TrainingTask],
+    *,
+    prog: str,
+    description: str,
+    argv: list[str] | None = None,
+    prepare: Callable[[dict], None] | None = None,
+) -> int:
+    """Parse arguments, run the trainer, print where everything went. Returns an exit code."""
+    args = build_parser(prog, description).parse_args(argv)
+    try:
+        config_path = args.config
+        if config_path is None and args.resume is not None:
+            run_dir = Path(args.resume) if args.resume else args.output_dir
+            if run_dir is None:
+                raise ConfigError("--resume without a path needs --output-dir or --config")
+            config_path = run_dir / "config.yaml"
+        if config_path is None:
+            raise ConfigError("--config is required (or --resume RUN_DIR)")
+        config = load_config(config_path, args.overrides)
+        output_dir = args.output_dir or Path(get(config, "output_dir", "runs/train"))
+        config["output_dir"] = str(output_dir)
+        resume = None
+        if args.resume is not None:
+            resume = Path(args.resume) if args.resume else output_dir
+        if prepare is not None:
+            prepare(config)
+        summary = Trainer(
+            task_factory(), config, output_dir, resume=resume, show_progress=not args.no_progress
+        ).fit()
+    except (ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError, ValueError) as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 1
+    accelerator = summary["accelerator"]
+    if accelerator.is_main_process:
+        best = summary["best_value"]
+        best_text = f"{best:.2f}" if best is not None else "n/a"
+        print(
+            f"done: {summary['epochs_done']} epochs, {summary['global_step']} steps in "
+            f"{summary['train_seconds']:.0f} s; best {summary['best_metric']} {best_text}\n"
+            f"  metrics:     {output_dir / 'metrics.jsonl'}\n"
+            f"  checkpoints: {output_dir / 'checkpoints'} (best/, last/)"
+        )
+    return 0

@@ -1,0 +1,127 @@
+"""The referring-segmentation task for the generic trainer (``scripts/train_rrsis.py``).
+
+Config sections it reads::
+
+    model: {variant, pretrained, overrides: {...}}
+    data:  {dataset, root, train_split, eval_splits, image_size, max_tokens,
+            generate_synthetic: {train, val, test, size, seed}}   # optional
+    train: {lr, weight_decay, text_lr_factor, ...}                 # see TrainSettings
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from btdnet.data import build_referring_dataset
+from btdnet.engine.config import get
+from btdnet.evaluation import evaluate_referring
+from btdnet.models import build_model
+
+
+def model_overrides(config: dict) -> dict[str, Any]:
+    """The keyword overrides ``build_model`` gets: the model section's plus data sizes."""
+    overrides = dict(get(config, "model.overrides", {}) or {})
+    image_size = get(config, "data.image_size")
+    if image_size is not None:
+        overrides["image_size"] = int(image_size)
+    max_tokens = get(config, "data.max_tokens")
+    if max_tokens is not None:
+        overrides["max_tokens"] = int(max_tokens)
+    return overrides
+
+
+class ReferringTask:
+    """BTDNet on RRSIS-D-format or RefSegRS data, scored by oIoU."""
+
+    name = "referring"
+    best_metric = "oIoU"
+
+    def __init__(self) -> None:
+        self.tokenizer: Any = None
+        self.image_size: int = 480
+        self.max_tokens: int = 20
+
+    def build_model(self, config: dict) -> nn.Module:
+        variant = get(config, "model.variant", "small")
+        pretrained = bool(get(config, "model.pretrained", True))
+        model = build_model(variant, pretrained=pretrained, **model_overrides(config))
+        self.tokenizer = model.tokenizer
+        self.image_size = int(model.config.image_size)
+        self.max_tokens = int(model.config.max_tokens)
+        return model
+
+    def _dataset(self, config: dict, split: str) -> Dataset:
+        return build_referring_dataset(
+            get(config, "data.dataset", "rrsisd"),
+            get(config, "data.root"),
+            split,
+            self.tokenizer,
+            image_size=self.image_size,
+            max_tokens=self.max_tokens,
+        )
+
+    def build_datasets(self, config: dict) -> tuple[Dataset, dict[str, Dataset]]:
+        if get(config, "data.root") is None:
+            raise ValueError("config has no data.root: set it in the file or with --set data.root=")
+        train = self._dataset(config, get(config, "data.train_split", "train"))
+        splits = get(config, "data.eval_splits", ["val"]) or []
+        return train, {split: self._dataset(config, split) for split in splits}
+
+    def collate_fn(self) -> None:
+        return None  # torch's default_collate: tensors stacked, strings listed
+
+    def compute_loss(self, model: nn.Module, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
+        out = model(
+            batch["pixel_values"],
+            batch["input_ids"],
+            batch["attention_mask"],
+            targets=batch["mask"],
+        )
+        return out.loss, {k: v.detach() for k, v in out.losses.items()}
+
+    def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]:
+        results = evaluate_referring(model, dataloader, accelerator, show_progress=False)
+        return {k: v for k, v in results.items() if not isinstance(v, str) or k == "split"}
+
+    def param_groups(self, model: nn.Module, config: dict) -> list[dict]:
+        lr = float(get(config, "train.lr", 3e-5))
+        return model.param_groups(
+            weight_decay=float(get(config, "train.weight_decay", 0.01)),
+            text_lr_factor=float(get(config, "model.text_lr_factor", 1.0)),
+            lr=lr,
+        )
+
+    def save_model(self, model: nn.Module, directory: Path) -> None:
+        model.save_pretrained(directory)
+
+
+def prepare_data(config: dict) -> None:
+    """Write the synthetic set first when the config asks for it and it is not there yet.
+
+    Only the main process writes (local rank 0 under ``accelerate launch``); the others wait
+    for the finished marker the generator leaves (``rrsisd/instances.json`` written last).
+    """
+    spec = get(config, "data.generate_synthetic")
+    root = get(config, "data.root")
+    if not spec or root is None:
+        return
+    import os
+    import time
+
+    marker = Path(root) / "rrsisd" / "instances.json"
+    if marker.is_file():
+        return
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        from btdnet.data.synthetic import generate_synthetic_rrsisd
+
+        generate_synthetic_rrsisd(root, **spec)
+    else:
+        deadline = time.monotonic() + 3600
+        while not marker.is_file():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{marker}: the synthetic set was not written in time")
+            time.sleep(1.0)

@@ -1,0 +1,206 @@
+"""Evaluation runner for referring segmentation: model -> per-sample statistics -> metrics.
+
+Used by training-time evaluation and by ``scripts/benchmark.py``. It runs on every process
+of an ``accelerate`` job; per-sample statistics are gathered with
+``accelerator.gather_for_metrics`` so the padding duplicates of the last batch are dropped and
+every sample counts exactly once, and every process returns the same dict.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from btdnet.evaluation.prediction_files import (
+    check_protocol,
+    dataset_split,
+    prediction_filename,
+    write_prediction,
+)
+from btdnet.metrics.referring import ReferringMetrics, size_bucket
+
+_REQUIRED_KEYS = ("pixel_values", "input_ids", "attention_mask", "mask", "index", "orig_size")
+
+
+def find_referring_dataset(dataloader: Any, dataset: Any = None) -> Any:
+    """Return the dataset that owns the items' ``index`` positions, or ``None``.
+
+    An explicit ``dataset`` wins. Otherwise ``dataloader.dataset`` is unwrapped through
+    ``.dataset`` attributes (e.g. ``torch.utils.data.Subset``) until one has ``records`` and
+    ``original_mask`` (a ``ReferringDataset`` or a wrapper that delegates them).
+    """
+    if dataset is not None:
+        return dataset
+    candidate = getattr(dataloader, "dataset", None)
+    for _ in range(8):
+        if candidate is None:
+            return None
+        if hasattr(candidate, "records") and hasattr(candidate, "original_mask"):
+            return candidate
+        candidate = getattr(candidate, "dataset", None)
+    return None
+
+
+def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinearly resize (N, 1, h, w) logits to ``size`` unless they already have it."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def _original_mask(dataset: Any, index: int, device: torch.device) -> torch.Tensor:
+    """The dataset's bool ground truth of sample ``index`` at the original size, on ``device``."""
+    mask = np.asarray(dataset.original_mask(index), dtype=bool)
+    return torch.from_numpy(mask).to(device)
+
+
+def _batch_stats(
+    logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
+) -> torch.Tensor:
+    """Per-sample ``(index, I, U, gt area at original size)`` of one batch as (B, 4) int64.
+
+    Under ``lavt`` without a dataset, the original-size area is estimated by scaling the
+    resized mask's area by the ratio of the original to the resized pixel count.
+    """
+    indices = torch.as_tensor(batch["index"]).long()  # (B,)
+    orig_sizes = torch.as_tensor(batch["orig_size"]).long().tolist()  # B x [H, W]
+    rows = []
+    if protocol == "lavt":
+        gt = batch["mask"].to(logits.device) != 0  # (B, S, S)
+        pred = _upsample(logits, tuple(gt.shape[-2:]))[:, 0] > 0  # (B, S, S)
+        inter = (pred & gt).flatten(1).sum(1)  # (B,)
+        union = (pred | gt).flatten(1).sum(1)  # (B,)
+        for b, index in enumerate(indices.tolist()):
+            if dataset is not None:
+                area = int(np.asarray(dataset.original_mask(index), dtype=bool).sum())
+            else:
+                height, width = orig_sizes[b]
+                scale = height * width / float(gt.shape[-2] * gt.shape[-1])
+                area = round(int(gt[b].sum()) * scale)
+            rows.append((index, int(inter[b]), int(union[b]), area))
+    else:
+        for b, index in enumerate(indices.tolist()):
+            gt_b = _original_mask(dataset, index, logits.device)  # (H, W)
+            if list(gt_b.shape) != orig_sizes[b]:
+                raise ValueError(
+                    f"sample {index}: original_mask has shape {tuple(gt_b.shape)} but the "
+                    f"item's orig_size is {tuple(orig_sizes[b])}"
+                )
+            pred_b = _upsample(logits[b : b + 1], tuple(gt_b.shape))[0, 0] > 0  # (H, W)
+            rows.append(
+                (index, int((pred_b & gt_b).sum()), int((pred_b | gt_b).sum()), int(gt_b.sum()))
+            )
+    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, 4)
+
+
+def _save_owned_predictions(
+    logits: torch.Tensor,
+    batch: dict[str, Any],
+    owned: list[int],
+    save_dir: Path,
+) -> None:
+    """Write 0/255 PNGs at original size for the local batch positions in ``owned``."""
+    orig_sizes = torch.as_tensor(batch["orig_size"]).long().tolist()  # B x [H, W]
+    for b in owned:
+        height, width = orig_sizes[b]
+        pred = _upsample(logits[b : b + 1], (height, width))[0, 0] > 0  # (H, W)
+        write_prediction(pred, save_dir / prediction_filename(str(batch["sample_id"][b])))
+
+
+def evaluate_referring(
+    model: nn.Module,
+    dataloader: Any,
+    accelerator: Any,
+    *,
+    protocol: str = "lavt",
+    dataset: Any = None,
+    save_dir: str | Path | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a referring model on a (prepared) dataloader under one protocol.
+
+    Args:
+        model: returns an object with ``target_logits`` (B, 1, H, W) from
+            ``model(pixel_values, input_ids, attention_mask)``; predicted mask = logit > 0.
+        dataloader: referring dataloader, already passed through ``accelerator.prepare``
+            (default ``even_batches=True``, so every process gets equally sized batches).
+        accelerator: the ``accelerate.Accelerator``.
+        protocol: ``"lavt"`` scores at the input resolution against the batch's ``mask``;
+            ``"original"`` up-samples the logits (bilinear) to each image's ``orig_size`` and
+            scores against ``dataset.original_mask(index)``.
+        dataset: the dataset whose positions the items' ``index`` refer to (records give
+            category names and sample ids; ``original_mask`` gives the size buckets). Defaults
+            to ``dataloader.dataset`` unwrapped; required by ``"original"``.
+        save_dir: when set, each process writes the predictions of the samples it owns as
+            0/255 PNGs at original size named ``<sample_id>.png``.
+        show_progress: show a progress bar on the local main process.
+
+    Returns:
+        :meth:`ReferringMetrics.compute`'s dict plus ``protocol`` and ``split`` (when the
+        dataset knows it); identical on every process. Without a dataset the size buckets use
+        an estimated original area and ``per_category`` is empty.
+    """
+    check_protocol(protocol)
+    dataset = find_referring_dataset(dataloader, dataset)
+    if protocol == "original" and dataset is None:
+        raise ValueError(
+            "evaluate_referring(protocol='original') needs the dataset (original_mask); pass "
+            "dataset= or use a dataloader over a ReferringDataset"
+        )
+    records = getattr(dataset, "records", None)
+    folder = Path(save_dir) if save_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+
+    metrics = ReferringMetrics()
+    was_training = model.training
+    model.eval()
+    progress = tqdm(
+        dataloader,
+        desc=f"evaluate ({protocol})",
+        disable=not (show_progress and accelerator.is_local_main_process),
+    )
+    try:
+        with torch.no_grad():
+            for batch in progress:
+                missing = [key for key in _REQUIRED_KEYS if key not in batch]
+                if missing:
+                    raise KeyError(f"evaluate_referring: batch lacks keys {missing}")
+                with accelerator.autocast():
+                    output = model(
+                        batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+                    )
+                logits = output.target_logits.float()  # (B, 1, H, W)
+                stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 4)
+                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 4), N <= P * B
+                if folder is not None:
+                    # Gathered rows are in rank order; the truncated tail holds the duplicates.
+                    offset = accelerator.process_index * stats.shape[0]
+                    owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
+                    _save_owned_predictions(logits, batch, owned, folder)
+                for index, inter, union, area in gathered.tolist():
+                    record = records[index] if records is not None else None
+                    metrics.update_stats(
+                        inter,
+                        union,
+                        getattr(record, "category", None),
+                        size_bucket(area),
+                        getattr(record, "sample_id", None),
+                    )
+    finally:
+        model.train(was_training)
+    if folder is not None:
+        accelerator.wait_for_everyone()
+
+    result = metrics.compute()
+    result["protocol"] = protocol
+    split = dataset_split(dataset) if dataset is not None else None
+    if split is not None:
+        result["split"] = split
+    return result

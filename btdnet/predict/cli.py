@@ -1,0 +1,359 @@
+"""``btdnet-predict``: segment what a text refers to in your own images.
+
+Exit status: 0 when every prompt succeeded; 1 when some lines of a ``--prompts`` file failed
+(each reported on stderr, the others completed); 2 for usage and fatal errors (missing or
+wrong checkpoint, unwritable output folder, unreadable image or empty text in single mode).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+PROG = "btdnet-predict"
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+PREDICTIONS_FILE = "predictions.jsonl"
+
+DESCRIPTION = """\
+Segment what a referring expression describes in an image with a BTDNet checkpoint.
+
+Single image:  btdnet-predict --checkpoint DIR --image scene.tif --text "the white ship" --out OUT
+Batch:         btdnet-predict --checkpoint DIR --prompts prompts.jsonl --out OUT
+               (one {"image": ..., "text": ...} object per line; relative image paths are
+               read from the prompts file's folder; a bad line is reported and skipped)
+
+Images (PNG, JPEG, TIFF, GeoTIFF) of any size are resized AS A WHOLE to the model's input
+size (no tiling: an expression may speak of the whole scene), and the probability map is
+brought back to the original size (bilinear), so small objects in very large images may be
+missed: crop such images first. Multi-band TIFFs use their first three bands; 16-bit data is
+stretched per band between its 2nd and 98th percentiles.
+
+Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
+and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
+.geojson of the mask's polygons in that CRS (needs `pip install btdnet[geo]`). One JSON line
+per prompt goes to stdout and to OUT/predictions.jsonl (rewritten each run).
+
+Exit status: 0 all prompts done; 1 some prompts-file lines failed (reported on stderr, the
+others done); 2 usage or fatal error (checkpoint, output folder, image or text in single mode)."""
+
+
+def one_line(message: str) -> str:
+    """Join a possibly multi-line message (e.g. a CUDA out-of-memory error) into one line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+class UsageError(Exception):
+    """Bad command-line arguments."""
+
+
+class FatalError(Exception):
+    """A problem that stops the whole run; the message is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see --help)")
+
+
+@dataclass
+class PromptJob:
+    """One prompt to answer: ``index`` numbers its output files, ``source`` locates it."""
+
+    index: int
+    image: Path
+    text: str
+    source: str
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``btdnet-predict``."""
+    parser = _Parser(
+        prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="BTDNet checkpoint folder (model.safetensors + config.json)",
+    )
+    parser.add_argument(
+        "--image", type=Path, metavar="PATH", help="image to segment (PNG, JPEG, TIFF, GeoTIFF)"
+    )
+    parser.add_argument(
+        "--text",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="referring expression; repeat for several prompts on the image",
+    )
+    parser.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE.jsonl",
+        help='batch mode: one {"image": ..., "text": ...} object per line',
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="OUTDIR",
+        help="output folder (created if needed)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
+    )
+    parser.add_argument(
+        "--amp",
+        default="none",
+        choices=["none", "bf16", "fp16"],
+        help="mixed precision for the forward pass (default: none)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=8,
+        metavar="N",
+        help="prompts per forward pass on one image (default: 8)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
+    return parser
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    if args.prompts is not None and (args.image is not None or args.text):
+        raise UsageError("--prompts cannot be combined with --image/--text (see --help)")
+    if args.prompts is None and args.image is None:
+        raise UsageError("give --image with --text, or --prompts FILE.jsonl (see --help)")
+    if args.image is not None and not args.text:
+        raise UsageError("--image needs at least one --text (see --help)")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+
+
+def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
+    """Jobs of ``--image`` and its ``--text`` options (numbered from 1); empty text is fatal."""
+    jobs = []
+    for number, text in enumerate(texts, start=1):
+        if not text.strip():
+            raise FatalError(f"--text number {number} is empty: give an expression to segment")
+        jobs.append(PromptJob(number, image, text.strip(), f"--text {number}"))
+    return jobs
+
+
+def _parse_line(line: str, where: str, base: Path, number: int) -> PromptJob:
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+    if not isinstance(item, dict):
+        raise ValueError(f'{where}: expected an object {{"image": ..., "text": ...}}')
+    for key in ("image", "text"):
+        if not isinstance(item.get(key), str):
+            raise ValueError(f'{where}: "{key}" is missing or not a string')
+    if not item["text"].strip():
+        raise ValueError(f"{where}: empty text")
+    if not item["image"].strip():
+        raise ValueError(f"{where}: empty image path")
+    image = Path(item["image"])
+    return PromptJob(
+        number, image if image.is_absolute() else base / image, item["text"].strip(), where
+    )
+
+
+def read_prompts_file(path: Path) -> tuple[list[PromptJob], list[str]]:
+    """Jobs of a JSONL prompts file (numbered by line) and one message per bad line.
+
+    Blank lines are skipped; relative image paths are taken from the file's folder.
+
+    Raises:
+        FatalError: the file itself cannot be read.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FatalError(f"{path}: cannot read the prompts file ({exc})") from exc
+    jobs, problems = [], []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            jobs.append(_parse_line(line, f"{path}:{number}", path.parent, number))
+        except ValueError as exc:
+            problems.append(str(exc))
+    return jobs, problems
+
+
+def open_predictions_file(out_dir: Path) -> IO[str]:
+    """Create the output folder and open ``predictions.jsonl`` in it for writing."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return (out_dir / PREDICTIONS_FILE).open("w", encoding="utf-8")
+    except OSError as exc:
+        detail = exc.strerror or type(exc).__name__
+        raise FatalError(f"{out_dir}: output folder is not writable ({detail})") from exc
+
+
+def _runs_by_image(jobs: list[PromptJob]) -> Iterator[list[PromptJob]]:
+    """Consecutive jobs on the same image, so that each run sets the image once."""
+    run: list[PromptJob] = []
+    for job in jobs:
+        if run and job.image != run[-1].image:
+            yield run
+            run = []
+        run.append(job)
+    if run:
+        yield run
+
+
+class _Reporter:
+    """Writes JSON lines, warnings and errors without breaking the progress bar."""
+
+    def __init__(self, progress: Any, predictions: IO[str]) -> None:
+        self.progress = progress
+        self.predictions = predictions
+        self.failures = 0
+
+    def _write(self, line: str, stream: IO[str]) -> None:
+        if self.progress is not None:
+            self.progress.write(line, file=stream)
+        else:
+            print(line, file=stream, flush=True)
+
+    def record(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record)
+        self._write(line, sys.stdout)
+        self.predictions.write(line + "\n")
+        self.predictions.flush()
+
+    def warning(self, message: str) -> None:
+        self._write(f"{PROG}: warning: {one_line(message)}", sys.stderr)
+
+    def error(self, message: str, count: int = 1) -> None:
+        self.failures += count
+        self._write(f"{PROG}: error: {one_line(message)}", sys.stderr)
+
+
+def _predict_chunk(predictor: Any, jobs: list[PromptJob], reporter: _Reporter) -> list[Any]:
+    """Predict a chunk of prompts; truncation warnings become ``warning:`` lines."""
+    from btdnet.predict.predictor import TextTruncatedWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TextTruncatedWarning)
+        predictions = predictor.predict([job.text for job in jobs])
+    for item in caught:
+        if issubclass(item.category, TextTruncatedWarning):
+            reporter.warning(str(item.message))
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    return predictions
+
+
+def run_jobs(
+    predictor: Any, jobs: list[PromptJob], out_dir: Path, reporter: _Reporter, *, single: bool
+) -> None:
+    """Answer every job; per-job problems are reported (fatal in single mode)."""
+    from btdnet.predict.geo import GeoDependencyError
+    from btdnet.predict.image_io import ImageReadError, read_image
+    from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
+
+    for run in _runs_by_image(jobs):
+        try:
+            image = read_image(run[0].image)
+        except (ImageReadError, GeoDependencyError) as exc:
+            if single:
+                raise FatalError(str(exc)) from exc
+            reporter.error(f"{', '.join(job.source for job in run)}: {exc}", count=len(run))
+            _advance(reporter, len(run))
+            continue
+        predictor.set_image(image)
+        for start in range(0, len(run), predictor.batch_size):
+            chunk = run[start : start + predictor.batch_size]
+            try:
+                predictions = _predict_chunk(predictor, chunk, reporter)
+            except RuntimeError as exc:  # e.g. out of device memory on a huge image
+                if single:
+                    raise FatalError(f"{run[0].image}: prediction failed ({exc})") from exc
+                sources = ", ".join(job.source for job in chunk)
+                reporter.error(f"{sources}: prediction failed ({exc})", count=len(chunk))
+                _advance(reporter, len(chunk))
+                continue
+            for job, prediction in zip(chunk, predictions):
+                name = output_name(job.image, job.index, job.text)
+                try:
+                    files = write_prediction_files(out_dir, name, image, prediction)
+                except (OSError, GeoDependencyError) as exc:
+                    if single:
+                        raise FatalError(f"{out_dir / name}: cannot write ({exc})") from exc
+                    reporter.error(f"{job.source}: cannot write {out_dir / name} ({exc})")
+                    continue
+                reporter.record(prediction_record(job.image, prediction, files))
+            _advance(reporter, len(chunk))
+
+
+def _advance(reporter: _Reporter, count: int) -> None:
+    if reporter.progress is not None:
+        reporter.progress.update(count)
+
+
+def _run(args: argparse.Namespace) -> int:
+    single = args.prompts is None
+    problems: list[str] = []
+    if single:
+        jobs = single_jobs(args.image, args.text)
+        if not args.image.is_file():
+            state = "not found" if not args.image.exists() else "is not a file"
+            raise FatalError(f"{args.image}: image file {state}")
+    else:
+        jobs, problems = read_prompts_file(args.prompts)
+    with open_predictions_file(args.out) as predictions:
+        from btdnet.predict.predictor import Predictor
+
+        try:
+            predictor = Predictor.from_pretrained(
+                args.checkpoint, device=args.device, amp=args.amp, batch_size=args.batch_size
+            )
+        except ValueError as exc:  # CheckpointError, bad device or amp mode
+            raise FatalError(str(exc)) from exc
+        progress = None
+        if not single and not args.no_progress:
+            from tqdm import tqdm
+
+            progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
+        reporter = _Reporter(progress, predictions)
+        for message in problems:
+            reporter.error(message)
+        try:
+            run_jobs(predictor, jobs, args.out, reporter, single=single)
+        finally:
+            if progress is not None:
+                progress.close()
+    if single:
+        return EXIT_OK
+    return EXIT_PARTIAL if reporter.failures else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``btdnet-predict`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        _check_arguments(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FATAL
+    try:
+        return _run(args)
+    except FatalError as exc:
+        print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_FATAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Files and JSON record written for one prediction by ``btdnet-predict``.
+
+Per prompt, in the output folder, with ``<name> = <image stem>__<index>_<slug of the text>``:
+
+- ``<name>.png``: the mask, 8-bit grey, 0 or 255, at the image's original size;
+- ``<name>_overlay.png``: the image with the mask, its box and the expression drawn on it;
+- for georeferenced inputs also ``<name>.tif`` (the mask as a GeoTIFF with the input's CRS
+  and transform) and ``<name>.geojson`` (the mask's polygons in that CRS).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from btdnet.predict.geo import mask_to_geojson, write_geojson, write_mask_geotiff
+from btdnet.predict.image_io import LoadedImage, write_mask_png
+from btdnet.predict.overlay import render_overlay
+from btdnet.predict.predictor import Prediction
+
+SLUG_MAX_LENGTH = 40
+
+
+def slugify(text: str, max_length: int = SLUG_MAX_LENGTH) -> str:
+    """File-name-safe form of a text: ASCII lower case, words joined by '-', at most
+    ``max_length`` characters; ``"text"`` when nothing is left (e.g. non-Latin scripts)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    slug = slug[:max_length].rstrip("-")
+    return slug or "text"
+
+
+def output_name(image_path: str | Path, index: int, text: str) -> str:
+    """``<image stem>__<index>_<slug of text>``, the common stem of a prompt's files."""
+    return f"{Path(image_path).stem}__{index}_{slugify(text)}"
+
+
+def write_prediction_files(
+    out_dir: Path, name: str, image: LoadedImage, prediction: Prediction
+) -> dict[str, str]:
+    """Write the mask, the overlay and (georeferenced input) the GeoTIFF mask and GeoJSON.
+
+    Returns:
+        ``{"mask": ..., "overlay": ...}`` plus ``"mask_geotiff"`` and ``"geojson"`` for
+        georeferenced inputs: the paths of the written files.
+    """
+    files = {"mask": str(write_mask_png(out_dir / f"{name}.png", prediction.mask))}
+    overlay = render_overlay(
+        image.pixels,
+        prediction.mask,
+        prediction.text,
+        bbox=prediction.bbox,
+        score=prediction.score,
+    )
+    overlay_path = out_dir / f"{name}_overlay.png"
+    overlay.save(overlay_path)
+    files["overlay"] = str(overlay_path)
+    if image.geo is not None:
+        tif = write_mask_geotiff(out_dir / f"{name}.tif", prediction.mask, image.geo)
+        properties = {"text": prediction.text, "score": round(prediction.score, 4)}
+        polygons = mask_to_geojson(prediction.mask, image.geo, properties)
+        geojson = write_geojson(out_dir / f"{name}.geojson", polygons)
+        files["mask_geotiff"] = str(tif)
+        files["geojson"] = str(geojson)
+    return files
+
+
+def prediction_record(
+    image_path: str | Path, prediction: Prediction, files: dict[str, str]
+) -> dict[str, Any]:
+    """The JSON line of one prediction.
+
+    Keys: ``image``, ``text``, ``score`` (mean probability inside the mask, 0 when empty),
+    ``bbox`` (``[x1, y1, x2, y2]`` pixels, x2/y2 exclusive, or null), ``area`` (pixels),
+    ``truncated`` (the text was cut to the model's token limit), then the written files:
+    ``mask``, ``overlay`` and, for georeferenced inputs, ``mask_geotiff`` and ``geojson``.
+    """
+    return {
+        "image": str(image_path),
+        "text": prediction.text,
+        "score": round(prediction.score, 4),
+        "bbox": list(prediction.bbox) if prediction.bbox is not None else None,
+        "area": prediction.area,
+        "truncated": prediction.truncated,
+        **files,
+    }

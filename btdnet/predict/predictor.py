@@ -1,0 +1,287 @@
+"""Text-prompted inference on one image at a time: :class:`Predictor` and :class:`Prediction`.
+
+Usage::
+
+    predictor = Predictor.from_pretrained("runs/rrsisd/checkpoints/best")
+    predictor.set_image("scene.tif")            # path, PIL image or (H, W, 3) uint8 array
+    cars = predictor.predict("the white car at the bottom left")
+    many = predictor.predict(["the bridge", "the ship near the dock"])  # batched
+
+What is computed once per image: BTDNet fuses language into every Swin stage (early fusion,
+BSC), so no image feature exists independently of the text. :meth:`Predictor.set_image`
+therefore caches the preprocessed pixel tensor on the device (resized as a whole to the
+model's square input, bilinear, ImageNet-normalised, exactly as in training), and
+:meth:`Predictor.predict` runs the whole network once per prompt, with many prompts batched
+against the same image tensor. The image is never tiled: a referring expression may speak of
+the whole scene ("the largest building in the upper half"). Probabilities are up-sampled
+bilinearly from the model's resolution to the original size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from btdnet.data.tokenize import tokenize_expression
+from btdnet.data.transforms import image_to_tensor
+from btdnet.predict.checkpoint import load_btdnet_checkpoint
+from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
+
+AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class TextTruncatedWarning(UserWarning):
+    """A prompt had more tokens than the model takes and was cut."""
+
+
+@dataclass
+class Prediction:
+    """The answer to one text prompt, at the image's original size.
+
+    Attributes:
+        text: the prompt as the model saw it (surrounding whitespace stripped).
+        mask: bool (H, W), ``probability > 0.5``.
+        probability: float32 (H, W) in [0, 1], the sigmoid of the joint target logit,
+            up-sampled bilinearly from the model's resolution.
+        score: mean probability over the mask's pixels (how sure the model is of what it
+            marked); 0.0 when the mask is empty.
+        bbox: ``(x1, y1, x2, y2)`` pixel box of the mask, ``x1, y1`` inclusive and ``x2, y2``
+            exclusive (so ``x2 - x1`` is the box width); ``None`` when the mask is empty.
+        area: number of mask pixels.
+        truncated: the prompt had more tokens than the model's limit and was cut.
+    """
+
+    text: str
+    mask: np.ndarray
+    probability: np.ndarray
+    score: float
+    bbox: tuple[int, int, int, int] | None
+    area: int
+    truncated: bool = False
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/``None`` -> CUDA, else MPS, else CPU; an explicit name must be available."""
+    if device is None or device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"unknown device {device!r} (use auto, cpu, cuda, cuda:N or mps)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {device!r} requested but MPS is not available")
+    return resolved
+
+
+def _amp_dtype(amp: str | None) -> torch.dtype | None:
+    if amp is None or amp == "none":
+        return None
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"unknown amp mode {amp!r}; use one of none, {', '.join(AMP_DTYPES)}")
+    return AMP_DTYPES[amp]
+
+
+def _input_side(image_size: Any) -> int:
+    """The model's square input side from ``config.image_size`` (an int or equal pair)."""
+    if isinstance(image_size, int):
+        return image_size
+    sides = [int(s) for s in image_size]
+    if len(sides) != 2 or sides[0] != sides[1]:
+        raise ValueError(f"the predictor needs a square model input, got image_size={image_size}")
+    return sides[0]
+
+
+def summarise(text: str, probability: np.ndarray, truncated: bool) -> Prediction:
+    """Build a :class:`Prediction` from a float32 (H, W) probability map."""
+    mask = probability > 0.5  # (H, W)
+    area = int(mask.sum())
+    if area == 0:
+        return Prediction(text, mask, probability, 0.0, None, 0, truncated)
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    score = float(probability[mask].mean())
+    return Prediction(text, mask, probability, score, bbox, area, truncated)
+
+
+def _to_pil_rgb(image: np.ndarray | Image.Image | str | Path | LoadedImage) -> Image.Image:
+    if isinstance(image, LoadedImage):
+        return Image.fromarray(image.pixels)
+    if isinstance(image, (str, Path)):
+        return Image.fromarray(read_image(image).pixels)
+    if isinstance(image, Image.Image):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    if isinstance(image, np.ndarray):
+        array = image[:, :, None] if image.ndim == 2 else image  # (H, W, C)
+        if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+            raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got {image.shape}")
+        return Image.fromarray(bands_to_rgb(array.transpose(2, 0, 1)))
+    raise TypeError(f"set_image takes a path, PIL image or numpy array, not {type(image).__name__}")
+
+
+class Predictor:
+    """Segment what a text refers to in one image; many prompts per image.
+
+    Args:
+        model: a BTDNet (``config.image_size``, ``config.max_tokens``, ``tokenizer``, forward
+            ``(pixel_values, input_ids, attention_mask) -> output.target_logits (B, 1, S, S)``).
+        device: ``"auto"`` (CUDA, else MPS, else CPU) or a torch device name.
+        amp: ``None``/``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass.
+        batch_size: prompts per forward pass in :meth:`predict`.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        device: str | torch.device | None = "auto",
+        amp: str | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.device = resolve_device(device)
+        self.amp_dtype = _amp_dtype(amp)
+        self.batch_size = batch_size
+        self.model = model.to(self.device).eval()
+        self.input_side = _input_side(model.config.image_size)
+        self.max_tokens = int(model.config.max_tokens)
+        self._pixel_values: torch.Tensor | None = None  # (1, 3, S, S) on the device
+        self._original_size: tuple[int, int] | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        checkpoint_dir: str | Path,
+        *,
+        device: str | torch.device | None = "auto",
+        amp: str | None = None,
+        batch_size: int = 8,
+    ) -> Predictor:
+        """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``).
+
+        Raises:
+            CheckpointError: the folder is missing, has no weights, or holds another model.
+            ValueError: the device is unknown or unavailable, or the amp mode is unknown.
+        """
+        resolved = resolve_device(device)  # refuse a bad device or amp mode before loading
+        _amp_dtype(amp)
+        model = load_btdnet_checkpoint(checkpoint_dir)
+        return cls(model, device=resolved, amp=amp, batch_size=batch_size)
+
+    @property
+    def original_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, ``None`` before :meth:`set_image`."""
+        return self._original_size
+
+    def set_image(self, image: np.ndarray | Image.Image | str | Path | LoadedImage) -> None:
+        """Preprocess an image once for all following :meth:`predict` calls.
+
+        Args:
+            image: a file path (read with :func:`~btdnet.predict.image_io.read_image`), a PIL
+                image, a :class:`~btdnet.predict.image_io.LoadedImage`, or an array (H, W),
+                (H, W, 3) or (H, W, 4): uint8 used as is, other types stretched 2-98 percent.
+        """
+        rgb = _to_pil_rgb(image)
+        pixel_values = image_to_tensor(rgb, self.input_side)  # (3, S, S)
+        self._pixel_values = pixel_values.unsqueeze(0).to(self.device)  # (1, 3, S, S)
+        self._original_size = (rgb.height, rgb.width)
+
+    def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+        tokenizer = self.model.tokenizer
+        ids, masks, truncated = [], [], []
+        for text in texts:
+            count = len(tokenizer(text, truncation=False)["input_ids"])
+            cut = count > self.max_tokens
+            if cut:
+                preview = text if len(text) <= 40 else text[:40].rstrip() + " ..."
+                warnings.warn(
+                    f"text {preview!r} has {count} tokens, more than the model's limit of "
+                    f"{self.max_tokens}; it was truncated to {self.max_tokens} tokens",
+                    TextTruncatedWarning,
+                    stacklevel=3,
+                )
+            input_ids, attention_mask = tokenize_expression(tokenizer, text, self.max_tokens)
+            ids.append(input_ids)
+            masks.append(attention_mask)
+            truncated.append(cut)
+        return torch.stack(ids), torch.stack(masks), truncated  # (N, T), (N, T)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    @torch.inference_mode()
+    def predict(
+        self, text: str | Sequence[str], *, batch_size: int | None = None
+    ) -> Prediction | list[Prediction]:
+        """Segment what each text refers to in the current image.
+
+        Args:
+            text: one prompt, or a sequence of prompts (run ``batch_size`` at a time, each batch
+                against the same image tensor).
+            batch_size: overrides the predictor's batch size for this call.
+
+        Returns:
+            One :class:`Prediction` for a string, a list (same order) for a sequence.
+
+        Raises:
+            RuntimeError: no image was set.
+            ValueError: a text is empty or only whitespace.
+
+        Warns:
+            TextTruncatedWarning: a text had more tokens than ``config.max_tokens``.
+        """
+        if self._pixel_values is None or self._original_size is None:
+            raise RuntimeError("no image: call set_image(image) before predict(text)")
+        single = isinstance(text, str)
+        raw = [text] if single else list(text)
+        texts = []
+        for position, item in enumerate(raw):
+            if not isinstance(item, str):
+                raise TypeError(f"text {position} is a {type(item).__name__}, not a string")
+            if not item.strip():
+                where = "the text" if single else f"text {position}"
+                raise ValueError(f"{where} is empty: give an expression such as 'the red roof'")
+            texts.append(item.strip())
+        if not texts:
+            return []
+        input_ids, attention_mask, truncated = self._tokenize(texts)
+        step = batch_size or self.batch_size
+        height, width = self._original_size
+        results: list[Prediction] = []
+        for start in range(0, len(texts), step):
+            ids = input_ids[start : start + step].to(self.device)  # (b, T)
+            attention = attention_mask[start : start + step].to(self.device)  # (b, T)
+            pixels = self._pixel_values.expand(ids.shape[0], -1, -1, -1)  # (b, 3, S, S)
+            with self._autocast():
+                output = self.model(pixels, ids, attention)
+            probability = torch.sigmoid(output.target_logits.float())  # (b, 1, h, w)
+            for offset in range(ids.shape[0]):
+                index = start + offset
+                prob = probability[offset : offset + 1]  # (1, 1, h, w)
+                if prob.shape[-2:] != (height, width):
+                    prob = F.interpolate(
+                        prob, size=(height, width), mode="bilinear", align_corners=False
+                    )
+                prob_map = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
+                results.append(summarise(texts[index], prob_map, truncated[index]))
+        return results[0] if single else results

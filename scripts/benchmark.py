@@ -1,0 +1,180 @@
+"""Benchmark a referring checkpoint, or a folder of prediction masks, on RRSIS-D / RefSegRS.
+
+Thin wrapper: the work is done by ``btdnet.evaluation``. Runs as a plain script or under
+``accelerate launch`` with several processes (every sample is counted once; only the main
+process prints and writes reports).
+
+Examples::
+
+    python scripts/benchmark.py --checkpoint runs/rrsisd/checkpoints/best \\
+        --dataset rrsisd --root datasets/rrsisd --split test --json results.json
+    accelerate launch --num_processes 2 scripts/benchmark.py --checkpoint ... --amp bf16
+    python scripts/benchmark.py --predictions my_masks/ --dataset rrsisd \\
+        --root datasets/rrsisd --split test --protocol original
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+EPILOG = """\
+protocols:
+  lavt      (default, the papers' protocol: LAVT, RMSIN, FIANet, ...) image and ground truth
+            are resized to the evaluation size (the checkpoint's image size; 480 when scoring
+            --predictions), the mask with nearest, and IoU is computed there.
+  original  the prediction is up-sampled (bilinear on the logits) to the image's original
+            size and scored against the original mask: what a user's mask looks like.
+  Metrics: oIoU = sum(I)/sum(U); mIoU = mean(I/U) (a sample with U = 0 counts 0);
+  Pr@X = share of samples with IoU >= X. Percentages with two decimals. Per-size buckets use
+  the GT area at the original resolution (COCO: small < 32^2 <= medium < 96^2 <= large).
+
+prediction files (--save-predictions writes them, --predictions reads them):
+  one PNG per sample at the image's original size, 0 background / 255 object (any nonzero
+  value counts as object; RGB accepted; a mis-sized file is resized with nearest), named
+  <sample_id>.png: RRSIS-D <ref_id>-<sent_id>.png, RefSegRS <line>-<image_id>.png.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        description="Score a referring-segmentation checkpoint or prediction masks.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--task", choices=sorted(TASKS), default="referring", help="benchmark kind")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="model folder (config.json + weights)")
+    source.add_argument(
+        "--predictions", type=Path, help="folder of <sample_id>.png masks to score (no model)"
+    )
+    parser.add_argument("--dataset", choices=["rrsisd", "refsegrs"], required=True)
+    parser.add_argument("--root", type=Path, required=True, help="data set root folder")
+    parser.add_argument("--split", choices=["val", "test"], required=True)
+    parser.add_argument("--protocol", choices=["lavt", "original"], default="lavt")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="evaluation size (default: the checkpoint's; 480 with --predictions)",
+    )
+    parser.add_argument(
+        "--max-tokens", type=int, default=None, help="expression length (default: checkpoint's)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--num-workers", type=int, default=2)
+    parser.add_argument("--amp", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument("--json", type=Path, help="write the results as JSON here")
+    parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
+    parser.add_argument(
+        "--save-predictions", type=Path, help="write <sample_id>.png masks (original size) here"
+    )
+    return parser
+
+
+def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
+    """Load the checkpoint, run it over the split and return the metrics (every process)."""
+    from torch.utils.data import DataLoader
+
+    from btdnet.data import build_referring_dataset
+    from btdnet.evaluation import evaluate_referring
+    from btdnet.predict.checkpoint import load_btdnet_checkpoint
+
+    model = load_btdnet_checkpoint(args.checkpoint)
+    image_size = args.image_size or model.config.image_size
+    if image_size != model.config.image_size:
+        raise ValueError(
+            f"{args.checkpoint}: the model was built for --image-size {model.config.image_size}, "
+            f"got {image_size}"
+        )
+    dataset = build_referring_dataset(
+        args.dataset,
+        args.root,
+        args.split,
+        model.tokenizer,
+        image_size=image_size,
+        max_tokens=args.max_tokens or model.config.max_tokens,
+    )
+    loader = DataLoader(
+        dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers
+    )
+    loader = accelerator.prepare(loader)
+    model = model.to(accelerator.device)
+    results = evaluate_referring(
+        model,
+        loader,
+        accelerator,
+        protocol=args.protocol,
+        dataset=dataset,
+        save_dir=args.save_predictions,
+    )
+    return {**results, "image_size": image_size, "checkpoint": str(args.checkpoint)}
+
+
+def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
+    """Score a folder of prediction PNGs on the main process (no model involved)."""
+    from btdnet.data import build_referring_dataset
+    from btdnet.evaluation import score_prediction_files
+
+    if args.save_predictions is not None:
+        raise ValueError("--save-predictions needs --checkpoint (--predictions already are files)")
+    results = None
+    if accelerator.is_main_process:
+        image_size = args.image_size or 480
+        dataset = build_referring_dataset(
+            args.dataset, args.root, args.split, None, image_size=image_size
+        )
+        results = score_prediction_files(dataset, args.predictions, args.protocol)
+        results = {**results, "image_size": image_size, "predictions": str(args.predictions)}
+    accelerator.wait_for_everyone()
+    return results
+
+
+def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
+    """The referring benchmark; the results (on the main process at least) or ``None``."""
+    if args.checkpoint is not None:
+        results = _score_referring_checkpoint(args, accelerator)
+    else:
+        results = _score_referring_files(args, accelerator)
+    if results is not None:
+        results = {**results, "dataset": args.dataset, "split": args.split}
+    return results
+
+
+TASKS: dict[str, Callable[[argparse.Namespace, Any], dict[str, Any] | None]] = {
+    "referring": run_referring,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, run the benchmark, print and write the reports."""
+    args = build_parser().parse_args(argv)
+    from accelerate import Accelerator
+
+    from btdnet.data.errors import DatasetError
+    from btdnet.evaluation import format_markdown, write_json
+    from btdnet.models.serialization import CheckpointError
+
+    accelerator = Accelerator(mixed_precision=args.amp)
+    try:
+        results = TASKS[args.task](args, accelerator)
+    except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"benchmark.py: error: {error}", file=sys.stderr)
+        return 1
+    if accelerator.is_main_process and results is not None:
+        text = format_markdown(results)
+        print(text, end="")
+        if args.json is not None:
+            write_json(results, args.json)
+        if args.markdown is not None:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""Train BTDNet on RRSIS-D, RefSegRS or the synthetic set; see --help (works with accelerate)."""
+
+import sys
+
+from btdnet.engine.cli import main
+from btdnet.engine.referring_task import ReferringTask, prepare_data
+
+if __name__ == "__main__":
+    sys.exit(
+        main(
+            ReferringTask,
+            prog="train_rrsis.py",
+            description="Train BTDNet for referring remote-sensing image segmentation.",
+            prepare=prepare_data,
+        )
+    )

@@ -1,0 +1,217 @@
+"""Image reading, GeoTIFF/GeoJSON writing, overlays, file names and checkpoint checks of
+``btdnet.predict`` (no model needed)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from btdnet.predict.checkpoint import CheckpointError, check_checkpoint_dir
+from btdnet.predict.geo import (
+    GeoDependencyError,
+    GeoReference,
+    mask_to_geojson,
+    write_mask_geotiff,
+)
+from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
+from btdnet.predict.outputs import output_name, slugify
+from btdnet.predict.overlay import _font, inner_contour, render_overlay, wrap_text
+
+rasterio = pytest.importorskip("rasterio")
+
+TRANSFORM = rasterio.Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5400000.0)  # 0.5 m pixels, UTM 33N
+
+
+def write_geotiff(path, bands: np.ndarray, crs: str | None = "EPSG:32633", nodata=None) -> None:
+    """Write (C, H, W) bands as a GeoTIFF (plain TIFF when ``crs`` is None)."""
+    count, height, width = bands.shape
+    profile = {"driver": "GTiff", "height": height, "width": width, "count": count}
+    profile["dtype"] = str(bands.dtype)
+    if crs is not None:
+        profile.update(crs=crs, transform=TRANSFORM)
+    if nodata is not None:
+        profile["nodata"] = nodata
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(bands)
+
+
+def test_png_rgb_grey_and_rgba_read_as_rgb_uint8(tmp_path):
+    rgb = np.random.default_rng(0).integers(0, 256, (13, 17, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    Image.fromarray(rgb[:, :, 0]).save(tmp_path / "grey.png")
+    Image.fromarray(np.dstack([rgb, np.full((13, 17), 128, np.uint8)])).save(tmp_path / "a.png")
+    loaded = read_image(tmp_path / "rgb.png")
+    assert loaded.pixels.dtype == np.uint8 and loaded.pixels.shape == (13, 17, 3)
+    np.testing.assert_array_equal(loaded.pixels, rgb)
+    assert loaded.geo is None and (loaded.height, loaded.width) == (13, 17)
+    grey = read_image(tmp_path / "grey.png").pixels
+    np.testing.assert_array_equal(grey, np.repeat(rgb[:, :, :1], 3, axis=2))
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png").pixels, rgb)
+
+
+def test_jpeg_reads(tmp_path):
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(tmp_path / "x.jpg")
+    assert read_image(tmp_path / "x.jpg").pixels.shape == (10, 20, 3)
+
+
+def test_missing_and_broken_images_name_the_file(tmp_path):
+    with pytest.raises(ImageReadError, match=r"nope\.png: image file not found"):
+        read_image(tmp_path / "nope.png")
+    with pytest.raises(ImageReadError, match="is not a file"):
+        read_image(tmp_path)
+    (tmp_path / "bad.png").write_text("not an image")
+    with pytest.raises(ImageReadError, match=r"bad\.png: cannot read image"):
+        read_image(tmp_path / "bad.png")
+    (tmp_path / "bad.tif").write_bytes(b"II*\x00garbage")
+    with pytest.raises(ImageReadError, match=r"bad\.tif: cannot read image"):
+        read_image(tmp_path / "bad.tif")
+
+
+def test_geotiff_keeps_crs_and_transform(tmp_path):
+    bands = np.random.default_rng(1).integers(0, 256, (3, 12, 9), dtype=np.uint8)
+    write_geotiff(tmp_path / "geo.tif", bands)
+    loaded = read_image(tmp_path / "geo.tif")
+    np.testing.assert_array_equal(loaded.pixels, bands.transpose(1, 2, 0))
+    assert loaded.geo is not None and loaded.geo.epsg == 32633
+    assert loaded.geo.transform == tuple(TRANSFORM)[:6]
+    assert loaded.geo.bounds(12, 9) == (500000.0, 5400000.0 - 6.0, 500004.5, 5400000.0)
+
+
+def test_plain_tiff_has_no_georeference(tmp_path):
+    write_geotiff(tmp_path / "plain.tif", np.zeros((3, 5, 6), np.uint8), crs=None)
+    assert read_image(tmp_path / "plain.tif").geo is None
+
+
+def test_multiband_uses_first_three_and_16bit_is_stretched(tmp_path):
+    rng = np.random.default_rng(2)
+    bands = rng.integers(0, 4000, (5, 30, 40)).astype(np.uint16)
+    write_geotiff(tmp_path / "ms.tif", bands)
+    pixels = read_image(tmp_path / "ms.tif").pixels
+    assert pixels.shape == (30, 40, 3) and pixels.dtype == np.uint8
+    for channel in range(3):
+        expected = stretch_to_uint8(bands[channel])
+        np.testing.assert_array_equal(pixels[:, :, channel], expected)
+        low, high = np.percentile(bands[channel], [2, 98])
+        assert pixels[:, :, channel][bands[channel] <= low].max() == 0
+        assert pixels[:, :, channel][bands[channel] >= high].min() == 255
+
+
+def test_stretch_ignores_nodata_and_handles_constant_bands():
+    band = np.array([[0, 100, 200], [300, 400, 0]], dtype=np.uint16)
+    out = stretch_to_uint8(band, nodata=0)
+    assert out[0, 0] == 0 and out[1, 2] == 0 and out[1, 1] == 255
+    assert not stretch_to_uint8(np.full((4, 4), 7, np.uint16)).any()
+
+
+def test_without_rasterio_geotiff_says_how_to_install(tmp_path, monkeypatch):
+    write_geotiff(tmp_path / "geo.tif", np.zeros((3, 8, 8), np.uint8))
+    write_geotiff(tmp_path / "plain.tif", np.full((3, 8, 8), 9, np.uint8), crs=None)
+    monkeypatch.setitem(sys.modules, "rasterio", None)  # import rasterio -> ImportError
+    with pytest.raises(GeoDependencyError, match=r"pip install btdnet\[geo\]"):
+        read_image(tmp_path / "geo.tif")
+    loaded = read_image(tmp_path / "plain.tif")
+    assert loaded.geo is None and loaded.pixels.shape == (8, 8, 3)
+    geo = GeoReference("", tuple(TRANSFORM)[:6])
+    with pytest.raises(GeoDependencyError, match=r"pip install btdnet\[geo\]"):
+        write_mask_geotiff(tmp_path / "m.tif", np.zeros((8, 8), bool), geo)
+
+
+def test_geotiff_mask_and_geojson_polygons(tmp_path):
+    write_geotiff(tmp_path / "geo.tif", np.zeros((3, 20, 30), np.uint8))
+    geo = read_image(tmp_path / "geo.tif").geo
+    mask = np.zeros((20, 30), bool)
+    mask[2:6, 3:10] = True
+    mask[12:19, 20:29] = True
+    write_mask_geotiff(tmp_path / "m.tif", mask, geo)
+    with rasterio.open(tmp_path / "m.tif") as ds:
+        assert ds.crs.to_epsg() == 32633 and ds.transform == TRANSFORM
+        np.testing.assert_array_equal(ds.read(1), mask.astype(np.uint8) * 255)
+    collection = mask_to_geojson(mask, geo, {"text": "two boxes"})
+    assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 2
+    assert collection["crs"]["properties"]["name"].endswith("EPSG::32633")
+    min_x, min_y, max_x, max_y = geo.bounds(20, 30)
+    first = collection["features"][0]
+    assert first["properties"] == {"text": "two boxes"}
+    for feature in collection["features"]:
+        for x, y in feature["geometry"]["coordinates"][0]:
+            assert min_x <= x <= max_x and min_y <= y <= max_y
+    ring = np.asarray(first["geometry"]["coordinates"][0])
+    assert ring[:, 0].min() == 500000.0 + 3 * 0.5 and ring[:, 1].max() == 5400000.0 - 2 * 0.5
+    assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
+
+
+def test_overlay_size_tint_contour_and_caption():
+    pixels = np.full((60, 90, 3), 40, np.uint8)
+    mask = np.zeros((60, 90), bool)
+    mask[30:50, 20:60] = True
+    image = render_overlay(pixels, mask, "the box", bbox=(20, 30, 60, 50), score=0.9)
+    out = np.asarray(image)
+    assert image.size == (90, 60) and out.dtype == np.uint8
+    assert out[40, 40, 0] > out[40, 40, 1]  # tinted red inside the mask
+    assert (out[55, 80] == 40).all()  # untouched outside mask, box and banner
+    assert out[:10].max() > 200  # white caption in the banner
+    with pytest.raises(ValueError, match="sizes differ"):
+        render_overlay(pixels, mask[:10], "x")
+
+
+def test_inner_contour_is_the_mask_border():
+    mask = np.zeros((7, 7), bool)
+    mask[1:6, 1:6] = True
+    contour = inner_contour(mask, 1)
+    assert contour.sum() == 16 and not contour[3, 3]
+    assert inner_contour(np.ones((3, 3), bool), 1).sum() == 8
+
+
+def test_wrap_text_fits_the_width():
+    draw = ImageDraw.Draw(Image.new("RGB", (10, 10)))
+    font = _font(14)
+    text = "the small white vehicle parked next to the long building " * 3 + "x" * 80
+    lines = wrap_text(text, draw, font, 120)
+    assert len(lines) > 3
+    assert all(draw.textlength(line, font=font) <= 120 for line in lines)
+    assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+
+
+def test_slug_and_output_names():
+    assert slugify("The red car, LEFT!") == "the-red-car-left"
+    assert slugify("   ") == "text" and slugify("左边的车") == "text"
+    assert slugify("café près du pont") == "cafe-pres-du-pont"
+    assert len(slugify("word " * 40)) <= 40 and not slugify("word " * 40).endswith("-")
+    assert output_name("/data/scene.v2.tif", 3, "a ship") == "scene.v2__3_a-ship"
+
+
+def _write_config(folder, model_type: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": model_type, "variant": "tiny", "config": {}}
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_checkpoint_folder_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        check_checkpoint_dir(tmp_path / "missing")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="is a file"):
+        check_checkpoint_dir(tmp_path / "file")
+    with pytest.raises(CheckpointError, match=r"no config\.json"):
+        check_checkpoint_dir(tmp_path)
+    _write_config(tmp_path / "run" / "checkpoints" / "best", "btdnet")
+    with pytest.raises(CheckpointError, match=r"did you mean .*checkpoints[/\\]best"):
+        check_checkpoint_dir(tmp_path / "run")
+    _write_config(tmp_path / "bicor", "bicor")
+    (tmp_path / "bicor" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(CheckpointError, match="BiCoR-Seg closed-set checkpoint"):
+        check_checkpoint_dir(tmp_path / "bicor")
+    _write_config(tmp_path / "noweights", "btdnet")
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
+        check_checkpoint_dir(tmp_path / "noweights")
+    (tmp_path / "badjson").mkdir()
+    (tmp_path / "badjson" / "config.json").write_text("{")
+    with pytest.raises(CheckpointError, match=r"config\.json: unreadable"):
+        check_checkpoint_dir(tmp_path / "badjson")

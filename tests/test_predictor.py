@@ -1,0 +1,180 @@
+"""The Predictor API on a random-weight tiny BTDNet checkpoint."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from btdnet.models import build_model
+from btdnet.predict import CheckpointError, Prediction, Predictor, TextTruncatedWarning
+from btdnet.predict.predictor import resolve_device, summarise
+
+TEXTS = ["the red roof", "a small car", "the long road on the left side"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny_checkpoint")
+    build_model("tiny", pretrained=False).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint):
+    return Predictor.from_pretrained(checkpoint, device="cpu", batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).integers(0, 256, (37, 53, 3), dtype=np.uint8)
+
+
+def check_prediction(prediction: Prediction, size: tuple[int, int]) -> None:
+    assert prediction.mask.shape == size and prediction.mask.dtype == np.bool_
+    assert prediction.probability.shape == size and prediction.probability.dtype == np.float32
+    assert prediction.probability.min() >= 0.0 and prediction.probability.max() <= 1.0
+    np.testing.assert_array_equal(prediction.mask, prediction.probability > 0.5)
+    assert prediction.area == int(prediction.mask.sum())
+    if prediction.area == 0:
+        assert prediction.bbox is None and prediction.score == 0.0
+    else:
+        x1, y1, x2, y2 = prediction.bbox
+        rows, cols = np.nonzero(prediction.mask)
+        assert (x1, y1, x2, y2) == (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+        expected = prediction.probability[prediction.mask].mean()
+        assert prediction.score == pytest.approx(float(expected), abs=1e-6)
+
+
+def test_prediction_at_original_size(predictor, image):
+    predictor.set_image(image)
+    assert predictor.original_size == (37, 53)
+    prediction = predictor.predict("the red roof")
+    assert isinstance(prediction, Prediction) and prediction.text == "the red roof"
+    assert not prediction.truncated
+    check_prediction(prediction, (37, 53))
+
+
+def test_batched_equals_one_by_one(predictor, image):
+    predictor.set_image(image)
+    batched = predictor.predict(TEXTS)  # batches of 2 and 1
+    assert [p.text for p in batched] == TEXTS
+    for text, together in zip(TEXTS, batched):
+        alone = predictor.predict(text)
+        np.testing.assert_allclose(together.probability, alone.probability, atol=1e-5)
+        certain = np.abs(alone.probability - 0.5) > 1e-4
+        np.testing.assert_array_equal(together.mask[certain], alone.mask[certain])
+        check_prediction(together, (37, 53))
+    other_batch = predictor.predict(TEXTS, batch_size=3)
+    for first, second in zip(batched, other_batch):
+        np.testing.assert_allclose(first.probability, second.probability, atol=1e-5)
+
+
+def test_eval_mode_is_deterministic(predictor, image):
+    predictor.set_image(image)
+    assert not predictor.model.training
+    first = predictor.predict("the building")
+    second = predictor.predict("the building")
+    np.testing.assert_array_equal(first.probability, second.probability)
+
+
+def test_path_pil_and_array_inputs_agree(predictor, image, tmp_path):
+    Image.fromarray(image).save(tmp_path / "scene.png")
+    predictor.set_image(image)
+    from_array = predictor.predict("a small car").probability
+    predictor.set_image(Image.fromarray(image))
+    np.testing.assert_array_equal(predictor.predict("a small car").probability, from_array)
+    predictor.set_image(tmp_path / "scene.png")
+    np.testing.assert_array_equal(predictor.predict("a small car").probability, from_array)
+    predictor.set_image(image[:, :, 0])  # grey (H, W) array
+    check_prediction(predictor.predict("a small car"), (37, 53))
+
+
+def test_large_and_tall_images_come_back_full_size(predictor):
+    predictor.set_image(np.zeros((301, 97, 3), np.uint8))
+    check_prediction(predictor.predict("the field"), (301, 97))
+
+
+def test_empty_texts_raise(predictor, image):
+    predictor.set_image(image)
+    with pytest.raises(ValueError, match="the text is empty"):
+        predictor.predict("   ")
+    with pytest.raises(ValueError, match="text 1 is empty"):
+        predictor.predict(["a car", "", "a road"])
+    assert predictor.predict([]) == []
+
+
+def test_long_text_is_truncated_with_a_warning(predictor, image):
+    predictor.set_image(image)
+    limit = predictor.max_tokens
+    long_text = "the small white car parked next to the long grey building " * 4
+    with pytest.warns(TextTruncatedWarning, match=f"limit of {limit}"):
+        prediction = predictor.predict(long_text)
+    assert prediction.truncated
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TextTruncatedWarning)
+        assert not predictor.predict("a car").truncated
+
+
+def test_predict_needs_an_image(checkpoint):
+    fresh = Predictor.from_pretrained(checkpoint, device="cpu")
+    with pytest.raises(RuntimeError, match="set_image"):
+        fresh.predict("a car")
+
+
+def test_bf16_autocast_runs(checkpoint, image):
+    bf16 = Predictor.from_pretrained(checkpoint, device="cpu", amp="bf16")
+    bf16.set_image(image)
+    check_prediction(bf16.predict("the red roof"), (37, 53))
+
+
+def test_bad_device_and_amp_are_refused(checkpoint):
+    assert resolve_device("auto").type in {"cpu", "cuda", "mps"}
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu9")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="unknown amp mode"):
+        Predictor.from_pretrained(checkpoint, device="cpu", amp="int4")
+
+
+def test_checkpoint_errors(tmp_path, checkpoint):
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        Predictor.from_pretrained(tmp_path / "nothing")
+    no_weights = tmp_path / "no_weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text((checkpoint / "config.json").read_text())
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
+        Predictor.from_pretrained(no_weights)
+    bicor = tmp_path / "bicor"
+    bicor.mkdir()
+    config = json.loads((checkpoint / "config.json").read_text())
+    (bicor / "config.json").write_text(json.dumps({**config, "model_type": "bicor"}))
+    (bicor / "model.safetensors").write_bytes((checkpoint / "model.safetensors").read_bytes())
+    with pytest.raises(CheckpointError, match="BiCoR-Seg closed-set"):
+        Predictor.from_pretrained(bicor)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((checkpoint / "config.json").read_text())
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="cannot load the checkpoint") as info:
+        Predictor.from_pretrained(broken)
+    assert "\n" not in str(info.value)
+
+
+def test_summarise_box_score_and_empty_mask():
+    probability = np.zeros((6, 8), np.float32)
+    probability[1:3, 2:5] = 0.8
+    probability[2, 4] = 1.0
+    result = summarise("a", probability, truncated=False)
+    assert result.bbox == (2, 1, 5, 3) and result.area == 6
+    assert result.score == pytest.approx((5 * 0.8 + 1.0) / 6)
+    empty = summarise("b", np.full((4, 4), 0.5, np.float32), truncated=True)
+    assert empty.area == 0 and empty.bbox is None and empty.score == 0.0 and empty.truncated
