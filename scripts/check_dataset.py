@@ -24,18 +24,31 @@ CHECKS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "rrsisd": partial(check_referring_dataset, "rrsisd"),
     "refsegrs": partial(check_referring_dataset, "refsegrs"),
 }
+CLOSED_SET = ("loveda", "vaihingen", "potsdam")
+
+
+def _check(name: str, root: Path) -> tuple[dict[str, Any], bool]:
+    """Run the check of ``name``; return the report and whether the set is usable."""
+    if name in CLOSED_SET:
+        from bicor.data import check_closed_set_dataset
+        from bicor.data import is_usable as closed_set_usable
+
+        report = check_closed_set_dataset(name, root)
+        return report, closed_set_usable(report)
+    report = CHECKS[name](root)
+    return report, is_usable(report)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the check named by ``--dataset`` on ``--root``; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=sorted(CHECKS))
+    parser.add_argument("--dataset", required=True, choices=[*sorted(CHECKS), *CLOSED_SET])
     parser.add_argument("--root", required=True, type=Path, help="the data set's root folder")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)
-    report = CHECKS[args.dataset](args.root)
+    report, usable = _check(args.dataset, args.root)
     print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0 if is_usable(report) else 1
+    return 0 if usable else 1
 
 
 if __name__ == "__main__":

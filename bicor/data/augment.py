@@ -1,0 +1,175 @@
+"""Training augmentations of the closed-set recipes on (image, mask) pairs.
+
+Recipe (GeoSeg / BiCoR-Seg): random scale from {0.75, 1, 1.25, 1.5}, random crop to
+``crop_size`` (padding with 0 pixels / ignore labels where the scaled image is smaller),
+horizontal and vertical flips, and rotations by multiples of 90 degrees.
+
+Scaling a 6000x6000 tile before cropping would resample all of it for one crop, so
+:class:`CropAugment` does the same thing the cheap way round: for scale ``s`` it reads a
+window of ``round(crop_size / s)`` pixels from the tile (a memory map is fine) and resizes
+only that window to ``crop_size``. Images are (H, W, 3) uint8, masks (H, W) uint8 ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from bicor.data.palettes import IGNORE_INDEX
+
+DEFAULT_SCALES = (0.75, 1.0, 1.25, 1.5)
+
+
+def read_window(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    top: int,
+    left: int,
+    size: int,
+    *,
+    ignore_index: int = IGNORE_INDEX,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Copy the ``size`` x ``size`` window at (top, left) out of an image and its mask.
+
+    The window may reach outside the tile (negative or too large offsets): those pixels are
+    0 in the image and ``ignore_index`` in the mask. Only the window is read, so memory-mapped
+    tiles stay on disk. Returns ((size, size, 3) uint8, (size, size) uint8 or None).
+    """
+    height, width = image.shape[:2]
+    out_image = np.zeros((size, size, image.shape[2]), dtype=np.uint8)
+    out_mask = None if mask is None else np.full((size, size), ignore_index, dtype=np.uint8)
+    y0, y1 = max(top, 0), min(top + size, height)
+    x0, x1 = max(left, 0), min(left + size, width)
+    if y1 > y0 and x1 > x0:
+        out_image[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
+        if out_mask is not None:
+            out_mask[y0 - top : y1 - top, x0 - left : x1 - left] = mask[y0:y1, x0:x1]
+    return out_image, out_mask
+
+
+def resize_pair(
+    image: np.ndarray, mask: np.ndarray | None, size: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Resize a square pair to ``size``: image bilinear, mask nearest (ids never blend)."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image, mask
+    out_image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    out_mask = None
+    if mask is not None:
+        out_mask = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
+    return out_image, out_mask
+
+
+def random_window_origin(
+    height: int, width: int, size: int, rng: np.random.Generator
+) -> tuple[int, int]:
+    """Uniform (top, left) of a ``size`` window over a (height, width) tile.
+
+    When the tile is smaller than the window along an axis, the offset is drawn from
+    ``[dim - size, 0]``: the tile lands at a random place inside the padded window.
+    """
+    top = int(rng.integers(min(0, height - size), max(0, height - size) + 1))
+    left = int(rng.integers(min(0, width - size), max(0, width - size) + 1))
+    return top, left
+
+
+def flip_rotate(
+    image: np.ndarray,
+    mask: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
+    flips: bool = True,
+    rot90: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Random horizontal flip, vertical flip (p = 0.5 each) and rotation by k * 90 degrees.
+
+    The same transform is applied to image and mask; the random draws happen in a fixed
+    order (horizontal, vertical, k) whatever is enabled, so seeds stay comparable.
+    """
+    horizontal, vertical = rng.random() < 0.5, rng.random() < 0.5
+    k = int(rng.integers(0, 4))
+    pair = [image, mask]
+    for axis, enabled in ((1, flips and horizontal), (0, flips and vertical)):
+        if enabled:
+            pair = [None if a is None else np.flip(a, axis=axis) for a in pair]
+    if rot90 and k:
+        pair = [None if a is None else np.rot90(a, k=k, axes=(0, 1)) for a in pair]
+    out_image = np.ascontiguousarray(pair[0])
+    out_mask = None if pair[1] is None else np.ascontiguousarray(pair[1])
+    return out_image, out_mask
+
+
+@dataclass(frozen=True)
+class CropWindow:
+    """Where a training crop came from: window origin and side in tile pixels, and the scale."""
+
+    top: int
+    left: int
+    size: int
+    scale: float
+
+
+@dataclass(frozen=True)
+class CropAugment:
+    """Random scale + crop (+ flips, rot90) of a tile into a ``crop_size`` square pair.
+
+    Args:
+        crop_size: side of the output crop in pixels.
+        scales: scale factors drawn uniformly; scale ``s`` shows ``crop_size / s`` tile pixels.
+        flips: random horizontal and vertical flips.
+        rot90: random rotation by k * 90 degrees.
+        ignore_index: mask value of padding.
+    """
+
+    crop_size: int
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    flips: bool = True
+    rot90: bool = True
+    ignore_index: int = IGNORE_INDEX
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 1:
+            raise ValueError(f"crop_size must be positive, got {self.crop_size}")
+        if not self.scales or any(s <= 0 for s in self.scales):
+            raise ValueError(f"scales must be positive numbers, got {self.scales}")
+
+    def window_size(self, scale: float) -> int:
+        """Tile pixels covered by a crop at ``scale``."""
+        return max(1, round(self.crop_size / scale))
+
+    def __call__(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray | None,
+        rng: np.random.Generator,
+        *,
+        centre: tuple[int, int] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None, CropWindow]:
+        """One augmented crop of a tile.
+
+        Args:
+            image: (H, W, 3) uint8 tile (array or memory map).
+            mask: (H, W) uint8 ids, or None for unlabelled tiles.
+            rng: source of every random draw.
+            centre: (y, x) the window is centred on (sliding crops); random when None.
+
+        Returns:
+            ((S, S, 3) uint8 image, (S, S) uint8 mask or None, the :class:`CropWindow`).
+        """
+        scale = float(self.scales[int(rng.integers(0, len(self.scales)))])
+        size = self.window_size(scale)
+        height, width = image.shape[:2]
+        if centre is None:
+            top, left = random_window_origin(height, width, size, rng)
+        else:
+            top, left = centre[0] - size // 2, centre[1] - size // 2
+        window_image, window_mask = read_window(
+            image, mask, top, left, size, ignore_index=self.ignore_index
+        )
+        crop_image, crop_mask = resize_pair(window_image, window_mask, self.crop_size)
+        crop_image, crop_mask = flip_rotate(
+            crop_image, crop_mask, rng, flips=self.flips, rot90=self.rot90
+        )
+        return crop_image, crop_mask, CropWindow(top, left, size, scale)

@@ -1,0 +1,208 @@
+"""ISPRS Vaihingen and Potsdam read as the official archives unpack.
+
+Layouts (see docs/design datasets.md)::
+
+    Vaihingen  <root>/top/top_mosaic_09cm_area{ID}.tif                  (IRRG)
+               <root>/ground_truth/top_mosaic_09cm_area{ID}.tif         (colour labels;
+                   <root>/gts_for_participants/ is used when ground_truth/ is absent)
+               <root>/ground_truth_eroded/top_mosaic_09cm_area{ID}_noBoundary.tif
+    Potsdam    <root>/2_Ortho_RGB/top_potsdam_{r}_{c}_RGB.tif           (image_mode "RGB")
+               <root>/3_Ortho_IRRG/top_potsdam_{r}_{c}_IRRG.tif         (image_mode "IRRG")
+               <root>/5_Labels_all/top_potsdam_{r}_{c}_label.tif
+               <root>/5_Labels_all_noBoundary/top_potsdam_{r}_{c}_label_noBoundary.tif
+
+Both share the six ISPRS colours; eroded labels mark boundaries black (-> ignore 255).
+Tiles are decoded once into a :class:`~bicor.data.tile_cache.TileCache` and cropped through
+memory maps. Tiles of a split that are absent are skipped and reported, not fatal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bicor.data.augment import CropAugment
+from bicor.data.errors import ClosedSetDataError
+from bicor.data.image_io import read_rgb, read_size
+from bicor.data.palettes import ISPRS_PALETTE, Palette, colour_to_ids
+from bicor.data.splits import split_tiles
+from bicor.data.tile_cache import TileCache
+from bicor.data.tile_dataset import TileRecord, TileSegmentationDataset
+
+ISPRS_DATASETS = ("vaihingen", "potsdam")
+IMAGE_MODES = {"vaihingen": ("IRRG",), "potsdam": ("RGB", "IRRG")}
+POTSDAM_IMAGE_DIRS = {"RGB": "2_Ortho_RGB", "IRRG": "3_Ortho_IRRG"}
+VAIHINGEN_LABEL_DIRS = ("ground_truth", "gts_for_participants")
+
+
+@dataclass(frozen=True)
+class IsprsTilePaths:
+    """Files of one ISPRS tile (they need not exist)."""
+
+    tile: str
+    name: str
+    image: Path
+    label: Path
+    eroded_label: Path
+
+
+def resolve_image_mode(dataset: str, image_mode: str | None) -> str:
+    """The image bands to read: Vaihingen only has IRRG; Potsdam defaults to RGB."""
+    if dataset not in IMAGE_MODES:
+        raise ValueError(f"unknown ISPRS dataset {dataset!r}; expected one of {ISPRS_DATASETS}")
+    modes = IMAGE_MODES[dataset]
+    if image_mode is None:
+        return modes[0]
+    if image_mode not in modes:
+        raise ValueError(f"{dataset} images come as {modes}, not image_mode={image_mode!r}")
+    return image_mode
+
+
+def tile_name(dataset: str, tile: str) -> str:
+    """Tile id -> file stem shared by image and labels ("1" -> "top_mosaic_09cm_area1")."""
+    if dataset == "vaihingen":
+        return f"top_mosaic_09cm_area{tile}"
+    if dataset == "potsdam":
+        return f"top_potsdam_{tile}"
+    raise ValueError(f"unknown ISPRS dataset {dataset!r}; expected one of {ISPRS_DATASETS}")
+
+
+def tile_paths(dataset: str, root: str | Path, tile: str, *, image_mode: str) -> IsprsTilePaths:
+    """Where the image, colour label and eroded label of ``tile`` live under ``root``."""
+    root = Path(root)
+    name = tile_name(dataset, tile)
+    if dataset == "vaihingen":
+        label_dirs = [root / d for d in VAIHINGEN_LABEL_DIRS]
+        label_dir = next((d for d in label_dirs if d.is_dir()), label_dirs[0])
+        return IsprsTilePaths(
+            tile=tile,
+            name=name,
+            image=root / "top" / f"{name}.tif",
+            label=label_dir / f"{name}.tif",
+            eroded_label=root / "ground_truth_eroded" / f"{name}_noBoundary.tif",
+        )
+    return IsprsTilePaths(
+        tile=tile,
+        name=name,
+        image=root / POTSDAM_IMAGE_DIRS[image_mode] / f"{name}_{image_mode}.tif",
+        label=root / "5_Labels_all" / f"{name}_label.tif",
+        eroded_label=root / "5_Labels_all_noBoundary" / f"{name}_label_noBoundary.tif",
+    )
+
+
+def list_isprs_tiles(
+    dataset: str, root: str | Path, tiles: list[str], *, image_mode: str, eroded: bool
+) -> tuple[list[TileRecord], list[dict[str, str]]]:
+    """Records of the ``tiles`` whose image and label exist, and problems for the others.
+
+    ``eroded`` picks the ``_noBoundary`` labels. A label whose size differs from its image's
+    raises :class:`ClosedSetDataError` naming both files.
+    """
+    records: list[TileRecord] = []
+    missing: list[dict[str, str]] = []
+    for tile in tiles:
+        paths = tile_paths(dataset, root, tile, image_mode=image_mode)
+        label = paths.eroded_label if eroded else paths.label
+        if not paths.image.is_file():
+            missing.append({"kind": "missing_image", "file": str(paths.image), "detail": tile})
+            continue
+        if not label.is_file():
+            missing.append({"kind": "missing_label", "file": str(label), "detail": tile})
+            continue
+        image_size, label_size = read_size(paths.image), read_size(label)
+        if image_size != label_size:
+            raise ClosedSetDataError(
+                f"{label}: label is {label_size[0]}x{label_size[1]} (HxW) but its image "
+                f"{paths.image} is {image_size[0]}x{image_size[1]}"
+            )
+        records.append(TileRecord(paths.name, paths.image, label, *image_size))
+    return records, missing
+
+
+def decode_label(path: Path, *, palette: Palette, eroded: bool) -> np.ndarray:
+    """Read a colour label file into (H, W) uint8 ids (eroded: black boundary -> 255)."""
+    return colour_to_ids(read_rgb(path), palette, source=str(path), boundary_is_ignore=eroded)
+
+
+class IsprsTileReader:
+    """Reads ISPRS tiles through a :class:`TileCache` (memory maps; decoded once).
+
+    Args:
+        cache: where decoded images and label ids are stored.
+        eroded: whether the records' labels are ``_noBoundary`` labels (black = ignore).
+        palette: the label colours (ISPRS).
+    """
+
+    def __init__(self, cache: TileCache, *, eroded: bool, palette: Palette = ISPRS_PALETTE):
+        self.cache = cache
+        self.eroded = eroded
+        self.palette = palette
+
+    def __call__(self, record: TileRecord) -> tuple[np.ndarray, np.ndarray | None]:
+        image = self.cache.get(record.image_path, "rgb", read_rgb)  # (H, W, 3)
+        if record.label_path is None:
+            return image, None
+        kind = "ids-eroded" if self.eroded else "ids"
+        decode = partial(decode_label, palette=self.palette, eroded=self.eroded)
+        ids = self.cache.get(record.label_path, kind, decode)  # (H, W)
+        if ids.shape != image.shape[:2]:
+            raise ClosedSetDataError(
+                f"{record.label_path}: label is {ids.shape[0]}x{ids.shape[1]} (HxW) but its "
+                f"image {record.image_path} is {image.shape[0]}x{image.shape[1]}"
+            )
+        return image, ids
+
+
+def build_isprs_dataset(
+    dataset: str,
+    root: str | Path,
+    split: str,
+    *,
+    mode: str,
+    augment: CropAugment | None,
+    split_scheme: str = "geoseg",
+    image_mode: str | None = None,
+    cache_dir: str | Path | None = None,
+    eroded_labels: bool | None = None,
+    include_excluded: bool = False,
+    crops_per_tile: int | None = None,
+    crop_mode: str = "random",
+    crop_stride: int | None = None,
+    seed: int | None = None,
+) -> TileSegmentationDataset:
+    """Vaihingen or Potsdam split as a :class:`TileSegmentationDataset`.
+
+    ``eroded_labels`` defaults to True in eval mode (the GeoSeg protocol scores on the
+    ``_noBoundary`` labels) and False in train mode. ``cache_dir`` defaults to
+    ``<root>/.cache``. Raises :class:`ClosedSetDataError` when no tile of the split is found.
+    """
+    root = Path(root)
+    image_mode = resolve_image_mode(dataset, image_mode)
+    eroded = (mode == "eval") if eroded_labels is None else eroded_labels
+    tiles = split_tiles(dataset, split_scheme, split, include_excluded=include_excluded)
+    records, missing = list_isprs_tiles(dataset, root, tiles, image_mode=image_mode, eroded=eroded)
+    if not records:
+        example = tile_paths(dataset, root, tiles[0], image_mode=image_mode)
+        raise ClosedSetDataError(
+            f"{root}: none of the {len(tiles)} {dataset} {split} tiles ({split_scheme} split) "
+            f"was found with its {'eroded ' if eroded else ''}label, e.g. {example.image} and "
+            f"{example.eroded_label if eroded else example.label}"
+        )
+    cache = TileCache(Path(cache_dir) if cache_dir is not None else root / ".cache")
+    return TileSegmentationDataset(
+        records,
+        IsprsTileReader(cache, eroded=eroded),
+        palette=ISPRS_PALETTE,
+        dataset_name=dataset,
+        split=split,
+        mode=mode,
+        augment=augment,
+        crops_per_tile=crops_per_tile,
+        crop_mode=crop_mode,
+        crop_stride=crop_stride,
+        seed=seed,
+        missing=missing,
+    )

@@ -1,0 +1,223 @@
+"""The closed-set dataset shared by LoveDA, Vaihingen and Potsdam: tiles in, crops or tiles out.
+
+Items (``dict``), as the BiCoR trainer consumes them:
+
+| key | type | meaning |
+|---|---|---|
+| ``pixel_values`` | float32 (3, S, S) train / (3, H, W) eval | ImageNet-normalised image |
+| ``mask`` | int64 (S, S) / (H, W) | train ids, 255 = ignore |
+| ``sample_id`` | str | eval: the tile id; train: ``<tile>@y<top>_x<left>_w<window>`` |
+
+Train mode cuts augmented crops (see :mod:`bicor.data.augment`) at random places
+(``crop_mode="random"``) or on a regular grid (``"sliding"``); eval mode returns whole tiles
+(sizes vary: use batch size 1 and sliding-window inference).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from bicor.data.augment import CropAugment
+from bicor.data.palettes import IGNORE_INDEX, Palette
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MODES = ("train", "eval")
+CROP_MODES = ("random", "sliding")
+
+
+@dataclass(frozen=True)
+class TileRecord:
+    """One image of a split: its id, files and size (read from the header)."""
+
+    tile_id: str
+    image_path: Path
+    label_path: Path | None
+    height: int
+    width: int
+
+
+class TileReader(Protocol):
+    """Reads a tile: ((H, W, 3) uint8 image, (H, W) uint8 ids or None without a label)."""
+
+    def __call__(self, record: TileRecord) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def normalise(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (3, H, W) float32, ImageNet mean/std normalised."""
+    array = np.ascontiguousarray(image)
+    if not array.flags.writeable:  # memory maps and Pillow buffers are read-only
+        array = array.copy()
+    pixels = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
+    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return (pixels - mean) / std  # (3, H, W)
+
+
+def sliding_starts(length: int, window: int, stride: int) -> list[int]:
+    """Window starts covering ``length``: every ``stride``, the last one flush with the end."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window, stride))
+    return [*starts, length - window]
+
+
+class TileSegmentationDataset(Dataset):
+    """Crops (train) or whole tiles (eval) of one closed-set split.
+
+    Args:
+        records: the tiles of the split.
+        reader: decodes a tile (may return memory maps: crops read only their window).
+        palette: classes and colours of the dataset.
+        dataset_name: "loveda", "vaihingen" or "potsdam".
+        split: the split name, for messages.
+        mode: "train" (augmented crops) or "eval" (whole tiles).
+        augment: the crop recipe (required in train mode).
+        crops_per_tile: random crops drawn per tile and epoch; None = as many as cover the
+            tile, ``ceil(H / S) * ceil(W / S)``.
+        crop_mode: "random" places, or "sliding" (a grid with ``crop_stride``).
+        crop_stride: grid step of sliding crops (default: ``crop_size``).
+        seed: None draws each item's randomness from torch's generator (seeded per worker
+            and epoch by the DataLoader); an int makes item ``i`` of epoch ``e`` reproducible.
+        has_labels: False for splits without labels (LoveDA Test): masks are all ignore.
+        missing: problems met while listing the split ({"kind", "file", "detail"}); warned once.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[TileRecord],
+        reader: TileReader,
+        *,
+        palette: Palette,
+        dataset_name: str,
+        split: str,
+        mode: str,
+        augment: CropAugment | None,
+        crops_per_tile: int | None = None,
+        crop_mode: str = "random",
+        crop_stride: int | None = None,
+        seed: int | None = None,
+        has_labels: bool = True,
+        missing: Sequence[dict[str, str]] = (),
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
+        if mode == "train" and augment is None:
+            raise ValueError("train mode needs a CropAugment")
+        if mode == "train" and not has_labels:
+            raise ValueError(f"{dataset_name} {split} has no labels; it can only be used in eval")
+        if crops_per_tile is not None and crops_per_tile < 1:
+            raise ValueError(f"crops_per_tile must be positive, got {crops_per_tile}")
+        self.records = list(records)
+        self.reader = reader
+        self.palette = palette
+        self.dataset_name = dataset_name
+        self.split = split
+        self.mode = mode
+        self.augment = augment
+        self.crop_mode = crop_mode
+        self.seed = seed
+        self.has_labels = has_labels
+        self.missing = list(missing)
+        self.epoch = 0
+        if self.missing:
+            shown = "; ".join(f"{m['kind']}: {m['file']}" for m in self.missing[:5])
+            more = f" (+{len(self.missing) - 5} more)" if len(self.missing) > 5 else ""
+            warnings.warn(
+                f"{dataset_name} {split}: {len(self.missing)} problem(s), using the "
+                f"{len(self.records)} complete tile(s): {shown}{more}",
+                stacklevel=2,
+            )
+        self._plan: list[tuple[int, tuple[int, int] | None]] = []
+        if mode == "train":
+            stride = crop_stride or augment.crop_size
+            for index, record in enumerate(self.records):
+                self._plan.extend(
+                    self._tile_plan(index, record, augment.crop_size, crops_per_tile, stride)
+                )
+
+    def _tile_plan(
+        self, index: int, record: TileRecord, size: int, count: int | None, stride: int
+    ) -> list[tuple[int, tuple[int, int] | None]]:
+        if self.crop_mode == "random":
+            count = count or math.ceil(record.height / size) * math.ceil(record.width / size)
+            return [(index, None)] * count
+        return [
+            (index, (top + size // 2, left + size // 2))
+            for top in sliding_starts(record.height, size, stride)
+            for left in sliding_starts(record.width, size, stride)
+        ]
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names in train-id order."""
+        return self.palette.class_names
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return self.palette.num_classes
+
+    @property
+    def ignore_index(self) -> int:
+        """Mask value of ignored pixels (255)."""
+        return IGNORE_INDEX
+
+    @property
+    def tile_ids(self) -> list[str]:
+        """Ids of the tiles in the split, in order."""
+        return [record.tile_id for record in self.records]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch that seeded crops depend on (only used when ``seed`` is set)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self._plan) if self.mode == "train" else len(self.records)
+
+    def read_tile(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tile ``index`` of ``records``: ((H, W, 3) uint8 image, (H, W) uint8 ids).
+
+        Unlabelled tiles get an all-ignore mask. Arrays may be read-only memory maps.
+        """
+        record = self.records[index]
+        image, mask = self.reader(record)
+        if mask is None:
+            mask = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
+        return image, mask
+
+    def _rng(self, index: int) -> np.random.Generator:
+        if self.seed is None:
+            return np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        return np.random.default_rng((self.seed, self.epoch, index))
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        if self.mode == "eval":
+            image, mask = self.read_tile(index)
+            return {
+                "pixel_values": normalise(np.asarray(image)),
+                "mask": torch.from_numpy(np.asarray(mask).astype(np.int64)),
+                "sample_id": self.records[index].tile_id,
+            }
+        tile_index, centre = self._plan[index]
+        image, mask = self.read_tile(tile_index)
+        crop_image, crop_mask, window = self.augment(image, mask, self._rng(index), centre=centre)
+        record = self.records[tile_index]
+        return {
+            "pixel_values": normalise(crop_image),
+            "mask": torch.from_numpy(crop_mask.astype(np.int64)),
+            "sample_id": f"{record.tile_id}@y{window.top}_x{window.left}_w{window.size}",
+        }
