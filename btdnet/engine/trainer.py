@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from safetensors.torch import load_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from btdnet.engine import checkpoints as ckpt
+from btdnet.engine.accelerator import make_accelerator
 from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
 from btdnet.engine.sampler import EpochShuffleSampler
@@ -109,7 +109,7 @@ class Trainer:
     # ------------------------------------------------------------------ set-up
     def _setup(self) -> None:
         s = self.settings
-        self.accelerator = Accelerator(
+        self.accelerator = make_accelerator(
             mixed_precision=s.mixed_precision,
             gradient_accumulation_steps=s.grad_accum,
             log_with=_trackers(s.trackers) or None,
