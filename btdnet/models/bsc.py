@@ -1,0 +1,132 @@
+"""BSC: Bidirectional Spatial Correlation between an image stage and the words (our reading).
+
+The paper names the module and its purpose (aligning vision and language at every stage, in both
+directions, guided by the mask); it gives no equations, so this is our reading of it:
+
+1. Correlation. Pixels (LayerNorm, then a linear map to a small width ``dim``) and words (linear
+   maps to ``dim``) are compared by a scaled dot product: ``A`` (B, HW, T). Working at ``dim``
+   (64-128) instead of the stage width keeps the module cheap at stride 4.
+2. Vision <- language. Softmax of ``A`` over the real words gives each pixel a language context;
+   its elementwise product with the pixel projection (the multimodal product of LAVT's PWAM) is
+   mapped back to the stage width and added through a tanh gate. When bidirectional, the
+   addition is also weighted per pixel by the sigmoid of the sentence-to-pixel correlation map,
+   so language is injected where the sentence points: this is how the alignment map *guides*
+   the fusion, and it makes the map's parameters train even without the alignment loss.
+3. Sentence-to-pixel correlation map. The mask-weighted mean of the (current) words is projected
+   to ``dim`` and correlated with every pixel: a (B, 1, H, W) logit map with a learnable scale
+   and bias, exposed so that the down-sampled ground-truth mask can supervise it.
+4. Language <- vision. Softmax of ``A`` over pixels gives each word a visual context; a residual
+   MLP on ``[LayerNorm(word), context]`` updates the words, which feed the next stage: language
+   is refined by vision stage by stage. The last stage has no next stage, so it skips this step.
+
+With ``bidirectional=False`` only the plain one-way fusion of step 2 (without the map weighting)
+remains: the LAVT-style baseline that the BSC ablation compares against. The fused visual map
+feeds the next image-encoder stage (early fusion).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from btdnet.models.text_encoder import masked_mean
+
+
+@dataclass
+class BSCOutput:
+    """Output of one BSC block.
+
+    Attributes:
+        visual: (B, C, H, W) fused visual features (input to the next stage and the decoder).
+        words: (B, T, D_text) word features for the next stage (unchanged when not updated).
+        correlation: (B, 1, H, W) sentence-to-pixel correlation logits, or None when the block
+            is not bidirectional.
+    """
+
+    visual: torch.Tensor
+    words: torch.Tensor
+    correlation: torch.Tensor | None
+
+
+class BidirectionalSpatialCorrelation(nn.Module):
+    """One BSC block (see the module docstring).
+
+    Args:
+        visual_dim: channels of the stage's visual features.
+        text_dim: width of the word features.
+        dim: correlation width (small: the module's cost is linear in it).
+        bidirectional: build the correlation map and (with ``update_words``) the word update.
+        update_words: update the words from vision (False for the last stage).
+    """
+
+    def __init__(
+        self,
+        *,
+        visual_dim: int,
+        text_dim: int,
+        dim: int,
+        bidirectional: bool = True,
+        update_words: bool = True,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.bidirectional = bidirectional
+        self.update_words = bidirectional and update_words
+        self.pixel_norm = nn.LayerNorm(visual_dim)
+        self.pixel_proj = nn.Linear(visual_dim, dim)
+        self.word_key = nn.Linear(text_dim, dim)
+        self.word_value = nn.Linear(text_dim, dim)
+        self.visual_update = nn.Linear(dim, visual_dim)
+        self.visual_gate = nn.Linear(dim, visual_dim)
+        if bidirectional:
+            self.sentence_proj = nn.Linear(text_dim, dim)
+            self.map_scale = nn.Parameter(torch.ones(()))
+            self.map_bias = nn.Parameter(torch.zeros(()))
+        if self.update_words:
+            self.word_norm = nn.LayerNorm(text_dim)
+            self.word_update = nn.Sequential(
+                nn.Linear(text_dim + dim, dim), nn.GELU(), nn.Linear(dim, text_dim)
+            )
+
+    def forward(
+        self, visual: torch.Tensor, words: torch.Tensor, word_mask: torch.Tensor
+    ) -> BSCOutput:
+        """Fuse a stage's features with the words.
+
+        Args:
+            visual: (B, C, H, W) stage output.
+            words: (B, T, D_text) word features.
+            word_mask: (B, T) bool, True for real tokens.
+        """
+        b, c, h, w = visual.shape
+        pixels = visual.flatten(2).transpose(1, 2)  # (B, HW, C)
+        query = self.pixel_proj(self.pixel_norm(pixels))  # (B, HW, d)
+        keys = self.word_key(words)  # (B, T, d)
+        values = self.word_value(words)  # (B, T, d)
+        scores = torch.matmul(query, keys.transpose(1, 2)) / math.sqrt(self.dim)  # (B, HW, T)
+
+        pad = ~word_mask[:, None, :]  # (B, 1, T)
+        to_words = scores.masked_fill(pad, torch.finfo(scores.dtype).min).softmax(dim=-1)
+        language_context = torch.matmul(to_words, values)  # (B, HW, d)
+        product = language_context * query  # (B, HW, d)
+        injected = torch.tanh(self.visual_gate(product)) * self.visual_update(product)  # (B, HW, C)
+
+        correlation = None
+        if self.bidirectional:
+            sentence = self.sentence_proj(masked_mean(words, word_mask))  # (B, d)
+            corr = torch.matmul(query, sentence.unsqueeze(-1)) / math.sqrt(self.dim)  # (B, HW, 1)
+            corr = corr * self.map_scale + self.map_bias
+            injected = injected * torch.sigmoid(corr)
+            correlation = corr.transpose(1, 2).reshape(b, 1, h, w)  # (B, 1, H, W)
+
+        fused = (pixels + injected).transpose(1, 2).reshape(b, c, h, w)  # (B, C, H, W)
+
+        if self.update_words:
+            to_pixels = scores.transpose(1, 2).softmax(dim=-1)  # (B, T, HW)
+            visual_context = torch.matmul(to_pixels, query)  # (B, T, d)
+            delta = self.word_update(torch.cat([self.word_norm(words), visual_context], dim=-1))
+            words = words + delta  # (B, T, D_text)
+        return BSCOutput(visual=fused, words=words, correlation=correlation)

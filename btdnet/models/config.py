@@ -1,0 +1,124 @@
+"""``BTDNetConfig``: every number and switch of a BTDNet, saved beside each checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _json_form(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_form(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_form(v) for v in value]
+    return value
+
+
+@dataclass
+class BTDNetConfig:
+    """Configuration of a BTDNet. Named variants live in ``btdnet.models.variants``.
+
+    Encoders:
+        image_encoder: timm model name (Swin by default; any four-stage timm backbone whose
+            feature extractor runs stage by stage).
+        image_size: square input size, a multiple of 32.
+        image_encoder_kwargs: extra ``timm.create_model`` arguments (embed_dim, depths,
+            num_heads, window_size, drop_path_rate, ...).
+        image_pretrained: local Swin/timm weight file loaded when ``pretrained=True``, or None.
+        text_encoder: text encoder name or local folder for ``AutoModel``/``AutoTokenizer``
+            (None: the offline MiniLM; "bert-base": bert-base-uncased).
+        text_config: architecture of the text encoder (``model_type`` + config fields), used to
+            build it without files when ``pretrained=False`` and when loading our checkpoints.
+        max_tokens: expression length in tokens (padding/truncation, for data and predictors).
+        mask_token_id: the tokenizer's [MASK] id, used by D-MOLS word masking.
+
+    Modules (each switchable for ablations):
+        fusion_dim: BSC correlation width.
+        decoder_dim: T-BTD stream width.
+        use_bsc: bidirectional spatial correlation; off = one-way pixel-word fusion.
+        use_twin_stream: target + background streams; off = target stream only.
+        use_dmols: D-MOLS auxiliary heads (training only).
+        use_alignment_loss: supervise BSC's correlation maps (needs ``use_bsc``; ignored without).
+
+    Losses:
+        ce_class_weights: (background, target) weights of the joint cross-entropy.
+        dice_weight, target_stream_weight, background_weight, agreement_weight,
+        alignment_weight, dmols_visual_weight, dmols_language_weight: term weights.
+        dmols_region_mask_ratio / dmols_context_mask_ratio: visual masking rates in and around /
+            away from the target; dmols_word_mask_ratio: word masking rate.
+    """
+
+    variant: str = "custom"
+    image_encoder: str = "swin_base_patch4_window12_384"
+    image_size: int = 480
+    image_encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    image_pretrained: str | None = None
+    text_encoder: str | None = None
+    text_config: dict[str, Any] | None = None
+    max_tokens: int = 20
+    mask_token_id: int = 103
+    fusion_dim: int = 128
+    decoder_dim: int = 64
+    use_bsc: bool = True
+    use_twin_stream: bool = True
+    use_dmols: bool = True
+    use_alignment_loss: bool = True
+    ce_class_weights: tuple[float, float] = (0.9, 1.1)
+    dice_weight: float = 0.1
+    target_stream_weight: float = 0.5
+    background_weight: float = 0.5
+    agreement_weight: float = 0.1
+    alignment_weight: float = 0.1
+    dmols_visual_weight: float = 0.1
+    dmols_language_weight: float = 0.1
+    dmols_region_mask_ratio: float = 0.5
+    dmols_context_mask_ratio: float = 0.1
+    dmols_word_mask_ratio: float = 0.15
+
+    def __post_init__(self) -> None:
+        self.ce_class_weights = tuple(float(w) for w in self.ce_class_weights)  # type: ignore[assignment]
+        # JSON form (tuples -> lists), so that a config equals itself after save and load.
+        self.image_encoder_kwargs = _json_form(dict(self.image_encoder_kwargs))
+        if self.text_config is not None:
+            self.text_config = _json_form(dict(self.text_config))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        if self.image_size <= 0 or self.image_size % 32 != 0:
+            raise ValueError(f"image_size must be a positive multiple of 32, got {self.image_size}")
+        for name in ("max_tokens", "fusion_dim", "decoder_dim"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if len(self.ce_class_weights) != 2:
+            raise ValueError(f"ce_class_weights needs 2 values, got {self.ce_class_weights}")
+        weights = [f.name for f in dataclasses.fields(self) if f.name.endswith("_weight")]
+        for name in weights:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in (
+            "dmols_region_mask_ratio",
+            "dmols_context_mask_ratio",
+            "dmols_word_mask_ratio",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict (tuples become lists)."""
+        data = dataclasses.asdict(self)
+        data["ce_class_weights"] = list(self.ce_class_weights)
+        return data
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BTDNetConfig:
+        """Inverse of ``to_dict``; unknown keys are an error that lists them."""
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise ValueError(f"unknown BTDNetConfig fields {unknown}; known: {cls.field_names()}")
+        return cls(**data)

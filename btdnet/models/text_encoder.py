@@ -1,0 +1,118 @@
+"""Text encoder over ``transformers.AutoModel``: word features, their mask and a sentence feature.
+
+BERT-base (the paper), the offline all-MiniLM-L6-v2 (the default) or any local folder that
+``AutoModel`` reads. Encoder-decoder models contribute their encoder. The pooler is not built:
+the sentence feature is the mask-weighted mean of the word features, which every encoder has
+(and leaves no unused parameters behind).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PreTrainedModel
+
+from btdnet.resources import resolve_text_encoder
+
+# Keys of a transformers config that describe a file, not an architecture.
+_NON_ARCH_KEYS = {"transformers_version", "architectures", "_name_or_path", "dtype", "torch_dtype"}
+
+
+@dataclass
+class TextFeatures:
+    """Output of ``TextEncoder``.
+
+    Attributes:
+        words: (B, T, D) contextual word features.
+        mask: (B, T) bool, True for real tokens.
+        sentence: (B, D) mask-weighted mean of ``words``.
+    """
+
+    words: torch.Tensor
+    mask: torch.Tensor
+    sentence: torch.Tensor
+
+
+def masked_mean(words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``words`` (B, T, D) over the True entries of ``mask`` (B, T) -> (B, D)."""
+    weights = mask.to(words.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (words * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+
+class TextEncoder(nn.Module):
+    """Wraps a transformers encoder model (already built or loaded).
+
+    Args:
+        model: a ``PreTrainedModel`` whose forward takes ``input_ids`` and ``attention_mask`` and
+            returns ``last_hidden_state``.
+    """
+
+    def __init__(self, model: PreTrainedModel) -> None:
+        super().__init__()
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()
+        self.model = model
+        config = model.config
+        self.hidden_size = int(getattr(config, "hidden_size", None) or config.d_model)
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        """The (V, D) input word-embedding matrix (used to tie the D-MOLS word predictor)."""
+        return self.model.get_input_embeddings().weight
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> TextFeatures:
+        """Token ids (B, T) and attention mask (B, T) -> ``TextFeatures``."""
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        words = out.last_hidden_state  # (B, T, D)
+        mask = attention_mask.bool()
+        return TextFeatures(words=words, mask=mask, sentence=masked_mean(words, mask))
+
+
+def text_config_dict(config: Any) -> dict[str, Any]:
+    """A transformers config as a JSON-able dict that ``build_text_model`` rebuilds from."""
+    data = {k: v for k, v in config.to_diff_dict().items() if k not in _NON_ARCH_KEYS}
+    data["model_type"] = config.model_type
+    return data
+
+
+def _without_pooler(factory: Any, *args: Any, **kwargs: Any) -> PreTrainedModel:
+    try:
+        return factory(*args, add_pooling_layer=False, **kwargs)
+    except TypeError:  # architectures without a pooler option
+        return factory(*args, **kwargs)
+
+
+def build_text_model(
+    *, name: str | None, text_config: dict[str, Any] | None, pretrained: bool
+) -> PreTrainedModel:
+    """Build the transformers model behind ``TextEncoder``.
+
+    Args:
+        name: text encoder name or local folder (``None`` or ``"minilm"``: the offline MiniLM;
+            ``"bert-base"``: ``bert-base-uncased``), used only when ``pretrained``.
+        text_config: architecture dict (``model_type`` + config fields, BERT when no
+            ``model_type``), used when not ``pretrained``. Touches no file.
+        pretrained: load weights with ``AutoModel.from_pretrained`` (local files only).
+    """
+    if pretrained:
+        source = resolve_text_encoder(name)
+        try:
+            return _without_pooler(AutoModel.from_pretrained, source, dtype=torch.float32)
+        except (OSError, ValueError) as error:
+            raise OSError(
+                f"text encoder {name!r} ({source}) could not be loaded without the network: "
+                f"{error}. Pass text_encoder=<local folder holding config.json and weights>, "
+                "use text_encoder=None for the offline MiniLM, or build with pretrained=False."
+            ) from error
+    if not text_config:
+        raise ValueError(
+            "pretrained=False needs `text_config` (a dict of BertConfig-style fields) to build the "
+            "text encoder without reading files"
+        )
+    fields = dict(text_config)
+    model_type = fields.pop("model_type", "bert")
+    config = AutoConfig.for_model(model_type, **fields)
+    return _without_pooler(AutoModel.from_config, config)

@@ -1,0 +1,125 @@
+"""Our model folders: round trip, training heads, wrong checkpoints; optimizer groups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from btdnet import BTDNet, build_model
+from btdnet.models.serialization import CheckpointError, load_model_dir, save_model_dir
+from btdnet.models.variants import variant_config
+from tests.test_model_btdnet import make_batch
+
+
+def _eval_outputs(model: BTDNet) -> torch.Tensor:
+    batch = make_batch(96)
+    with torch.no_grad():
+        out = model.eval()(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+    return torch.cat([out.target_logits.flatten(), *[m.flatten() for m in out.correlation_maps]])
+
+
+def test_round_trip_gives_identical_outputs(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False)
+    model.save_pretrained(tmp_path / "ckpt")
+    meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert meta["model_type"] == "btdnet" and meta["variant"] == "tiny"
+    assert meta["config"]["text_config"]["hidden_size"] == 32
+    loaded = BTDNet.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config == model.config
+    assert loaded.dmols is not None
+    assert torch.equal(_eval_outputs(model), _eval_outputs(loaded))
+
+
+def test_round_trip_of_a_pretrained_text_encoder(tmp_path) -> None:
+    # The loaded MiniLM's architecture is written into the config, so loading needs no file
+    # but the checkpoint; tuples in the image kwargs come back equal (JSON form).
+    model = build_model(
+        "tiny",
+        pretrained=True,
+        training=False,
+        image_encoder_kwargs={
+            **variant_config("tiny").image_encoder_kwargs,
+            "depths": (1, 1, 1, 1),
+        },
+    )
+    assert model.config.text_config["hidden_size"] == 384
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = BTDNet.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config == model.config and loaded.text_encoder.hidden_size == 384
+    assert torch.equal(_eval_outputs(model), _eval_outputs(loaded))
+
+
+def test_training_heads_with_or_without(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False)
+    reference = _eval_outputs(model)
+    model.save_pretrained(tmp_path / "full")
+
+    inference = BTDNet.from_pretrained(tmp_path / "full", training=False)
+    assert inference.dmols is None
+    assert torch.equal(_eval_outputs(inference), reference)
+
+    inference.save_pretrained(tmp_path / "stripped")
+    assert BTDNet.from_pretrained(tmp_path / "stripped").dmols is None
+    resumed = BTDNet.from_pretrained(tmp_path / "stripped", training=True)
+    assert resumed.dmols is not None  # fresh heads to go on training
+    assert torch.equal(_eval_outputs(resumed), reference)
+
+
+def test_wrong_checkpoints_are_refused(tmp_path) -> None:
+    save_model_dir(tmp_path / "bicor", {"w": torch.zeros(2)}, {"variant": "tiny"}, "bicor")
+    with pytest.raises(CheckpointError, match=r"'bicor'.*'btdnet'"):
+        BTDNet.from_pretrained(tmp_path / "bicor")
+
+    build_model("tiny", pretrained=False).save_pretrained(tmp_path / "tiny")
+    with pytest.raises(CheckpointError, match=r"variant 'tiny'.*'paper'"):
+        BTDNet.from_pretrained(tmp_path / "tiny", variant="paper")
+
+    with pytest.raises(FileNotFoundError, match="model folder not found"):
+        BTDNet.from_pretrained(tmp_path / "absent")
+    (tmp_path / "tiny" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="weights file missing"):
+        BTDNet.from_pretrained(tmp_path / "tiny")
+
+
+def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
+    # A folder whose config says "tiny" but whose tensors come from a wider model.
+    wide = build_model("tiny", pretrained=False, decoder_dim=24)
+    narrow = build_model("tiny", pretrained=False)
+    save_model_dir(tmp_path / "mixed", wide.state_dict(), narrow.config.to_dict(), "btdnet")
+    with pytest.raises(CheckpointError, match="do not fit"):
+        BTDNet.from_pretrained(tmp_path / "mixed")
+
+
+def test_serialization_helpers(tmp_path) -> None:
+    state = {"a": torch.arange(4.0), "b": torch.ones(2, 2)}
+    save_model_dir(tmp_path / "m", state, {"variant": "x", "k": [1, 2]}, "toy")
+    loaded, config = load_model_dir(tmp_path / "m", "toy", "x")
+    assert config == {"variant": "x", "k": [1, 2]}
+    assert all(torch.equal(loaded[k], v) for k, v in state.items())
+    (tmp_path / "m" / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not valid JSON"):
+        load_model_dir(tmp_path / "m", "toy")
+
+
+def test_param_groups() -> None:
+    model = build_model("tiny", pretrained=False)
+    groups = model.param_groups(weight_decay=0.01, text_lr_factor=0.1, lr=1e-4)
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"model_decay", "model_no_decay", "text_decay", "text_no_decay"}
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay = {names[id(p)] for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert any("relative_position_bias_table" in n for n in no_decay)
+    assert "text_encoder.model.embeddings.position_embeddings.weight" in no_decay
+    assert "text_encoder.model.embeddings.token_type_embeddings.weight" in no_decay
+    assert "image_encoder.backbone.norm.weight" in no_decay
+    assert "decoder.target_head.bias" in no_decay and "decoder.target_head.weight" not in no_decay
+    text = {names[id(p)] for g in groups if g["name"].startswith("text") for p in g["params"]}
+    assert text == {n for n, _ in model.named_parameters() if n.startswith("text_encoder.")}
+    assert by_name["text_decay"]["lr"] == pytest.approx(1e-5)
+    assert by_name["model_decay"]["lr"] == pytest.approx(1e-4)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    torch.optim.AdamW(groups)  # accepted as is
