@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from PIL import Image
 from torch.utils.data import DataLoader, Subset
 
 from btdnet.data import build_referring_dataset
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.engine.accelerator import make_accelerator
 from btdnet.engine.config import get, load_config
 from btdnet.engine.referring_task import ReferringTask, prepare_data
 from btdnet.engine.trainer import Trainer
@@ -32,7 +32,7 @@ TARGET_SWAP_DROP = 15.0
 TARGET_MINUTES = 15.0
 
 
-def _score(model: BTDNet, dataset: Any, accelerator: Accelerator, batch_size: int) -> dict:
+def _score(model: BTDNet, dataset: Any, accelerator: Any, batch_size: int) -> dict:
     loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
     return evaluate_referring(model, loader, accelerator, show_progress=False)
 
@@ -70,6 +70,36 @@ def write_overlays(model: BTDNet, dataset: Any, out_dir: Path, count: int = 6) -
     return written
 
 
+def score_checkpoint(
+    checkpoint: str | Path, data_root: str | Path, *, batch_size: int = 16
+) -> dict:
+    """Score a checkpoint on the synthetic test split with true and with swapped expressions.
+
+    Returns ``true`` (all test samples), ``swapped`` (each expression replaced by another
+    object's expression from the same image), ``swap_subset`` (the samples that have such a
+    partner, with their true expressions), plus the loaded ``model`` and the ``dataset``.
+    """
+    model = BTDNet.from_pretrained(checkpoint)
+    model.eval()
+    accelerator = make_accelerator()
+    test = build_referring_dataset(
+        "rrsisd",
+        data_root,
+        "test",
+        model.tokenizer,
+        image_size=model.config.image_size,
+        max_tokens=model.config.max_tokens,
+    )
+    swapped_set = SwappedExpressionDataset(test, seed=0)
+    return {
+        "true": _score(model, test, accelerator, batch_size),
+        "swapped": _score(model, swapped_set, accelerator, batch_size),
+        "swap_subset": _score(model, Subset(test, swapped_set.indices), accelerator, batch_size),
+        "model": model,
+        "dataset": test,
+    }
+
+
 def run_demo(
     out_dir: str | Path,
     *,
@@ -96,27 +126,16 @@ def run_demo(
 
     print("[3/4] benchmark on the synthetic test split (true and swapped expressions)")
     t0 = time.perf_counter()
-    model = BTDNet.from_pretrained(out_dir / "train" / "checkpoints" / "best")
-    model.eval()
-    accelerator = Accelerator()
-    test = build_referring_dataset(
-        get(config, "data.dataset", "rrsisd"),
-        config["data"]["root"],
-        "test",
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
     batch = int(get(config, "train.eval_batch_size", 16))
-    results = _score(model, test, accelerator, batch)
-    swapped_set = SwappedExpressionDataset(test, seed=0)
-    swapped = _score(model, swapped_set, accelerator, batch)
-    same_subset = _score(model, Subset(test, swapped_set.indices), accelerator, batch)
+    scores = score_checkpoint(
+        out_dir / "train" / "checkpoints" / "best", config["data"]["root"], batch_size=batch
+    )
+    results, swapped, same_subset = scores["true"], scores["swapped"], scores["swap_subset"]
     bench_seconds = time.perf_counter() - t0
     (out_dir / "benchmark.md").write_text(format_markdown(results), encoding="utf-8")
 
     print(f"[4/4] overlay pictures -> {out_dir / 'overlays'}")
-    pictures = write_overlays(model, test, out_dir / "overlays")
+    pictures = write_overlays(scores["model"], scores["dataset"], out_dir / "overlays")
 
     wall = time.perf_counter() - start
     metrics = {
