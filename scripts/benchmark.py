@@ -36,6 +36,12 @@ prediction files (--save-predictions writes them, --predictions reads them):
   one PNG per sample at the image's original size, 0 background / 255 object (any nonzero
   value counts as object; RGB accepted; a mis-sized file is resized with nearest), named
   <sample_id>.png: RRSIS-D <ref_id>-<sent_id>.png, RefSegRS <line>-<image_id>.png.
+
+closed-set (--task seg, BiCoR-Seg checkpoints; bicor/benchmark.py):
+  --dataset synthetic_seg|loveda|vaihingen|potsdam, --protocol geoseg (default: Vaihingen and
+  Potsdam means without clutter, OA over all classes) or mmseg (clutter included). Sliding
+  windows of --window pixels (default: the checkpoint's crop size) every --stride pixels,
+  logits averaged, optional --tta (flips); one confusion matrix over all pixels.
 """
 
 
@@ -52,10 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--predictions", type=Path, help="folder of <sample_id>.png masks to score (no model)"
     )
-    parser.add_argument("--dataset", choices=["rrsisd", "refsegrs"], required=True)
+    parser.add_argument(
+        "--dataset",
+        choices=["rrsisd", "refsegrs", "synthetic_seg", "loveda", "vaihingen", "potsdam"],
+        required=True,
+    )
     parser.add_argument("--root", type=Path, required=True, help="data set root folder")
     parser.add_argument("--split", choices=["val", "test"], required=True)
-    parser.add_argument("--protocol", choices=["lavt", "original"], default="lavt")
+    parser.add_argument(
+        "--protocol",
+        choices=["lavt", "original", "geoseg", "mmseg"],
+        default=None,
+        help="referring: lavt (default) or original; seg: geoseg (default) or mmseg",
+    )
+    parser.add_argument("--window", type=int, default=None, help="seg: sliding-window size")
+    parser.add_argument("--stride", type=int, default=None, help="seg: sliding-window step")
+    parser.add_argument("--window-batch", type=int, default=4, help="seg: windows per forward")
+    parser.add_argument("--tta", action="store_true", help="seg: flip test-time augmentation")
     parser.add_argument(
         "--image-size",
         type=int,
@@ -136,6 +155,11 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
 
 def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
     """The referring benchmark; the results (on the main process at least) or ``None``."""
+    if args.dataset not in ("rrsisd", "refsegrs"):
+        raise ValueError(f"--task referring needs --dataset rrsisd or refsegrs, not {args.dataset}")
+    args.protocol = args.protocol or "lavt"
+    if args.protocol not in ("lavt", "original"):
+        raise ValueError(f"--task referring needs --protocol lavt or original, not {args.protocol}")
     if args.checkpoint is not None:
         results = _score_referring_checkpoint(args, accelerator)
     else:
@@ -145,28 +169,40 @@ def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] 
     return results
 
 
+def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
+    """The closed-set benchmark of a BiCoR-Seg checkpoint (see ``bicor.benchmark``)."""
+    from bicor.benchmark import run_seg as run
+
+    return run(args, accelerator)
+
+
 TASKS: dict[str, Callable[[argparse.Namespace, Any], dict[str, Any] | None]] = {
     "referring": run_referring,
+    "seg": run_seg,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the benchmark, print and write the reports."""
     args = build_parser().parse_args(argv)
-    from accelerate import Accelerator
-
     from btdnet.data.errors import DatasetError
+    from btdnet.engine.accelerator import make_accelerator
     from btdnet.evaluation import format_markdown, write_json
     from btdnet.models.serialization import CheckpointError
 
-    accelerator = Accelerator(mixed_precision=args.amp)
+    accelerator = make_accelerator(mixed_precision=args.amp)
     try:
         results = TASKS[args.task](args, accelerator)
     except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
         print(f"benchmark.py: error: {error}", file=sys.stderr)
         return 1
     if accelerator.is_main_process and results is not None:
-        text = format_markdown(results)
+        if args.task == "seg":
+            from bicor.benchmark import format_seg_markdown
+
+            text = format_seg_markdown(results)
+        else:
+            text = format_markdown(results)
         print(text, end="")
         if args.json is not None:
             write_json(results, args.json)

@@ -144,9 +144,9 @@ def _draw_roads(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray)
 def _draw_buildings(rng: np.random.Generator, image: np.ndarray, labels: np.ndarray) -> None:
     size = labels.shape[0]
     scale = size / 128.0
-    for _ in range(int(rng.integers(4, 16))):
-        h = int(rng.uniform(5, 14) * scale)
-        w = int(rng.uniform(5, 14) * scale)
+    for _ in range(int(rng.integers(4, 14))):
+        h = int(rng.uniform(7, 18) * scale)
+        w = int(rng.uniform(7, 18) * scale)
         y = int(rng.integers(0, size - h))
         x = int(rng.integers(0, size - w))
         if np.isin(labels[y : y + h, x : x + w], (WATER, ROAD, BUILDING)).mean() > 0.1:

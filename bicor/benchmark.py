@@ -1,0 +1,106 @@
+"""``scripts/benchmark.py --task seg``: score a BiCoR-Seg checkpoint on a closed-set split.
+
+The checkpoint runs by sliding windows over every image of the split; one confusion matrix
+gives mIoU, mF1 and OA (percentages) under the chosen protocol (evaluation.md): ``geoseg``
+(default: Vaihingen/Potsdam means without clutter) or ``mmseg`` (clutter included).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+
+from bicor.data.builder import build_closed_set_dataset
+from bicor.data.synthetic_seg import SyntheticSegDataset
+from bicor.evaluation import evaluate_closed_set
+from bicor.models import BiCoRSeg
+from bicor.task import SYNTHETIC, dataset_classes
+
+SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
+SEG_PROTOCOLS = ("geoseg", "mmseg")
+
+
+def _dataset(args: argparse.Namespace) -> tuple[Dataset, int]:
+    """The split's dataset and the batch size to read it with (1 for whole tiles)."""
+    if args.dataset == SYNTHETIC:
+        return SyntheticSegDataset(args.root, args.split), args.batch_size
+    return build_closed_set_dataset(args.dataset, args.root, args.split, mode="eval"), 1
+
+
+def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
+    """Score ``args.checkpoint`` on ``args.dataset`` / ``args.split``; results on every process.
+
+    Reads ``args``: checkpoint, predictions (must be None), dataset, root, split, protocol,
+    window, stride, tta, window_batch, batch_size, num_workers.
+    """
+    if args.checkpoint is None:
+        raise ValueError("--task seg scores checkpoints only; pass --checkpoint")
+    if args.dataset not in SEG_DATASETS:
+        raise ValueError(f"--task seg needs --dataset in {SEG_DATASETS}, got {args.dataset!r}")
+    protocol = args.protocol or "geoseg"
+    if protocol not in SEG_PROTOCOLS:
+        raise ValueError(f"--task seg needs --protocol in {SEG_PROTOCOLS}, got {protocol!r}")
+    model = BiCoRSeg.from_pretrained(args.checkpoint).to(accelerator.device)
+    class_names, eval_classes = dataset_classes(args.dataset, protocol)
+    if model.num_classes != len(class_names):
+        raise ValueError(
+            f"{args.checkpoint}: predicts {model.num_classes} classes, {args.dataset} has "
+            f"{len(class_names)}"
+        )
+    dataset, batch_size = _dataset(args)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=args.num_workers)
+    # not prepared: tiles stay on the CPU; only window batches go to the device
+    loader = accelerator.prepare_data_loader(loader, device_placement=False)
+    window = args.window or model.config.img_size
+    stride = args.stride or max(1, (2 * window) // 3)
+    results = evaluate_closed_set(
+        model,
+        loader,
+        accelerator,
+        class_names=class_names,
+        eval_classes=eval_classes,
+        window=window,
+        stride=stride,
+        flip_tta=bool(args.tta),
+        window_batch=args.window_batch,
+        show_progress=True,
+    )
+    return {
+        **results,
+        "dataset": args.dataset,
+        "split": args.split,
+        "protocol": protocol,
+        "window": window,
+        "stride": stride,
+        "flip_tta": bool(args.tta),
+        "checkpoint": str(args.checkpoint),
+    }
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def format_seg_markdown(results: dict[str, Any]) -> str:
+    """Markdown: the summary row (mIoU, mF1, OA) and a per-class table (IoU, F1, P, R)."""
+    lines = [
+        "| dataset | split | protocol | images | mIoU | mF1 | OA |",
+        "|---|---|---|---|---|---|---|",
+        f"| {results.get('dataset', '?')} | {results.get('split', '?')} | "
+        f"{results.get('protocol', '?')} | {results.get('images', '?')} | "
+        f"{_cell(results['mIoU'])} | {_cell(results['mF1'])} | {_cell(results['OA'])} |",
+        "",
+        f"mIoU and mF1 over: {', '.join(results.get('eval_classes', []))}; OA over all classes. "
+        "Percentages.",
+        "",
+        "| class | IoU | F1 | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
+    for name, entry in results.get("per_class", {}).items():
+        lines.append(
+            f"| {name} | {_cell(entry['IoU'])} | {_cell(entry['F1'])} | "
+            f"{_cell(entry['precision'])} | {_cell(entry['recall'])} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,115 @@
+"""Sliding-window inference for large tiles (overlapping windows, averaged logits, flip TTA).
+
+A 6000 x 6000 Potsdam tile never goes to the device whole: windows are cut on the image's own
+device (usually the CPU), sent to the model ``window_batch`` at a time, and their logits summed
+into a (B, K, H, W) buffer on the image's device, then divided by the per-pixel window count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ModelFn = Callable[[Tensor], Tensor]
+
+
+def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
+    if pair[0] < 1 or pair[1] < 1:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return pair
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Start offsets of windows of size ``window`` covering ``[0, length)`` with step ``stride``.
+
+    The last window is clamped to end at ``length`` (so any length works); ``length <= window``
+    gives the single start 0.
+    """
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+def _with_flips(model_fn: ModelFn, batch: Tensor, flip_tta: bool) -> Tensor:
+    logits = model_fn(batch)
+    if not flip_tta:
+        return logits
+    logits = logits + model_fn(batch.flip(-1)).flip(-1)
+    logits = logits + model_fn(batch.flip(-2)).flip(-2)
+    return logits / 3.0
+
+
+@torch.no_grad()
+def sliding_window_predict(
+    model_fn: ModelFn,
+    image: Tensor,
+    *,
+    num_classes: int,
+    window: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    flip_tta: bool = False,
+    window_batch: int = 4,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Logits of a whole image from overlapping windows.
+
+    Args:
+        model_fn: (n, 3, wh, ww) on ``device`` -> (n, K, wh, ww) logits.
+        image: (B, 3, H, W) normalised image, any H, W.
+        num_classes: K.
+        window: window size (int or (h, w)); an image smaller than the window is zero-padded at
+            the bottom/right (zero = the mean colour after normalisation) and the padding cropped
+            from the logits.
+        stride: step between windows (int or (h, w)); windows at the border are clamped inside.
+        flip_tta: also run horizontally and vertically flipped windows; logits averaged.
+        window_batch: windows per model call.
+        device: where the model runs (default: the image's device).
+
+    Returns:
+        (B, K, H, W) float32 logits on the image's device: overlapping windows averaged.
+    """
+    if image.dim() != 4:
+        raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
+    if window_batch < 1:
+        raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    win_h, win_w = _pair(window, "window")
+    stride_h, stride_w = _pair(stride, "stride")
+    batch, _, height, width = image.shape
+    device = torch.device(device) if device is not None else image.device
+    pad_h, pad_w = max(0, win_h - height), max(0, win_w - width)
+    padded = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
+    full_h, full_w = padded.shape[-2:]
+    logits = torch.zeros(batch, num_classes, full_h, full_w, device=image.device)
+    counts = torch.zeros(1, 1, full_h, full_w, device=image.device)
+    boxes = [
+        (y, x)
+        for y in window_starts(full_h, win_h, stride_h)
+        for x in window_starts(full_w, win_w, stride_w)
+    ]
+    # every (image, window) pair is one crop; crops go to the model window_batch at a time
+    crops = [(b, y, x) for b in range(batch) for (y, x) in boxes]
+    for first in range(0, len(crops), window_batch):
+        chunk = crops[first : first + window_batch]
+        windows = torch.stack(
+            [padded[b, :, y : y + win_h, x : x + win_w] for b, y, x in chunk]
+        )  # (n, 3, win_h, win_w)
+        out = _with_flips(model_fn, windows.to(device), flip_tta)
+        if out.shape != (len(chunk), num_classes, win_h, win_w):
+            raise ValueError(
+                f"model_fn returned {tuple(out.shape)}, expected "
+                f"{(len(chunk), num_classes, win_h, win_w)}"
+            )
+        out = out.float().to(image.device)
+        for i, (b, y, x) in enumerate(chunk):
+            logits[b, :, y : y + win_h, x : x + win_w] += out[i]
+            if b == 0:
+                counts[0, 0, y : y + win_h, x : x + win_w] += 1.0
+    logits = logits / counts
+    return logits[:, :, :height, :width]

@@ -1,0 +1,32 @@
+"""BiCoR-Seg model parts."""
+
+from bicor.models.bicor_seg import (
+    BiCoRConfig,
+    BiCoROutput,
+    BiCoRSeg,
+    bicor_config,
+    build_bicor,
+    build_bicor_from_config,
+)
+from bicor.models.class_embeddings import ClassEmbeddings
+from bicor.models.fusion import MultiScaleFusion
+from bicor.models.hbis import HBISLayer, HBISStack
+from bicor.models.heads import AuxiliaryHead, SegmentationHead
+from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
+
+__all__ = [
+    "DEFAULT_VARIANT",
+    "VARIANTS",
+    "AuxiliaryHead",
+    "BiCoRConfig",
+    "BiCoROutput",
+    "BiCoRSeg",
+    "ClassEmbeddings",
+    "HBISLayer",
+    "HBISStack",
+    "MultiScaleFusion",
+    "SegmentationHead",
+    "bicor_config",
+    "build_bicor",
+    "build_bicor_from_config",
+]

@@ -1,0 +1,284 @@
+"""BiCoR-Seg: encoder -> multi-scale fusion -> class embeddings + HBIS x L -> heads (+ losses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from bicor.losses.criterion import BiCoRCriterion
+from bicor.losses.seg_losses import SegmentationLoss
+from bicor.models.class_embeddings import ClassEmbeddings
+from bicor.models.fusion import MultiScaleFusion
+from bicor.models.hbis import HBISLayer, HBISStack
+from bicor.models.heads import AuxiliaryHead, SegmentationHead
+from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
+from btdnet.models.image_encoder import ImageEncoder
+from btdnet.models.serialization import load_model_dir, save_model_dir
+
+MODEL_TYPE = "bicor"
+
+
+@dataclass
+class BiCoRConfig:
+    """Every number of a BiCoR-Seg model (saved beside its weights as ``config.json``)."""
+
+    num_classes: int = 6
+    class_names: list[str] | None = None
+    encoder_name: str = "swin_base_patch4_window12_384"
+    img_size: int = 512
+    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_weights: str | None = None
+    dim: int = 256
+    num_layers: int = 2
+    topk_ratio: float | None = None
+    min_topk: int = 64
+    head_channels: tuple[int, int] = (128, 64)
+    aux_channels: int = 64
+    use_hbis: bool = True
+    use_aux_head: bool = True
+    ignore_index: int = 255
+    label_smoothing: float = 0.05
+    dice_weight: float = 1.0
+    aux_weight: float = 0.4
+    hier_weight: float = 0.1
+    fisher_weight: float = 0.1
+    variant: str | None = None
+
+    def __post_init__(self) -> None:
+        self.head_channels = tuple(int(c) for c in self.head_channels)
+        if len(self.head_channels) != 2:
+            raise ValueError(f"head_channels must hold two ints, got {self.head_channels}")
+        if self.class_names is not None:
+            self.class_names = [str(n) for n in self.class_names]
+            if len(self.class_names) != self.num_classes:
+                raise ValueError(
+                    f"{len(self.class_names)} class names for num_classes={self.num_classes}"
+                )
+        if self.use_hbis and self.num_layers < 1:
+            raise ValueError("num_layers must be >= 1 when use_hbis is True")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["head_channels"] = list(self.head_channels)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BiCoRConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown BiCoRConfig fields: {unknown}")
+        return cls(**data)
+
+
+@dataclass
+class BiCoROutput:
+    """Output of :class:`BiCoRSeg`.
+
+    Attributes:
+        logits: (B, K, H, W) class logits at the input resolution.
+        heatmaps: per HBIS layer, (B, K, H/4, W/4) heatmap logits (empty without HBIS).
+        layer_embeddings: per HBIS layer, (B, K, D) class embeddings (empty without HBIS).
+        aux_logits: (B, K, H, W) auxiliary-head logits in training mode, else None.
+        loss: scalar total loss when targets were given, else None.
+        losses: every loss term and ``"total"`` (empty without targets).
+    """
+
+    logits: Tensor
+    heatmaps: list[Tensor] = field(default_factory=list)
+    layer_embeddings: list[Tensor] = field(default_factory=list)
+    aux_logits: Tensor | None = None
+    loss: Tensor | None = None
+    losses: dict[str, Tensor] = field(default_factory=dict)
+
+
+class BiCoRSeg(nn.Module):
+    """Class-aware closed-set segmentation (method.md section 2), assembled from its parts.
+
+    Args:
+        config: the numbers (kept for saving).
+        encoder: module mapping (B, 3, H, W) to four NCHW maps at strides 4/8/16/32.
+        fusion: four maps -> F0 (B, D, H/4, W/4).
+        class_embeddings: batch size -> (B, K, D).
+        hbis: the HBIS stack, or None for the plain fused head (ablation).
+        head: (F, E) -> (B, K, H, W) logits.
+        aux_head: (F0, E0) -> auxiliary logits (training only), or None.
+        criterion: the loss terms.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: BiCoRConfig,
+        encoder: nn.Module,
+        fusion: MultiScaleFusion,
+        class_embeddings: ClassEmbeddings,
+        hbis: HBISStack | None,
+        head: SegmentationHead,
+        aux_head: AuxiliaryHead | None,
+        criterion: BiCoRCriterion,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        self.fusion = fusion
+        self.class_embeddings = class_embeddings
+        self.hbis = hbis
+        self.head = head
+        self.aux_head = aux_head
+        self.criterion = criterion
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        names = self.config.class_names
+        return list(names) if names else [f"class_{i}" for i in range(self.num_classes)]
+
+    def forward(self, pixel_values: Tensor, targets: Tensor | None = None) -> BiCoROutput:
+        """Segment a batch.
+
+        Args:
+            pixel_values: (B, 3, H, W) normalised images.
+            targets: optional (B, H, W) int64 class ids, ``ignore_index`` for unlabelled pixels.
+        """
+        if pixel_values.dim() != 4 or pixel_values.shape[1] != 3:
+            raise ValueError(f"pixel_values must be (B, 3, H, W), got {tuple(pixel_values.shape)}")
+        size = (pixel_values.shape[-2], pixel_values.shape[-1])
+        fused = self.fusion(self.encoder(pixel_values))  # (B, D, H/4, W/4)
+        initial = self.class_embeddings(pixel_values.shape[0])  # (B, K, D)
+        heatmaps: list[Tensor] = []
+        layer_embeddings: list[Tensor] = []
+        features, embeddings = fused, initial
+        if self.hbis is not None:
+            features, embeddings, heatmaps, layer_embeddings = self.hbis(fused, initial)
+        logits = self.head(features, embeddings, output_size=size)
+        aux_logits = None
+        if self.training and self.aux_head is not None:
+            aux_logits = self.aux_head(fused, initial, output_size=size)
+        output = BiCoROutput(
+            logits=logits,
+            heatmaps=heatmaps,
+            layer_embeddings=layer_embeddings,
+            aux_logits=aux_logits,
+        )
+        if targets is not None:
+            if targets.shape != (pixel_values.shape[0], *size):
+                raise ValueError(
+                    f"targets must be (B, H, W) = {(pixel_values.shape[0], *size)}, "
+                    f"got {tuple(targets.shape)}"
+                )
+            output.losses = self.criterion(
+                logits=logits,
+                target=targets.long(),
+                aux_logits=aux_logits,
+                heatmaps=heatmaps,
+                layer_embeddings=layer_embeddings,
+            )
+            output.loss = output.losses["total"]
+        return output
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write ``model.safetensors`` + ``config.json`` (model_type "bicor") to ``directory``."""
+        state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
+        save_model_dir(directory, state, self.config.to_dict(), MODEL_TYPE)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> BiCoRSeg:
+        """Rebuild the model from ``config.json`` and load ``model.safetensors`` (strict)."""
+        state, config = load_model_dir(directory, MODEL_TYPE)
+        model = build_bicor_from_config(BiCoRConfig.from_dict(config), pretrained=False)
+        model.load_state_dict(state, strict=True)
+        return model.to(map_location)
+
+
+def build_image_encoder(config: BiCoRConfig, *, pretrained: bool = False) -> ImageEncoder:
+    """The shared timm image-encoder wrapper for ``config.encoder_name``.
+
+    With ``pretrained`` the local file ``config.encoder_weights`` is loaded (no network).
+    """
+    weights = None
+    if pretrained:
+        if not config.encoder_weights:
+            raise ValueError(
+                "pretrained=True needs encoder_weights: a local weight file for "
+                f"{config.encoder_name!r} (.safetensors/.pth); no hub is contacted"
+            )
+        weights = config.encoder_weights
+    return ImageEncoder(
+        config.encoder_name, config.img_size, pretrained_path=weights, **config.encoder_kwargs
+    )
+
+
+def build_bicor_from_config(
+    config: BiCoRConfig, *, pretrained: bool = False, encoder: nn.Module | None = None
+) -> BiCoRSeg:
+    """Assemble a :class:`BiCoRSeg`; ``encoder`` (exposing ``.channels``) replaces the timm one."""
+    if encoder is None:
+        encoder = build_image_encoder(config, pretrained=pretrained)
+    channels = list(encoder.channels)
+    dim = config.dim
+    hbis = None
+    if config.use_hbis:
+        hbis = HBISStack(
+            [
+                HBISLayer(dim=dim, topk_ratio=config.topk_ratio, min_topk=config.min_topk)
+                for _ in range(config.num_layers)
+            ]
+        )
+    aux_head = None
+    if config.use_aux_head and config.aux_weight > 0:
+        aux_head = AuxiliaryHead(dim=dim, channels=config.aux_channels)
+    main_loss = SegmentationLoss(
+        ignore_index=config.ignore_index,
+        label_smoothing=config.label_smoothing,
+        dice_weight=config.dice_weight,
+    )
+    criterion = BiCoRCriterion(
+        main_loss=main_loss,
+        aux_weight=config.aux_weight,
+        hier_weight=config.hier_weight,
+        fisher_weight=config.fisher_weight,
+    )
+    return BiCoRSeg(
+        config=config,
+        encoder=encoder,
+        fusion=MultiScaleFusion(in_channels=channels, dim=dim),
+        class_embeddings=ClassEmbeddings(num_classes=config.num_classes, dim=dim),
+        hbis=hbis,
+        head=SegmentationHead(dim=dim, channels=config.head_channels),
+        aux_head=aux_head,
+        criterion=criterion,
+    )
+
+
+def bicor_config(variant: str = DEFAULT_VARIANT, **overrides: Any) -> BiCoRConfig:
+    """The :class:`BiCoRConfig` of a named variant with ``overrides`` applied."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown BiCoR variant {variant!r}; choose one of {sorted(VARIANTS)}")
+    values = {**VARIANTS[variant], **overrides, "variant": variant}
+    return BiCoRConfig.from_dict(values)
+
+
+def build_bicor(
+    variant: str = DEFAULT_VARIANT,
+    pretrained: bool = False,
+    *,
+    encoder: nn.Module | None = None,
+    **overrides: Any,
+) -> BiCoRSeg:
+    """Build a BiCoR-Seg model of a named variant (see ``bicor.models.variants``).
+
+    Args:
+        variant: one of ``VARIANTS``.
+        pretrained: load the encoder weights from the local file ``encoder_weights``.
+        encoder: a ready encoder module (tests, custom backbones), bypassing timm.
+        **overrides: any :class:`BiCoRConfig` field (``num_classes``, ``num_layers``, ...).
+    """
+    config = bicor_config(variant, **overrides)
+    return build_bicor_from_config(config, pretrained=pretrained, encoder=encoder)

@@ -1,0 +1,85 @@
+"""Sliding-window inference: one window equals whole-image inference; odd sizes; flips."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bicor.inference import sliding_window_predict, window_starts
+
+
+def test_window_starts_clamp_the_last_window():
+    assert window_starts(10, 4, 3) == [0, 3, 6]
+    assert window_starts(11, 4, 3) == [0, 3, 6, 7]
+    assert window_starts(3, 4, 2) == [0]
+    assert window_starts(8, 4, 4) == [0, 4]
+
+
+def _conv_model(num_classes=3):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(3, num_classes, 3, padding=1)
+
+    def model_fn(x):
+        return conv(x) + x.mean(dim=(1, 2, 3), keepdim=True)  # a global term: windows matter
+
+    return model_fn
+
+
+def test_one_window_equals_whole_image_inference():
+    model_fn = _conv_model()
+    image = torch.randn(2, 3, 32, 48)
+    with torch.no_grad():
+        whole = model_fn(image)
+    out = sliding_window_predict(model_fn, image, num_classes=3, window=(32, 48), stride=16)
+    assert torch.allclose(out, whole, atol=1e-6)
+
+
+def test_pointwise_model_is_reproduced_at_any_size_and_stride():
+    weight = torch.randn(4, 3, 1, 1)
+
+    def model_fn(x):
+        return F.conv2d(x, weight)
+
+    for height, width in [(37, 53), (16, 16), (10, 70), (5, 5)]:
+        image = torch.randn(1, 3, height, width)
+        out = sliding_window_predict(
+            model_fn, image, num_classes=4, window=16, stride=6, window_batch=3
+        )
+        assert out.shape == (1, 4, height, width)
+        assert torch.allclose(out, F.conv2d(image, weight), atol=1e-5)
+
+
+def test_overlapping_logits_are_averaged():
+    calls = []
+
+    def model_fn(x):
+        calls.append(x.shape[0])
+        # each window predicts its own running index: 1, 2, 3 ...
+        start = sum(calls) - x.shape[0]
+        values = torch.arange(start + 1, start + x.shape[0] + 1, dtype=torch.float32)
+        return values.view(-1, 1, 1, 1).expand(-1, 1, x.shape[2], x.shape[3])
+
+    image = torch.zeros(1, 3, 4, 6)
+    out = sliding_window_predict(model_fn, image, num_classes=1, window=4, stride=2, window_batch=2)
+    # windows at x = 0, 2 predict 1 and 2: columns 0-1 -> 1, 2-3 -> 1.5, 4-5 -> 2
+    assert out[0, 0, 0].tolist() == [1.0, 1.0, 1.5, 1.5, 2.0, 2.0]
+    assert calls == [2]
+
+
+def test_flip_tta_averages_flipped_predictions():
+    def model_fn(x):
+        columns = torch.arange(x.shape[-1], dtype=torch.float32)
+        return columns.expand(x.shape[0], 1, x.shape[2], x.shape[3]).clone()
+
+    image = torch.zeros(1, 3, 2, 4)
+    out = sliding_window_predict(model_fn, image, num_classes=1, window=4, stride=4, flip_tta=True)
+    # identity [0,1,2,3], h-flip undone [3,2,1,0], v-flip [0,1,2,3]: mean
+    expected = torch.tensor([0 + 3 + 0, 1 + 2 + 1, 2 + 1 + 2, 3 + 0 + 3]) / 3.0
+    assert torch.allclose(out[0, 0, 0], expected)
+
+
+def test_rejects_wrong_model_output():
+    def model_fn(x):
+        return torch.zeros(x.shape[0], 2, 3, 3)
+
+    with pytest.raises(ValueError, match="model_fn returned"):
+        sliding_window_predict(model_fn, torch.zeros(1, 3, 8, 8), num_classes=2, window=4, stride=4)

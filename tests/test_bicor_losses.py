@@ -1,0 +1,129 @@
+"""BiCoR-Seg losses: the Fisher loss by hand, CE + Dice with an ignore index, the criterion."""
+
+import math
+
+import pytest
+import torch
+
+from bicor.losses import (
+    BiCoRCriterion,
+    SegmentationLoss,
+    cross_entropy_loss,
+    dice_loss,
+    fisher_discriminative_loss,
+    hierarchical_loss,
+)
+
+
+def test_fisher_loss_hand_computed_2x2x2():
+    # class 0: (0,0), (0,2) -> centre (0,1); class 1: (2,0), (2,2) -> centre (2,1)
+    # S_w = mean of four squared distances of 1 = 1; S_b = |(0,1)-(2,1)|^2 = 4
+    emb = torch.tensor([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 2.0], [2.0, 2.0]]])  # (B=2, N=2, C=2)
+    loss = fisher_discriminative_loss([emb])
+    assert loss.item() == pytest.approx(1.0 / (4.0 + 1e-6), rel=1e-6)
+
+
+def test_fisher_loss_weighted_sum_over_layers():
+    first = torch.tensor([[[0.0, 0.0], [2.0, 0.0]], [[0.0, 2.0], [2.0, 2.0]]])  # ratio 1/4
+    # class 0: (1,0), (3,0) -> (2,0); class 1: (0,3), (0,1) -> (0,2); S_w = 1, S_b = 8
+    second = torch.tensor([[[1.0, 0.0], [0.0, 3.0]], [[3.0, 0.0], [0.0, 1.0]]])
+    loss = fisher_discriminative_loss([first, second], weights=[1.0, 0.5])
+    expected = 1.0 / (4.0 + 1e-6) + 0.5 * (1.0 / (8.0 + 1e-6))
+    assert loss.item() == pytest.approx(expected, rel=1e-6)
+    assert fisher_discriminative_loss([first, second]).item() == pytest.approx(0.25 + 0.125, 1e-5)
+
+
+def test_fisher_loss_batch_of_one_has_zero_within_scatter():
+    emb = torch.randn(1, 4, 8, requires_grad=True)
+    loss = fisher_discriminative_loss([emb, emb * 2])
+    assert loss.item() == 0.0
+    loss.backward()
+    assert emb.grad is not None
+
+
+def test_fisher_loss_clamps_between_class_scatter():
+    # both centres at (0, 0): S_b = 0 -> clamped to 1e-4; S_w = 1
+    emb = torch.tensor([[[1.0, 0.0], [1.0, 0.0]], [[-1.0, 0.0], [-1.0, 0.0]]])
+    assert fisher_discriminative_loss([emb]).item() == pytest.approx(1.0 / (1e-4 + 1e-6), 1e-5)
+
+
+def test_fisher_loss_rejects_bad_input():
+    with pytest.raises(ValueError, match="at least one layer"):
+        fisher_discriminative_loss([])
+    with pytest.raises(ValueError, match=r"\(B, N, C\)"):
+        fisher_discriminative_loss([torch.zeros(2, 3)])
+    with pytest.raises(ValueError, match="weights"):
+        fisher_discriminative_loss([torch.zeros(2, 3, 4)], weights=[1.0, 2.0])
+
+
+def test_cross_entropy_ignores_pixels_and_uses_label_smoothing():
+    logits = torch.zeros(1, 2, 1, 2)
+    logits[0, 0, 0, 0] = math.log(3.0)  # pixel 0: p = (3/4, 1/4), label 0
+    target = torch.tensor([[[0, 255]]])
+    assert cross_entropy_loss(logits, target).item() == pytest.approx(-math.log(0.75), 1e-6)
+    # smoothing 0.1 over 2 classes: q = (0.95, 0.05)
+    smoothed = -(0.95 * math.log(0.75) + 0.05 * math.log(0.25))
+    value = cross_entropy_loss(logits, target, label_smoothing=0.1).item()
+    assert value == pytest.approx(smoothed, 1e-6)
+
+
+def test_losses_are_zero_when_every_pixel_is_ignored():
+    logits = torch.randn(2, 3, 4, 4, requires_grad=True)
+    target = torch.full((2, 4, 4), 255)
+    assert cross_entropy_loss(logits, target).item() == 0.0
+    assert dice_loss(logits, target).item() == 0.0
+
+
+def test_dice_loss_hand_computed_with_ignore():
+    # two pixels, two classes, probabilities (0.75, 0.25) and (0.5, 0.5); a third ignored pixel
+    logits = torch.zeros(1, 2, 1, 3)
+    logits[0, 0, 0, 0] = math.log(3.0)
+    logits[0, 1, 0, 2] = 100.0  # ignored pixel: must not count
+    target = torch.tensor([[[0, 1, 255]]])
+    # class 0: I = 0.75, |p| = 1.25, |t| = 1 -> (1.5 + 1) / (2.25 + 1)
+    # class 1: I = 0.5,  |p| = 0.75, |t| = 1 -> (1 + 1) / (1.75 + 1)
+    dice0 = 2.5 / 3.25
+    dice1 = 2.0 / 2.75
+    assert dice_loss(logits, target).item() == pytest.approx(1 - (dice0 + dice1) / 2, 1e-6)
+    # only class 0 present in the target: class 1 is left out of the mean
+    only0 = torch.tensor([[[0, 255, 255]]])
+    # class 0: I = 0.75, |p| = 0.75, |t| = 1 -> 2.5 / 2.75
+    assert dice_loss(logits, only0).item() == pytest.approx(1 - 2.5 / 2.75, 1e-6)
+
+
+def test_hierarchical_loss_upsamples_each_heatmap():
+    main = SegmentationLoss(label_smoothing=0.0, dice_weight=1.0)
+    target = torch.randint(0, 3, (2, 8, 8))
+    heatmap = torch.zeros(2, 3, 2, 2)  # uniform: CE = log 3 at every pixel
+    value = hierarchical_loss([heatmap, heatmap], target, main)
+    single = main.combined(torch.zeros(2, 3, 8, 8), target)
+    assert value.item() == pytest.approx(2 * single.item(), 1e-6)
+    assert single.item() > math.log(3.0)  # dice of uniform predictions is positive
+
+
+def test_criterion_returns_every_term_and_weighted_total():
+    main = SegmentationLoss(label_smoothing=0.05, dice_weight=0.5)
+    criterion = BiCoRCriterion(main_loss=main, aux_weight=0.4, hier_weight=0.1, fisher_weight=0.2)
+    logits = torch.randn(2, 3, 8, 8)
+    target = torch.randint(0, 3, (2, 8, 8))
+    target[0, 0] = 255
+    emb = [torch.randn(2, 3, 4), torch.randn(2, 3, 4)]
+    terms = criterion(
+        logits=logits,
+        target=target,
+        aux_logits=torch.randn(2, 3, 8, 8),
+        heatmaps=[torch.randn(2, 3, 2, 2)],
+        layer_embeddings=emb,
+    )
+    assert set(terms) == {"ce", "dice", "aux_ce", "hier", "fisher", "total"}
+    expected = (
+        terms["ce"]
+        + 0.5 * terms["dice"]
+        + 0.4 * terms["aux_ce"]
+        + 0.1 * terms["hier"]
+        + 0.2 * terms["fisher"]
+    )
+    assert terms["total"].item() == pytest.approx(expected.item(), 1e-6)
+    assert terms["fisher"].item() == pytest.approx(fisher_discriminative_loss(emb).item(), 1e-6)
+    no_extras = criterion(logits=logits, target=target)
+    assert no_extras["aux_ce"].item() == no_extras["hier"].item() == no_extras["fisher"].item() == 0

@@ -1,0 +1,166 @@
+"""BiCoR-Seg model: HBIS shapes and top-k, the assembled model, gradients, ablation, saving."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from bicor import BiCoRSeg, build_bicor
+from bicor.models import HBISLayer, HBISStack, MultiScaleFusion, bicor_config
+from bicor.models.hbis import topk_count
+
+
+class FakeEncoder(nn.Module):
+    """Four NCHW maps at strides 4/8/16/32 from strided convs (channels 4, 6, 8, 10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.channels = [4, 6, 8, 10]
+        self.strides = [4, 8, 16, 32]
+        self.stem = nn.Conv2d(3, 4, 4, stride=4)
+        self.downs = nn.ModuleList(
+            nn.Conv2d(a, b, 2, stride=2) for a, b in [(4, 6), (6, 8), (8, 10)]
+        )
+
+    def forward(self, x):
+        feats = [self.stem(x)]
+        for down in self.downs:
+            feats.append(down(feats[-1]))
+        return feats
+
+
+def _tiny(**overrides):
+    torch.manual_seed(0)
+    return build_bicor("tiny", num_classes=5, **overrides)
+
+
+def test_topk_count():
+    assert topk_count(100, None, 64) == 100
+    assert topk_count(10_000, 0.02, 64) == 200
+    assert topk_count(1_000, 0.02, 64) == 64
+    assert topk_count(30, 0.5, 64) == 30
+
+
+def test_hbis_layer_shapes():
+    layer = HBISLayer(dim=8, topk_ratio=None)
+    features, embeddings = torch.randn(2, 8, 5, 7), torch.randn(2, 3, 8)
+    new_f, new_e, heat = layer(features, embeddings)
+    assert new_f.shape == (2, 8, 5, 7)
+    assert new_e.shape == (2, 3, 8)
+    assert heat.shape == (2, 3, 5, 7)
+    with pytest.raises(ValueError, match="dim=8"):
+        layer(torch.randn(2, 4, 5, 7), embeddings)
+
+
+def test_hbis_pooling_keeps_only_top_k_pixels():
+    layer = HBISLayer(dim=4, topk_ratio=0.25, min_topk=2)
+    # HW = 8 -> k = max(2, ceil(0.25 * 8)) = 2
+    heat = torch.tensor([[[0.0, 3.0, -1.0, 2.0, 1.0, -2.0, 0.5, -3.0]]])  # (B=1, K=1, HW=8)
+    weights = layer.pooling_weights(heat)
+    kept = weights[0, 0] > 0
+    assert kept.tolist() == [False, True, False, True, False, False, False, False]
+    s3, s2 = 1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(-2.0))
+    assert weights[0, 0, 1].item() == pytest.approx(s3 / (s3 + s2 + 1e-6), 1e-5)
+    assert weights.sum().item() == pytest.approx(1.0, 1e-5)
+    all_pixels = HBISLayer(dim=4, topk_ratio=None).pooling_weights(heat)
+    assert bool((all_pixels > 0).all())
+
+
+def test_hbis_stack_returns_every_layer():
+    stack = HBISStack([HBISLayer(dim=8) for _ in range(3)])
+    f, e, heatmaps, embeddings = stack(torch.randn(2, 8, 4, 4), torch.randn(2, 5, 8))
+    assert f.shape == (2, 8, 4, 4) and e.shape == (2, 5, 8)
+    assert len(heatmaps) == len(embeddings) == 3
+    assert embeddings[-1] is e
+
+
+def test_fusion_upsamples_to_the_first_stage():
+    fusion = MultiScaleFusion(in_channels=[4, 6, 8, 10], dim=12)
+    feats = [torch.randn(2, c, 16 // s, 24 // s) for c, s in zip([4, 6, 8, 10], [1, 2, 4, 8])]
+    assert fusion(feats).shape == (2, 12, 16, 24)
+    with pytest.raises(ValueError, match="expects 4"):
+        fusion(feats[:3])
+
+
+@pytest.mark.parametrize("size", [(64, 64), (96, 64), (70, 100)])
+def test_model_output_shapes_and_losses(size):
+    model = _tiny(topk_ratio=0.1)
+    h, w = size
+    x = torch.randn(2, 3, h, w)
+    targets = torch.randint(0, 5, (2, h, w))
+    targets[:, :3] = 255
+    out = model(x, targets)
+    assert out.logits.shape == (2, 5, h, w)
+    assert out.aux_logits.shape == (2, 5, h, w)
+    assert len(out.heatmaps) == 2 and len(out.layer_embeddings) == 2
+    assert out.heatmaps[0].shape[:2] == (2, 5)
+    assert out.layer_embeddings[0].shape == (2, 5, 32)
+    assert set(out.losses) == {"ce", "dice", "aux_ce", "hier", "fisher", "total"}
+    assert torch.isfinite(out.loss) and out.loss is out.losses["total"]
+    model.eval()
+    with torch.no_grad():
+        evaluated = model(x)
+    assert evaluated.aux_logits is None and evaluated.loss is None and not evaluated.losses
+    assert torch.isfinite(evaluated.logits).all()
+
+
+def test_every_parameter_gets_a_gradient():
+    model = _tiny(topk_ratio=0.1)
+    x = torch.randn(2, 3, 64, 64)
+    targets = torch.randint(0, 5, (2, 64, 64))
+    model(x, targets).loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert missing == []
+    # timm zero-initialises each ResNet block's last BN scale, so only our own parts are checked
+    # for a non-zero gradient
+    zero = [
+        n
+        for n, p in model.named_parameters()
+        if not n.startswith("encoder.") and p.grad.abs().sum() == 0
+    ]
+    assert zero == []
+
+
+def test_plain_fused_head_ablation():
+    model = _tiny(use_hbis=False)
+    assert model.hbis is None
+    out = model(torch.randn(2, 3, 64, 64), torch.randint(0, 5, (2, 64, 64)))
+    assert out.heatmaps == [] and out.layer_embeddings == []
+    assert out.losses["hier"].item() == 0.0 and out.losses["fisher"].item() == 0.0
+    assert not any(n.startswith("hbis") for n, _ in model.named_parameters())
+
+
+def test_model_accepts_an_injected_encoder():
+    config = bicor_config("tiny", num_classes=3, num_layers=1)
+    from bicor.models import build_bicor_from_config
+
+    model = build_bicor_from_config(config, encoder=FakeEncoder())
+    out = model(torch.randn(1, 3, 64, 96), torch.randint(0, 3, (1, 64, 96)))
+    assert out.logits.shape == (1, 3, 64, 96)
+    assert out.heatmaps[0].shape == (1, 3, 16, 24)
+    assert out.losses["fisher"].item() == 0.0  # batch of one: no within-class scatter
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = _tiny(num_layers=1, class_names=["a", "b", "c", "d", "e"]).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x).logits
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = BiCoRSeg.from_pretrained(tmp_path / "ckpt").eval()
+    assert loaded.config == model.config
+    assert loaded.class_names == ["a", "b", "c", "d", "e"]
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).logits, expected, atol=1e-6)
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="unknown BiCoR variant"):
+        build_bicor("huge")
+    with pytest.raises(ValueError, match="unknown BiCoRConfig fields"):
+        bicor_config("tiny", num_clases=3)
+    with pytest.raises(ValueError, match="class names"):
+        bicor_config("tiny", num_classes=3, class_names=["a"])
+    with pytest.raises(ValueError, match="encoder_weights"):
+        build_bicor("tiny", pretrained=True)

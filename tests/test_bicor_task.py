@@ -1,0 +1,113 @@
+"""The closed-set training task end to end on a tiny synthetic set: train, score, save, resume."""
+
+import json
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
+from bicor.evaluation import evaluate_closed_set, predict_logits
+from bicor.models import BiCoRSeg, build_bicor
+from bicor.task import SegTask, dataset_classes, prepare_seg_data
+from btdnet.engine import Trainer
+from btdnet.metrics.confusion import ConfusionMatrix
+
+
+def _config(tmp_path, **train):
+    return {
+        "output_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "model": {"variant": "tiny", "pretrained": False, "overrides": {"num_layers": 1}},
+        "data": {
+            "dataset": "synthetic_seg",
+            "root": str(tmp_path / "data"),
+            "eval_splits": ["val"],
+            "image_size": 64,
+            "scales": [1.0],
+            "generate_synthetic": {"train": 4, "val": 2, "size": 64, "seed": 0},
+        },
+        "eval": {"protocol": "geoseg"},
+        "train": {
+            "epochs": 1,
+            "batch_size": 2,
+            "eval_batch_size": 2,
+            "lr": 1e-3,
+            "schedule": "cosine",
+            "trackers": "none",
+            **train,
+        },
+    }
+
+
+def test_dataset_classes():
+    names, evaluated = dataset_classes("vaihingen")
+    assert names[-1] == "clutter" and evaluated == (0, 1, 2, 3, 4)
+    assert dataset_classes("synthetic_seg")[1] is None
+    with pytest.raises(ValueError, match=r"unknown data\.dataset"):
+        dataset_classes("cityscapes")
+
+
+def test_train_evaluate_save_and_resume(tmp_path):
+    config = _config(tmp_path)
+    prepare_seg_data(config)
+    assert (tmp_path / "data" / "classes.json").is_file()
+    summary = Trainer(SegTask(), config, tmp_path / "run", show_progress=False).fit()
+    assert summary["global_step"] == 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert len(records) == 1 and records[0]["split"] == "val"
+    for key in ("mIoU", "mF1", "OA"):
+        assert 0.0 <= records[0][key] <= 100.0
+    assert set(records[0]["per_class"]) == {
+        "background",
+        "building",
+        "road",
+        "water",
+        "forest",
+        "agriculture",
+    }
+    model = BiCoRSeg.from_pretrained(tmp_path / "run" / "checkpoints" / "best")
+    assert model.config.num_classes == 6 and model.config.img_size == 64
+
+    # resuming a finished run trains no further and keeps the step count
+    config["train"]["epochs"] = 2
+    resumed = Trainer(
+        SegTask(), config, tmp_path / "run", resume=tmp_path / "run", show_progress=False
+    ).fit()
+    assert resumed["global_step"] == 4
+
+
+def test_evaluate_matches_a_hand_accumulated_confusion_matrix(tmp_path):
+    root = write_synthetic_seg(tmp_path / "d", train=1, val=3, size=64)
+    torch.manual_seed(0)
+    model = build_bicor("tiny", num_classes=6, img_size=64).eval()
+    loader = DataLoader(SyntheticSegDataset(root, "val"), batch_size=2)
+    result = evaluate_closed_set(model, loader, window=64, stride=64)
+    reference = ConfusionMatrix(6)
+    with torch.no_grad():
+        for batch in loader:
+            reference.update(model(batch["pixel_values"]).logits.argmax(1), batch["mask"])
+    expected = reference.compute(model.class_names)
+    assert result["images"] == 3
+    assert result["mIoU"] == pytest.approx(expected["mIoU"])
+    assert result["OA"] == pytest.approx(expected["OA"])
+    assert model.training is False
+
+
+def test_predict_logits_with_windows_smaller_than_the_image():
+    torch.manual_seed(0)
+    model = build_bicor("tiny", num_classes=3, img_size=64).eval()
+    logits = predict_logits(model, torch.randn(1, 3, 100, 90), window=64, stride=40)
+    assert logits.shape == (1, 3, 100, 90) and torch.isfinite(logits).all()
+
+
+def test_param_groups_split_decay():
+    task = SegTask()
+    model = build_bicor("tiny", num_classes=3)
+    config = {"train": {"lr": 1e-3, "weight_decay": 0.05}, "model": {"encoder_lr_factor": 0.1}}
+    groups = task.param_groups(model, config)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    lrs = {(g["lr"], g["weight_decay"]) for g in groups}
+    assert lrs == {(1e-4, 0.0), (1e-4, 0.05), (1e-3, 0.0), (1e-3, 0.05)}
+    embedding = model.class_embeddings.weight
+    assert any(embedding is p and g["weight_decay"] == 0.0 for g in groups for p in g["params"])
