@@ -68,6 +68,9 @@ class TrainSettings:
         section = dict(config.get("train", {}))
         if "seed" not in section and "seed" in config:
             section["seed"] = config["seed"]
+        # YAML 1.1 reads a bare `no` (as in `--set train.mixed_precision=no`) as False.
+        if section.get("mixed_precision") is False:
+            section["mixed_precision"] = "no"
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(section) - known)
         if unknown:
