@@ -15,3 +15,12 @@ class ClosedSetDataError(DatasetError):
 
 class UnknownColourError(ClosedSetDataError):
     """A colour label holds a colour that is none of the dataset's class colours."""
+
+
+def check_label_matches_image(label, image, *, label_path, image_path, word: str = "label") -> None:
+    """Raise when a (H, W) label and its (H, W, 3) image differ in size, naming both files."""
+    if label.shape != image.shape[:2]:
+        raise ClosedSetDataError(
+            f"{label_path}: {word} is {label.shape[0]}x{label.shape[1]} (HxW) but its "
+            f"image {image_path} is {image.shape[0]}x{image.shape[1]}"
+        )

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bicor.data.augment import CropAugment
-from bicor.data.errors import ClosedSetDataError
+from bicor.data.errors import ClosedSetDataError, check_label_matches_image
 from bicor.data.image_io import read_rgb, read_size
 from bicor.data.palettes import ISPRS_PALETTE, Palette, colour_to_ids
 from bicor.data.splits import split_tiles
@@ -148,11 +148,9 @@ class IsprsTileReader:
         kind = "ids-eroded" if self.eroded else "ids"
         decode = partial(decode_label, palette=self.palette, eroded=self.eroded)
         ids = self.cache.get(record.label_path, kind, decode)  # (H, W)
-        if ids.shape != image.shape[:2]:
-            raise ClosedSetDataError(
-                f"{record.label_path}: label is {ids.shape[0]}x{ids.shape[1]} (HxW) but its "
-                f"image {record.image_path} is {image.shape[0]}x{image.shape[1]}"
-            )
+        check_label_matches_image(
+            ids, image, label_path=record.label_path, image_path=record.image_path, word="label"
+        )
         return image, ids
 
 

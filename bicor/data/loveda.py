@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bicor.data.augment import CropAugment
-from bicor.data.errors import ClosedSetDataError
+from bicor.data.errors import ClosedSetDataError, check_label_matches_image
 from bicor.data.image_io import read_class_values, read_rgb, read_size
 from bicor.data.palettes import IGNORE_INDEX, LOVEDA_PALETTE
 from bicor.data.splits import loveda_domains, loveda_folders, loveda_is_labelled
@@ -115,11 +115,9 @@ class LoveDAReader:
         ids = loveda_mask_to_ids(
             read_class_values(record.label_path), source=str(record.label_path)
         )  # (H, W)
-        if ids.shape != image.shape[:2]:
-            raise ClosedSetDataError(
-                f"{record.label_path}: mask is {ids.shape[0]}x{ids.shape[1]} (HxW) but its "
-                f"image {record.image_path} is {image.shape[0]}x{image.shape[1]}"
-            )
+        check_label_matches_image(
+            ids, image, label_path=record.label_path, image_path=record.image_path, word="mask"
+        )
         return image, ids
 
 
