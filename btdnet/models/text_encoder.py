@@ -8,12 +8,15 @@ the sentence feature is the mask-weighted mean of the word features, which every
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from btdnet.resources import resolve_text_encoder
 
@@ -78,11 +81,31 @@ def text_config_dict(config: Any) -> dict[str, Any]:
     return data
 
 
-def _without_pooler(factory: Any, *args: Any, **kwargs: Any) -> PreTrainedModel:
+@contextmanager
+def _quiet_loading() -> Iterator[None]:
+    """Silence transformers' per-load report and progress bar while our model loads.
+
+    The pooler is left out on purpose (word features are used), so the report's "unexpected
+    pooler keys" would only alarm users; real failures still raise.
+    """
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
-        return factory(*args, add_pooling_layer=False, **kwargs)
-    except TypeError:  # architectures without a pooler option
-        return factory(*args, **kwargs)
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _without_pooler(factory: Any, *args: Any, **kwargs: Any) -> PreTrainedModel:
+    with _quiet_loading():
+        try:
+            return factory(*args, add_pooling_layer=False, **kwargs)
+        except TypeError:  # architectures without a pooler option
+            return factory(*args, **kwargs)
 
 
 def build_text_model(
