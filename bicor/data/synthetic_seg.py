@@ -31,6 +31,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from btdnet.data.transforms import normalize_array as normalize_image
+
 CLASSES: tuple[str, ...] = ("background", "building", "road", "water", "forest", "agriculture")
 PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 255, 255),
@@ -41,8 +43,6 @@ PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 195, 128),
 )
 IGNORE_INDEX = 255
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 SPLITS: tuple[str, ...] = ("train", "val")
 
 BACKGROUND, BUILDING, ROAD, WATER, FOREST, AGRICULTURE = range(6)
@@ -222,12 +222,6 @@ def write_synthetic_seg(
     }
     (root / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
     return root
-
-
-def normalize_image(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32, ImageNet-normalised."""
-    array = (image.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # (3, H, W)
 
 
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]

@@ -28,9 +28,9 @@ from torch.utils.data import Dataset
 
 from bicor.data.augment import CropAugment
 from bicor.data.palettes import IGNORE_INDEX, Palette
+from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
+from btdnet.data.transforms import normalize_array as normalise
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 MODES = ("train", "eval")
 CROP_MODES = ("random", "sliding")
 
@@ -50,17 +50,6 @@ class TileReader(Protocol):
     """Reads a tile: ((H, W, 3) uint8 image, (H, W) uint8 ids or None without a label)."""
 
     def __call__(self, record: TileRecord) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-def normalise(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 -> (3, H, W) float32, ImageNet mean/std normalised."""
-    array = np.ascontiguousarray(image)
-    if not array.flags.writeable:  # memory maps and Pillow buffers are read-only
-        array = array.copy()
-    pixels = torch.from_numpy(array).permute(2, 0, 1).float() / 255.0
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (pixels - mean) / std  # (3, H, W)
 
 
 def sliding_starts(length: int, window: int, stride: int) -> list[int]:

@@ -73,15 +73,24 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(resized) > 0
 
 
+def normalize_array(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> float32 (3, H, W), ImageNet-normalised.
+
+    The one normalisation of the toolkit: referring samples, the predictor and the closed-set
+    loaders all call it.
+    """
+    array = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
+    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
+    std = np.asarray(IMAGENET_STD, dtype=np.float32)
+    array = (array - mean) / std
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # (3, H, W)
+
+
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:
     """RGB PIL image -> float32 (3, size, size), resized bilinear, ImageNet-normalised."""
     if image.size != (size, size):
         image = image.resize((size, size), Image.Resampling.BILINEAR)
-    array = np.asarray(image, dtype=np.float32) / 255.0  # (S, S, 3)
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)
-    array = (array - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # (3, S, S)
+    return normalize_array(np.asarray(image))  # (3, S, S)
 
 
 def mask_to_tensor(mask: np.ndarray, size: int) -> torch.Tensor:
