@@ -34,14 +34,6 @@ RECORD_TYPES = {
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_checkpoint")
-    build_model("tiny", pretrained=False).save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def full_checkpoint(tmp_path_factory):
     """A tiny model whose target logit is large everywhere: its mask is the whole image."""
     torch.manual_seed(0)

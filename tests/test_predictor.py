@@ -10,19 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from btdnet.models import build_model
 from btdnet.predict import CheckpointError, Prediction, Predictor, TextTruncatedWarning
 from btdnet.predict.predictor import resolve_device, summarise
 
 TEXTS = ["the red roof", "a small car", "the long road on the left side"]
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_checkpoint")
-    build_model("tiny", pretrained=False).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

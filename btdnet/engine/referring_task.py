@@ -84,8 +84,7 @@ class ReferringTask:
         return out.loss, {k: v.detach() for k, v in out.losses.items()}
 
     def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]:
-        results = evaluate_referring(model, dataloader, accelerator, show_progress=False)
-        return {k: v for k, v in results.items() if not isinstance(v, str) or k == "split"}
+        return evaluate_referring(model, dataloader, accelerator, show_progress=False)
 
     def param_groups(self, model: nn.Module, config: dict) -> list[dict]:
         lr = float(get(config, "train.lr", 3e-5))
