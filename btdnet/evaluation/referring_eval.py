@@ -60,6 +60,20 @@ def _original_mask(dataset: Any, index: int, device: torch.device) -> torch.Tens
     return torch.from_numpy(mask).to(device)
 
 
+def answer_logits(output: Any, presence_threshold: float = 0.5) -> torch.Tensor:
+    """(B, 1, H, W) float logits whose ``> 0`` is the answer mask.
+
+    With a presence head, samples whose presence probability is below the threshold ("no
+    target") get a uniformly negative map, so their mask is empty at any resolution.
+    """
+    logits = output.target_logits.float()  # (B, 1, H, W)
+    presence_logits = getattr(output, "presence_logits", None)
+    if presence_logits is None:
+        return logits
+    present = torch.sigmoid(presence_logits.float()) >= presence_threshold  # (B,)
+    return torch.where(present[:, None, None, None], logits, torch.full_like(logits, -1e4))
+
+
 def _batch_stats(
     logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
 ) -> torch.Tensor:
@@ -122,6 +136,7 @@ def evaluate_referring(
     dataset: Any = None,
     save_dir: str | Path | None = None,
     show_progress: bool = True,
+    presence_threshold: float | None = None,
 ) -> dict[str, Any]:
     """Evaluate a referring model on a (prepared) dataloader under one protocol.
 
@@ -140,6 +155,8 @@ def evaluate_referring(
         save_dir: when set, each process writes the predictions of the samples it owns as
             0/255 PNGs at original size named ``<sample_id>.png``.
         show_progress: show a progress bar on the local main process.
+        presence_threshold: models with a presence head answer "no target" (empty mask)
+            below it; None: the model's ``config.presence_threshold``.
 
     Returns:
         :meth:`ReferringMetrics.compute`'s dict plus ``protocol`` and ``split`` (when the
@@ -158,6 +175,9 @@ def evaluate_referring(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
 
+    if presence_threshold is None:
+        config = getattr(getattr(model, "module", model), "config", None)  # DDP wraps it
+        presence_threshold = float(getattr(config, "presence_threshold", 0.5))
     metrics = ReferringMetrics()
     was_training = model.training
     model.eval()
@@ -176,7 +196,7 @@ def evaluate_referring(
                     output = model(
                         batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
                     )
-                logits = output.target_logits.float()  # (B, 1, H, W)
+                logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
                 stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 4)
                 gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 4), N <= P * B
                 if folder is not None:

@@ -21,9 +21,10 @@ from btdnet.models.dmols import DualModalObjectLearning, pool_region
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.param_groups import build_param_groups
+from btdnet.models.presence_head import PresenceHead
 from btdnet.models.serialization import CheckpointError, load_model_dir, save_model_dir
 from btdnet.models.text_encoder import TextEncoder, TextFeatures, masked_mean
-from btdnet.models.twin_stream_decoder import TwinStreamDecoder
+from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
 from btdnet.resources import resolve_text_encoder
 
 logger = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class BTDNetOutput:
             logits of BSC (empty when BSC is off).
         loss: weighted total loss when targets were given, else None.
         losses: every loss term and the weighted total under ``"total"`` (empty without targets).
+        presence_logits: (B,) logit that the expression refers to something in the image
+            (generalized referring); None when the model has no presence head.
     """
 
     target_logits: torch.Tensor
@@ -52,6 +55,21 @@ class BTDNetOutput:
     correlation_maps: list[torch.Tensor] = field(default_factory=list)
     loss: torch.Tensor | None = None
     losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    presence_logits: torch.Tensor | None = None
+
+    def presence(self) -> torch.Tensor:
+        """(B,) probability that the target is present; all ones without a presence head."""
+        if self.presence_logits is None:
+            return self.target_logits.new_ones(self.target_logits.shape[0]).float()
+        return torch.sigmoid(self.presence_logits.float())
+
+    def present(self, threshold: float = 0.5) -> torch.Tensor:
+        """(B,) bool: the answer is "there is a target" (``presence() >= threshold``)."""
+        return self.presence() >= threshold
+
+    def masks(self, threshold: float = 0.5) -> torch.Tensor:
+        """(B, 1, H, W) bool answer masks: ``target_logits > 0``, emptied where not present."""
+        return (self.target_logits > 0) & self.present(threshold)[:, None, None, None]
 
 
 class BTDNet(nn.Module):
@@ -65,6 +83,7 @@ class BTDNet(nn.Module):
         decoder: the twin-stream (or single-stream) decoder.
         criterion: the loss terms and their weights.
         dmols: D-MOLS heads (training only) or None.
+        presence_head: the generalized-referring presence head, or None (``use_presence`` off).
     """
 
     model_type = MODEL_TYPE
@@ -79,6 +98,7 @@ class BTDNet(nn.Module):
         decoder: TwinStreamDecoder,
         criterion: BTDNetCriterion,
         dmols: DualModalObjectLearning | None = None,
+        presence_head: PresenceHead | None = None,
     ) -> None:
         super().__init__()
         if not image_encoder.supports_stages:
@@ -94,6 +114,7 @@ class BTDNet(nn.Module):
         self.decoder = decoder
         self.criterion = criterion
         self.dmols = dmols
+        self.presence_head = presence_head
         self._tokenizer: Any = None
 
     # ------------------------------------------------------------------ inference / training
@@ -164,20 +185,35 @@ class BTDNet(nn.Module):
                 correlation_maps.append(out.correlation)
         return fused, correlation_maps, words
 
+    def _presence_logits(
+        self, decoded: DecoderOutput, sentence: torch.Tensor
+    ) -> torch.Tensor | None:
+        """(B,) presence logits from the decoder's output, None without a presence head."""
+        if self.presence_head is None:
+            return None
+        low = decoded.target_logits
+        if decoded.background_logits is not None:
+            low = low - decoded.background_logits  # (B, 1, h, w) joint logit at decoder size
+        return self.presence_head(decoded.target_features, low, sentence)
+
     def forward(
         self,
         pixel_values: torch.Tensor,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         targets: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
     ) -> BTDNetOutput:
-        """Segment the object each expression refers to.
+        """Segment the object(s) each expression refers to.
 
         Args:
             pixel_values: (B, 3, S, S) normalised images, S = ``config.image_size``.
             input_ids: (B, T) token ids.
             attention_mask: (B, T) 1 for real tokens.
-            targets: optional (B, S, S) 0/1 masks; losses are computed when given.
+            targets: optional (B, S, S) 0/1 masks (the union of the referred objects; empty for
+                a no-target expression); losses are computed when given.
+            present: optional (B,) 1 where the expression has a target, for the presence loss;
+                defaults to "the target mask is non-empty".
         """
         self._check_inputs(pixel_values, input_ids, attention_mask, targets)
         run_dmols = self.training and targets is not None and self.dmols is not None
@@ -195,6 +231,7 @@ class BTDNet(nn.Module):
                 decoded.background_logits, size=size, mode="bilinear", align_corners=False
             )
         joint = target - background if background is not None else target
+        presence_logits = self._presence_logits(decoded, masked_mean(words, text.mask))
 
         losses: dict[str, torch.Tensor] = {}
         if targets is not None:
@@ -221,6 +258,8 @@ class BTDNet(nn.Module):
                 background_stream=background,
                 correlation_maps=correlation_maps,
                 extra=extra,
+                presence_logits=presence_logits,
+                present=present,
             )
         return BTDNetOutput(
             target_logits=joint,
@@ -228,6 +267,7 @@ class BTDNet(nn.Module):
             correlation_maps=correlation_maps,
             loss=losses.get("total"),
             losses=losses,
+            presence_logits=presence_logits,
         )
 
     # ------------------------------------------------------------------ tokenizer

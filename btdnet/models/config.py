@@ -40,11 +40,16 @@ class BTDNetConfig:
         use_twin_stream: target + background streams; off = target stream only.
         use_dmols: D-MOLS auxiliary heads (training only).
         use_alignment_loss: supervise BSC's correlation maps (needs ``use_bsc``; ignored without).
+        use_presence: the presence head of generalized referring (no-target expressions); off =
+            every expression is answered "present" (the paper's model). Off by default, so
+            checkpoints written before the head existed load unchanged.
+        presence_threshold: ``sigmoid(presence) < threshold`` answers "no target" (empty mask).
 
     Losses:
         ce_class_weights: (background, target) weights of the joint cross-entropy.
         dice_weight, target_stream_weight, background_weight, agreement_weight,
         alignment_weight, dmols_visual_weight, dmols_language_weight: term weights.
+        presence_weight: weight of the presence BCE (only with ``use_presence``).
         dmols_region_mask_ratio / dmols_context_mask_ratio: visual masking rates in and around /
             away from the target; dmols_word_mask_ratio: word masking rate.
     """
@@ -64,6 +69,8 @@ class BTDNetConfig:
     use_twin_stream: bool = True
     use_dmols: bool = True
     use_alignment_loss: bool = True
+    use_presence: bool = False
+    presence_threshold: float = 0.5
     ce_class_weights: tuple[float, float] = (0.9, 1.1)
     dice_weight: float = 0.1
     target_stream_weight: float = 0.5
@@ -72,6 +79,7 @@ class BTDNetConfig:
     alignment_weight: float = 0.1
     dmols_visual_weight: float = 0.1
     dmols_language_weight: float = 0.1
+    presence_weight: float = 1.0
     dmols_region_mask_ratio: float = 0.5
     dmols_context_mask_ratio: float = 0.1
     dmols_word_mask_ratio: float = 0.15
@@ -101,6 +109,7 @@ class BTDNetConfig:
             "dmols_region_mask_ratio",
             "dmols_context_mask_ratio",
             "dmols_word_mask_ratio",
+            "presence_threshold",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must lie in [0, 1], got {getattr(self, name)}")

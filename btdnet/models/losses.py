@@ -12,6 +12,9 @@ Terms (all computed in float32; logits (B, 1, H, W), targets (B, H, W) 0/1):
   ``mean((sigmoid(t) + sigmoid(b) - 1)^2)``;
 - ``alignment`` (when correlation maps exist): BCE of every stage's sentence-to-pixel map against
   the area-down-sampled mask, averaged over stages;
+- ``presence`` (generalized referring, when presence logits are given): BCE of the presence
+  logit (B,) against whether the sample has a target (a no-target sample's mask is empty, so
+  the mask terms above teach it to paint nothing);
 - any extra named term passed in (``dmols_visual``, ``dmols_language``), weighted by the map given
   at construction.
 """
@@ -61,6 +64,7 @@ class BTDNetCriterion(nn.Module):
         background_weight: weight of ``background_stream``.
         agreement_weight: weight of ``agreement``.
         alignment_weight: weight of ``alignment`` (0 disables it).
+        presence_weight: weight of ``presence``.
         extra_weights: weights of extra terms by name (e.g. ``dmols_visual``).
     """
 
@@ -74,6 +78,7 @@ class BTDNetCriterion(nn.Module):
         agreement_weight: float,
         alignment_weight: float,
         extra_weights: Mapping[str, float],
+        presence_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.class_weights = (float(class_weights[0]), float(class_weights[1]))
@@ -84,6 +89,7 @@ class BTDNetCriterion(nn.Module):
             "background_stream": background_weight,
             "agreement": agreement_weight,
             "alignment": alignment_weight,
+            "presence": presence_weight,
             **extra_weights,
         }
 
@@ -96,6 +102,8 @@ class BTDNetCriterion(nn.Module):
         background_stream: torch.Tensor | None = None,
         correlation_maps: Sequence[torch.Tensor] = (),
         extra: Mapping[str, torch.Tensor] | None = None,
+        presence_logits: torch.Tensor | None = None,
+        present: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Return ``{term: value, ..., "total": weighted sum}``.
 
@@ -106,6 +114,8 @@ class BTDNetCriterion(nn.Module):
             background_stream: (B, 1, H, W) background-stream logits (twin stream).
             correlation_maps: per-stage (B, 1, h_i, w_i) logits.
             extra: further named terms, weighted by ``extra_weights``.
+            presence_logits: (B,) presence logits (generalized referring).
+            present: (B,) 1 where the sample has a target; defaults to "the mask is non-empty".
         """
         truth = targets[:, None].float()  # (B, 1, H, W)
         joint = joint_logits.float()
@@ -120,6 +130,12 @@ class BTDNetCriterion(nn.Module):
             losses["agreement"] = (torch.sigmoid(t) + torch.sigmoid(b) - 1).pow(2).mean()
         if correlation_maps and self.weights["alignment"] > 0:
             losses["alignment"] = alignment_loss(correlation_maps, truth)
+        if presence_logits is not None:
+            if present is None:
+                present = targets.flatten(1).amax(dim=1) > 0  # (B,)
+            losses["presence"] = F.binary_cross_entropy_with_logits(
+                presence_logits.float(), present.float()
+            )
         for name, value in (extra or {}).items():
             if name not in self.weights:
                 raise KeyError(f"loss term {name!r} has no weight; known: {sorted(self.weights)}")

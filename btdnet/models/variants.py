@@ -25,6 +25,7 @@ from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
+from btdnet.models.presence_head import PresenceHead
 from btdnet.models.text_encoder import TextEncoder, build_text_model, text_config_dict
 from btdnet.models.twin_stream_decoder import TwinStreamDecoder
 
@@ -124,6 +125,23 @@ def variant_config(variant: str, **overrides: Any) -> BTDNetConfig:
     return BTDNetConfig(**values)
 
 
+def _build_criterion(config: BTDNetConfig) -> BTDNetCriterion:
+    """The loss terms and their weights as the config sets them."""
+    return BTDNetCriterion(
+        class_weights=config.ce_class_weights,
+        dice_weight=config.dice_weight,
+        target_stream_weight=config.target_stream_weight,
+        background_weight=config.background_weight,
+        agreement_weight=config.agreement_weight,
+        alignment_weight=config.alignment_weight if config.use_alignment_loss else 0.0,
+        extra_weights={
+            "dmols_visual": config.dmols_visual_weight,
+            "dmols_language": config.dmols_language_weight,
+        },
+        presence_weight=config.presence_weight if config.use_presence else 0.0,
+    )
+
+
 def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = True) -> BTDNet:
     """Assemble a BTDNet from its config.
 
@@ -165,18 +183,7 @@ def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = Tru
     decoder = TwinStreamDecoder(
         in_channels=image_encoder.channels, dim=config.decoder_dim, twin=config.use_twin_stream
     )
-    criterion = BTDNetCriterion(
-        class_weights=config.ce_class_weights,
-        dice_weight=config.dice_weight,
-        target_stream_weight=config.target_stream_weight,
-        background_weight=config.background_weight,
-        agreement_weight=config.agreement_weight,
-        alignment_weight=config.alignment_weight if config.use_alignment_loss else 0.0,
-        extra_weights={
-            "dmols_visual": config.dmols_visual_weight,
-            "dmols_language": config.dmols_language_weight,
-        },
-    )
+    criterion = _build_criterion(config)
     dmols = None
     if config.use_dmols and training:
         dmols = DualModalObjectLearning(
@@ -189,6 +196,13 @@ def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = Tru
             context_mask_ratio=config.dmols_context_mask_ratio,
             word_mask_ratio=config.dmols_word_mask_ratio,
         )
+    presence_head = None
+    if config.use_presence:
+        presence_head = PresenceHead(
+            visual_dim=config.decoder_dim,
+            text_dim=text_encoder.hidden_size,
+            hidden_dim=config.decoder_dim,
+        )
     return BTDNet(
         config=config,
         image_encoder=image_encoder,
@@ -197,6 +211,7 @@ def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = Tru
         decoder=decoder,
         criterion=criterion,
         dmols=dmols,
+        presence_head=presence_head,
     )
 
 

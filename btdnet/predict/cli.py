@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="prompts per forward pass on one image (default: 8)",
     )
+    parser.add_argument(
+        "--presence-threshold",
+        type=float,
+        default=None,
+        metavar="P",
+        help="models with a presence head (generalized referring): a presence probability "
+        'below P answers "not found" with an empty mask (default: the checkpoint\'s, 0.5)',
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
     return parser
 
@@ -317,7 +325,11 @@ def _run(args: argparse.Namespace) -> int:
 
         try:
             predictor = Predictor.from_pretrained(
-                args.checkpoint, device=args.device, amp=args.amp, batch_size=args.batch_size
+                args.checkpoint,
+                device=args.device,
+                amp=args.amp,
+                batch_size=args.batch_size,
+                presence_threshold=args.presence_threshold,
             )
         except ValueError as exc:  # CheckpointError, bad device or amp mode
             raise FatalError(str(exc)) from exc

@@ -3,7 +3,8 @@
 Per prompt, in the output folder, with ``<name> = <image stem>__<index>_<slug of the text>``:
 
 - ``<name>.png``: the mask, 8-bit grey, 0 or 255, at the image's original size;
-- ``<name>_overlay.png``: the image with the mask, its box and the expression drawn on it;
+- ``<name>_overlay.png``: the image with the mask, its box and the expression drawn on it
+  (a "no target" answer of a model with a presence head: the banner says "not found");
 - for georeferenced inputs also ``<name>.tif`` (the mask as a GeoTIFF with the input's CRS
   and transform) and ``<name>.geojson`` (the mask's polygons in that CRS).
 """
@@ -53,6 +54,8 @@ def write_prediction_files(
         prediction.text,
         bbox=prediction.bbox,
         score=prediction.score,
+        found=prediction.present,
+        presence=prediction.presence,
     )
     overlay_path = out_dir / f"{name}_overlay.png"
     overlay.save(overlay_path)
@@ -74,7 +77,9 @@ def prediction_record(
 
     Keys: ``image``, ``text``, ``score`` (mean probability inside the mask, 0 when empty),
     ``bbox`` (``[x1, y1, x2, y2]`` pixels, x2/y2 exclusive, or null), ``area`` (pixels),
-    ``truncated`` (the text was cut to the model's token limit), then the written files:
+    ``truncated`` (the text was cut to the model's token limit), ``present`` (false: "not
+    found", the mask is empty, ``area`` 0 and ``bbox`` null), ``presence`` (the presence
+    probability, null for a model without a presence head), then the written files:
     ``mask``, ``overlay`` and, for georeferenced inputs, ``mask_geotiff`` and ``geojson``.
     """
     return {
@@ -84,5 +89,7 @@ def prediction_record(
         "bbox": list(prediction.bbox) if prediction.bbox is not None else None,
         "area": prediction.area,
         "truncated": prediction.truncated,
+        "present": prediction.present,
+        "presence": None if prediction.presence is None else round(prediction.presence, 4),
         **files,
     }

@@ -66,6 +66,20 @@ def wrap_text(
     return lines or [""]
 
 
+def caption_text(
+    text: str, *, score: float | None = None, found: bool = True, presence: float | None = None
+) -> str:
+    """The banner: the expression, then ``[not found]`` or the score, and the presence."""
+    notes = []
+    if not found:
+        notes.append("not found")
+    elif score is not None:
+        notes.append(f"score {score:.2f}")
+    if presence is not None:
+        notes.append(f"presence {presence:.2f}")
+    return f"{text}  [{', '.join(notes)}]" if notes else text
+
+
 def render_overlay(
     pixels: np.ndarray,
     mask: np.ndarray,
@@ -75,6 +89,8 @@ def render_overlay(
     score: float | None = None,
     color: tuple[int, int, int] = DEFAULT_COLOR,
     alpha: float = 0.45,
+    found: bool = True,
+    presence: float | None = None,
 ) -> Image.Image:
     """Draw one prediction over its image.
 
@@ -86,6 +102,9 @@ def render_overlay(
         score: confidence written after the expression when given.
         color: RGB colour of the mask fill, contour and box.
         alpha: opacity of the mask fill in [0, 1].
+        found: False for a "no target" answer (generalized referring): the banner says
+            "not found" instead of giving a score.
+        presence: the presence probability, written after the expression when given.
 
     Returns:
         An RGB PIL image of size (W, H).
@@ -109,7 +128,7 @@ def render_overlay(
     font_size = int(np.clip(width // 30, 12, 96))
     font = _font(font_size)
     margin = max(4, font_size // 3)
-    caption = text if score is None else f"{text}  [score {score:.2f}]"
+    caption = caption_text(text, score=score, found=found, presence=presence)
     lines = wrap_text(caption, draw, font, max(1, width - 2 * margin))
     line_height = font_size + font_size // 4
     banner_height = min(height, 2 * margin + line_height * len(lines))

@@ -50,7 +50,7 @@ class Prediction:
 
     Attributes:
         text: the prompt as the model saw it (surrounding whitespace stripped).
-        mask: bool (H, W), ``probability > 0.5``.
+        mask: bool (H, W), ``probability > 0.5``; empty when the answer is "no target".
         probability: float32 (H, W) in [0, 1], the sigmoid of the joint target logit,
             up-sampled bilinearly from the model's resolution.
         score: mean probability over the mask's pixels (how sure the model is of what it
@@ -59,6 +59,11 @@ class Prediction:
             exclusive (so ``x2 - x1`` is the box width); ``None`` when the mask is empty.
         area: number of mask pixels.
         truncated: the prompt had more tokens than the model's limit and was cut.
+        present: the answer "the text refers to something in this image" (generalized
+            referring: ``presence >= threshold``); always True for a model without a presence
+            head. False means "not found": the mask is empty whatever ``probability`` shows.
+        presence: the presence head's probability that the target is present, or None when
+            the model has no presence head (``config.use_presence`` off).
     """
 
     text: str
@@ -68,6 +73,8 @@ class Prediction:
     bbox: tuple[int, int, int, int] | None
     area: int
     truncated: bool = False
+    present: bool = True
+    presence: float | None = None
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -108,17 +115,27 @@ def _input_side(image_size: Any) -> int:
     return sides[0]
 
 
-def summarise(text: str, probability: np.ndarray, truncated: bool) -> Prediction:
-    """Build a :class:`Prediction` from a float32 (H, W) probability map."""
-    mask = probability > 0.5  # (H, W)
+def summarise(
+    text: str,
+    probability: np.ndarray,
+    truncated: bool,
+    *,
+    present: bool = True,
+    presence: float | None = None,
+) -> Prediction:
+    """Build a :class:`Prediction` from a float32 (H, W) probability map.
+
+    ``present=False`` (the presence head said "no target") gives an empty mask, area 0, no box.
+    """
+    mask = (probability > 0.5) & present  # (H, W)
     area = int(mask.sum())
     if area == 0:
-        return Prediction(text, mask, probability, 0.0, None, 0, truncated)
+        return Prediction(text, mask, probability, 0.0, None, 0, truncated, present, presence)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     score = float(probability[mask].mean())
-    return Prediction(text, mask, probability, score, bbox, area, truncated)
+    return Prediction(text, mask, probability, score, bbox, area, truncated, present, presence)
 
 
 def _to_pil_rgb(image: np.ndarray | Image.Image | str | Path | LoadedImage) -> Image.Image:
@@ -145,6 +162,8 @@ class Predictor:
         device: ``"auto"`` (CUDA, else MPS, else CPU) or a torch device name.
         amp: ``None``/``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass.
         batch_size: prompts per forward pass in :meth:`predict`.
+        presence_threshold: a presence probability below it answers "no target" (models with
+            a presence head only); None: the model's ``config.presence_threshold`` (0.5).
     """
 
     def __init__(
@@ -154,9 +173,16 @@ class Predictor:
         device: str | torch.device | None = "auto",
         amp: str | None = None,
         batch_size: int = 8,
+        presence_threshold: float | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        threshold = presence_threshold
+        if threshold is None:
+            threshold = float(getattr(model.config, "presence_threshold", 0.5))
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"presence_threshold must lie in [0, 1], got {threshold}")
+        self.presence_threshold = float(threshold)
         self.device = resolve_device(device)
         self.amp_dtype = _amp_dtype(amp)
         self.batch_size = batch_size
@@ -174,6 +200,7 @@ class Predictor:
         device: str | torch.device | None = "auto",
         amp: str | None = None,
         batch_size: int = 8,
+        presence_threshold: float | None = None,
     ) -> Predictor:
         """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``).
 
@@ -184,7 +211,18 @@ class Predictor:
         resolved = resolve_device(device)  # refuse a bad device or amp mode before loading
         _amp_dtype(amp)
         model = load_btdnet_checkpoint(checkpoint_dir)
-        return cls(model, device=resolved, amp=amp, batch_size=batch_size)
+        return cls(
+            model,
+            device=resolved,
+            amp=amp,
+            batch_size=batch_size,
+            presence_threshold=presence_threshold,
+        )
+
+    @property
+    def has_presence_head(self) -> bool:
+        """True when the model can answer "no target" (``Prediction.presence`` is a number)."""
+        return getattr(self.model, "presence_head", None) is not None
 
     @property
     def original_size(self) -> tuple[int, int] | None:
@@ -228,6 +266,14 @@ class Predictor:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    @staticmethod
+    def _presence(output: Any) -> list[float] | None:
+        """Per-prompt presence probabilities of one forward pass, None without a head."""
+        logits = getattr(output, "presence_logits", None)
+        if logits is None:
+            return None
+        return torch.sigmoid(logits.float()).cpu().tolist()
 
     @torch.inference_mode()
     def predict(
@@ -275,6 +321,7 @@ class Predictor:
             with self._autocast():
                 output = self.model(pixels, ids, attention)
             probability = torch.sigmoid(output.target_logits.float())  # (b, 1, h, w)
+            presence = self._presence(output)  # (b,) or None
             for offset in range(ids.shape[0]):
                 index = start + offset
                 prob = probability[offset : offset + 1]  # (1, 1, h, w)
@@ -283,5 +330,14 @@ class Predictor:
                         prob, size=(height, width), mode="bilinear", align_corners=False
                     )
                 prob_map = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
-                results.append(summarise(texts[index], prob_map, truncated[index]))
+                score = None if presence is None else presence[offset]
+                results.append(
+                    summarise(
+                        texts[index],
+                        prob_map,
+                        truncated[index],
+                        present=score is None or score >= self.presence_threshold,
+                        presence=score,
+                    )
+                )
         return results[0] if single else results
