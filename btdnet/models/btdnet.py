@@ -18,6 +18,7 @@ from torch import nn
 
 from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning, pool_region
+from btdnet.models.hf_loading import TextEncoderLoadError, hf_load
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.param_groups import build_param_groups
@@ -279,14 +280,7 @@ class BTDNet(nn.Module):
             from transformers import AutoTokenizer
 
             source = resolve_text_encoder(self.config.text_encoder)
-            try:
-                tokenizer = AutoTokenizer.from_pretrained(source)
-            except (OSError, ValueError) as error:
-                raise OSError(
-                    f"tokenizer of text encoder {self.config.text_encoder!r} ({source}) could not "
-                    f"be loaded without the network: {error}. Build the model with "
-                    "text_encoder=<local folder> (or None for the offline MiniLM)."
-                ) from error
+            tokenizer = hf_load(AutoTokenizer.from_pretrained, source, what="tokenizer")
             vocab = self.text_encoder.word_embeddings.shape[0]
             if len(tokenizer) > vocab:
                 raise ValueError(
@@ -348,7 +342,10 @@ class BTDNet(nn.Module):
         config = BTDNetConfig.from_dict(config_dict)
         has_heads = any(key.startswith(TRAINING_HEADS_PREFIX) for key in state)
         keep_heads = has_heads if training is None else training
-        model = build_btdnet(config, pretrained=False, training=keep_heads)
+        try:
+            model = build_btdnet(config, pretrained=False, training=keep_heads)
+        except TextEncoderLoadError as error:
+            raise CheckpointError(f"{Path(directory) / 'config.json'}: {error}") from error
         if model.dmols is None:
             state = {k: v for k, v in state.items() if not k.startswith(TRAINING_HEADS_PREFIX)}
         own = model.state_dict()

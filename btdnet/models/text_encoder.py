@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedModel
 from transformers.utils import logging as hf_logging
 
+from btdnet.models.hf_loading import TextEncoderLoadError, hf_load, refuse_unknown_model_type
 from btdnet.resources import resolve_text_encoder
 
 # Keys of a transformers config that describe a file, not an architecture.
@@ -122,13 +124,13 @@ def build_text_model(
     """
     if pretrained:
         source = resolve_text_encoder(name)
+        load = partial(_without_pooler, AutoModel.from_pretrained)
         try:
-            return _without_pooler(AutoModel.from_pretrained, source, dtype=torch.float32)
-        except (OSError, ValueError) as error:
-            raise OSError(
-                f"text encoder {name!r} ({source}) could not be loaded without the network: "
-                f"{error}. Pass text_encoder=<local folder holding config.json and weights>, "
-                "use text_encoder=None for the offline MiniLM, or build with pretrained=False."
+            return hf_load(load, source, what="text encoder", dtype=torch.float32)
+        except TextEncoderLoadError as error:
+            raise TextEncoderLoadError(
+                f"{error}; pass text_encoder=<local folder holding config.json and weights>, "
+                "or text_encoder=None for the offline MiniLM"
             ) from error
     if not text_config:
         raise ValueError(
@@ -136,6 +138,9 @@ def build_text_model(
             "text encoder without reading files"
         )
     fields = dict(text_config)
-    model_type = fields.pop("model_type", "bert")
+    model_type = str(fields.pop("model_type", "bert"))
+    refuse_unknown_model_type(model_type, "text_config")
+    for key in ("auto_map", "custom_pipelines"):  # names of code to import: never honoured
+        fields.pop(key, None)
     config = AutoConfig.for_model(model_type, **fields)
-    return _without_pooler(AutoModel.from_config, config)
+    return _without_pooler(AutoModel.from_config, config, trust_remote_code=False)
