@@ -13,10 +13,19 @@ Two paths:
   grouped into a stem and four stages, so stage-by-stage use works too; other extractor types
   (e.g. EfficientNet's) support ``forward`` only (``supports_stages`` is False).
 
+Shifted windows: every Swin block is a ``PaddedShiftSwinBlock`` (``btdnet.models.swin_windows``),
+timm's block with the attention step of the dense-prediction Swin that LAVT, RMSIN and their
+successors fine-tune: a stage whose resolution is not a window multiple is padded (bottom/right,
+zeros) *before* the half-window cyclic shift, and the region mask is built on that padded grid, so
+no window joins tokens from opposite edges of the image. timm's classification block shifts first
+and pads after, which differs wherever the padding reaches a shifted window (480 with window 12:
+stage 4, 15x15, padded to 24). Parameter names and the window rule are timm's: a stage that fits
+one window (384 with window 12: stage 4 is 12x12) uses that window with no shift, so at 224/384
+the encoder equals timm's (and Microsoft's) classification Swin.
+
 Input sizes: the Swin path is built for one ``img_size`` (timm's ``strict_img_size``); any multiple
-of 32 works: timm pads a stage whose resolution is not a multiple of its window and clips a window
-larger than the stage, so the window need not divide the stage resolutions (it is only cheaper
-when it does, e.g. 480 with window 12 pads stages 3-4, 96 or 384 with window 3/12 pads none).
+of 32 works: the window need not divide the stage resolutions (it is only cheaper when it does:
+480 with window 12 pads stages 3-4, 96 or 384 with window 3/12 pads none).
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from btdnet.models.serialization import (
     read_state_dict,
 )
 from btdnet.models.swin_checkpoint import convert_swin_state_dict
+from btdnet.models.swin_windows import use_padded_shift
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +108,7 @@ class ImageEncoder(nn.Module):
                 raise ValueError(
                     f"{name}: expected a timm SwinTransformer with {NUM_STAGES} stages"
                 )
+            use_padded_shift(backbone)  # pad, then shift (see the module docstring)
             infos = backbone.feature_info
             self.channels = [int(info["num_chs"]) for info in infos]
             self.strides = [int(info["reduction"]) for info in infos]
