@@ -80,7 +80,8 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
+    """Two decimals; "–" for an undefined value (JSON null; NaN in the peers' tables)."""
+    return "–" if value is None else f"{value:.2f}"
 
 
 def format_seg_markdown(results: dict[str, Any]) -> str:
@@ -93,7 +94,8 @@ def format_seg_markdown(results: dict[str, Any]) -> str:
         f"{_cell(results['mIoU'])} | {_cell(results['mF1'])} | {_cell(results['OA'])} |",
         "",
         f"mIoU and mF1 over: {', '.join(results.get('eval_classes', []))}; OA over all classes. "
-        "Percentages.",
+        "Percentages; – = undefined (F1 of a class with no true positive; any value of a class "
+        "absent from ground truth and prediction), left out of the means.",
         "",
         "| class | IoU | F1 | precision | recall |",
         "|---|---|---|---|---|",

@@ -87,11 +87,15 @@ def test_format_seg_markdown_hand_values():
         "mF1": 89.5,
         "OA": 90.0,
         "eval_classes": ["a"],
-        "per_class": {"a": {"IoU": 81.234, "F1": 89.5, "precision": None, "recall": 70.0}},
+        "per_class": {
+            "a": {"IoU": 81.234, "F1": 89.5, "precision": None, "recall": 70.0},
+            "b": {"IoU": 0.0, "F1": None, "precision": 0.0, "recall": 0.0},
+        },
     }
     text = format_seg_markdown(results)
     assert "| vaihingen | test | geoseg | 3 | 81.23 | 89.50 | 90.00 |" in text
-    assert "| a | 81.23 | 89.50 | n/a | 70.00 |" in text
+    assert "| a | 81.23 | 89.50 | – | 70.00 |" in text
+    assert "| b | 0.00 | – | 0.00 | 0.00 |" in text
 
 
 def test_colorize_ramp_ends():

@@ -62,6 +62,25 @@ def test_undefined_class_is_none_and_left_out_of_the_mean():
     assert result["mIoU"] == pytest.approx((50.0 + 50.0) / 2)
 
 
+def test_class_without_true_positive_has_no_f1_as_geoseg_and_mmseg():
+    # rows gt, cols pred: class 2 is in the ground truth (2 px) and predicted (1 px) but never
+    # right -> tp 0: F1 is undefined (GeoSeg: 2PR/(P+R) = 0/0 = NaN; mmseg f_score likewise)
+    # and left out of mF1; its IoU is 0 and counts. Matrix [[4, 0, 1], [0, 3, 0], [2, 0, 0]].
+    gt = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2, 2])
+    pred = np.array([0, 0, 0, 0, 2, 1, 1, 1, 0, 0])
+    cm = ConfusionMatrix(3)
+    cm.update(pred, gt)
+    assert cm.matrix.tolist() == [[4, 0, 1], [0, 3, 0], [2, 0, 0]]
+    result = cm.compute()
+    assert result["per_class"]["class_2"]["F1"] is None
+    assert result["per_class"]["class_2"]["IoU"] == 0.0
+    assert result["per_class"]["class_2"]["precision"] == 0.0
+    # F1: class 0 = 2*4 / (8 + 2 + 1) = 8/11; class 1 = 1
+    assert result["per_class"]["class_0"]["F1"] == pytest.approx(800 / 11)
+    assert result["mF1"] == pytest.approx((800 / 11 + 100.0) / 2)
+    assert result["mIoU"] == pytest.approx((4 / 7 * 100 + 100.0 + 0.0) / 3)
+
+
 def test_accumulates_and_resets_and_adds_matrices():
     pred, gt = _three_class_batch()
     cm = ConfusionMatrix(3)

@@ -4,10 +4,13 @@ One K x K matrix is accumulated over every labelled pixel of every tile (rows: g
 columns: prediction); pixels whose ground truth is ``ignore_index`` are excluded. From it, per
 class ``c`` with ``tp = M[c, c]``, ``fp = sum(M[:, c]) - tp``, ``fn = sum(M[c, :]) - tp``:
 
-- IoU = tp / (tp + fp + fn), F1 = 2 tp / (2 tp + fp + fn), precision = tp / (tp + fp),
-  recall = tp / (tp + fn);
-- mIoU and mF1 = means over the protocol's evaluation classes (a class whose value is undefined,
-  i.e. absent from both ground truth and prediction, is left out of the mean);
+- IoU = tp / (tp + fp + fn), precision = tp / (tp + fp), recall = tp / (tp + fn),
+  F1 = 2 precision recall / (precision + recall) = 2 tp / (2 tp + fp + fn) when tp > 0;
+- a class with no true positive has **no F1** (undefined, as the 0/0 of GeoSeg's ``Evaluator``
+  and mmseg's ``f_score`` gives NaN there), even when it has false positives or negatives;
+  its IoU is 0 then (undefined only when the class is absent from ground truth and prediction);
+- mIoU and mF1 = means over the protocol's evaluation classes of the defined values (an
+  undefined value is left out, as the peers' ``nanmean`` does);
 - OA = trace(M) / sum(M), over all classes.
 
 All values are percentages (unrounded floats). An undefined per-class value is ``None``.
@@ -186,7 +189,7 @@ class ConfusionMatrix:
         for i, name in enumerate(names):
             t, p, n = int(tp[i]), int(fp[i]), int(fn[i])
             iou = _percent(t, t + p + n)
-            f1 = _percent(2 * t, 2 * t + p + n)
+            f1 = _percent(2 * t, 2 * t + p + n) if t > 0 else None  # peers: 0/0 = NaN
             ious.append(iou)
             f1s.append(f1)
             per_class[name] = {
