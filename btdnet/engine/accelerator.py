@@ -9,6 +9,8 @@ launched and no CUDA device is present.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -22,6 +24,48 @@ def launched_world_size() -> int:
         if value and value.isdigit():
             return int(value)
     return 1
+
+
+MIXED_PRECISION_CHOICES = ("auto", "no", "bf16", "fp16")
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16).
+
+    Without it, PyTorch emulates bf16 on the CPU and autocast makes a training step several
+    times *slower* (measured: 9.7 s against 1.0 s in fp32 for the demo step on an AVX2 EPYC).
+    Linux reports the flags in /proc/cpuinfo; elsewhere oneDNN's own check decides.
+    """
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_mixed_precision(value: str | bool | None, *, cpu: bool | None = None) -> str:
+    """Turn a configured mixed precision into accelerate's ``no``/``bf16``/``fp16``.
+
+    ``auto`` picks bf16 on a CUDA device that supports it (fp16 on older GPUs) and on a CPU
+    with native bf16, and ``no`` (fp32) elsewhere. YAML reads a bare ``no`` as False and
+    ``none``/None mean the same. ``cpu`` says whether the run is on the CPU (default: no CUDA).
+    """
+    if value is None or value is False or value == "none":
+        return "no"
+    if value not in MIXED_PRECISION_CHOICES:
+        raise ValueError(
+            f"mixed precision {value!r} is not one of {', '.join(MIXED_PRECISION_CHOICES)}"
+        )
+    if value != "auto":
+        return str(value)
+    on_cpu = not torch.cuda.is_available() if cpu is None else cpu
+    if on_cpu:
+        return "bf16" if cpu_has_native_bf16() else "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def make_accelerator(**kwargs: Any) -> Accelerator:

@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from btdnet.engine import checkpoints as ckpt
-from btdnet.engine.accelerator import make_accelerator
+from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
 from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
+from btdnet.engine.optimizer import build_adamw
 from btdnet.engine.sampler import EpochShuffleSampler
 from btdnet.engine.schedule import build_scheduler
 from btdnet.engine.task import TrainingTask
@@ -113,7 +114,7 @@ class Trainer:
     def _setup(self) -> None:
         s = self.settings
         self.accelerator = make_accelerator(
-            mixed_precision=s.mixed_precision,
+            mixed_precision=resolve_mixed_precision(s.mixed_precision),
             gradient_accumulation_steps=s.grad_accum,
             log_with=_trackers(s.trackers) or None,
             project_dir=str(self.output_dir),
@@ -156,7 +157,7 @@ class Trainer:
             for split, ds in eval_sets.items()
         }
         groups = self.task.param_groups(model, self.config)
-        optimizer = torch.optim.AdamW(groups, lr=s.lr, weight_decay=s.weight_decay)
+        optimizer = build_adamw(groups, lr=s.lr, weight_decay=s.weight_decay)
         prepared = acc.prepare(model, optimizer, train_dl, *eval_dls.values())
         self.model, self.optimizer, self.train_dl = prepared[:3]
         self.eval_dls = dict(zip(eval_dls, prepared[3:]))
