@@ -219,9 +219,20 @@ def test_train_crops_at_scale_one_are_tile_windows(tmp_path):
         np.testing.assert_array_equal(
             denormalise(item["pixel_values"]), tile["image"][top : top + 24, left : left + 24]
         )
-    # seeded: the same item again is the same crop; another epoch gives other crops
-    assert dataset[5]["sample_id"] == dataset[5]["sample_id"]
+    # seeded: a second dataset with the seed, read in the reverse order, cuts the same crops
+    # (item i of epoch e does not depend on what was read before); another seed or another
+    # epoch gives other crops
     first = [dataset[i]["sample_id"] for i in range(len(dataset))]
+    again = build(
+        "vaihingen", tmp_path, "train", crop_size=24, scales=(1.0,), flips=False, rot90=False,
+        seed=3,
+    )  # fmt: skip
+    assert [again[i]["sample_id"] for i in reversed(range(len(again)))] == first[::-1]
+    other = build(
+        "vaihingen", tmp_path, "train", crop_size=24, scales=(1.0,), flips=False, rot90=False,
+        seed=4,
+    )  # fmt: skip
+    assert [other[i]["sample_id"] for i in range(len(other))] != first
     dataset.set_epoch(1)
     assert [dataset[i]["sample_id"] for i in range(len(dataset))] != first
 

@@ -24,20 +24,20 @@ def test_swin_stage_shapes(size: int) -> None:
         (2, c, size // s, size // s) for c, s in zip(encoder.channels, encoder.strides)
     ]
     assert all(torch.isfinite(f).all() for f in feats)
-    # Running the stages one by one is the same computation as forward().
-    y = encoder.stem(x)
-    for index, expected in enumerate(feats):
-        y = encoder.stage(index, y)
-        torch.testing.assert_close(y, expected)
 
 
-def test_swin_matches_timm_forward_intermediates() -> None:
+def test_swin_stages_match_timm_forward_intermediates() -> None:
+    """stem + stage(i) one by one, and forward(), give timm's own four intermediates."""
     encoder = ImageEncoder(SWIN, 96, **TINY_SWIN).eval()
     x = torch.randn(1, 3, 96, 96)
-    ours = encoder(x)
     reference = encoder.backbone.forward_intermediates(x, norm=True, intermediates_only=True)
-    for a, b in zip(ours, reference):
-        torch.testing.assert_close(a, b)
+    assert len(reference) == 4
+    y = encoder.stem(x)
+    for index, expected in enumerate(reference):
+        y = encoder.stage(index, y)
+        torch.testing.assert_close(y, expected)
+    for ours, expected in zip(encoder(x), reference):
+        torch.testing.assert_close(ours, expected)
 
 
 def test_size_must_be_multiple_of_32() -> None:
@@ -46,14 +46,24 @@ def test_size_must_be_multiple_of_32() -> None:
 
 
 def test_generic_backbone_runs_by_stages() -> None:
+    """ResNet stages one by one equal timm's full classifier's intermediates, same weights."""
+    import timm
+
     encoder = ImageEncoder("resnet18", 64).eval()
     assert encoder.supports_stages and encoder.channels == [64, 128, 256, 512]
+    assert encoder.strides == [4, 8, 16, 32]
+    full = timm.create_model("resnet18", pretrained=False).eval()
+    missing, unexpected = full.load_state_dict(encoder.backbone.state_dict(), strict=False)
+    assert sorted(missing) == ["fc.bias", "fc.weight"] and unexpected == []
     x = torch.randn(1, 3, 64, 64)
-    feats = encoder(x)
+    reference = full.forward_intermediates(x, indices=4, intermediates_only=True)
     y = encoder.stem(x)
-    for index, expected in enumerate(feats):
+    for index, expected in enumerate(reference):
         y = encoder.stage(index, y)
         torch.testing.assert_close(y, expected)
+    feats = encoder(x)
+    for ours, expected in zip(feats, reference):
+        torch.testing.assert_close(ours, expected)
     assert tuple(feats[-1].shape) == (1, 512, 2, 2)
 
 

@@ -173,6 +173,17 @@ def test_batch_with_progress_bar(tmp_path, capsys, checkpoint):
     )  # fmt: skip
     assert code == 0 and len(records) == 2
     assert not any(line.startswith(ERROR) for line in errors)
+    # the bar is drawn on stderr, counts prompts, and ends at 2 of 2
+    bar = [line for line in errors if "prompt" in line and "|" in line]
+    assert bar, errors
+    assert "2/2" in bar[-1] and "100%" in bar[-1]
+    # --no-progress draws none
+    code, records, errors = run_cli(
+        capsys, "--checkpoint", checkpoint, "--prompts", prompts, "--out", tmp_path / "o2",
+        "--device", "cpu", "--batch-size", "1", "--no-progress",
+    )  # fmt: skip
+    assert code == 0 and len(records) == 2
+    assert not any("2/2" in line for line in errors)
 
 
 def test_long_text_warns_and_is_truncated(tmp_path, capsys, checkpoint):

@@ -90,17 +90,26 @@ def test_plain_tiff_has_no_georeference(tmp_path):
 
 
 def test_multiband_uses_first_three_and_16bit_is_stretched(tmp_path):
+    # Bands 0-2 hold the 51 values 0, 80, ..., 4000 (each band in another order); bands 3-4
+    # are noise that must not be read. For 51 evenly spaced values the 2nd and 98th
+    # percentiles are the 2nd and the 50th value: 80 and 3920, so value v maps to
+    # round((v - 80) * 255 / 3840), clipped to 0..255.
+    values = np.arange(51, dtype=np.uint16) * 80
     rng = np.random.default_rng(2)
-    bands = rng.integers(0, 4000, (5, 30, 40)).astype(np.uint16)
+    bands = np.stack(
+        [np.roll(values, 7 * c).reshape(3, 17) for c in range(3)]
+        + [rng.integers(0, 60000, (3, 17)).astype(np.uint16) for _ in range(2)]
+    )  # (5, 3, 17)
     write_geotiff(tmp_path / "ms.tif", bands)
     pixels = read_image(tmp_path / "ms.tif").pixels
-    assert pixels.shape == (30, 40, 3) and pixels.dtype == np.uint8
+    assert pixels.shape == (3, 17, 3) and pixels.dtype == np.uint8
+    hand = {0: 0, 80: 0, 1040: 64, 2000: 128, 3920: 255, 4000: 255}  # 63.75 -> 64, 127.5 -> 128
     for channel in range(3):
-        expected = stretch_to_uint8(bands[channel])
-        np.testing.assert_array_equal(pixels[:, :, channel], expected)
-        low, high = np.percentile(bands[channel], [2, 98])
-        assert pixels[:, :, channel][bands[channel] <= low].max() == 0
-        assert pixels[:, :, channel][bands[channel] >= high].min() == 255
+        band, out = bands[channel], pixels[:, :, channel]
+        for value, expected in hand.items():
+            assert out[band == value].tolist() == [expected], (channel, value)
+        formula = np.clip(np.round((band.astype(float) - 80) * 255 / 3840), 0, 255)
+        np.testing.assert_array_equal(out, formula.astype(np.uint8))
 
 
 def test_stretch_ignores_nodata_and_handles_constant_bands():
