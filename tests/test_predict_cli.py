@@ -95,7 +95,8 @@ def test_png_end_to_end(tmp_path, capsys, checkpoint):
         mask = np.asarray(Image.open(record["mask"]))
         assert mask.shape == (45, 61) and set(np.unique(mask)) <= {0, 255}
         assert int((mask == 255).sum()) == record["area"]
-        assert Image.open(record["overlay"]).size == (61, 45)
+        width, height = Image.open(record["overlay"]).size
+        assert width == 61 * 9 and height > 45 * 9  # enlarged x9 to >= 512 px, caption above
     assert not list(out.glob("*.tif")) and not list(out.glob("*.geojson"))
 
 

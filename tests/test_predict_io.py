@@ -20,7 +20,15 @@ from btdnet.predict.geo import (
 )
 from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify
-from btdnet.predict.overlay import _font, inner_contour, render_overlay, wrap_text
+from btdnet.predict.overlay import (
+    DEFAULT_COLOR,
+    TRUTH_COLOR,
+    _font,
+    caption_text,
+    inner_contour,
+    render_overlay,
+    wrap_text,
+)
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -156,18 +164,42 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
 
 
-def test_overlay_size_tint_contour_and_caption():
+def test_overlay_caption_above_enlarged_image_with_outlines():
     pixels = np.full((60, 90, 3), 40, np.uint8)
+    pixels[0, :] = 90  # the image's top row: must stay visible below the caption
     mask = np.zeros((60, 90), bool)
     mask[30:50, 20:60] = True
-    image = render_overlay(pixels, mask, "the box", bbox=(20, 30, 60, 50), score=0.9)
+    truth = np.zeros((60, 90), bool)
+    truth[5:15, 70:85] = True  # missed object: outline only
+    image = render_overlay(pixels, mask, "the box", bbox=(20, 30, 60, 50), score=0.9, truth=truth)
     out = np.asarray(image)
-    assert image.size == (90, 60) and out.dtype == np.uint8
-    assert out[40, 40, 0] > out[40, 40, 1]  # tinted red inside the mask
-    assert (out[55, 80] == 40).all()  # untouched outside mask, box and banner
-    assert out[:10].max() > 200  # white caption in the banner
+    k = 6  # ceil(512 / 90): the longer side reaches 512 px
+    strip = out.shape[0] - 60 * k
+    assert out.shape == (60 * k + strip, 90 * k, 3) and strip > 0 and out.dtype == np.uint8
+    assert out[:strip].max() > 200 and np.median(out[:strip]) < 60  # white text on dark strip
+    body = out[strip:]
+    assert (body[: k - 2, 10 * k] == 90).all()  # top row of the image is not covered
+    assert (body[55 * k, 80 * k] == 40).all()  # untouched outside mask, truth, box
+    inside = body[40 * k, 40 * k]
+    assert inside[0] > inside[1] and inside[0] > 40  # translucent red fill
+    assert (body[30 * k, 40 * k] == DEFAULT_COLOR).all()  # prediction outline
+    assert (body[5 * k, 77 * k] == TRUTH_COLOR).all()  # ground-truth outline
+    assert (body[10 * k, 77 * k] == 40).all()  # ... not filled
+    big = render_overlay(np.zeros((600, 700, 3), np.uint8), np.zeros((600, 700), bool), "x")
+    assert big.width == 700  # large images are not enlarged
     with pytest.raises(ValueError, match="sizes differ"):
         render_overlay(pixels, mask[:10], "x")
+
+
+def test_overlay_caption_wraps_and_carries_the_iou():
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    mask = np.zeros((32, 32), bool)
+    short = render_overlay(pixels, mask, "a", iou=0.5)
+    long = render_overlay(pixels, mask, "the long expression " * 12, iou=0.5)
+    assert short.width == long.width == 512
+    assert long.height > short.height  # more caption lines, the image itself unchanged
+    assert caption_text("t", score=0.25) == "t  [score 0.25]"
+    assert caption_text("t", found=False, presence=0.1) == "t  [not found, presence 0.10]"
 
 
 def test_inner_contour_is_the_mask_border():
