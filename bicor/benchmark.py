@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 from bicor.data.builder import build_closed_set_dataset
 from bicor.data.synthetic_seg import SyntheticSegDataset
 from bicor.evaluation import evaluate_closed_set
-from bicor.models import BiCoRSeg
+from bicor.models import load_bicor
 from bicor.task import SYNTHETIC, dataset_classes
 
 SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
@@ -42,7 +42,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
     protocol = args.protocol or "geoseg"
     if protocol not in SEG_PROTOCOLS:
         raise ValueError(f"--task seg needs --protocol in {SEG_PROTOCOLS}, got {protocol!r}")
-    model = BiCoRSeg.from_pretrained(args.checkpoint).to(accelerator.device)
+    model = load_bicor(args.checkpoint).to(accelerator.device)
     class_names, eval_classes = dataset_classes(args.dataset, protocol)
     if model.num_classes != len(class_names):
         raise ValueError(

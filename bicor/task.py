@@ -15,8 +15,6 @@ Config sections it reads::
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +29,10 @@ from bicor.data.builder import CLOSED_SET_DATASETS, build_closed_set_dataset
 from bicor.data.synthetic_seg import CLASSES as SYNTHETIC_CLASSES
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
-from bicor.models import BiCoRSeg, build_bicor
+from bicor.models import BiCoRSeg, build_bicor, load_bicor_weights
+from bicor.protocols import closed_set_protocol
 from btdnet.engine.config import get
-from btdnet.metrics.confusion import closed_set_protocol
+from btdnet.engine.prepare import prepare_on_local_main
 
 SYNTHETIC = "synthetic_seg"
 
@@ -195,24 +194,17 @@ class SegTask:
             raise TypeError(f"expected a BiCoRSeg, got {type(model).__name__}")
         model.save_pretrained(directory)
 
+    def load_weights(self, model: nn.Module, directory: Path) -> None:
+        load_bicor_weights(model, directory)
+
 
 def prepare_seg_data(config: dict) -> None:
     """Write the synthetic set first when the config asks for it and it is not there yet.
 
-    Only local rank 0 writes; other processes wait for ``classes.json`` (written last).
+    Local rank 0 writes; the others wait for ``classes.json`` (written last).
     """
     spec = get(config, "data.generate_synthetic")
     root = get(config, "data.root")
     if not spec or root is None or str(get(config, "data.dataset", SYNTHETIC)) != SYNTHETIC:
         return
-    marker = Path(root) / "classes.json"
-    if marker.is_file():
-        return
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        write_synthetic_seg(root, **spec)
-        return
-    deadline = time.monotonic() + 3600
-    while not marker.is_file():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{marker}: the synthetic set was not written in time")
-        time.sleep(1.0)
+    prepare_on_local_main(Path(root) / "classes.json", lambda: write_synthetic_seg(root, **spec))

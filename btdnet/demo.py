@@ -21,11 +21,11 @@ from btdnet.data import build_referring_dataset
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.engine.config import get, load_config
-from btdnet.engine.referring_task import ReferringTask, prepare_data
 from btdnet.engine.trainer import Trainer
 from btdnet.evaluation import SwappedExpressionDataset, evaluate_referring, format_markdown
-from btdnet.models import BTDNet
+from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
+from btdnet.task import ReferringTask, prepare_data
 
 TARGET_OIOU = 50.0
 TARGET_SWAP_DROP = 15.0
@@ -79,7 +79,7 @@ def score_checkpoint(
     object's expression from the same image), ``swap_subset`` (the samples that have such a
     partner, with their true expressions), plus the loaded ``model`` and the ``dataset``.
     """
-    model = BTDNet.from_pretrained(checkpoint)
+    model = load_model(checkpoint)
     model.eval()
     accelerator = make_accelerator()
     test = build_referring_dataset(

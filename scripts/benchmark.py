@@ -101,9 +101,9 @@ def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> d
 
     from btdnet.data import build_referring_dataset
     from btdnet.evaluation import evaluate_referring
-    from btdnet.predict.checkpoint import load_btdnet_checkpoint
+    from btdnet.models import load_model
 
-    model = load_btdnet_checkpoint(args.checkpoint)
+    model = load_model(args.checkpoint, training=False)
     image_size = args.image_size or model.config.image_size
     if image_size != model.config.image_size:
         raise ValueError(
@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from btdnet.data.errors import DatasetError
     from btdnet.engine.accelerator import make_accelerator
+    from btdnet.errors import CheckpointError
     from btdnet.evaluation import format_markdown, write_json
-    from btdnet.models.serialization import CheckpointError
 
     accelerator = make_accelerator(mixed_precision=args.amp)
     try:

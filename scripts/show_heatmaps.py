@@ -14,7 +14,7 @@ from PIL import Image
 
 from bicor.data.synthetic_seg import normalize_image
 from bicor.heatmaps import MODES, compute_heatmaps, save_heatmaps
-from bicor.models import BiCoRSeg
+from bicor.models import load_bicor
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
-    model = BiCoRSeg.from_pretrained(args.checkpoint, map_location=args.device)
+    model = load_bicor(args.checkpoint, map_location=args.device)
     picture = Image.open(args.image).convert("RGB")
     if args.size is not None:
         picture = picture.resize((args.size, args.size), Image.BILINEAR)

@@ -3,7 +3,7 @@
 import sys
 
 from btdnet.engine.cli import main
-from btdnet.engine.referring_task import ReferringTask, prepare_data
+from btdnet.task import ReferringTask, prepare_data
 
 if __name__ == "__main__":
     sys.exit(

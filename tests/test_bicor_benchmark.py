@@ -12,7 +12,7 @@ from PIL import Image
 from bicor.benchmark import format_seg_markdown
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.heatmaps import colorize, save_heatmaps
-from bicor.models import BiCoRSeg, build_bicor
+from bicor.models import build_bicor, load_bicor
 from tests.closed_set_reference import reference_scores
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def test_benchmark_script_scores_a_seg_checkpoint(checkpoint):
     names = ["background", "building", "road", "water", "forest", "agriculture"]
     assert list(results["per_class"]) == names
     # the same sliding windows, scored without btdnet.metrics (the report rounds to 0.01)
-    model = BiCoRSeg.from_pretrained(checkpoint / "ckpt")
+    model = load_bicor(checkpoint / "ckpt")
     val = SyntheticSegDataset(checkpoint / "data", "val", image_size=64)
     expected = reference_scores(model, val, range(6), window=48, stride=16)
     assert results["pixels"] == expected["pixels"] == 2 * 64 * 64

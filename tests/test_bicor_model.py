@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bicor import BiCoRSeg, build_bicor
+from bicor import build_bicor, load_bicor
 from bicor.models import HBISLayer, HBISStack, MultiScaleFusion, bicor_config
 from bicor.models.hbis import topk_count
 
@@ -148,7 +148,7 @@ def test_save_and_load_round_trip(tmp_path):
     with torch.no_grad():
         expected = model(x).logits
     model.save_pretrained(tmp_path / "ckpt")
-    loaded = BiCoRSeg.from_pretrained(tmp_path / "ckpt").eval()
+    loaded = load_bicor(tmp_path / "ckpt").eval()
     assert loaded.config == model.config
     assert loaded.class_names == ["a", "b", "c", "d", "e"]
     with torch.no_grad():

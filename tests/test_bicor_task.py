@@ -8,7 +8,7 @@ from torch.utils.data import DataLoader
 
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set, predict_logits
-from bicor.models import BiCoRSeg, build_bicor
+from bicor.models import build_bicor, load_bicor
 from bicor.task import SegTask, dataset_classes, prepare_seg_data
 from btdnet.engine import Trainer
 from btdnet.metrics.confusion import ConfusionMatrix
@@ -60,7 +60,7 @@ def test_train_evaluate_save_and_resume(tmp_path):
     record = records[0]
     names = ["background", "building", "road", "water", "forest", "agriculture"]
     assert list(record["per_class"]) == names and record["eval_classes"] == names
-    model = BiCoRSeg.from_pretrained(tmp_path / "run" / "checkpoints" / "best")
+    model = load_bicor(tmp_path / "run" / "checkpoints" / "best")
     assert model.config.num_classes == 6 and model.config.img_size == 64
     # the logged numbers are those of the saved weights, recomputed here without btdnet.metrics
     val = SyntheticSegDataset(tmp_path / "data", "val", image_size=64)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bicor.models import BiCoRSeg
+from bicor.models import load_bicor
 from bicor.task import SegTask
 from btdnet.engine import Trainer, load_config
 from tests.closed_set_fixtures import (
@@ -54,7 +54,7 @@ def test_real_data_config_runs_on_its_fixture(tmp_path, name):
     evaluated = SCORED_CLASSES[name]
     names = list(record["per_class"])
     assert record["eval_classes"] == [names[i] for i in evaluated]
-    model = BiCoRSeg.from_pretrained(tmp_path / "run" / "checkpoints" / "best")
+    model = load_bicor(tmp_path / "run" / "checkpoints" / "best")
     dataset = SegTask().build_datasets(config)[1][EVAL_SPLIT[name]]
     expected = reference_scores(model, dataset, evaluated, window=32, stride=24)
     assert record["images"] == expected["images"] and record["pixels"] == expected["pixels"]

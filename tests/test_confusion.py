@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from btdnet.metrics.confusion import ConfusionMatrix, closed_set_protocol
+from bicor.protocols import closed_set_protocol
+from btdnet.metrics.confusion import ConfusionMatrix
 
 
 def _three_class_batch():

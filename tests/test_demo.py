@@ -10,7 +10,7 @@ import yaml
 from btdnet.data import build_referring_dataset
 from btdnet.demo import run_demo
 from btdnet.evaluation import SwappedExpressionDataset
-from btdnet.models import BTDNet
+from btdnet.models import BTDNet, load_model
 
 
 @torch.no_grad()
@@ -52,7 +52,7 @@ def test_demo_pipeline_writes_metrics_overlays_and_checkpoint(tmp_path):
     assert saved["wall_seconds"] > 0 and saved["protocol"] == "lavt"
     # the reported scores are those of the best checkpoint on the test split, recomputed here
     # with NumPy from the model's own masks (LAVT protocol: prediction and mask at 96x96)
-    model = BTDNet.from_pretrained(out / "train" / "checkpoints" / "best").eval()
+    model = load_model(out / "train" / "checkpoints" / "best").eval()
     test = build_referring_dataset(
         "rrsisd", out / "data", "test", model.tokenizer, image_size=96,
         max_tokens=model.config.max_tokens,

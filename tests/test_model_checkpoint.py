@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from btdnet import BTDNet, build_model
-from btdnet.models.serialization import CheckpointError, load_model_dir, save_model_dir
+from btdnet import BTDNet, CheckpointError, build_model, load_model
+from btdnet.models.serialization import load_model_dir, save_model_dir
 from btdnet.models.variants import variant_config
 from tests.test_model_btdnet import make_batch
 
@@ -27,7 +27,7 @@ def test_round_trip_gives_identical_outputs(tmp_path) -> None:
     meta = json.loads((tmp_path / "ckpt" / "config.json").read_text())
     assert meta["model_type"] == "btdnet" and meta["variant"] == "tiny"
     assert meta["config"]["text_config"]["hidden_size"] == 32
-    loaded = BTDNet.from_pretrained(tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
     assert loaded.config == model.config
     assert loaded.dmols is not None
     assert torch.equal(_eval_outputs(model), _eval_outputs(loaded))
@@ -47,7 +47,7 @@ def test_round_trip_of_a_pretrained_text_encoder(tmp_path) -> None:
     )
     assert model.config.text_config["hidden_size"] == 384
     model.save_pretrained(tmp_path / "ckpt")
-    loaded = BTDNet.from_pretrained(tmp_path / "ckpt")
+    loaded = load_model(tmp_path / "ckpt")
     assert loaded.config == model.config and loaded.text_encoder.hidden_size == 384
     assert torch.equal(_eval_outputs(model), _eval_outputs(loaded))
 
@@ -58,13 +58,13 @@ def test_training_heads_with_or_without(tmp_path) -> None:
     reference = _eval_outputs(model)
     model.save_pretrained(tmp_path / "full")
 
-    inference = BTDNet.from_pretrained(tmp_path / "full", training=False)
+    inference = load_model(tmp_path / "full", training=False)
     assert inference.dmols is None
     assert torch.equal(_eval_outputs(inference), reference)
 
     inference.save_pretrained(tmp_path / "stripped")
-    assert BTDNet.from_pretrained(tmp_path / "stripped").dmols is None
-    resumed = BTDNet.from_pretrained(tmp_path / "stripped", training=True)
+    assert load_model(tmp_path / "stripped").dmols is None
+    resumed = load_model(tmp_path / "stripped", training=True)
     assert resumed.dmols is not None  # fresh heads to go on training
     assert torch.equal(_eval_outputs(resumed), reference)
 
@@ -72,17 +72,17 @@ def test_training_heads_with_or_without(tmp_path) -> None:
 def test_wrong_checkpoints_are_refused(tmp_path) -> None:
     save_model_dir(tmp_path / "bicor", {"w": torch.zeros(2)}, {"variant": "tiny"}, "bicor")
     with pytest.raises(CheckpointError, match=r"'bicor'.*'btdnet'"):
-        BTDNet.from_pretrained(tmp_path / "bicor")
+        load_model(tmp_path / "bicor")
 
     build_model("tiny", pretrained=False).save_pretrained(tmp_path / "tiny")
     with pytest.raises(CheckpointError, match=r"variant 'tiny'.*'paper'"):
-        BTDNet.from_pretrained(tmp_path / "tiny", variant="paper")
+        load_model(tmp_path / "tiny", variant="paper")
 
-    with pytest.raises(FileNotFoundError, match="model folder not found"):
-        BTDNet.from_pretrained(tmp_path / "absent")
+    with pytest.raises(CheckpointError, match="checkpoint folder not found"):
+        load_model(tmp_path / "absent")
     (tmp_path / "tiny" / "model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match="weights file missing"):
-        BTDNet.from_pretrained(tmp_path / "tiny")
+    with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
+        load_model(tmp_path / "tiny")
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
@@ -91,7 +91,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     narrow = build_model("tiny", pretrained=False)
     save_model_dir(tmp_path / "mixed", wide.state_dict(), narrow.config.to_dict(), "btdnet")
     with pytest.raises(CheckpointError, match="do not fit"):
-        BTDNet.from_pretrained(tmp_path / "mixed")
+        load_model(tmp_path / "mixed")
 
 
 def test_serialization_helpers(tmp_path) -> None:

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from btdnet import BTDNet, BTDNetOutput, build_model
+from btdnet import BTDNetOutput, build_model, load_model
 from btdnet.models.losses import BTDNetCriterion
 from tests.test_model_btdnet import make_batch
 
@@ -103,7 +103,7 @@ def test_presence_checkpoint_round_trip(tmp_path) -> None:
     torch.manual_seed(0)
     model = build_model("tiny", pretrained=False, use_presence=True, presence_threshold=0.3)
     model.save_pretrained(tmp_path / "ckpt")
-    loaded = BTDNet.from_pretrained(tmp_path / "ckpt", training=False)
+    loaded = load_model(tmp_path / "ckpt", training=False)
     assert loaded.config.use_presence and loaded.config.presence_threshold == 0.3
     batch = make_batch(96)
     with torch.no_grad():
@@ -121,7 +121,7 @@ def test_checkpoint_written_before_the_head_existed_loads_unchanged(tmp_path) ->
     for key in ("use_presence", "presence_threshold", "presence_weight"):
         del meta["config"][key]  # exactly what an older checkpoint's config holds
     meta_path.write_text(json.dumps(meta))
-    loaded = BTDNet.from_pretrained(folder)
+    loaded = load_model(folder)
     assert loaded.presence_head is None and loaded.config == model.config
     batch = make_batch(96)
     with torch.no_grad():

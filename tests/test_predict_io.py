@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from btdnet.predict.checkpoint import CheckpointError, check_checkpoint_dir
+from btdnet.errors import CheckpointError
+from btdnet.models.serialization import check_model_dir
 from btdnet.predict.geo import (
     GeoDependencyError,
     GeoReference,
@@ -236,23 +237,23 @@ def _write_config(folder, model_type: str) -> None:
 
 def test_checkpoint_folder_errors(tmp_path):
     with pytest.raises(CheckpointError, match="checkpoint folder not found"):
-        check_checkpoint_dir(tmp_path / "missing")
+        check_model_dir(tmp_path / "missing", "btdnet")
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="is a file"):
-        check_checkpoint_dir(tmp_path / "file")
+        check_model_dir(tmp_path / "file", "btdnet")
     with pytest.raises(CheckpointError, match=r"no config\.json"):
-        check_checkpoint_dir(tmp_path)
+        check_model_dir(tmp_path, "btdnet")
     _write_config(tmp_path / "run" / "checkpoints" / "best", "btdnet")
     with pytest.raises(CheckpointError, match=r"did you mean .*checkpoints[/\\]best"):
-        check_checkpoint_dir(tmp_path / "run")
+        check_model_dir(tmp_path / "run", "btdnet")
     _write_config(tmp_path / "bicor", "bicor")
     (tmp_path / "bicor" / "model.safetensors").write_bytes(b"")
     with pytest.raises(CheckpointError, match="BiCoR-Seg closed-set checkpoint"):
-        check_checkpoint_dir(tmp_path / "bicor")
+        check_model_dir(tmp_path / "bicor", "btdnet")
     _write_config(tmp_path / "noweights", "btdnet")
     with pytest.raises(CheckpointError, match=r"no model\.safetensors"):
-        check_checkpoint_dir(tmp_path / "noweights")
+        check_model_dir(tmp_path / "noweights", "btdnet")
     (tmp_path / "badjson").mkdir()
     (tmp_path / "badjson" / "config.json").write_text("{")
-    with pytest.raises(CheckpointError, match=r"config\.json: unreadable"):
-        check_checkpoint_dir(tmp_path / "badjson")
+    with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
+        check_model_dir(tmp_path / "badjson", "btdnet")

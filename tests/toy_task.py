@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_model
+from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -75,4 +75,7 @@ class ToyTask:
 
     def save_model(self, model, directory: Path) -> None:
         save_model(model, str(Path(directory) / "model.safetensors"))
+
+    def load_weights(self, model, directory: Path) -> None:
+        load_model(model, str(Path(directory) / "model.safetensors"), strict=True)
         (Path(directory) / "config.json").write_text(json.dumps({"model_type": "toy"}))

@@ -7,6 +7,8 @@ from bicor.models.bicor_seg import (
     bicor_config,
     build_bicor,
     build_bicor_from_config,
+    load_bicor,
+    load_bicor_weights,
 )
 from bicor.models.class_embeddings import ClassEmbeddings
 from bicor.models.fusion import MultiScaleFusion
@@ -29,4 +31,6 @@ __all__ = [
     "bicor_config",
     "build_bicor",
     "build_bicor_from_config",
+    "load_bicor",
+    "load_bicor_weights",
 ]

@@ -16,7 +16,13 @@ from bicor.models.hbis import HBISLayer, HBISStack
 from bicor.models.heads import AuxiliaryHead, SegmentationHead
 from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
 from btdnet.models.image_encoder import ImageEncoder
-from btdnet.models.serialization import load_model_dir, save_model_dir
+from btdnet.models.serialization import (
+    CONFIG_NAME,
+    CheckpointError,
+    load_model_dir,
+    load_state_strict,
+    save_model_dir,
+)
 
 MODEL_TYPE = "bicor"
 
@@ -188,14 +194,6 @@ class BiCoRSeg(nn.Module):
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         save_model_dir(directory, state, self.config.to_dict(), MODEL_TYPE)
 
-    @classmethod
-    def from_pretrained(cls, directory: str | Path, map_location: str = "cpu") -> BiCoRSeg:
-        """Rebuild the model from ``config.json`` and load ``model.safetensors`` (strict)."""
-        state, config = load_model_dir(directory, MODEL_TYPE)
-        model = build_bicor_from_config(BiCoRConfig.from_dict(config), pretrained=False)
-        model.load_state_dict(state, strict=True)
-        return model.to(map_location)
-
 
 def build_image_encoder(config: BiCoRConfig, *, pretrained: bool = False) -> ImageEncoder:
     """The shared timm image-encoder wrapper for ``config.encoder_name``.
@@ -282,3 +280,30 @@ def build_bicor(
     """
     config = bicor_config(variant, **overrides)
     return build_bicor_from_config(config, pretrained=pretrained, encoder=encoder)
+
+
+def load_bicor_weights(model: BiCoRSeg, directory: str | Path) -> BiCoRSeg:
+    """Load the weights of a BiCoR-Seg folder into a built ``model`` (all must fit; in place)."""
+    state, _ = load_model_dir(directory, MODEL_TYPE)
+    load_state_strict(model, state, str(directory))
+    return model
+
+
+def load_bicor(directory: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
+    """Load a BiCoR-Seg folder written by ``save_pretrained`` (the one way to load one).
+
+    Raises:
+        CheckpointError: one line naming the folder: missing, not a BiCoR-Seg folder,
+            unreadable, or weights that do not fit the config they came with.
+    """
+    state, config_dict = load_model_dir(directory, MODEL_TYPE)
+    try:
+        model = build_bicor_from_config(BiCoRConfig.from_dict(config_dict), pretrained=False)
+    except Exception as error:  # a config this toolkit cannot build: one line, the folder named
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{Path(directory) / CONFIG_NAME}: cannot load the checkpoint "
+            f"({type(error).__name__}: {detail})"
+        ) from error
+    load_state_strict(model, state, str(directory))
+    return model.to(map_location)

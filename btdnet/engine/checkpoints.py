@@ -2,7 +2,7 @@
 
 Layout under ``<output_dir>/checkpoints/``::
 
-    epoch-0003/                 a model folder (``from_pretrained`` loads it) ...
+    epoch-0003/                 a model folder (the task's loader reads it) ...
       model.safetensors, config.json
       training_state/           ... plus what resuming needs
         optimizer.pt            tensors only, read back with ``torch.load(weights_only=True)``
@@ -30,13 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from btdnet.errors import CheckpointError
+
 STATE_DIR = "training_state"
 PROGRESS_FILE = "progress.json"
 COMPLETE_MARK = "COMPLETE"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used to resume."""
 
 
 def _atomic_symlink(target_name: str, link: Path) -> None:

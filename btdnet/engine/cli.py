@@ -26,7 +26,7 @@ outputs (in the output folder):
   config.yaml          the resolved config this run used
   metrics.jsonl        one JSON object per evaluation: epoch, step, split and the metrics
   checkpoints/last     the latest checkpoint (a model folder + training_state/)
-  checkpoints/best     the best by the task's metric; load it with from_pretrained
+  checkpoints/best     the best by the task's metric; btdnet.load_model / bicor.load_bicor load it
   events.*             TensorBoard logs when tensorboard is installed
 
 interruptions: checkpoints are written atomically; --resume continues from checkpoints/last

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from accelerate.utils import set_seed
-from safetensors.torch import load_model
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -224,15 +223,7 @@ class Trainer:
                 f"{path}: written by a {progress.get('best_metric')!r}-scored task, "
                 f"this run is {self.task.name!r} ({self.task.best_metric!r})"
             )
-        weights = path / "model.safetensors"
-        if not weights.is_file():
-            raise ckpt.CheckpointError(f"{weights}: missing from the checkpoint")
-        missing, unexpected = load_model(acc.unwrap_model(self.model), str(weights), strict=False)
-        if missing or unexpected:
-            raise ckpt.CheckpointError(
-                f"{weights}: does not match this model (missing {sorted(missing)[:5]}, "
-                f"unexpected {sorted(unexpected)[:5]})"
-            )
+        self.task.load_weights(acc.unwrap_model(self.model), path)
         self.optimizer.load_state_dict(ckpt.load_tensors(state / "optimizer.pt"))
         self.scheduler.load_state_dict(ckpt.load_tensors(state / "scheduler.pt"))
         rng_file = state / f"rng-{acc.process_index}.json"

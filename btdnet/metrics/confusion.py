@@ -15,67 +15,17 @@ class ``c`` with ``tp = M[c, c]``, ``fp = sum(M[:, c]) - tp``, ``fn = sum(M[c, :
 
 All values are percentages (unrounded floats). An undefined per-class value is ``None``.
 
-Protocols (:func:`closed_set_protocol`): ``geoseg`` (UNetFormer / BiCoR-Seg) scores Vaihingen and
-Potsdam mIoU/mF1 over the five classes without clutter, OA over all six; ``mmseg`` includes
-clutter. LoveDA uses all seven classes in both.
+Which classes enter the means is the closed-set path's business:
+:func:`bicor.protocols.closed_set_protocol`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-
-ISPRS_CLASSES: tuple[str, ...] = (
-    "impervious_surface",
-    "building",
-    "low_vegetation",
-    "tree",
-    "car",
-    "clutter",
-)
-LOVEDA_CLASSES: tuple[str, ...] = (
-    "background",
-    "building",
-    "road",
-    "water",
-    "barren",
-    "forest",
-    "agriculture",
-)
-PROTOCOL_NAMES: tuple[str, ...] = ("geoseg", "mmseg")
-
-
-@dataclass(frozen=True)
-class ClosedSetProtocol:
-    """Which classes a dataset has and which of them enter mIoU / mF1 (OA uses all)."""
-
-    dataset: str
-    name: str
-    class_names: tuple[str, ...]
-    eval_classes: tuple[int, ...]
-
-
-def closed_set_protocol(dataset: str, name: str = "geoseg") -> ClosedSetProtocol:
-    """The scoring protocol of ``dataset`` in {"loveda", "vaihingen", "potsdam"}.
-
-    ``name="geoseg"`` (default, the papers' protocol) drops clutter from the Vaihingen/Potsdam
-    means; ``name="mmseg"`` keeps all six classes. LoveDA scores all seven classes in both.
-    """
-    key = dataset.lower()
-    if name not in PROTOCOL_NAMES:
-        raise ValueError(f"unknown closed-set protocol {name!r}; choose one of {PROTOCOL_NAMES}")
-    if key == "loveda":
-        return ClosedSetProtocol(key, name, LOVEDA_CLASSES, tuple(range(len(LOVEDA_CLASSES))))
-    if key in ("vaihingen", "potsdam"):
-        count = len(ISPRS_CLASSES) - 1 if name == "geoseg" else len(ISPRS_CLASSES)
-        return ClosedSetProtocol(key, name, ISPRS_CLASSES, tuple(range(count)))
-    raise ValueError(
-        f"no closed-set protocol for dataset {dataset!r}; known: loveda, vaihingen, potsdam"
-    )
 
 
 def _as_tensor(values: np.ndarray | torch.Tensor) -> torch.Tensor:

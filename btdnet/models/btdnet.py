@@ -18,12 +18,12 @@ from torch import nn
 
 from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning, pool_region
-from btdnet.models.hf_loading import TextEncoderLoadError, hf_load
+from btdnet.models.hf_loading import hf_load
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.param_groups import build_param_groups
 from btdnet.models.presence_head import PresenceHead
-from btdnet.models.serialization import CheckpointError, load_model_dir, save_model_dir
+from btdnet.models.serialization import save_model_dir
 from btdnet.models.text_encoder import TextEncoder, TextFeatures, masked_mean
 from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
 from btdnet.resources import resolve_text_encoder
@@ -311,55 +311,9 @@ class BTDNet(nn.Module):
             self, weight_decay=weight_decay, text_lr_factor=text_lr_factor, lr=lr
         )
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     # ------------------------------------------------------------------ checkpoints
+    # Loading is ``btdnet.models.load_model`` (beside the builders in ``variants.py``).
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (the resolved config) to ``directory``."""
         return save_model_dir(directory, self.state_dict(), self.config.to_dict(), MODEL_TYPE)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        directory: str | Path,
-        *,
-        variant: str | None = None,
-        training: bool | None = None,
-    ) -> BTDNet:
-        """Load a folder written by ``save_pretrained``; touches no other file.
-
-        Args:
-            directory: the model folder.
-            variant: if given, refuse a checkpoint of another variant.
-            training: keep the D-MOLS heads (True: fresh heads if the checkpoint has none),
-                drop them (False), or follow the checkpoint (None).
-        """
-        from btdnet.models.variants import build_btdnet  # variants imports this module
-
-        state, config_dict = load_model_dir(directory, MODEL_TYPE, variant)
-        config = BTDNetConfig.from_dict(config_dict)
-        has_heads = any(key.startswith(TRAINING_HEADS_PREFIX) for key in state)
-        keep_heads = has_heads if training is None else training
-        try:
-            model = build_btdnet(config, pretrained=False, training=keep_heads)
-        except TextEncoderLoadError as error:
-            raise CheckpointError(f"{Path(directory) / 'config.json'}: {error}") from error
-        if model.dmols is None:
-            state = {k: v for k, v in state.items() if not k.startswith(TRAINING_HEADS_PREFIX)}
-        own = model.state_dict()
-        mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
-        unexpected = [k for k in state if k not in own]
-        missing = [k for k in own if k not in state]
-        if keep_heads and not has_heads and model.dmols is not None:
-            logger.info("%s: no D-MOLS heads in the checkpoint; fresh heads are used", directory)
-            missing = [k for k in missing if not k.startswith(TRAINING_HEADS_PREFIX)]
-        if mismatched or unexpected or missing:
-            raise CheckpointError(
-                f"{directory}: weights do not fit the '{config.variant}' BTDNet its config "
-                f"describes (missing {missing[:5]}, unexpected {unexpected[:5]}, "
-                f"shape mismatch {mismatched[:5]})"
-            )
-        model.load_state_dict(state, strict=False)
-        return model

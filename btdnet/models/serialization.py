@@ -22,15 +22,28 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from btdnet.errors import CheckpointError
+
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
 _TORCH_SUFFIXES = {".pth", ".pt", ".bin", ".ckpt"}
 _WRAPPER_KEYS = ("model", "state_dict", "model_state", "module")
+MODEL_KINDS = {"btdnet": "BTDNet referring", "bicor": "BiCoR-Seg closed-set"}
 
-
-class CheckpointError(ValueError):
-    """A weight file or model folder that cannot be used; the message names the file and why."""
+__all__ = [
+    "CONFIG_NAME",
+    "WEIGHTS_NAME",
+    "CheckpointError",
+    "LoadReport",
+    "check_model_dir",
+    "load_model_dir",
+    "load_state_dict_report",
+    "load_state_strict",
+    "read_model_config",
+    "read_state_dict",
+    "save_model_dir",
+]
 
 
 # ----------------------------------------------------------------------------- foreign weights
@@ -156,27 +169,87 @@ def save_model_dir(
     return directory
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _kind(model_type: object) -> str:
+    kind = MODEL_KINDS.get(str(model_type), repr(model_type))
+    return f"{kind} checkpoint (model_type {model_type!r})"
+
+
+def _run_folder_hint(folder: Path) -> str:
+    """A pointer to ``checkpoints/best`` when ``folder`` is a training run's output folder."""
+    for name in ("best", "last"):
+        candidate = folder / "checkpoints" / name
+        if (candidate / CONFIG_NAME).is_file():
+            return f"; did you mean {candidate}?"
+    return ""
+
+
 def read_model_config(directory: str | Path) -> dict[str, Any]:
-    """Read and check the ``config.json`` of a model folder (no tensors are read)."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: model folder not found")
-    config_path = directory / CONFIG_NAME
+    """Read and check the ``config.json`` of a model folder (no tensors are read).
+
+    Every problem is a :class:`CheckpointError` whose one line names the folder or file: a
+    missing folder, a file given for a folder, a training run's folder (pointing to its
+    ``checkpoints/best``), unreadable or incomplete JSON, a newer format.
+    """
+    folder = Path(directory)
+    if not folder.exists():
+        raise CheckpointError(f"{folder}: checkpoint folder not found")
+    if not folder.is_dir():
+        raise CheckpointError(
+            f"{folder}: is a file; give the folder that holds {WEIGHTS_NAME} and {CONFIG_NAME}"
+        )
+    config_path = folder / CONFIG_NAME
     if not config_path.is_file():
-        raise FileNotFoundError(
-            f"{config_path}: missing; not a model folder written by save_pretrained"
+        raise CheckpointError(
+            f"{folder}: no {CONFIG_NAME}; not a model folder written by save_pretrained"
+            f"{_run_folder_hint(folder)}"
         )
     try:
-        meta = json.loads(config_path.read_text())
+        meta = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{config_path}: unreadable ({error})") from error
     except json.JSONDecodeError as error:
         raise CheckpointError(f"{config_path}: not valid JSON ({error})") from error
     if not isinstance(meta, dict) or "model_type" not in meta or "config" not in meta:
         raise CheckpointError(f"{config_path}: lacks 'model_type' or 'config'")
-    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+    if not isinstance(meta["config"], dict):
+        raise CheckpointError(f"{config_path}: 'config' is not a mapping")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"{config_path}: format_version {meta['format_version']} is newer than this "
-            f"toolkit reads ({FORMAT_VERSION}); upgrade the package"
+            f"{config_path}: format_version {version!r} is newer than this toolkit reads "
+            f"({FORMAT_VERSION}); upgrade the package"
         )
+    return meta
+
+
+def check_model_dir(
+    directory: str | Path, expected_model_type: str, expected_variant: str | None = None
+) -> dict[str, Any]:
+    """Check that ``directory`` holds a complete ``expected_model_type`` folder; return its meta.
+
+    Raises :class:`CheckpointError` (one line naming the folder) for every problem of
+    :func:`read_model_config`, another model type or variant, or missing weights.
+    """
+    folder = Path(directory)
+    meta = read_model_config(folder)
+    model_type = meta["model_type"]
+    if model_type != expected_model_type:
+        raise CheckpointError(
+            f"{folder}: is a {_kind(model_type)}, but a {_kind(expected_model_type)} is needed"
+        )
+    variant = meta.get("variant")
+    if expected_variant is not None and variant != expected_variant:
+        raise CheckpointError(
+            f"{folder}: holds variant '{variant}' of {expected_model_type}, but variant "
+            f"'{expected_variant}' was expected"
+        )
+    if not (folder / WEIGHTS_NAME).is_file():
+        raise CheckpointError(f"{folder}: no {WEIGHTS_NAME} (the model weights) in the folder")
     return meta
 
 
@@ -185,25 +258,31 @@ def load_model_dir(
     expected_model_type: str,
     expected_variant: str | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Read a model folder; return ``(state_dict, config)``.
+    """Read a model folder checked by :func:`check_model_dir`; return ``(state_dict, config)``.
 
-    Raises ``FileNotFoundError`` for a missing folder or file and ``CheckpointError`` when the
-    folder holds another model type or (if ``expected_variant`` is given) another variant.
+    Raises :class:`CheckpointError` naming the folder for anything that cannot be used.
     """
-    directory = Path(directory)
-    meta = read_model_config(directory)
-    if meta["model_type"] != expected_model_type:
+    meta = check_model_dir(directory, expected_model_type, expected_variant)
+    weights_path = Path(directory) / WEIGHTS_NAME
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except Exception as error:  # safetensors' own errors: a truncated or foreign file
         raise CheckpointError(
-            f"{directory}: holds a '{meta['model_type']}' checkpoint, but a "
-            f"'{expected_model_type}' model was asked to load it"
-        )
-    variant = meta.get("variant")
-    if expected_variant is not None and variant != expected_variant:
+            f"{Path(directory)}: cannot load the checkpoint ({WEIGHTS_NAME} is not a readable "
+            f"safetensors file: {_first_line(error)})"
+        ) from error
+    return state, dict(meta["config"])
+
+
+def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``module``; every name and shape must match, else one-line error."""
+    own = module.state_dict()
+    mismatched = [k for k in state if k in own and own[k].shape != state[k].shape]
+    unexpected = [k for k in state if k not in own]
+    missing = [k for k in own if k not in state]
+    if mismatched or unexpected or missing:
         raise CheckpointError(
-            f"{directory}: holds variant '{variant}' of {expected_model_type}, but variant "
-            f"'{expected_variant}' was expected"
+            f"{source}: weights do not fit this model (missing {missing[:5]}, unexpected "
+            f"{unexpected[:5]}, shape mismatch {mismatched[:5]})"
         )
-    weights_path = directory / WEIGHTS_NAME
-    if not weights_path.is_file():
-        raise FileNotFoundError(f"{weights_path}: weights file missing")
-    return load_file(str(weights_path), device="cpu"), dict(meta["config"])
+    module.load_state_dict(state, strict=True)

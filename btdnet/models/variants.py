@@ -11,21 +11,32 @@
 without touching a file or the network. ``pretrained=True`` loads the text encoder's weights
 (``AutoModel.from_pretrained`` on the resolved local folder) and the image weights from
 ``image_pretrained`` when set (else the image encoder stays random, with a logged notice).
+
+:func:`load_model` is the one way to load a saved BTDNet (the predictor, the benchmark, the demo
+and the training task's resume all go through it or its :func:`load_weights`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 from typing import Any
 
 from btdnet.models.bsc import BidirectionalSpatialCorrelation
-from btdnet.models.btdnet import BTDNet
+from btdnet.models.btdnet import MODEL_TYPE, TRAINING_HEADS_PREFIX, BTDNet
 from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning
+from btdnet.models.hf_loading import TextEncoderLoadError
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.presence_head import PresenceHead
+from btdnet.models.serialization import (
+    CONFIG_NAME,
+    CheckpointError,
+    load_model_dir,
+    load_state_strict,
+)
 from btdnet.models.text_encoder import TextEncoder, build_text_model, text_config_dict
 from btdnet.models.twin_stream_decoder import TwinStreamDecoder
 
@@ -225,3 +236,55 @@ def build_model(
     return build_btdnet(
         variant_config(variant, **overrides), pretrained=pretrained, training=training
     )
+
+
+def load_weights(model: BTDNet, directory: str | Path) -> BTDNet:
+    """Load the weights of a BTDNet folder into a built ``model`` (all must fit; in place).
+
+    Used to resume training: the training task builds the model from its config and the
+    checkpoint's tensors must match it exactly.
+    """
+    state, _ = load_model_dir(directory, MODEL_TYPE)
+    load_state_strict(model, state, str(directory))
+    return model
+
+
+def load_model(
+    directory: str | Path, *, variant: str | None = None, training: bool | None = None
+) -> BTDNet:
+    """Load a BTDNet folder written by ``save_pretrained``; touches no other file.
+
+    Args:
+        directory: the model folder (``model.safetensors`` + ``config.json``).
+        variant: if given, refuse a checkpoint of another variant.
+        training: keep the D-MOLS heads (True: fresh heads if the checkpoint has none),
+            drop them (False), or follow the checkpoint (None).
+
+    Raises:
+        CheckpointError: one line naming the folder: missing, not a BTDNet folder, another
+            variant, unreadable, or weights that do not fit the config they came with.
+    """
+    state, config_dict = load_model_dir(directory, MODEL_TYPE, variant)
+    try:
+        config = BTDNetConfig.from_dict(config_dict)
+        has_heads = any(key.startswith(TRAINING_HEADS_PREFIX) for key in state)
+        keep_heads = has_heads if training is None else training
+        model = build_btdnet(config, pretrained=False, training=keep_heads)
+    except CheckpointError:
+        raise
+    except TextEncoderLoadError as error:  # already one line naming the text encoder's folder
+        raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: {error}") from error
+    except Exception as error:  # a config this toolkit cannot build: one line, the folder named
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{Path(directory) / CONFIG_NAME}: cannot load the checkpoint "
+            f"({type(error).__name__}: {detail})"
+        ) from error
+    if model.dmols is None:
+        state = {k: v for k, v in state.items() if not k.startswith(TRAINING_HEADS_PREFIX)}
+    elif not has_heads:
+        logger.info("%s: no D-MOLS heads in the checkpoint; fresh heads are used", directory)
+        fresh = model.state_dict()
+        state = {**{k: v for k, v in fresh.items() if k.startswith(TRAINING_HEADS_PREFIX)}, **state}
+    load_state_strict(model, state, f"{directory} ('{config.variant}' BTDNet)")
+    return model

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["CheckpointError", "Prediction", "Predictor", "TextTruncatedWarning"]
 
 if TYPE_CHECKING:
-    from btdnet.predict.checkpoint import CheckpointError
+    from btdnet.errors import CheckpointError
     from btdnet.predict.predictor import Prediction, Predictor, TextTruncatedWarning
 
 _LOCATIONS = {
-    "CheckpointError": "btdnet.predict.checkpoint",
+    "CheckpointError": "btdnet.errors",
     "Prediction": "btdnet.predict.predictor",
     "Predictor": "btdnet.predict.predictor",
     "TextTruncatedWarning": "btdnet.predict.predictor",

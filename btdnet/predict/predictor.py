@@ -34,7 +34,6 @@ from torch import nn
 
 from btdnet.data.tokenize import tokenize_expression
 from btdnet.data.transforms import image_to_tensor
-from btdnet.predict.checkpoint import load_btdnet_checkpoint
 from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -210,7 +209,9 @@ class Predictor:
         """
         resolved = resolve_device(device)  # refuse a bad device or amp mode before loading
         _amp_dtype(amp)
-        model = load_btdnet_checkpoint(checkpoint_dir)
+        from btdnet.models.variants import load_model  # the model code only when loading
+
+        model = load_model(checkpoint_dir, training=False)
         return cls(
             model,
             device=resolved,

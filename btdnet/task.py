@@ -18,8 +18,9 @@ from torch.utils.data import Dataset
 
 from btdnet.data import build_referring_dataset
 from btdnet.engine.config import get
+from btdnet.engine.prepare import prepare_on_local_main
 from btdnet.evaluation import evaluate_referring
-from btdnet.models import build_model
+from btdnet.models import build_model, load_weights
 
 
 def model_overrides(config: dict) -> dict[str, Any]:
@@ -97,30 +98,21 @@ class ReferringTask:
     def save_model(self, model: nn.Module, directory: Path) -> None:
         model.save_pretrained(directory)
 
+    def load_weights(self, model: nn.Module, directory: Path) -> None:
+        load_weights(model, directory)
+
 
 def prepare_data(config: dict) -> None:
     """Write the synthetic set first when the config asks for it and it is not there yet.
 
-    Only the main process writes (local rank 0 under ``accelerate launch``); the others wait
-    for the finished marker the generator leaves (``rrsisd/instances.json`` written last).
+    Local rank 0 writes; the others wait for ``rrsisd/instances.json`` (written last).
     """
     spec = get(config, "data.generate_synthetic")
     root = get(config, "data.root")
     if not spec or root is None:
         return
-    import os
-    import time
+    from btdnet.data.synthetic import generate_synthetic_rrsisd
 
-    marker = Path(root) / "rrsisd" / "instances.json"
-    if marker.is_file():
-        return
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        from btdnet.data.synthetic import generate_synthetic_rrsisd
-
-        generate_synthetic_rrsisd(root, **spec)
-    else:
-        deadline = time.monotonic() + 3600
-        while not marker.is_file():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{marker}: the synthetic set was not written in time")
-            time.sleep(1.0)
+    prepare_on_local_main(
+        Path(root) / "rrsisd" / "instances.json", lambda: generate_synthetic_rrsisd(root, **spec)
+    )
