@@ -75,7 +75,7 @@ class ToyTask:
 
     def save_model(self, model, directory: Path) -> None:
         save_model(model, str(Path(directory) / "model.safetensors"))
+        (Path(directory) / "config.json").write_text(json.dumps({"model_type": "toy"}))
 
     def load_weights(self, model, directory: Path) -> None:
         load_model(model, str(Path(directory) / "model.safetensors"), strict=True)
-        (Path(directory) / "config.json").write_text(json.dumps({"model_type": "toy"}))
