@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from btdnet.data import build_referring_dataset
 from btdnet.demo import run_demo
 from btdnet.evaluation import SwappedExpressionDataset
 from btdnet.models import BTDNet, load_model
+from btdnet.report import plot_training_curves, select_gallery, write_report_html
 
 
 @torch.no_grad()
@@ -67,5 +69,54 @@ def test_demo_pipeline_writes_metrics_overlays_and_checkpoint(tmp_path):
     assert (out / "train" / "checkpoints" / "best" / "model.safetensors").is_file()
     assert (out / "data" / "rrsisd" / "instances.json").is_file()
     assert "oIoU" in (out / "benchmark.md").read_text()
-    pictures = list((out / "overlays").glob("*.png"))
-    assert 1 <= len(pictures) <= 6
+    pictures = sorted((out / "overlays").glob("*.png"))
+    labels = [p.name.split("_")[1] for p in pictures]
+    assert labels[-1] == "swapped" and set(labels[:-1]) <= {"best", "median", "worst"}
+    assert labels[0] == "best" and len(pictures) == min(3, len(test)) + 1
+    for picture in pictures:
+        width, height = Image.open(picture).size
+        assert width >= 512 and height > width  # enlarged, caption strip above the image
+    report = (out / "report.html").read_text()
+    assert "training_curve.png" in report and (out / "training_curve.png").is_file()
+    for picture in pictures:
+        assert f"overlays/{picture.name}" in report
+    assert f"{saved['oIoU']:.2f}" in report and "swapped" in report
+
+
+def test_gallery_picks_best_median_worst_reproducibly():
+    ious = {"a": 0.2, "b": 0.9, "c": 0.5, "d": 0.5, "e": 0.0}
+    assert select_gallery(ious) == [
+        ("best", "b", 0.9),
+        ("median", "d", 0.5),
+        ("worst", "e", 0.0),
+    ]  # b c d a e
+    assert select_gallery({"x": 0.3}) == [("best", "x", 0.3)]
+    assert select_gallery({}) == []
+
+
+def test_report_page_links_relative_files_and_escapes_text(tmp_path):
+    picture = tmp_path / "pics" / "1.png"
+    picture.parent.mkdir()
+    Image.new("RGB", (4, 4)).save(picture)
+    page = write_report_html(
+        tmp_path / "report.html",
+        title="t <b>",
+        intro="i",
+        tables=[("m", ["name", "oIoU"], [["true", 61.234]])],
+        targets={"oIoU>=60": True, "minutes<=5": False},
+        curve=None,
+        gallery=[(picture, "best: the <red> car")],
+        files={"metrics": tmp_path / "metrics.json"},
+    ).read_text()
+    assert "src='pics/1.png'" in page and "href='metrics.json'" in page
+    assert "t &lt;b&gt;" in page and "the &lt;red&gt; car" in page and "<td>61.23</td>" in page
+    assert "<li class='ok'>met: oIoU&gt;=60</li>" in page
+    assert "<li class='miss'>missed: minutes&lt;=5</li>" in page
+
+
+def test_training_curve_needs_something_to_draw(tmp_path):
+    assert plot_training_curves([], [], tmp_path / "c.png") is None
+    log = [{"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.5}]
+    evals = [{"step": 20, "split": "val", "oIoU": 40.0}, {"step": 20, "split": "val"}]
+    path = plot_training_curves(log, evals, tmp_path / "c.png")
+    assert path == tmp_path / "c.png" and Image.open(path).size[0] > 400

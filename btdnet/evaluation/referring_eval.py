@@ -137,6 +137,7 @@ def evaluate_referring(
     save_dir: str | Path | None = None,
     show_progress: bool = True,
     presence_threshold: float | None = None,
+    keep_samples: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a referring model on a (prepared) dataloader under one protocol.
 
@@ -157,6 +158,8 @@ def evaluate_referring(
         show_progress: show a progress bar on the local main process.
         presence_threshold: models with a presence head answer "no target" (empty mask)
             below it; None: the model's ``config.presence_threshold``.
+        keep_samples: also return ``sample_ious``, ``{sample_id: IoU in [0, 1]}`` of every
+            sample (e.g. to pick the best, median and worst for pictures).
 
     Returns:
         :meth:`ReferringMetrics.compute`'s dict plus ``protocol`` and ``split`` (when the
@@ -219,6 +222,8 @@ def evaluate_referring(
         accelerator.wait_for_everyone()
 
     result = metrics.compute()
+    if keep_samples:
+        result["sample_ious"] = dict(metrics.sample_ious())
     result["protocol"] = protocol
     split = dataset_split(dataset) if dataset is not None else None
     if split is not None:
