@@ -84,7 +84,10 @@ def write_gallery(
         item = dataset[position[sample_id]]
         path = out_dir / f"{number}_{label}_{sample_id}.png"
         written.append(
-            (_draw(model, item, iou, item["text"], path), f"{label} IoU: {item['text']}")
+            (
+                _draw(model, item, iou, item["text"], path),
+                f"{label} (IoU {iou:.2f}): {item['text']}",
+            )
         )
     if len(swapped_set) > 0:
         base_ids = [dataset.records[i].sample_id for i in swapped_set.indices]
