@@ -100,6 +100,14 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
         torch.testing.assert_close(resumed[key], full[key], rtol=1e-5, atol=1e-6)
     epochs = [json.loads(x)["epoch"] for x in (tmp_path / "cut" / "metrics.jsonl").open()]
     assert epochs == [1, 2, 3]
+    # the training curve: the batch loss every log_every (10) steps, once each after resuming
+    logs = {
+        name: [json.loads(x) for x in (tmp_path / name / "train_log.jsonl").open()]
+        for name in ("full", "cut")
+    }
+    assert [r["step"] for r in logs["cut"]] == [r["step"] for r in logs["full"]] == [10]
+    assert logs["cut"][0]["loss"] == pytest.approx(logs["full"][0]["loss"], rel=1e-5)
+    assert logs["full"][0]["epoch"] == 2 and logs["full"][0]["lr"] > 0
 
 
 def test_resume_from_mid_epoch_checkpoint_matches(tmp_path):

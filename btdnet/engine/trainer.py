@@ -177,6 +177,7 @@ class Trainer:
         if trackers:
             acc.init_trackers(self.output_dir.name, config=flatten_numbers(self.config))
         self.log = MetricsLog(self.output_dir / "metrics.jsonl")
+        self.train_log = MetricsLog(self.output_dir / "train_log.jsonl")
         self.ckpt_root = self.output_dir / "checkpoints"
         self.epoch = 0
         self.global_step = 0
@@ -235,6 +236,7 @@ class Trainer:
         self.best_value = progress.get("best_value")
         if acc.is_main_process:
             self.log.truncate_after(self.global_step)
+            self.train_log.truncate_after(self.global_step)
         acc.print(
             f"resumed from {path} at epoch {self.epoch + 1}, step {self.global_step} "
             f"({self.batches_done_in_epoch} batches into the epoch)"
@@ -320,6 +322,12 @@ class Trainer:
                     logs = {f"train/{k}": float(v) for k, v in terms.items()}
                     logs["train/lr"] = self.scheduler.get_last_lr()[0]
                     acc.log(logs, step=self.global_step)
+                    if acc.is_main_process:  # the main process's batch loss, for the curve
+                        self.train_log.write(
+                            {"epoch": self.epoch + 1, "step": self.global_step}
+                            | {"loss": float(loss), "lr": logs["train/lr"]}
+                            | {k: float(v) for k, v in terms.items()}
+                        )
                 if s.checkpoint_every_steps and self.global_step % s.checkpoint_every_steps == 0:
                     self._save(f"step-{self.global_step:07d}", best=False)
                 if s.stop_after_steps is not None and self.global_step >= s.stop_after_steps:
