@@ -161,3 +161,23 @@ def test_optimizer_state_is_loaded_without_unpickling_code(tmp_path):
     torch.save({"x": Evil()}, path)
     with pytest.raises(ckpt.CheckpointError, match="cannot be read safely"):
         ckpt.load_tensors(path)
+
+
+def test_compile_option_compiles_in_place_and_trains_the_same(tmp_path):
+    from torch._dynamo import register_backend, reset
+
+    graphs = []
+
+    @register_backend(name="counting_eager_test")
+    def counting(graph_module, example_inputs):
+        graphs.append(graph_module)
+        return graph_module.forward
+
+    reset()
+    _run(tmp_path / "eager", ["train.epochs=1"])
+    _run(tmp_path / "compiled", ["train.epochs=1", "train.compile=counting_eager_test"])
+    assert graphs  # the forward really went through torch.compile
+    eager, compiled = _weights(tmp_path / "eager"), _weights(tmp_path / "compiled")
+    assert compiled.keys() == eager.keys()  # no "_orig_mod." prefixes in the checkpoint
+    for key in eager:
+        torch.testing.assert_close(compiled[key], eager[key], rtol=1e-5, atol=1e-6)

@@ -60,6 +60,7 @@ class TrainSettings:
     keep_checkpoints: int = 2
     stop_after_steps: int | None = None
     log_every: int = 10
+    compile: bool | str = False
     trackers: str = "auto"
     seed: int = 0
 
@@ -127,6 +128,8 @@ class Trainer:
         acc.wait_for_everyone()
 
         model = self.task.build_model(self.config)
+        if s.compile:  # in place: parameter names and checkpoints stay those of the model
+            model.compile(**({"backend": s.compile} if isinstance(s.compile, str) else {}))
         train_set, eval_sets = self.task.build_datasets(self.config)
         if len(train_set) == 0:
             raise ValueError("the training set is empty")
