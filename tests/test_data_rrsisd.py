@@ -85,7 +85,8 @@ def test_stats_count_empty_and_resized_masks(fixture):
         ("size_mismatch", str(fixture["image_dir"] / "00002.jpg")),
     ]
     assert stats.summary() == (
-        "rrsisd all splits: 5 samples, 3 images, 1 empty masks, 1 masks resized to their image"
+        "rrsisd all splits: 5 samples, 3 images, 1 empty masks, "
+        "1 masks of another size than their image"
     )
     _, no_sizes = load_rrsisd_records(fixture["root"], None, read_image_sizes=False)
     assert no_sizes.resized_masks is None and no_sizes.empty_masks == 1
@@ -149,7 +150,8 @@ def test_missized_image_gets_its_mask_resized(fixture):
     original = dataset.original_mask(index)
     assert original.dtype == bool and original.shape == (33, 35)
     np.testing.assert_array_equal(original, nearest(fixture["masks"][101], 33, 35))
-    expected = nearest(nearest(fixture["masks"][101], 33, 35), SIZE, SIZE)
+    # LAVT protocol: the 33x33 mask goes straight to SIZE (never through the 33x35 image size)
+    expected = nearest(fixture["masks"][101], SIZE, SIZE)
     np.testing.assert_array_equal(item["mask"].numpy(), expected.astype(np.int64))
     assert "input_ids" not in item and "attention_mask" not in item
 

@@ -101,7 +101,7 @@ def _check_image(image_path: Path, records: list[ReferringRecord]) -> list[Probl
                     "size_mismatch",
                     str(image_path),
                     f"image is {size[0]}x{size[1]} (HxW) but its mask ({mask.label}) is "
-                    f"{mask_size[0]}x{mask_size[1]}; the mask is resized to the image (nearest)",
+                    f"{mask_size[0]}x{mask_size[1]}; mask resized from its own size (nearest)",
                 )
             )
     return problems

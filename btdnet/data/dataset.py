@@ -34,9 +34,12 @@ REFERRING_LOADERS: dict[str, RecordLoader] = {
 class ReferringDataset(Dataset):
     """Referring samples as dicts of tensors (see ``docs/architecture.md`` for the keys).
 
-    Each item reads its image and decodes its mask; a mask whose size differs from its image is
-    first resized to the image (nearest). Image (bilinear) and mask (nearest) are then resized
-    to ``image_size`` x ``image_size``; nothing is flipped or cropped.
+    Each item reads its image and decodes its mask. Image (bilinear) and mask (nearest) are
+    resized to ``image_size`` x ``image_size``, each from its own size: a mask whose size differs
+    from its image (RRSIS-D has 800x787 JPEGs with 800x800 masks) is resized once, straight to
+    ``image_size``, as the LAVT family's loaders do (resizing it to the image first would move or
+    drop thin objects). Nothing is flipped or cropped. ``original_mask`` is the mask at the
+    image's own size (for the ``original`` protocol and the size buckets).
 
     Args:
         records: the samples, e.g. from :func:`load_rrsisd_records`.
@@ -91,10 +94,10 @@ class ReferringDataset(Dataset):
         record = self._record(index)
         index = index % len(self._records)
         image = read_rgb_image(record.image_path)
-        mask = resize_mask(record.mask.decode(), image.height, image.width)  # (H, W) bool
+        mask = record.mask.decode()  # (h, w) bool at the annotation's own size
         item: dict[str, Any] = {
             "pixel_values": image_to_tensor(image, self.image_size),  # (3, S, S)
-            "mask": mask_to_tensor(mask, self.image_size),  # (S, S)
+            "mask": mask_to_tensor(mask, self.image_size),  # (S, S), one resize from (h, w)
             "text": record.expression,
             "category": record.category,
             "category_id": record.category_id,

@@ -214,5 +214,5 @@ class LoadStats:
         if self.empty_masks is not None:
             parts.append(f"{self.empty_masks} empty masks")
         if self.resized_masks is not None:
-            parts.append(f"{self.resized_masks} masks resized to their image")
+            parts.append(f"{self.resized_masks} masks of another size than their image")
         return f"{self.dataset} {self.split or 'all splits'}: {', '.join(parts)}"

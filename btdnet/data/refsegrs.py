@@ -87,7 +87,7 @@ def load_refsegrs_records(
 
     Masks are not decoded, so ``stats.empty_masks`` stays ``None`` (the dataset check counts
     them). With ``read_image_sizes`` the image and mask headers are read (no pixels) to count
-    masks whose size differs from their image's; such masks are resized to the image.
+    masks whose size differs from their image's (an item's mask goes straight to the model size).
 
     With ``strict`` (the default) a :class:`DatasetError` naming the file is raised for a
     missing root, image or mask folder, an unknown split, unreadable expression files, missing
@@ -181,6 +181,6 @@ def _read_sizes(records: list[ReferringRecord], log: ProblemLog) -> int:
                 "size_mismatch",
                 record.image_path,
                 f"image is {image_size[0]}x{image_size[1]} (HxW) but its mask ({mask_path}) is "
-                f"{mask_size[0]}x{mask_size[1]}; the mask is resized to the image (nearest)",
+                f"{mask_size[0]}x{mask_size[1]}; mask resized from its own size (nearest)",
             )
     return len(resized)

@@ -153,7 +153,7 @@ def load_rrsisd_records(
 
     Masks are not decoded: empty masks are counted from the RLE runs, and with
     ``read_image_sizes`` each image header is read (no pixels) to find the images whose size
-    differs from their RLE's (their masks are resized to the image when an item is loaded).
+    differs from their RLE's (an item's mask goes straight from the RLE's size to the model size).
 
     With ``strict`` (the default) a :class:`DatasetError` naming the file is raised for missing
     or unreadable index files, an unsafe pickle, an unknown split, refs pointing to unknown
@@ -319,7 +319,7 @@ def _count_mask_facts(
                 "size_mismatch",
                 record.image_path,
                 f"image is {size[0]}x{size[1]} (HxW) but its mask ({mask.label}) is "
-                f"{mask.height}x{mask.width}; the mask is resized to the image (nearest)",
+                f"{mask.height}x{mask.width}; mask resized from its own size (nearest)",
             )
     stats.empty_masks = len(empty)
     stats.resized_masks = len(resized) if read_image_sizes else None
