@@ -78,14 +78,31 @@ def _isprs_tile(height: int, width: int, seed: int) -> dict[str, np.ndarray]:
     return {"ids": ids, "boundary": boundary, "eroded_ids": eroded}
 
 
+# Where the label archives' bare files land: the tidy folders, the root ("unzip into one
+# folder"), or a folder named after each archive (what many unzip tools create).
+VAIHINGEN_LABEL_LAYOUTS = {
+    "documented": ("ground_truth", "ground_truth_eroded"),
+    "root": (".", "."),
+    "archive": (
+        "ISPRS_semantic_labeling_Vaihingen_ground_truth_COMPLETE",
+        "ISPRS_semantic_labeling_Vaihingen_ground_truth_eroded_COMPLETE",
+    ),
+}
+POTSDAM_LABEL_LAYOUTS = {
+    "documented": ("5_Labels_all", "5_Labels_all_noBoundary"),
+    "root": (".", "."),
+}
+
+
 def write_vaihingen_fixture(
-    root: Path, tiles: dict[str, tuple[int, int]] | None = None
+    root: Path, tiles: dict[str, tuple[int, int]] | None = None, layout: str = "documented"
 ) -> dict[str, dict[str, Any]]:
-    """Write Vaihingen tiles under ``root`` (top/, ground_truth/, ground_truth_eroded/).
+    """Write Vaihingen tiles under ``root`` (top/ and the labels as ``layout`` places them).
 
     Args:
         root: the data root (created).
         tiles: tile id -> (height, width); default :data:`VAIHINGEN_TILES`.
+        layout: a key of :data:`VAIHINGEN_LABEL_LAYOUTS`.
 
     Returns tile id -> {"image": (H, W, 3) IRRG uint8, "ids": (H, W) train ids,
     "eroded_ids": ids with boundary pixels 255, "boundary": bool (H, W), "name": file stem}.
@@ -97,19 +114,22 @@ def write_vaihingen_fixture(
         data["image"] = random_image(height, width, seed)
         data["name"] = name
         _write_tiff(root / "top" / f"{name}.tif", data["image"])
-        write_colour_label(root / "ground_truth" / f"{name}.tif", data["ids"])
-        write_colour_label(
-            root / "ground_truth_eroded" / f"{name}_noBoundary.tif", data["ids"], data["boundary"]
-        )
+        full, eroded = VAIHINGEN_LABEL_LAYOUTS[layout]
+        write_colour_label(root / full / f"{name}.tif", data["ids"])
+        write_colour_label(root / eroded / f"{name}_noBoundary.tif", data["ids"], data["boundary"])
         written[tile] = data
     return written
 
 
 def write_potsdam_fixture(
-    root: Path, tiles: tuple[str, ...] = POTSDAM_TILES, size: tuple[int, int] = POTSDAM_SIZE
+    root: Path,
+    tiles: tuple[str, ...] = POTSDAM_TILES,
+    size: tuple[int, int] = POTSDAM_SIZE,
+    layout: str = "documented",
 ) -> dict[str, dict[str, Any]]:
-    """Write Potsdam tiles under ``root`` (2_Ortho_RGB/, 3_Ortho_IRRG/, 5_Labels_all/,
-    5_Labels_all_noBoundary/), all of one ``size`` like the real 6000x6000 tiles.
+    """Write Potsdam tiles under ``root`` (2_Ortho_RGB/, 3_Ortho_IRRG/ and the labels as
+    ``layout`` of :data:`POTSDAM_LABEL_LAYOUTS` places them), all of one ``size`` like the real
+    6000x6000 tiles.
 
     Returns tile id -> {"rgb", "irrg": (H, W, 3) uint8, "ids", "eroded_ids", "boundary",
     "name"} (see :func:`write_vaihingen_fixture`).
@@ -124,9 +144,10 @@ def write_potsdam_fixture(
         data["name"] = name
         _write_tiff(root / "2_Ortho_RGB" / f"{name}_RGB.tif", data["rgb"])
         _write_tiff(root / "3_Ortho_IRRG" / f"{name}_IRRG.tif", data["irrg"])
-        write_colour_label(root / "5_Labels_all" / f"{name}_label.tif", data["ids"])
+        full, eroded = POTSDAM_LABEL_LAYOUTS[layout]
+        write_colour_label(root / full / f"{name}_label.tif", data["ids"])
         write_colour_label(
-            root / "5_Labels_all_noBoundary" / f"{name}_label_noBoundary.tif",
+            root / eroded / f"{name}_label_noBoundary.tif",
             data["ids"],
             data["boundary"],
         )

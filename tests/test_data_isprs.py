@@ -379,8 +379,9 @@ def test_check_reports_counts_and_problems(tmp_path):
     (tmp_path / "ground_truth_eroded" / "top_mosaic_09cm_area4_noBoundary.tif").unlink()
     Image.fromarray(written["1"]["image"]).save(tmp_path / "top" / "top_mosaic_09cm_area99.tif")
     report = check_closed_set_dataset("vaihingen", tmp_path)
-    assert set(report) == {"dataset", "root", "splits", "problems"}
+    assert set(report) == {"dataset", "root", "splits", "problems", "layout"}
     assert report["dataset"] == "vaihingen" and report["root"] == str(tmp_path)
+    assert report["layout"]["eroded_label"] == {"ground_truth_eroded": 4}
     train = report["splits"]["train"]
     assert train["images"] == 2 and train["samples"] == 2  # tile 3 still has its eroded label
     assert train["sizes"] == {"56x72": 1, "64x80": 1}

@@ -7,12 +7,15 @@ returns the JSON-ready report shared with the referring check::
      "splits": {split: {"samples": int, "images": int, "sizes": {"HxW": int},
                         "class_pixels": {class name: int}, "class_shares": {class name: float},
                         "ignore_pixels": int}},
-     "problems": [{"kind": str, "file": str, "detail": str}]}
+     "problems": [{"kind": str, "file": str, "detail": str}],
+     "layout": {kind: {folder: tiles}}}                      (ISPRS only)
 
 ``samples``: tiles with a readable image and a usable label (LoveDA Test: readable images);
 ``images``: images decoded; ``class_pixels`` come from the full colour labels (ISPRS; the
 eroded ones where the full label is unusable) or the masks (LoveDA); ``ignore_pixels`` are
-eroded-boundary pixels (ISPRS) or no-data 0s (LoveDA).
+eroded-boundary pixels (ISPRS) or no-data 0s (LoveDA). ``layout`` (ISPRS): for images, labels and
+eroded labels, the folders (relative to the root, "." the root) the tiles were read from, plus
+``shadowed``: {kind: tiles also present in a less preferred folder, which was not used}.
 Problem kinds: missing_folder, missing_image, missing_label, unreadable_image,
 unreadable_label, size_mismatch, unknown_colour, unknown_value, duplicate_image, unlisted_tile.
 """
@@ -30,11 +33,14 @@ from tqdm import tqdm
 from bicor.data.errors import ClosedSetDataError
 from bicor.data.image_io import read_class_values, read_rgb
 from bicor.data.isprs import (
-    POTSDAM_IMAGE_DIRS,
+    IsprsTilePaths,
+    folders_used,
+    missing_file_detail,
     resolve_image_mode,
     tile_name,
     tile_paths,
 )
+from bicor.data.isprs_layout import IsprsLayout
 from bicor.data.loveda import check_domains
 from bicor.data.palettes import ISPRS_PALETTE, get_palette, label_statistics
 from bicor.data.splits import (
@@ -103,15 +109,16 @@ def _size_text(shape: tuple[int, ...]) -> str:
 
 
 def _check_isprs_label(
-    path: Path,
+    layout: IsprsLayout,
+    paths: IsprsTilePaths,
+    kind: str,
     image_shape: tuple[int, ...],
-    *,
-    eroded: bool,
     problems: list[dict[str, str]],
 ):
-    """Statistics of one colour label, or None (problems recorded)."""
+    """Statistics of one colour label (``kind`` "label" or "eroded_label"), or None."""
+    path = paths.path(kind)
     if not path.is_file():
-        problems.append(_problem("missing_label", path, "label file not found"))
+        problems.append(_problem("missing_label", path, missing_file_detail(layout, paths, kind)))
         return None
     rgb = _read(path, read_rgb, "unreadable_label", problems)
     if rgb is None:
@@ -125,7 +132,7 @@ def _check_isprs_label(
             )
         )
         return None
-    stats = label_statistics(rgb, ISPRS_PALETTE, boundary_is_ignore=eroded)
+    stats = label_statistics(rgb, ISPRS_PALETTE, boundary_is_ignore=kind == "eroded_label")
     if stats.unknown:
         listed = "; ".join(f"colour {c} x {n} pixels" for c, n in stats.unknown[:10])
         more = f"; {len(stats.unknown) - 10} more colours" if len(stats.unknown) > 10 else ""
@@ -142,18 +149,21 @@ def _check_isprs(
     image_mode: str | None,
     include_excluded: bool,
     progress: bool,
-) -> tuple[dict[str, Any], list[dict[str, str]]]:
+) -> tuple[dict[str, Any], list[dict[str, str]], dict[str, Any]]:
     mode = resolve_image_mode(name, image_mode)
     palette = get_palette(name)
     problems: list[dict[str, str]] = []
     splits: dict[str, Any] = {}
     checked: dict[str, tuple] = {}  # tile -> _check_isprs_tile(...); splits may share tiles
+    layout = IsprsLayout(name, root, mode)
+    located: dict[str, IsprsTilePaths] = {}
     for split in scheme_split_names(name, split_scheme):
         tally = _SplitTally(palette.class_names)
         tiles = split_tiles(name, split_scheme, split, include_excluded=include_excluded)
         for tile in tqdm(tiles, desc=f"checking {name} {split}", unit="tile", disable=not progress):
             if tile not in checked:
-                checked[tile] = _check_isprs_tile(name, root, tile, mode, problems)
+                located[tile] = tile_paths(name, root, tile, image_mode=mode, layout=layout)
+                checked[tile] = _check_isprs_tile(layout, located[tile], problems)
             image_shape, full, eroded = checked[tile]
             if image_shape is None:
                 continue
@@ -166,28 +176,37 @@ def _check_isprs(
             if eroded is not None:
                 tally.ignore_pixels += eroded.ignore_pixels
         splits[split] = tally.report()
-    problems.extend(_unlisted_isprs_tiles(name, root, mode))
-    return splits, problems
+    problems.extend(_unlisted_isprs_tiles(name, layout, mode))
+    return splits, problems, _layout_report(layout, list(located.values()))
 
 
-def _check_isprs_tile(name: str, root: Path, tile: str, mode: str, problems: list) -> tuple:
+def _layout_report(layout: IsprsLayout, located: list[IsprsTilePaths]) -> dict[str, Any]:
+    """Folders the tiles were read from, and how many tiles a preferred folder shadowed."""
+    report: dict[str, Any] = folders_used(layout, located)
+    shadowed = Counter(kind for paths in located for kind in paths.shadowed)
+    if shadowed:
+        report["shadowed"] = dict(shadowed)
+    return report
+
+
+def _check_isprs_tile(layout: IsprsLayout, paths: IsprsTilePaths, problems: list) -> tuple:
     """(image shape or None, full-label statistics or None, eroded statistics or None)."""
-    paths = tile_paths(name, root, tile, image_mode=mode)
     if not paths.image.is_file():
-        problems.append(_problem("missing_image", paths.image, f"tile {tile}"))
+        detail = missing_file_detail(layout, paths, "image")
+        problems.append(_problem("missing_image", paths.image, detail))
         return None, None, None
     image = _read(paths.image, read_rgb, "unreadable_image", problems)
     if image is None:
         return None, None, None
-    full = _check_isprs_label(paths.label, image.shape, eroded=False, problems=problems)
-    eroded = _check_isprs_label(paths.eroded_label, image.shape, eroded=True, problems=problems)
+    full = _check_isprs_label(layout, paths, "label", image.shape, problems)
+    eroded = _check_isprs_label(layout, paths, "eroded_label", image.shape, problems)
     return image.shape, full, eroded
 
 
-def _unlisted_isprs_tiles(name: str, root: Path, mode: str) -> list[dict[str, str]]:
+def _unlisted_isprs_tiles(name: str, layout: IsprsLayout, mode: str) -> list[dict[str, str]]:
     """Image files in the image folder that no split list knows (misnamed or extra tiles)."""
     known = {tile_name(name, t) for t in all_tiles(name)}
-    folder = root / ("top" if name == "vaihingen" else POTSDAM_IMAGE_DIRS[mode])
+    folder = layout.image_folder()
     suffix = ".tif" if name == "vaihingen" else f"_{mode}.tif"
     if not folder.is_dir():
         return [_problem("missing_folder", folder, "image folder not found")]
@@ -316,7 +335,7 @@ def check_closed_set_dataset(
     if name == "loveda":
         splits, problems = _check_loveda(root, check_domains(domains), show)
     else:
-        splits, problems = _check_isprs(
+        splits, problems, layout = _check_isprs(
             name,
             root,
             split_scheme=split_scheme,
@@ -324,6 +343,13 @@ def check_closed_set_dataset(
             include_excluded=include_excluded,
             progress=show,
         )
+        return {
+            "dataset": name,
+            "root": str(root),
+            "splits": splits,
+            "problems": problems,
+            "layout": layout,
+        }
     return {"dataset": name, "root": str(root), "splits": splits, "problems": problems}
 
 

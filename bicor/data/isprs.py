@@ -1,16 +1,19 @@
 """ISPRS Vaihingen and Potsdam read as the official archives unpack.
 
-Layouts (see docs/design datasets.md)::
+Files (see datasets/README.md for each archive's contents)::
 
-    Vaihingen  <root>/top/top_mosaic_09cm_area{ID}.tif                  (IRRG)
-               <root>/ground_truth/top_mosaic_09cm_area{ID}.tif         (colour labels;
-                   <root>/gts_for_participants/ is used when ground_truth/ is absent)
-               <root>/ground_truth_eroded/top_mosaic_09cm_area{ID}_noBoundary.tif
-    Potsdam    <root>/2_Ortho_RGB/top_potsdam_{r}_{c}_RGB.tif           (image_mode "RGB")
-               <root>/3_Ortho_IRRG/top_potsdam_{r}_{c}_IRRG.tif         (image_mode "IRRG")
-               <root>/5_Labels_all/top_potsdam_{r}_{c}_label.tif
-               <root>/5_Labels_all_noBoundary/top_potsdam_{r}_{c}_label_noBoundary.tif
+    Vaihingen  top/top_mosaic_09cm_area{ID}.tif                          (IRRG)
+               <labels>/top_mosaic_09cm_area{ID}.tif                     (colour labels)
+               <eroded>/top_mosaic_09cm_area{ID}_noBoundary.tif
+    Potsdam    2_Ortho_RGB/top_potsdam_{r}_{c}_RGB.tif                   (image_mode "RGB")
+               3_Ortho_IRRG/top_potsdam_{r}_{c}_IRRG.tif                 (image_mode "IRRG")
+               <labels>/top_potsdam_{r}_{c}_label.tif
+               <eroded>/top_potsdam_{r}_{c}_label_noBoundary.tif
 
+The label archives hold bare files, so ``<labels>`` / ``<eroded>`` is the root itself, a folder
+named after the archive, or the tidy folders (``ground_truth/``, ``ground_truth_eroded/``,
+``5_Labels_all/``, ``5_Labels_all_noBoundary/``); :mod:`bicor.data.isprs_layout` lists the
+accepted folders and prefers the tidy ones when several hold the same tile.
 Both share the six ISPRS colours; eroded labels mark boundaries black (-> ignore 255).
 Tiles are decoded once into a :class:`~bicor.data.tile_cache.TileCache` and cropped through
 memory maps. Tiles of a split that are absent are skipped and reported, not fatal.
@@ -18,7 +21,9 @@ memory maps. Tiles of a split that are absent are skipped and reported, not fata
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -27,26 +32,35 @@ import numpy as np
 from bicor.data.augment import CropAugment
 from bicor.data.errors import ClosedSetDataError, check_label_matches_image
 from bicor.data.image_io import read_rgb, read_size
+from bicor.data.isprs_layout import IsprsLayout
 from bicor.data.palettes import ISPRS_PALETTE, Palette, colour_to_ids
 from bicor.data.splits import split_tiles
 from bicor.data.tile_cache import TileCache
 from bicor.data.tile_dataset import TileRecord, TileSegmentationDataset
 
+logger = logging.getLogger(__name__)
+
 ISPRS_DATASETS = ("vaihingen", "potsdam")
 IMAGE_MODES = {"vaihingen": ("IRRG",), "potsdam": ("RGB", "IRRG")}
-POTSDAM_IMAGE_DIRS = {"RGB": "2_Ortho_RGB", "IRRG": "3_Ortho_IRRG"}
-VAIHINGEN_LABEL_DIRS = ("ground_truth", "gts_for_participants")
 
 
 @dataclass(frozen=True)
 class IsprsTilePaths:
-    """Files of one ISPRS tile (they need not exist)."""
+    """Files of one ISPRS tile (they need not exist; a missing one is at its documented place).
+
+    ``shadowed`` maps a file kind to the other accepted locations that hold the same file
+    (not used: the preferred folder wins).
+    """
 
     tile: str
     name: str
     image: Path
     label: Path
     eroded_label: Path
+    shadowed: dict[str, tuple[Path, ...]] = field(default_factory=dict)
+
+    def path(self, kind: str) -> Path:
+        return {"image": self.image, "label": self.label, "eroded_label": self.eroded_label}[kind]
 
 
 def resolve_image_mode(dataset: str, image_mode: str | None) -> str:
@@ -70,27 +84,65 @@ def tile_name(dataset: str, tile: str) -> str:
     raise ValueError(f"unknown ISPRS dataset {dataset!r}; expected one of {ISPRS_DATASETS}")
 
 
-def tile_paths(dataset: str, root: str | Path, tile: str, *, image_mode: str) -> IsprsTilePaths:
-    """Where the image, colour label and eroded label of ``tile`` live under ``root``."""
-    root = Path(root)
+def tile_filenames(dataset: str, tile: str, *, image_mode: str) -> dict[str, str]:
+    """File names of ``tile``: {"image", "label", "eroded_label"} -> name."""
     name = tile_name(dataset, tile)
     if dataset == "vaihingen":
-        label_dirs = [root / d for d in VAIHINGEN_LABEL_DIRS]
-        label_dir = next((d for d in label_dirs if d.is_dir()), label_dirs[0])
-        return IsprsTilePaths(
-            tile=tile,
-            name=name,
-            image=root / "top" / f"{name}.tif",
-            label=label_dir / f"{name}.tif",
-            eroded_label=root / "ground_truth_eroded" / f"{name}_noBoundary.tif",
-        )
+        return {
+            "image": f"{name}.tif",
+            "label": f"{name}.tif",
+            "eroded_label": f"{name}_noBoundary.tif",
+        }
+    return {
+        "image": f"{name}_{image_mode}.tif",
+        "label": f"{name}_label.tif",
+        "eroded_label": f"{name}_label_noBoundary.tif",
+    }
+
+
+def tile_paths(
+    dataset: str,
+    root: str | Path,
+    tile: str,
+    *,
+    image_mode: str,
+    layout: IsprsLayout | None = None,
+) -> IsprsTilePaths:
+    """Where the image, colour label and eroded label of ``tile`` are under ``root``."""
+    layout = layout or IsprsLayout(dataset, Path(root), image_mode)
+    found: dict[str, Path] = {}
+    shadowed: dict[str, tuple[Path, ...]] = {}
+    for kind, filename in tile_filenames(dataset, tile, image_mode=image_mode).items():
+        found[kind], others = layout.locate(kind, filename)
+        if others:
+            shadowed[kind] = tuple(others)
     return IsprsTilePaths(
         tile=tile,
-        name=name,
-        image=root / POTSDAM_IMAGE_DIRS[image_mode] / f"{name}_{image_mode}.tif",
-        label=root / "5_Labels_all" / f"{name}_label.tif",
-        eroded_label=root / "5_Labels_all_noBoundary" / f"{name}_label_noBoundary.tif",
+        name=tile_name(dataset, tile),
+        image=found["image"],
+        label=found["label"],
+        eroded_label=found["eroded_label"],
+        shadowed=shadowed,
     )
+
+
+def missing_file_detail(layout: IsprsLayout, paths: IsprsTilePaths, kind: str) -> str:
+    """'tile T: <kind> file NAME not found; looked in ...; near miss ...'."""
+    return f"tile {paths.tile}: {layout.missing_detail(kind, paths.path(kind).name)}"
+
+
+def folders_used(layout: IsprsLayout, found: list[IsprsTilePaths]) -> dict[str, dict[str, int]]:
+    """{kind: {folder relative to the root: tiles read from it}} over existing files."""
+    used: dict[str, Counter[str]] = {
+        "image": Counter(),
+        "label": Counter(),
+        "eroded_label": Counter(),
+    }
+    for paths in found:
+        for kind, counter in used.items():
+            if paths.path(kind).is_file():
+                counter[layout.folder_of(paths.path(kind))] += 1
+    return {kind: dict(counter) for kind, counter in used.items() if counter}
 
 
 def list_isprs_tiles(
@@ -103,14 +155,18 @@ def list_isprs_tiles(
     """
     records: list[TileRecord] = []
     missing: list[dict[str, str]] = []
+    layout = IsprsLayout(dataset, Path(root), image_mode)
+    kind = "eroded_label" if eroded else "label"
     for tile in tiles:
-        paths = tile_paths(dataset, root, tile, image_mode=image_mode)
-        label = paths.eroded_label if eroded else paths.label
+        paths = tile_paths(dataset, root, tile, image_mode=image_mode, layout=layout)
+        label = paths.path(kind)
         if not paths.image.is_file():
-            missing.append({"kind": "missing_image", "file": str(paths.image), "detail": tile})
+            detail = missing_file_detail(layout, paths, "image")
+            missing.append({"kind": "missing_image", "file": str(paths.image), "detail": detail})
             continue
         if not label.is_file():
-            missing.append({"kind": "missing_label", "file": str(label), "detail": tile})
+            detail = missing_file_detail(layout, paths, kind)
+            missing.append({"kind": "missing_label", "file": str(label), "detail": detail})
             continue
         image_size, label_size = read_size(paths.image), read_size(label)
         if image_size != label_size:
@@ -183,12 +239,19 @@ def build_isprs_dataset(
     tiles = split_tiles(dataset, split_scheme, split, include_excluded=include_excluded)
     records, missing = list_isprs_tiles(dataset, root, tiles, image_mode=image_mode, eroded=eroded)
     if not records:
-        example = tile_paths(dataset, root, tiles[0], image_mode=image_mode)
         raise ClosedSetDataError(
             f"{root}: none of the {len(tiles)} {dataset} {split} tiles ({split_scheme} split) "
-            f"was found with its {'eroded ' if eroded else ''}label, e.g. {example.image} and "
-            f"{example.eroded_label if eroded else example.label}"
+            f"was found with its {'eroded ' if eroded else ''}label; first: {missing[0]['detail']}"
         )
+    folders = {Path(r.label_path).parent for r in records}
+    logger.info(
+        "%s %s: %d tiles, %slabels from %s",
+        dataset,
+        split,
+        len(records),
+        "eroded " if eroded else "",
+        ", ".join(sorted(str(f) for f in folders)),
+    )
     cache = TileCache(Path(cache_dir) if cache_dir is not None else root / ".cache")
     return TileSegmentationDataset(
         records,

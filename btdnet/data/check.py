@@ -142,6 +142,26 @@ def summary_line(report: dict[str, Any]) -> str:
     return f"{report['dataset']} @ {report['root']}: {splits or 'no splits'}; {problems}: {verdict}"
 
 
+def _layout_lines(layout: dict[str, Any]) -> list[str]:
+    """'files:' lines of a report that says which folders its files came from (ISPRS)."""
+    shadowed = layout.get("shadowed", {})
+    lines = []
+    for kind, folders in layout.items():
+        if kind == "shadowed":
+            continue
+        where = ", ".join(
+            f"{'the root' if folder == '.' else folder + '/'} ({count})"
+            for folder, count in folders.items()
+        )
+        extra = (
+            f"; {shadowed[kind]} also in a less preferred folder (not used)"
+            if kind in shadowed
+            else ""
+        )
+        lines.append(f"  {kind.replace('_', ' ')}s from {where}{extra}")
+    return ["files:", *lines] if lines else []
+
+
 def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     """A human-readable report: splits, then problems grouped by kind (fatal kinds first)."""
     lines = [f"data set: {report['dataset']}", f"root:     {report['root']}", "splits:"]
@@ -149,6 +169,7 @@ def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
         lines.append("  (none found)")
     for name, split in report["splits"].items():
         lines.append(f"  {name:<8} {split['samples']:>7} samples {split['images']:>7} images")
+    lines.extend(_layout_lines(report.get("layout") or {}))
     counts = problem_counts(report)
     ordered = sorted(counts, key=lambda kind: (kind in WARNING_KINDS, -counts[kind]))
     for kind in ordered:
