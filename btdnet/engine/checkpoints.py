@@ -12,10 +12,14 @@ Layout under ``<output_dir>/checkpoints/``::
     last -> epoch-0003          symbolic links, replaced atomically
     best -> epoch-0002
 
-A checkpoint is written under ``<name>.tmp`` and renamed when complete; ``last`` and ``best``
-are switched with ``os.replace`` on a new link. A run killed while writing leaves a ``.tmp``
-folder that is ignored (and removed by the next save) and links that still point to the
-previous complete checkpoint. Nothing here unpickles arbitrary objects.
+A checkpoint is committed by rename only: its files are written and fsynced under
+``<name>.tmp``, the completion mark is written and fsynced there, an existing ``<name>`` (a
+re-save after resuming from an earlier point) is moved aside to ``<name>.old``, the ``.tmp``
+folder is renamed to ``<name>``, ``last``/``best`` are switched with ``os.replace`` on a new
+link, and only then is the old copy dropped. A run killed between any two of these steps
+leaves links to complete checkpoints (or a dangling link that resume skips); ``.tmp`` and
+``.old`` folders are never resumed from and are removed by the next save. Nothing here
+unpickles arbitrary objects.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from btdnet.errors import CheckpointError
 STATE_DIR = "training_state"
 PROGRESS_FILE = "progress.json"
 COMPLETE_MARK = "COMPLETE"
+TEMP_SUFFIXES = (".tmp", ".old")
 
 
 def _atomic_symlink(target_name: str, link: Path) -> None:
@@ -55,16 +60,57 @@ def begin(root: Path, name: str) -> Path:
     return tmp
 
 
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` and the folders themselves to disk."""
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            with open(path, "rb") as handle:
+                os.fsync(handle.fileno())
+    for path in [*sorted(p for p in folder.rglob("*") if p.is_dir()), folder]:
+        _fsync_dir(path)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # platforms without directory descriptors
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def commit(root: Path, tmp: Path, *, best: bool, keep: int) -> Path:
-    """Make the written ``tmp`` folder the checkpoint ``last`` (and ``best``) points to."""
-    (tmp / STATE_DIR / COMPLETE_MARK).write_text("ok\n")
+    """Make the written ``tmp`` folder the checkpoint ``last`` (and ``best``) points to.
+
+    Steps, each leaving a resumable state if the process dies after it: fsync the files,
+    write + fsync the completion mark, move an existing ``<name>`` aside, rename, switch the
+    links, drop the old copy and prune.
+    """
+    _fsync_tree(tmp)
+    mark = tmp / STATE_DIR / COMPLETE_MARK
+    with open(mark, "w", encoding="utf-8") as handle:
+        handle.write("ok\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    _fsync_dir(mark.parent)
     final = tmp.with_suffix("")
+    aside = final.with_name(f"{final.name}.old")
+    if aside.exists():
+        shutil.rmtree(aside)
     if final.exists():
-        shutil.rmtree(final)
+        os.replace(final, aside)
     os.replace(tmp, final)
+    _fsync_dir(root)
     _atomic_symlink(final.name, root / "last")
     if best:
         _atomic_symlink(final.name, root / "best")
+    _fsync_dir(root)
+    if aside.exists():
+        shutil.rmtree(aside)
     _prune(root, keep)
     return final
 
@@ -75,29 +121,51 @@ def _prune(root: Path, keep: int) -> None:
     for old in complete[: max(0, len(complete) - keep)]:
         if old.name not in protected:
             shutil.rmtree(old)
-    for stale in root.glob("*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in root.iterdir():
+        if stale.suffix in TEMP_SUFFIXES and stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def is_temporary(path: Path) -> bool:
+    """A folder a commit writes or moves aside (``*.tmp``, ``*.old``): never resumed from."""
+    return path.name.endswith(TEMP_SUFFIXES)
 
 
 def _is_complete(path: Path) -> bool:
+    if is_temporary(path) or is_temporary(path.resolve()):
+        return False
     return path.is_dir() and (path / STATE_DIR / COMPLETE_MARK).is_file()
 
 
 def find_resume_checkpoint(path: Path) -> Path:
     """Resolve what ``--resume`` names: a checkpoint folder, a ``checkpoints/`` folder or a run."""
+    if is_temporary(path):
+        raise CheckpointError(
+            f"{path}: a temporary folder of an unfinished checkpoint save; resume from the run "
+            "folder or a complete checkpoint"
+        )
     candidates = [path, path / "last", path / "checkpoints" / "last"]
     for candidate in candidates:
         if _is_complete(candidate):
             return candidate.resolve()
     for folder in (path, path / "checkpoints"):
         if folder.is_dir():
-            complete = sorted(p for p in folder.iterdir() if _is_complete(p))
+            complete = [p for p in folder.iterdir() if _is_complete(p) and not p.is_symlink()]
             if complete:
-                return complete[-1].resolve()
+                return max(complete, key=_progress_step).resolve()
     raise CheckpointError(
         f"{path}: no complete checkpoint to resume from (looked for last/, checkpoints/last/ "
         "and folders holding training_state/COMPLETE)"
     )
+
+
+def _progress_step(folder: Path) -> tuple[int, str]:
+    """Sort key of complete checkpoints: the global step they hold, then the name."""
+    try:
+        step = int(json.loads((folder / STATE_DIR / PROGRESS_FILE).read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        step = -1
+    return step, folder.name
 
 
 def save_tensors(obj: dict, path: Path) -> None:

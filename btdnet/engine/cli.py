@@ -7,10 +7,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from btdnet.data.errors import DatasetError
 from btdnet.engine.checkpoints import CheckpointError
 from btdnet.engine.config import ConfigError, get, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
+from btdnet.models.serialization import CheckpointError as ModelCheckpointError
 
 EPILOG = """\
 launching:
@@ -32,6 +34,38 @@ outputs (in the output folder):
 interruptions: checkpoints are written atomically; --resume continues from checkpoints/last
 with the same data order and RNG, so the run ends where an uninterrupted one would.
 """
+
+
+# What the libraries raise for bad input (files, configs, data, checkpoints, divergence): the
+# command reports them as one line and exits 1. Anything else is a bug and keeps its traceback.
+LIBRARY_ERRORS = (
+    ConfigError,
+    CheckpointError,
+    ModelCheckpointError,
+    NonFiniteLossError,
+    DatasetError,
+    OSError,
+    ValueError,
+    MemoryError,
+)
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line (the first line of a multi-line message, else its type)."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def find_run_dir(path: Path) -> Path:
+    """The run folder (holding ``config.yaml``) of a run, ``checkpoints/`` or checkpoint folder."""
+    for start in (path, path.resolve()):
+        for folder in (start, start.parent, start.parent.parent):
+            if (folder / "config.yaml").is_file():
+                return folder
+    raise ConfigError(
+        f"{path}: no config.yaml in it or in the two folders above it; pass --config "
+        "(the run's config) with --resume"
+    )
 
 
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -77,16 +111,17 @@ def main(
     """Parse arguments, run the trainer, print where everything went. Returns an exit code."""
     args = build_parser(prog, description).parse_args(argv)
     try:
-        config_path = args.config
+        config_path, run_dir = args.config, None
         if config_path is None and args.resume is not None:
-            run_dir = Path(args.resume) if args.resume else args.output_dir
-            if run_dir is None:
+            named = Path(args.resume) if args.resume else args.output_dir
+            if named is None:
                 raise ConfigError("--resume without a path needs --output-dir or --config")
+            run_dir = find_run_dir(named)
             config_path = run_dir / "config.yaml"
         if config_path is None:
             raise ConfigError("--config is required (or --resume RUN_DIR)")
         config = load_config(config_path, args.overrides)
-        output_dir = args.output_dir or Path(get(config, "output_dir", "runs/train"))
+        output_dir = args.output_dir or run_dir or Path(get(config, "output_dir", "runs/train"))
         config["output_dir"] = str(output_dir)
         resume = None
         if args.resume is not None:
@@ -96,8 +131,11 @@ def main(
         summary = Trainer(
             task_factory(), config, output_dir, resume=resume, show_progress=not args.no_progress
         ).fit()
-    except (ConfigError, CheckpointError, NonFiniteLossError, FileNotFoundError, ValueError) as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; resume with --resume (checkpoints are kept)", file=sys.stderr)
+        return 130
+    except LIBRARY_ERRORS as e:
+        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return 1
     accelerator = summary["accelerator"]
     if accelerator.is_main_process:

@@ -7,7 +7,9 @@ through ``gather_for_metrics`` inside the task), write ``metrics.jsonl`` and tra
 the main process, and save an atomic checkpoint per epoch (``checkpoints/last``,
 ``checkpoints/best``). ``resume`` continues from a checkpoint with the model, optimizer,
 scheduler, data order and RNG states it held, so an interrupted run ends where an
-uninterrupted one would. A non-finite loss stops the run and keeps the last good checkpoint.
+uninterrupted one would. A non-finite loss, non-finite gradients (outside fp16 loss scaling,
+which skips such steps itself) or non-finite weights stop the run before anything is saved, so
+``last``/``best`` only ever hold finite weights.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from btdnet.engine.task import TrainingTask
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; the run stopped without saving it."""
+    """The loss, the gradients or the weights became NaN or infinite; nothing was saved."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +193,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
     def _save(self, name: str, *, best: bool) -> Path:
         acc = self.accelerator
+        self._check_weights()
         tmp = self.ckpt_root / f"{name}.tmp"
         if acc.is_main_process:
             tmp = ckpt.begin(self.ckpt_root, name)
@@ -262,18 +265,48 @@ class Trainer:
         self.model.train()
         return results
 
-    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
-        bad = torch.tensor(
-            [0.0 if torch.isfinite(loss.detach()).all() else 1.0], device=loss.device
-        )
-        if self.accelerator.reduce(bad, reduction="sum").item() > 0:
-            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+    def _stop_if_any(self, bad: bool, device: torch.device, what: str) -> None:
+        """Stop every process if ``bad`` holds on any, naming the last good checkpoint."""
+        flag = torch.tensor([1.0 if bad else 0.0], device=device)
+        if self.accelerator.reduce(flag, reduction="sum").item() > 0:
             last = self.ckpt_root / "last"
             kept = str(last.resolve()) if last.exists() else "none written yet"
             raise NonFiniteLossError(
-                f"non-finite loss at epoch {self.epoch + 1}, step {self.global_step} ({detail}); "
-                f"stopped without saving. Last good checkpoint: {kept}"
+                f"{what} at epoch {self.epoch + 1}, step {self.global_step}; stopped without "
+                f"saving. Last good checkpoint: {kept}"
             )
+
+    def _check_finite(self, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
+        if not bool(torch.isfinite(loss.detach()).all()):
+            detail = ", ".join(f"{k}={float(v):.4g}" for k, v in terms.items())
+            self._stop_if_any(True, loss.device, f"non-finite loss ({detail})")
+        else:
+            self._stop_if_any(False, loss.device, "non-finite loss")
+
+    def _check_gradients(self, norm: torch.Tensor | float | None) -> None:
+        """Refuse an update from non-finite gradients (fp16 loss scaling skips those itself)."""
+        if self.accelerator.scaler is not None:
+            return
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if norm is None:
+            if not params:
+                return
+            norm = torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(p.grad.detach().float()) for p in params])
+            )
+        norm = torch.as_tensor(norm)
+        device = params[0].device if params else self.accelerator.device
+        self._stop_if_any(
+            not bool(torch.isfinite(norm)), device, f"non-finite gradients (norm {float(norm)})"
+        )
+
+    def _check_weights(self) -> None:
+        """Refuse to save weights that hold NaN or inf (e.g. an overflow inside the optimizer)."""
+        model = self.accelerator.unwrap_model(self.model)
+        bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+        device = next(model.parameters()).device
+        what = f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
+        self._stop_if_any(bool(bad), device, what)
 
     def fit(self) -> dict[str, Any]:
         """Train to the end (or to ``stop_after_steps``); return a summary."""
@@ -304,8 +337,11 @@ class Trainer:
                     loss, terms = self.task.compute_loss(self.model, batch)
                     self._check_finite(loss, terms)
                     acc.backward(loss)
-                    if acc.sync_gradients and s.clip_grad_norm:
-                        acc.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
+                    if acc.sync_gradients:
+                        norm = None
+                        if s.clip_grad_norm:
+                            norm = acc.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
+                        self._check_gradients(norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                 self.batches_done_in_epoch += 1

@@ -1,0 +1,60 @@
+"""The training command: library errors are one line and exit 1; --resume takes any checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from btdnet.data.errors import DatasetError
+from btdnet.engine.cli import main
+from tests.toy_task import ToyTask
+
+CONFIG = {
+    "seed": 3,
+    "data": {"n": 24},
+    "train": {"epochs": 2, "batch_size": 8, "lr": 0.05, "trackers": "none"},
+}
+
+
+def _config(tmp_path, **train) -> str:
+    config = json.loads(json.dumps(CONFIG))
+    config["train"].update(train)
+    path = tmp_path / "toy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+class BrokenData(ToyTask):
+    def build_datasets(self, config):
+        raise DatasetError("datasets/rrsisd/refs(unc).p: truncated pickle")
+
+
+def test_dataset_error_is_one_line_and_exit_1(tmp_path, capsys) -> None:
+    argv = ["--config", _config(tmp_path), "--output-dir", str(tmp_path / "run"), "--no-progress"]
+    assert main(BrokenData, prog="train.py", description="", argv=argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "train.py: error: datasets/rrsisd/refs(unc).p: truncated pickle"
+
+
+def test_multi_line_library_error_is_cut_to_one_line(tmp_path, capsys) -> None:
+    class Multi(ToyTask):
+        def build_model(self, config):
+            raise OSError("weights/x.bin: unreadable\n  at byte 12\n  more detail")
+
+    argv = ["--config", _config(tmp_path), "--output-dir", str(tmp_path / "run"), "--no-progress"]
+    assert main(Multi, prog="train.py", description="", argv=argv) == 1
+    assert capsys.readouterr().err.strip() == "train.py: error: weights/x.bin: unreadable"
+
+
+@pytest.mark.parametrize("named", ["checkpoints/epoch-0001", "checkpoints/last", "checkpoints"])
+def test_resume_from_a_checkpoint_folder(tmp_path, capsys, named) -> None:
+    run = tmp_path / "run"
+    first = ["--config", _config(tmp_path, stop_after_steps=4), "--output-dir", str(run)]
+    assert main(ToyTask, prog="t", description="", argv=[*first, "--no-progress"]) == 0
+    assert (run / "checkpoints" / "last").resolve().name == "epoch-0001"
+    # No --config: the run's config.yaml is found above the checkpoint folder.
+    argv = ["--resume", str(run / named), "--set", "train.stop_after_steps=null", "--no-progress"]
+    assert main(ToyTask, prog="t", description="", argv=argv) == 0, capsys.readouterr().err
+    assert (run / "checkpoints" / "last").resolve().name == "epoch-0002"
