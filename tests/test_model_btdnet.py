@@ -209,3 +209,34 @@ def test_other_timm_backbone() -> None:
     out = model(**make_batch(96))
     assert out.target_logits.shape == (2, 1, 96, 96) and len(out.correlation_maps) == 4
     assert torch.isfinite(out.loss)
+
+
+def test_trailing_padding_is_trimmed_without_changing_the_answer() -> None:
+    from btdnet.models.text_encoder import trim_trailing_padding
+
+    ids = torch.tensor([[101, 7, 102, 0, 0, 0], [101, 8, 9, 102, 0, 0]])
+    mask = (ids != 0).long()
+    short_ids, short_mask = trim_trailing_padding(ids, mask)
+    assert short_ids.tolist() == [[101, 7, 102, 0], [101, 8, 9, 102]]
+    assert short_mask.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    empty = torch.zeros(2, 5, dtype=torch.long)
+    assert trim_trailing_padding(empty, empty)[0].shape == (2, 1)
+
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False).eval()
+    batch = make_batch(96, tokens=8)
+    padded = {  # the same expressions with 9 more padding columns, as a longer max_tokens gives
+        "input_ids": torch.cat([batch["input_ids"], torch.zeros(2, 9, dtype=torch.long)], 1),
+        "attention_mask": torch.cat(
+            [batch["attention_mask"], torch.zeros(2, 9, dtype=torch.long)], 1
+        ),
+    }
+    with torch.no_grad():
+        a = model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+        b = model(batch["pixel_values"], padded["input_ids"], padded["attention_mask"])
+    torch.testing.assert_close(b.target_logits, a.target_logits, rtol=1e-4, atol=1e-5)
+    seen = []
+    model.text_encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    with torch.no_grad():
+        model(batch["pixel_values"], padded["input_ids"], padded["attention_mask"])
+    assert seen == [(2, 8)]  # the encoder never sees the padding-only columns

@@ -24,7 +24,12 @@ from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.param_groups import build_param_groups
 from btdnet.models.presence_head import PresenceHead
 from btdnet.models.serialization import save_model_dir
-from btdnet.models.text_encoder import TextEncoder, TextFeatures, masked_mean
+from btdnet.models.text_encoder import (
+    TextEncoder,
+    TextFeatures,
+    masked_mean,
+    trim_trailing_padding,
+)
 from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
 from btdnet.resources import resolve_text_encoder
 
@@ -217,6 +222,7 @@ class BTDNet(nn.Module):
                 defaults to "the target mask is non-empty".
         """
         self._check_inputs(pixel_values, input_ids, attention_mask, targets)
+        input_ids, attention_mask = trim_trailing_padding(input_ids, attention_mask)  # (B, T')
         run_dmols = self.training and targets is not None and self.dmols is not None
         text, masked_words, selected = self._encode_text(input_ids, attention_mask, run_dmols)
 

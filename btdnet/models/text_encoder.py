@@ -144,3 +144,19 @@ def build_text_model(
         fields.pop(key, None)
     config = AutoConfig.for_model(model_type, **fields)
     return _without_pooler(AutoModel.from_config, config, trust_remote_code=False)
+
+
+def trim_trailing_padding(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Drop the token columns after the batch's last real token: (B, T) -> (B, T').
+
+    Expressions are padded to ``max_tokens``; most are shorter, and the padded columns cost
+    encoder time while every consumer masks them out (attention, BSC, pooled sentence), so the
+    outputs are unchanged. At least one column is kept.
+    """
+    real_columns = attention_mask.bool().any(dim=0).nonzero()  # (K, 1)
+    keep = int(real_columns.max()) + 1 if real_columns.numel() else 1
+    if keep == input_ids.shape[1]:
+        return input_ids, attention_mask
+    return input_ids[:, :keep], attention_mask[:, :keep]
