@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from btdnet.predict.scene_cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+
 PROG = "btdnet-predict"
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 PREDICTIONS_FILE = "predictions.jsonl"
@@ -31,8 +33,8 @@ Batch:         btdnet-predict --checkpoint DIR --prompts prompts.jsonl --out OUT
 Images (PNG, JPEG, TIFF, GeoTIFF) of any size are resized AS A WHOLE to the model's input
 size (no tiling: an expression may speak of the whole scene), and the probability map is
 brought back to the original size (bilinear), so small objects in very large images may be
-missed: crop such images first. Multi-band TIFFs use their first three bands; 16-bit data is
-stretched per band between its 2nd and 98th percentiles.
+missed: use scene mode (--tile auto, below) for large scenes. Multi-band TIFFs use their
+first three bands; 16-bit data is stretched per band between its 2nd and 98th percentiles.
 
 Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
 and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
@@ -120,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=8,
         metavar="N",
-        help="prompts per forward pass on one image (default: 8)",
+        help="prompts per forward pass on one image; tiles per pass with --tile (default: 8)",
     )
     parser.add_argument(
         "--presence-threshold",
@@ -130,7 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="models with a presence head (generalized referring): a presence probability "
         'below P answers "not found" with an empty mask (default: the checkpoint\'s, 0.5)',
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar in batch mode")
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
+    )
+    add_scene_arguments(parser)
     return parser
 
 
@@ -143,6 +148,9 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--image needs at least one --text (see --help)")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    scene_problem = check_scene_arguments(args)
+    if scene_problem is not None:
+        raise UsageError(scene_problem)
 
 
 def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
@@ -320,6 +328,8 @@ def _run(args: argparse.Namespace) -> int:
             raise FatalError(f"{args.image}: image file {state}")
     else:
         jobs, problems = read_prompts_file(args.prompts)
+    if args.tile is not None:
+        return run_scene_mode(args, jobs, problems)
     with open_predictions_file(args.out) as predictions:
         from btdnet.predict.predictor import Predictor
 

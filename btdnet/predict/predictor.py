@@ -342,3 +342,21 @@ class Predictor:
                     )
                 )
         return results[0] if single else results
+
+    def predict_scene(
+        self, image: str | Path, text: str, out_dir: str | Path, **options: Any
+    ) -> Any:
+        """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
+
+        A shortcut to :func:`btdnet.predict.scene.predict_scene` (see it for the arguments:
+        ``tile``, ``overlap``, ``gsd``, ``save_probability``, ``resume``, ``batch_size`` go
+        into :class:`~btdnet.predict.scene.SceneOptions`; ``name``, ``progress`` and
+        ``on_tiles`` are passed as they are). Returns a
+        :class:`~btdnet.predict.scene.SceneResult`.
+        """
+        from btdnet.predict.scene import SceneOptions, predict_scene
+
+        passed = {
+            key: options.pop(key) for key in ("name", "progress", "on_tiles") if key in options
+        }
+        return predict_scene(self, image, text, out_dir, options=SceneOptions(**options), **passed)
