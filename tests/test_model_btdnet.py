@@ -240,3 +240,15 @@ def test_trailing_padding_is_trimmed_without_changing_the_answer() -> None:
     with torch.no_grad():
         model(batch["pixel_values"], padded["input_ids"], padded["attention_mask"])
     assert seen == [(2, 8)]  # the encoder never sees the padding-only columns
+
+
+def test_inference_compiles_to_one_graph_with_padded_expressions() -> None:
+    """No graph break (the padding trim is skipped under torch.compile), so one compiled
+    graph serves every expression length."""
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False).eval()
+    batch = make_batch(96)  # the second expression is padded
+    explained = torch._dynamo.explain(model)(
+        batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
+    )
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)

@@ -153,8 +153,11 @@ def trim_trailing_padding(
 
     Expressions are padded to ``max_tokens``; most are shorter, and the padded columns cost
     encoder time while every consumer masks them out (attention, BSC, pooled sentence), so the
-    outputs are unchanged. At least one column is kept.
+    outputs are unchanged. At least one column is kept. Under ``torch.compile`` nothing is
+    trimmed: a data-dependent length would break the graph and recompile for every length.
     """
+    if torch.compiler.is_compiling():
+        return input_ids, attention_mask
     real_columns = attention_mask.bool().any(dim=0).nonzero()  # (K, 1)
     keep = int(real_columns.max()) + 1 if real_columns.numel() else 1
     if keep == input_ids.shape[1]:
