@@ -17,19 +17,9 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-# blue -> cyan -> green -> yellow -> red ramp stops
-_RAMP = np.array(
-    [[0, 0, 128], [0, 128, 255], [0, 200, 80], [255, 230, 0], [220, 20, 20]], dtype=np.float32
-)
+from btdnet.predict.colormap import colorize
+
 MODES = ("sigmoid", "softmax")
-
-
-def colorize(values: np.ndarray) -> np.ndarray:
-    """(H, W) values in [0, 1] -> (H, W, 3) uint8 through a blue-to-red ramp."""
-    scaled = np.clip(values, 0.0, 1.0) * (len(_RAMP) - 1)
-    low = np.floor(scaled).astype(np.int64).clip(0, len(_RAMP) - 2)
-    frac = (scaled - low)[..., None]
-    return np.rint(_RAMP[low] * (1 - frac) + _RAMP[low + 1] * frac).astype(np.uint8)
 
 
 def heatmap_probabilities(heatmaps: list[Tensor], mode: str = "sigmoid") -> list[Tensor]:

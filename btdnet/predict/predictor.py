@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class Prediction:
             head. False means "not found": the mask is empty whatever ``probability`` shows.
         presence: the presence head's probability that the target is present, or None when
             the model has no presence head (``config.use_presence`` off).
+        correlation: per image stage, the BSC sentence-to-pixel correlation map as a float32
+            (h_i, w_i) sigmoid in [0, 1] at that stage's resolution (S/4 ... S/32 of the
+            model's square input); empty when the model builds none.
     """
 
     text: str
@@ -74,6 +77,7 @@ class Prediction:
     truncated: bool = False
     present: bool = True
     presence: float | None = None
+    correlation: list[np.ndarray] = field(default_factory=list)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -332,15 +336,18 @@ class Predictor:
                     )
                 prob_map = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
                 score = None if presence is None else presence[offset]
-                results.append(
-                    summarise(
-                        texts[index],
-                        prob_map,
-                        truncated[index],
-                        present=score is None or score >= self.presence_threshold,
-                        presence=score,
-                    )
+                prediction = summarise(
+                    texts[index],
+                    prob_map,
+                    truncated[index],
+                    present=score is None or score >= self.presence_threshold,
+                    presence=score,
                 )
+                prediction.correlation = [
+                    torch.sigmoid(c[offset, 0].float()).cpu().numpy()  # (h_i, w_i)
+                    for c in output.correlation_maps
+                ]
+                results.append(prediction)
         return results[0] if single else results
 
     def predict_scene(

@@ -1,0 +1,177 @@
+"""The FastAPI application: ``GET /health``, ``GET /`` (the page) and ``POST /predict``.
+
+Every bad request is answered 4xx with ``{"error": "<one line>"}``; a body over the upload
+limit gets 413 before it is read in full. The server reads only the bytes sent to it: no field
+is ever taken as a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from importlib import resources
+from typing import Annotated, Any
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
+from btdnet.serve.limits import BodySizeLimit
+from btdnet.serve.service import InferenceService, Job, QueueFullError
+from btdnet.serve.upload import UploadError, decode_upload
+
+logger = logging.getLogger(__name__)
+
+MAX_TEXT_CHARS = 500
+MAX_TEXTS = 16
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": 'bad image or text: `{"error": "..."}`'},
+    413: {"description": "request body over the server's upload limit"},
+    415: {"description": "the file is not a PNG, JPEG or TIFF"},
+    422: {"description": "a required field is missing or malformed"},
+    503: {"description": "too many requests queued; retry later"},
+}
+
+
+def _page(name: str) -> str:
+    return resources.files("btdnet.serve").joinpath("page", name).read_text(encoding="utf-8")
+
+
+def check_texts(texts: list[str], max_chars: int = MAX_TEXT_CHARS) -> tuple[str, ...]:
+    """Strip the texts; refuse none, an empty one, an over-long one or too many (HTTP 400)."""
+    if not texts:
+        raise HTTPException(400, "no text: send one or more 'text' fields")
+    if len(texts) > MAX_TEXTS:
+        raise HTTPException(400, f"{len(texts)} texts; at most {MAX_TEXTS} per request")
+    cleaned = []
+    for number, text in enumerate(texts, start=1):
+        stripped = text.strip()
+        if not stripped:
+            raise HTTPException(400, f"text {number} is empty: give an expression to segment")
+        if len(stripped) > max_chars:
+            raise HTTPException(
+                400, f"text {number} has {len(stripped)} characters; the limit is {max_chars}"
+            )
+        cleaned.append(stripped)
+    return tuple(cleaned)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error as ``{"error": "..."}`` JSON."""
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _validation_message(exc)}, status_code=422)
+
+
+async def _predict(service: InferenceService, job: Job) -> list[Any]:
+    try:
+        future = service.submit(job)
+    except QueueFullError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    try:
+        return await asyncio.wrap_future(future)
+    except (ValueError, TypeError) as exc:  # the predictor refused the input
+        raise HTTPException(400, str(exc).splitlines()[0]) from exc
+    except MemoryError as exc:
+        raise HTTPException(413, "the image is too large for this server's memory") from exc
+
+
+def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> FastAPI:
+    """The web application around one shared :class:`InferenceService`."""
+    app = FastAPI(
+        title="btdnet-serve",
+        summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
+        "the mask of the object it describes out.",
+        version="1",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        """The model served, its device, and the queue."""
+        return {
+            "status": "ok",
+            "model": service.info,
+            "device": str(service.predictor.device),
+            "queued": service.in_flight,
+            "max_queue": service.max_queue,
+            "completed": service.completed,
+        }
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_page("index.html"))
+
+    @app.get("/app.js", include_in_schema=False)
+    def script() -> Response:
+        return Response(_page("app.js"), media_type="text/javascript")
+
+    @app.post("/predict", responses=ERROR_RESPONSES, response_model=None)
+    async def predict(
+        image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF or GeoTIFF image")],
+        text: Annotated[list[str], Form(description="an expression; repeat the field for several")],
+        presence_threshold: Annotated[
+            float | None,
+            Form(
+                ge=0.0,
+                le=1.0,
+                description="'no target' below this presence (models with a presence head)",
+            ),
+        ] = None,
+        tile: Annotated[
+            str | None, Form(description="scene mode tile size in pixels, or 'auto'")
+        ] = None,
+        preview: Annotated[
+            bool, Form(description="also return the image as the model read it (PNG)")
+        ] = False,
+    ) -> JSONResponse:
+        """Segment what each text refers to in the image.
+
+        Answer: `{"predictions": [{"text", "score", "present", "presence", "bbox", "area",
+        "truncated", "mask_png", "correlation_png", "geojson"?, "mask_geotiff"?}], "image": {...},
+        "model": {...}, "seconds": ...}`. `mask_png` is a base64 PNG (0/255) at the image's
+        size; `bbox` is `[x1, y1, x2, y2]` (x2, y2 exclusive) or null; GeoTIFF uploads add
+        GeoJSON polygons in the image's CRS and the mask as a base64 GeoTIFF.
+        """
+        start = time.perf_counter()
+        texts = check_texts(text)
+        if tile is not None:
+            raise HTTPException(400, "tile: scene mode is not available in this server")
+        try:
+            loaded = await run_in_threadpool(decode_upload, await image.read(), image.filename)
+        except UploadError as exc:
+            raise HTTPException(exc.status, str(exc)) from exc
+        job = Job(image=loaded, texts=texts, presence_threshold=presence_threshold)
+        predictions = await _predict(service, job)
+        answers = await run_in_threadpool(
+            lambda: [prediction_answer(p, loaded) for p in predictions]
+        )
+        body: dict[str, Any] = {
+            "predictions": answers,
+            "image": image_answer(loaded),
+            "model": service.info,
+        }
+        if preview:
+            body["image_png"] = await run_in_threadpool(preview_base64, loaded)
+        body["seconds"] = round(time.perf_counter() - start, 4)
+        return JSONResponse(body)
+
+    return app

@@ -1,0 +1,102 @@
+"""``btdnet-serve``: an HTTP API and a web page around one BTDNet checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+PROG = "btdnet-serve"
+
+DESCRIPTION = """\
+Serve a BTDNet checkpoint over HTTP: a web page at / (upload an image, type expressions, see
+the masks, scores and BSC correlation maps, download mask PNG / GeoTIFF / GeoJSON), the API
+POST /predict (multipart: image, text [repeatable], presence_threshold, preview) and
+GET /health. The API is documented at /docs (OpenAPI).
+
+One model serves every request: requests wait in a queue (--max-queue) and run one at a time,
+each with all its texts batched. The server binds to loopback (127.0.0.1) unless --host says
+otherwise; it has no authentication, so put it behind a proxy before exposing it.
+
+Example:  btdnet-serve --checkpoint runs/demo/train/checkpoints/best --port 8000
+          then open http://127.0.0.1:8000/"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``btdnet-serve``."""
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="BTDNet checkpoint folder (model.safetensors + config.json)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=50.0,
+        help="largest request body in MB; larger ones are answered 413 (default 50)",
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1, mps"
+    )
+    parser.add_argument(
+        "--amp", default="none", choices=["none", "bf16", "fp16"], help="autocast mode"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="texts per forward pass (default 8)"
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=64,
+        help="requests allowed to wait at once; more are answered 503 (default 64)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load the model, then serve until interrupted. Exit status 2 on a bad checkpoint."""
+    args = build_parser().parse_args(argv)
+    if args.max_upload_mb <= 0 or args.max_queue < 1 or args.port < 0:
+        print(
+            f"{PROG}: error: --max-upload-mb, --max-queue and --port must be positive",
+            file=sys.stderr,
+        )
+        return 2
+    import uvicorn
+
+    from btdnet.predict.predictor import Predictor
+    from btdnet.serve.app import create_app
+    from btdnet.serve.service import InferenceService
+
+    try:
+        predictor = Predictor.from_pretrained(
+            args.checkpoint, device=args.device, amp=args.amp, batch_size=args.batch_size
+        )
+    except ValueError as exc:  # CheckpointError is a ValueError; so are bad device/amp names
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    info = {
+        "checkpoint": str(args.checkpoint),
+        "model_type": "btdnet",
+        "variant": getattr(predictor.model.config, "variant", None),
+        "image_size": predictor.input_side,
+        "max_tokens": predictor.max_tokens,
+        "amp": args.amp,
+    }
+    service = InferenceService(predictor, max_queue=args.max_queue, info=info)
+    app = create_app(service, max_upload_mb=args.max_upload_mb)
+    print(f"{PROG}: serving {args.checkpoint} on http://{args.host}:{args.port}/", file=sys.stderr)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        service.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

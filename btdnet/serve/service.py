@@ -1,0 +1,110 @@
+"""One model shared by every request: a single inference worker fed by a bounded queue.
+
+A :class:`~btdnet.predict.Predictor` holds one current image, so two requests must never use it
+at the same time. :class:`InferenceService` owns the predictor and runs every job on one worker
+thread, in arrival order: a request's image is set and all its texts are predicted (batched)
+before the next request's image is set, so answers are never mixed up. Decoding uploads and
+encoding answers happen outside the worker, in the web server's threads, in parallel.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from btdnet.predict.image_io import LoadedImage
+from btdnet.predict.predictor import Prediction, Predictor
+
+
+class QueueFullError(RuntimeError):
+    """More requests are waiting than the service accepts; the client should retry later."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One request's work: an image and its texts (already checked)."""
+
+    image: LoadedImage
+    texts: tuple[str, ...]
+    presence_threshold: float | None = None
+
+
+class InferenceService:
+    """Run :class:`Job`s one at a time on a shared :class:`Predictor`.
+
+    Args:
+        predictor: the model, already on its device.
+        max_queue: jobs allowed to wait or run at once; one more raises :class:`QueueFullError`.
+        info: what ``GET /health`` reports about the model (variant, checkpoint, ...).
+    """
+
+    def __init__(
+        self, predictor: Predictor, *, max_queue: int = 64, info: dict[str, Any] | None = None
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        self.predictor = predictor
+        self.max_queue = max_queue
+        self.info = dict(info or {})
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="btdnet-infer")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.peak_in_flight = 0  # the most jobs waiting or running at once so far
+        self.completed = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Jobs waiting or running now."""
+        return self._in_flight
+
+    def submit(self, job: Job) -> Future[list[Prediction]]:
+        """Queue a job; its future gives one :class:`Prediction` per text, in order.
+
+        Raises:
+            QueueFullError: ``max_queue`` jobs are already waiting or running.
+        """
+        with self._lock:
+            if self._in_flight >= self.max_queue:
+                raise QueueFullError(
+                    f"{self._in_flight} requests are already queued (the limit is "
+                    f"{self.max_queue}); retry shortly"
+                )
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        future = self._executor.submit(self._run, job)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Future) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self.completed += 1
+
+    def _run(self, job: Job) -> list[Prediction]:
+        self.predictor.set_image(job.image)
+        return list(self.predictor.predict(list(job.texts), **self._predict_options(job)))
+
+    def _predict_options(self, job: Job) -> dict[str, Any]:
+        """Keyword arguments for ``Predictor.predict`` that this predictor supports.
+
+        A predictor without presence scores takes no threshold: every answer is "present".
+        """
+        if job.presence_threshold is None or not self.supports_presence_threshold:
+            return {}
+        return {"presence_threshold": job.presence_threshold}
+
+    @property
+    def supports_presence_threshold(self) -> bool:
+        """Whether ``Predictor.predict`` takes a ``presence_threshold``."""
+        return "presence_threshold" in inspect.signature(self.predictor.predict).parameters
+
+    def run_sync(self, job: Job) -> list[Prediction]:
+        """Submit and wait (for scripts and tests)."""
+        return self.submit(job).result()
+
+    def close(self) -> None:
+        """Finish the queued jobs and stop the worker."""
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,75 @@
+"""Many requests at once on one shared model: every answer equals its sequential answer."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+from serve_fixtures import live_server, png_bytes, random_image
+
+from btdnet.predict.predictor import Predictor
+from btdnet.serve.app import create_app
+from btdnet.serve.service import InferenceService
+
+TEXTS = ["the red car", "the white ship at the dock", "a storage tank", "the tennis court"]
+
+
+class _SlowSetImagePredictor(Predictor):
+    """The real predictor with a pause after ``set_image``: any overlap of two requests on the
+    shared model (image of one, texts of another) would then show in the answers."""
+
+    def set_image(self, image) -> None:
+        super().set_image(image)
+        time.sleep(0.03)
+
+
+def _request(index: int) -> tuple[bytes, list[str]]:
+    """Request ``index``: its own image (own size) and its own texts."""
+    image = random_image(100 + index, 29 + 3 * index, 41 + 2 * index)
+    texts = [TEXTS[index % 4], TEXTS[(index + 1) % 4] + f" number {index}"]
+    return png_bytes(image), texts
+
+
+def _post(base: str, index: int) -> dict:
+    data, texts = _request(index)
+    response = httpx.post(
+        f"{base}/predict",
+        files={"image": (f"img{index}.png", data, "image/png")},
+        data={"text": texts},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _essentials(answer: dict) -> tuple:
+    return (
+        answer["image"]["name"],
+        answer["image"]["width"],
+        answer["image"]["height"],
+        [
+            (p["text"], p["score"], p["bbox"], p["area"], p["mask_png"])
+            for p in answer["predictions"]
+        ],
+    )
+
+
+def test_concurrent_answers_equal_sequential_answers(checkpoint):
+    predictor = _SlowSetImagePredictor.from_pretrained(checkpoint, device="cpu", batch_size=2)
+    service = InferenceService(predictor, max_queue=64)
+    count = 8
+    with live_server(create_app(service)) as base:
+        sequential = [_essentials(_post(base, i)) for i in range(count)]
+        with ThreadPoolExecutor(max_workers=count) as pool:
+            concurrent = list(pool.map(lambda i: _essentials(_post(base, i)), range(count)))
+    service.close()
+    assert len({answer[3][0][4] for answer in sequential}) > 1  # the masks differ per request
+    for index in range(count):
+        assert concurrent[index] == sequential[index], f"request {index} was mixed up"
+    assert service.completed == 2 * count
+    assert service.peak_in_flight > 1  # requests really overlapped
