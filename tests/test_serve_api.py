@@ -9,12 +9,14 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("fastapi")
 pytest.importorskip("multipart")
 from fastapi.testclient import TestClient
 from serve_fixtures import decode_png, png_bytes, random_image
 
+from btdnet.models.variants import build_model
 from btdnet.predict.predictor import Predictor
 from btdnet.serve.app import MAX_TEXT_CHARS, create_app
 from btdnet.serve.service import InferenceService, Job
@@ -223,3 +225,21 @@ def test_decode_upload_reads_jpeg_from_bytes():
     Image.fromarray(IMAGE).save(buffer, format="JPEG")
     image = decode_upload(buffer.getvalue(), "C:\\Users\\me\\tile.jpg")
     assert image.pixels.shape == (45, 61, 3) and str(image.path) == "tile.jpg"
+
+
+def test_presence_threshold_per_request():
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False, training=False, use_presence=True)
+    predictor = Predictor(model, device="cpu")
+    service = InferenceService(predictor)
+    files = {"image": ("a.png", PNG)}
+    with TestClient(create_app(service)) as test_client:
+        strict = post(test_client, {"text": "the car", "presence_threshold": "1"}, files).json()
+        lenient = post(test_client, {"text": "the car", "presence_threshold": "0"}, files).json()
+    service.close()
+    never, always = strict["predictions"][0], lenient["predictions"][0]
+    assert isinstance(never["presence"], float) and never["presence"] == always["presence"]
+    assert never["present"] is False and never["area"] == 0 and never["bbox"] is None
+    assert not decode_png(never["mask_png"]).any()
+    assert always["present"] is True and always["area"] > 0
+    assert predictor.presence_threshold == 0.5  # the shared default is put back

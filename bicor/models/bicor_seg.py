@@ -15,6 +15,7 @@ from bicor.models.fusion import MultiScaleFusion
 from bicor.models.hbis import HBISLayer, HBISStack
 from bicor.models.heads import AuxiliaryHead, SegmentationHead
 from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
+from btdnet.models.hub import push_model_to_hub, resolve_model_source
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.serialization import (
     CONFIG_NAME,
@@ -194,6 +195,12 @@ class BiCoRSeg(nn.Module):
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         save_model_dir(directory, state, self.config.to_dict(), MODEL_TYPE)
 
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload ``config.json``, ``model.safetensors`` and a generated model card to the
+        Hugging Face Hub; ``run_dir=`` (the training run's folder) fills the card's data,
+        recipe and best metrics. Keywords: :func:`btdnet.models.hub.push_to_hub`."""
+        return push_model_to_hub(self, repo_id, **kwargs)
+
 
 def build_image_encoder(config: BiCoRConfig, *, pretrained: bool = False) -> ImageEncoder:
     """The shared timm image-encoder wrapper for ``config.encoder_name``.
@@ -290,12 +297,15 @@ def load_bicor_weights(model: BiCoRSeg, directory: str | Path) -> BiCoRSeg:
 
 
 def load_bicor(directory: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
-    """Load a BiCoR-Seg folder written by ``save_pretrained`` (the one way to load one).
+    """Load a BiCoR-Seg folder written by ``save_pretrained`` (the one way to load one), or a
+    Hugging Face Hub repo id (``owner/name[@revision]``, through the Hugging Face cache; see
+    :func:`btdnet.models.hub.resolve_model_source`).
 
     Raises:
         CheckpointError: one line naming the folder: missing, not a BiCoR-Seg folder,
             unreadable, or weights that do not fit the config they came with.
     """
+    directory = resolve_model_source(directory)
     state, config_dict = load_model_dir(directory, MODEL_TYPE)
     try:
         model = build_bicor_from_config(BiCoRConfig.from_dict(config_dict), pretrained=False)

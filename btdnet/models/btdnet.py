@@ -19,6 +19,7 @@ from torch import nn
 from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning, pool_region
 from btdnet.models.hf_loading import hf_load
+from btdnet.models.hub import push_model_to_hub
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.param_groups import build_param_groups
@@ -323,3 +324,9 @@ class BTDNet(nn.Module):
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``model.safetensors`` + ``config.json`` (the resolved config) to ``directory``."""
         return save_model_dir(directory, self.state_dict(), self.config.to_dict(), MODEL_TYPE)
+
+    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
+        """Upload ``config.json``, ``model.safetensors`` and a generated model card to the
+        Hugging Face Hub; ``run_dir=`` (the training run's folder) fills the card's data,
+        recipe and best metrics. Keywords: :func:`btdnet.models.hub.push_to_hub`."""
+        return push_model_to_hub(self, repo_id, **kwargs)

@@ -28,6 +28,7 @@ from btdnet.models.btdnet import MODEL_TYPE, TRAINING_HEADS_PREFIX, BTDNet
 from btdnet.models.config import BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning
 from btdnet.models.hf_loading import TextEncoderLoadError
+from btdnet.models.hub import resolve_model_source
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.losses import BTDNetCriterion
 from btdnet.models.presence_head import PresenceHead
@@ -252,18 +253,22 @@ def load_weights(model: BTDNet, directory: str | Path) -> BTDNet:
 def load_model(
     directory: str | Path, *, variant: str | None = None, training: bool | None = None
 ) -> BTDNet:
-    """Load a BTDNet folder written by ``save_pretrained``; touches no other file.
+    """Load a BTDNet folder written by ``save_pretrained``, or a Hugging Face Hub repo id.
 
     Args:
-        directory: the model folder (``model.safetensors`` + ``config.json``).
+        directory: the model folder (``model.safetensors`` + ``config.json``), or a Hub repo
+            id (``owner/name[@revision]``) fetched into (or, offline, read from) the Hugging
+            Face cache (:func:`btdnet.models.hub.resolve_model_source`).
         variant: if given, refuse a checkpoint of another variant.
         training: keep the D-MOLS heads (True: fresh heads if the checkpoint has none),
             drop them (False), or follow the checkpoint (None).
 
     Raises:
         CheckpointError: one line naming the folder: missing, not a BTDNet folder, another
-            variant, unreadable, or weights that do not fit the config they came with.
+            variant, unreadable, or weights that do not fit the config they came with; or
+            naming the repo id: not downloadable, or not cached while offline.
     """
+    directory = resolve_model_source(directory)
     state, config_dict = load_model_dir(directory, MODEL_TYPE, variant)
     try:
         config = BTDNetConfig.from_dict(config_dict)

@@ -81,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        type=Path,
-        metavar="DIR",
-        help="BTDNet checkpoint folder (model.safetensors + config.json)",
+        metavar="DIR|REPO",
+        help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
+        "Hub repo id such as user/btdnet-rrsisd (downloaded once into the Hugging Face cache; "
+        "read from it without network under HF_HUB_OFFLINE=1)",
     )
     parser.add_argument(
         "--image", type=Path, metavar="PATH", help="image to segment (PNG, JPEG, TIFF, GeoTIFF)"

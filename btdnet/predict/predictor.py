@@ -205,7 +205,8 @@ class Predictor:
         batch_size: int = 8,
         presence_threshold: float | None = None,
     ) -> Predictor:
-        """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``).
+        """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``) or a
+        Hugging Face Hub repo id (``owner/name[@revision]``, through the Hugging Face cache).
 
         Raises:
             CheckpointError: the folder is missing, has no weights, or holds another model.

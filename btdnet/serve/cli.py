@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from btdnet.serve.service import InferenceService
 
 PROG = "btdnet-serve"
 
@@ -30,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint",
         required=True,
-        help="BTDNet checkpoint folder (model.safetensors + config.json)",
+        metavar="DIR|REPO",
+        help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
+        "Hub repo id such as user/btdnet-rrsisd (through the Hugging Face cache)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -58,6 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def build_service(
+    checkpoint: str, *, device: str, amp: str, batch_size: int, max_queue: int
+) -> InferenceService:
+    """Load the checkpoint (a folder or Hub repo id) into the one shared service.
+
+    Raises:
+        CheckpointError: the checkpoint cannot be loaded (one line).
+        ValueError: unknown or unavailable device, unknown amp mode.
+    """
+    from btdnet.predict.predictor import Predictor
+    from btdnet.serve.service import InferenceService
+
+    predictor = Predictor.from_pretrained(
+        checkpoint, device=device, amp=amp, batch_size=batch_size
+    )
+    info = {
+        "checkpoint": str(checkpoint),
+        "model_type": "btdnet",
+        "variant": getattr(predictor.model.config, "variant", None),
+        "image_size": predictor.input_side,
+        "max_tokens": predictor.max_tokens,
+        "presence_head": predictor.has_presence_head,
+        "amp": amp,
+    }
+    return InferenceService(predictor, max_queue=max_queue, info=info)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model, then serve until interrupted. Exit status 2 on a bad checkpoint."""
     args = build_parser().parse_args(argv)
@@ -69,26 +102,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     import uvicorn
 
-    from btdnet.predict.predictor import Predictor
     from btdnet.serve.app import create_app
-    from btdnet.serve.service import InferenceService
 
     try:
-        predictor = Predictor.from_pretrained(
-            args.checkpoint, device=args.device, amp=args.amp, batch_size=args.batch_size
+        service = build_service(
+            args.checkpoint,
+            device=args.device,
+            amp=args.amp,
+            batch_size=args.batch_size,
+            max_queue=args.max_queue,
         )
     except ValueError as exc:  # CheckpointError is a ValueError; so are bad device/amp names
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    info = {
-        "checkpoint": str(args.checkpoint),
-        "model_type": "btdnet",
-        "variant": getattr(predictor.model.config, "variant", None),
-        "image_size": predictor.input_side,
-        "max_tokens": predictor.max_tokens,
-        "amp": args.amp,
-    }
-    service = InferenceService(predictor, max_queue=args.max_queue, info=info)
     app = create_app(service, max_upload_mb=args.max_upload_mb)
     print(f"{PROG}: serving {args.checkpoint} on http://{args.host}:{args.port}/", file=sys.stderr)
     try:

@@ -9,7 +9,6 @@ encoding answers happen outside the worker, in the web server's threads, in para
 
 from __future__ import annotations
 
-import inspect
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -85,21 +84,17 @@ class InferenceService:
 
     def _run(self, job: Job) -> list[Prediction]:
         self.predictor.set_image(job.image)
-        return list(self.predictor.predict(list(job.texts), **self._predict_options(job)))
-
-    def _predict_options(self, job: Job) -> dict[str, Any]:
-        """Keyword arguments for ``Predictor.predict`` that this predictor supports.
-
-        A predictor without presence scores takes no threshold: every answer is "present".
-        """
-        if job.presence_threshold is None or not self.supports_presence_threshold:
-            return {}
-        return {"presence_threshold": job.presence_threshold}
-
-    @property
-    def supports_presence_threshold(self) -> bool:
-        """Whether ``Predictor.predict`` takes a ``presence_threshold``."""
-        return "presence_threshold" in inspect.signature(self.predictor.predict).parameters
+        texts = list(job.texts)
+        if job.presence_threshold is None or not hasattr(self.predictor, "presence_threshold"):
+            return list(self.predictor.predict(texts))
+        # The worker runs one job at a time, so the shared predictor's threshold can be set for
+        # this job alone and put back afterwards.
+        default = self.predictor.presence_threshold
+        self.predictor.presence_threshold = job.presence_threshold
+        try:
+            return list(self.predictor.predict(texts))
+        finally:
+            self.predictor.presence_threshold = default
 
     def run_sync(self, job: Job) -> list[Prediction]:
         """Submit and wait (for scripts and tests)."""

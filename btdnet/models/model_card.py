@@ -1,0 +1,199 @@
+"""The README.md (model card) uploaded with a model to the Hugging Face Hub.
+
+Built from the model folder's ``config.json`` and, when given, the training run's folder
+(``config.yaml``: data and recipe; ``metrics.jsonl``: the best evaluation, with its split and
+protocol). Nothing is invented: a fact the files do not hold is written as "not recorded".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from btdnet.models.serialization import CONFIG_NAME, CheckpointError
+
+# per model type: the metric that selects the best checkpoint, and the metrics shown
+METRICS = {
+    "btdnet": ("oIoU", ("oIoU", "mIoU", "Pr@0.5", "Pr@0.7", "Pr@0.9", "gIoU", "cIoU", "N_acc")),
+    "bicor": ("mIoU", ("mIoU", "mF1", "OA")),
+}
+NOT_RECORDED = "not recorded"
+
+
+@dataclass(frozen=True)
+class BestEvaluation:
+    """The best record of a run's ``metrics.jsonl`` on the split that selects checkpoints."""
+
+    split: str
+    protocol: str
+    epoch: Any
+    step: Any
+    metrics: dict[str, float]
+
+
+def read_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(config.yaml, metrics.jsonl records)`` of a training run's output folder."""
+    run = Path(run_dir)
+    config_path, metrics_path = run / "config.yaml", run / "metrics.jsonl"
+    if not config_path.is_file() or not metrics_path.is_file():
+        raise CheckpointError(
+            f"{run}: not a training run folder (needs config.yaml and metrics.jsonl)"
+        )
+    try:
+        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        records = [
+            json.loads(line)
+            for line in metrics_path.read_text(encoding="utf-8").splitlines()
+            if line.strip()
+        ]
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{run}: unreadable run files ({error})") from error
+    return config, records
+
+
+def best_evaluation(
+    records: list[dict[str, Any]], model_type: str, config: dict[str, Any]
+) -> BestEvaluation | None:
+    """The record with the highest selection metric on the first evaluated split."""
+    key, shown = METRICS[model_type]
+    scored = [r for r in records if isinstance(r.get(key), int | float)]
+    if not scored:
+        return None
+    split = str(scored[0].get("split", NOT_RECORDED))
+    best = max(
+        (r for r in scored if str(r.get("split", NOT_RECORDED)) == split), key=lambda r: r[key]
+    )
+    protocol = best.get("protocol") or (config.get("eval") or {}).get("protocol") or NOT_RECORDED
+    metrics = {name: float(best[name]) for name in shown if isinstance(best.get(name), int | float)}
+    return BestEvaluation(split, str(protocol), best.get("epoch"), best.get("step"), metrics)
+
+
+def _front_matter(model_type: str, license_id: str) -> str:
+    tags = ["remote-sensing", "image-segmentation", model_type]
+    tags.append(
+        "referring-image-segmentation" if model_type == "btdnet" else "semantic-segmentation"
+    )
+    lines = [
+        "---",
+        f"license: {license_id}",
+        "library_name: btdnet",
+        "pipeline_tag: image-segmentation",
+        "tags:",
+    ]
+    return "\n".join([*lines, *(f"- {t}" for t in tags), "---", ""])
+
+
+def _model_table(model_type: str, variant: str, config: dict[str, Any]) -> str:
+    rows = [
+        ("model", "BTDNet (referring)" if model_type == "btdnet" else "BiCoR-Seg (closed-set)"),
+        ("variant", variant),
+    ]
+    for label, names in (
+        ("image encoder", ("image_encoder", "encoder_name", "encoder")),
+        ("text encoder", ("text_encoder",)),
+        ("input size", ("image_size", "img_size")),
+        ("max tokens", ("max_tokens",)),
+        ("classes", ("num_classes",)),
+    ):
+        value = next((config[n] for n in names if config.get(n) is not None), None)
+        if value is not None:
+            rows.append((label, f"`{value}`"))
+    if model_type == "btdnet" and config.get("text_encoder") is None:
+        rows.append(("text encoder", "the toolkit's default (offline all-MiniLM-L6-v2)"))
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def _training_section(run_config: dict[str, Any] | None) -> str:
+    if run_config is None:
+        return f"Training data and recipe: {NOT_RECORDED} (no run folder was given).\n"
+    data = run_config.get("data") or {}
+    train = run_config.get("train") or {}
+    facts = [
+        ("data set", data.get("dataset")),
+        ("train split", data.get("train_split")),
+        ("evaluation splits", data.get("eval_splits")),
+        ("epochs", train.get("epochs")),
+        ("batch size (per process)", train.get("batch_size")),
+        ("learning rate", train.get("lr")),
+        ("schedule", train.get("schedule")),
+        ("mixed precision", train.get("mixed_precision")),
+        ("seed", run_config.get("seed")),
+    ]
+    lines = [f"- {name}: {NOT_RECORDED if value is None else value}" for name, value in facts]
+    if data.get("generate_synthetic"):
+        lines.append("- the data set is this toolkit's synthetic benchmark (RRSIS-D format)")
+    dump = yaml.safe_dump(run_config, sort_keys=False).rstrip()
+    block = (
+        f"<details><summary>full training config</summary>\n\n```yaml\n{dump}\n```\n\n</details>"
+    )
+    return "\n".join(lines) + "\n\n" + block + "\n"
+
+
+def _results_section(best: BestEvaluation | None) -> str:
+    if best is None:
+        return f"Evaluation: {NOT_RECORDED}.\n"
+    header = "| " + " | ".join(best.metrics) + " |\n|" + "---|" * len(best.metrics) + "\n"
+    values = "| " + " | ".join(f"{v:.2f}" for v in best.metrics.values()) + " |\n"
+    return (
+        f"Best evaluation of the training run (`metrics.jsonl`): split **{best.split}**, "
+        f"protocol **{best.protocol}**, epoch {best.epoch}, step {best.step} (percentages).\n\n"
+        + header
+        + values
+    )
+
+
+def _usage(model_type: str, repo_id: str) -> str:
+    if model_type == "bicor":
+        return (
+            "```python\nfrom bicor.models.bicor_seg import load_bicor\n\n"
+            f'model = load_bicor("{repo_id}")  # downloads once, then the Hugging Face cache\n```\n'
+        )
+    return (
+        "```python\nfrom btdnet.predict import Predictor\n\n"
+        f'predictor = Predictor.from_pretrained("{repo_id}")\n'
+        'predictor.set_image("scene.tif")\n'
+        'ship = predictor.predict("the white ship at the lower dock")\n'
+        "print(ship.score, ship.bbox, ship.mask.shape)\n```\n\n"
+        f"```bash\nbtdnet-predict --checkpoint {repo_id} --image scene.tif "
+        '--text "the bridge" --out out/\n'
+        f"btdnet-serve --checkpoint {repo_id}   # web page and HTTP API on 127.0.0.1:8000\n```\n"
+    )
+
+
+def model_card(
+    model_dir: str | Path,
+    repo_id: str,
+    *,
+    run_dir: str | Path | None = None,
+    license_id: str = "apache-2.0",
+) -> str:
+    """The model card (Markdown with YAML front matter) of a saved model folder."""
+    meta = json.loads((Path(model_dir) / CONFIG_NAME).read_text(encoding="utf-8"))
+    model_type = str(meta.get("model_type"))
+    if model_type not in METRICS:
+        raise CheckpointError(f"{model_dir}: model_type {model_type!r} has no model card")
+    config = meta.get("config") or {}
+    variant = str(meta.get("variant") or config.get("variant") or NOT_RECORDED)
+    run_config, records = read_run(run_dir) if run_dir is not None else (None, [])
+    best = best_evaluation(records, model_type, run_config or {})
+    parts = [
+        _front_matter(model_type, license_id),
+        f"# {repo_id.split('/')[-1]}\n",
+        f"Weights of a {model_type} model trained with the btdnet toolkit "
+        "(`model.safetensors` + `config.json`, loadable without executing code).\n",
+        "## Model\n",
+        _model_table(model_type, variant, config) + "\n",
+        "## Training\n",
+        _training_section(run_config),
+        "## Results\n",
+        _results_section(best),
+        "## Use\n",
+        _usage(model_type, repo_id),
+        "## License\n",
+        f"`{license_id}`.\n",
+    ]
+    return "\n".join(parts)
