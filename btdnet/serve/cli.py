@@ -76,9 +76,7 @@ def build_service(
     from btdnet.predict.predictor import Predictor
     from btdnet.serve.service import InferenceService
 
-    predictor = Predictor.from_pretrained(
-        checkpoint, device=device, amp=amp, batch_size=batch_size
-    )
+    predictor = Predictor.from_pretrained(checkpoint, device=device, amp=amp, batch_size=batch_size)
     info = {
         "checkpoint": str(checkpoint),
         "model_type": "btdnet",
