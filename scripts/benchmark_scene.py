@@ -1,7 +1,7 @@
 """Benchmark scene-scale prediction: wall time, tiles/s, km^2/min and peak memory vs scene size.
 
-Writes synthetic 3-band uint8 GeoTIFF scenes (0.5 m pixels, UTM 33N, tiled + DEFLATE, written
-window by window) of the requested sides, then runs ``Predictor.predict_scene`` on each with a
+Writes synthetic 3-band uint8 GeoTIFF scenes (0.5 m pixels, UTM 33N, tiled, written strip by
+strip) of the requested sides, then runs ``Predictor.predict_scene`` on each with a
 random-weight model of each variant, every run in its own process so that its peak resident
 memory (``ru_maxrss``) is its own. Prints a Markdown table and writes it as JSON.
 
@@ -31,8 +31,21 @@ import numpy as np
 PIXEL_M = 0.5
 
 
+def _pattern(seed: int) -> np.ndarray:
+    """uint8 (3, 512, 512) block: smooth fields with bright "roofs" (repeated over the scene)."""
+    y, x = np.mgrid[0:512, 0:512].astype(np.float32)
+    base = 90 + 40 * np.sin(x / 97.0) * np.cos(y / 131.0)  # (512, 512)
+    block = np.stack([base, base * 0.9 + 10, base * 0.8 + 20]).astype(np.uint8)
+    rng = np.random.default_rng(seed)
+    for _ in range(24):
+        r, c = rng.integers(0, 500), rng.integers(0, 490)
+        colour = (220, 210, 200) if c % 2 else (200, 40, 40)
+        block[:, r : r + 12, c : c + 20] = np.array(colour, dtype=np.uint8)[:, None, None]
+    return block
+
+
 def write_scene(path: Path, side: int, seed: int = 0) -> Path:
-    """A side x side synthetic scene: smooth fields with bright rectangles, written by strips."""
+    """A side x side synthetic 3-band uint8 GeoTIFF (tiled, uncompressed), written by strips."""
     import rasterio
     from rasterio.windows import Window
 
@@ -49,22 +62,16 @@ def write_scene(path: Path, side: int, seed: int = 0) -> Path:
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
-        "compress": "deflate",
         "BIGTIFF": "IF_SAFER",
     }
-    rng = np.random.default_rng(seed)
+    block = _pattern(seed)
+    repeats = -(-side // 512)
+    row = np.tile(block, (1, 1, repeats))  # (3, 512, repeats * 512)
     partial = path.with_suffix(".partial.tif")
     with rasterio.open(partial, "w", **profile) as dst:
         for top in range(0, side, 512):
             rows = min(512, side - top)
-            y, x = np.mgrid[top : top + rows, 0:side].astype(np.float32)
-            base = 90 + 40 * np.sin(x / 97.0) * np.cos(y / 131.0)  # (rows, side)
-            strip = np.stack([base, base * 0.9 + 10, base * 0.8 + 20]).astype(np.uint8)
-            for _ in range(side // 64):  # bright "roofs"
-                r, c = rng.integers(0, rows), rng.integers(0, side)
-                colour = (220, 210, 200) if c % 2 else (200, 40, 40)
-                strip[:, r : r + 12, c : c + 20] = np.array(colour, dtype=np.uint8)[:, None, None]
-            dst.write(strip, window=Window(0, top, side, rows))
+            dst.write(row[:, :rows, :side], window=Window(0, top, side, rows))
     os.replace(partial, path)
     return path
 

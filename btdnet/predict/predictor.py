@@ -352,19 +352,44 @@ class Predictor:
         return results[0] if single else results
 
     def predict_scene(
-        self, image: str | Path, text: str, out_dir: str | Path, **options: Any
+        self,
+        image: str | Path,
+        text: str,
+        out_dir: str | Path,
+        *,
+        tile: int | str = "auto",
+        overlap: int | None = None,
+        gsd: float | None = None,
+        save_probability: bool = False,
+        resume: bool = False,
+        batch_size: int | None = None,
+        name: str | None = None,
+        progress: bool = False,
+        on_tiles: Any = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
-        A shortcut to :func:`btdnet.predict.scene.predict_scene` (see it for the arguments:
-        ``tile``, ``overlap``, ``gsd``, ``save_probability``, ``resume``, ``batch_size`` go
-        into :class:`~btdnet.predict.scene.SceneOptions`; ``name``, ``progress`` and
-        ``on_tiles`` are passed as they are). Returns a
-        :class:`~btdnet.predict.scene.SceneResult`.
+        See :func:`btdnet.predict.scene.predict_scene` and
+        :class:`~btdnet.predict.scene.SceneOptions` for the arguments. Returns a
+        :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene import SceneOptions, predict_scene
 
-        passed = {
-            key: options.pop(key) for key in ("name", "progress", "on_tiles") if key in options
-        }
-        return predict_scene(self, image, text, out_dir, options=SceneOptions(**options), **passed)
+        options = SceneOptions(
+            tile=tile,
+            overlap=overlap,
+            gsd=gsd,
+            save_probability=save_probability,
+            resume=resume,
+            batch_size=batch_size,
+        )
+        return predict_scene(
+            self,
+            image,
+            text,
+            out_dir,
+            name=name,
+            options=options,
+            progress=progress,
+            on_tiles=on_tiles,
+        )
