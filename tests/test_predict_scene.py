@@ -371,3 +371,17 @@ def test_two_processes_give_the_one_process_result(tmp_path) -> None:
     assert {k: one[k] for k in ("objects", "area", "tiles")} == {
         k: two[k] for k in ("objects", "area", "tiles")
     }
+
+
+def test_masks_are_cloud_optimized_with_overviews(tmp_path) -> None:
+    from btdnet.predict.scene_writer import to_cog
+
+    bands = np.zeros((1, 1100, 1300), dtype=np.uint8)
+    bands[0, 100:700, 200:900] = 255
+    source = write_tiff(tmp_path / "plain_tiled.tif", bands, tiled=True)
+    target = to_cog(source, tmp_path / "cog.tif", "NEAREST")
+    with rasterio.open(target) as cog:
+        assert cog.overviews(1) == [2, 4]
+        assert cog.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        assert cog.block_shapes == [(512, 512)] and cog.crs.to_epsg() == 32633
+        assert np.array_equal(cog.read(1), bands[0])
