@@ -1,21 +1,33 @@
-"""``scripts/benchmark.py --task seg``: score a BiCoR-Seg checkpoint on a closed-set split.
+"""``scripts/benchmark.py --task seg``: score a BiCoR-Seg checkpoint, or another model's
+prediction files, on a closed-set split.
 
 The checkpoint runs by sliding windows over every image of the split; one confusion matrix
 gives mIoU, mF1 and OA (percentages) under the chosen protocol (evaluation.md): ``geoseg``
 (default: Vaihingen/Potsdam means without clutter) or ``mmseg`` (clutter included).
+``--predictions DIR`` scores files instead (``bicor.prediction_files``: one class-id PNG/TIFF per
+image, named after the image's stem) into the same confusion matrix and the same JSON keys;
+``--save-predictions DIR`` with a checkpoint writes exactly such files.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from bicor.data.builder import build_closed_set_dataset
 from bicor.data.synthetic_seg import SyntheticSegDataset
 from bicor.evaluation import evaluate_closed_set
 from bicor.models import load_bicor
+from bicor.prediction_files import (
+    dataset_palette,
+    sample_stems,
+    score_seg_prediction_files,
+    write_class_prediction,
+)
 from bicor.task import SYNTHETIC, dataset_classes
 
 SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
@@ -29,19 +41,38 @@ def _dataset(args: argparse.Namespace) -> tuple[Dataset, int]:
     return build_closed_set_dataset(args.dataset, args.root, args.split, mode="eval"), 1
 
 
-def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
-    """Score ``args.checkpoint`` on ``args.dataset`` / ``args.split``; results on every process.
-
-    Reads ``args``: checkpoint, predictions (must be None), dataset, root, split, protocol,
-    window, stride, tta, window_batch, batch_size, num_workers.
-    """
-    if args.checkpoint is None:
-        raise ValueError("--task seg scores checkpoints only; pass --checkpoint")
+def _check_args(args: argparse.Namespace) -> str:
+    """Validate dataset / protocol for ``--task seg``; return the protocol."""
     if args.dataset not in SEG_DATASETS:
         raise ValueError(f"--task seg needs --dataset in {SEG_DATASETS}, got {args.dataset!r}")
     protocol = args.protocol or "geoseg"
     if protocol not in SEG_PROTOCOLS:
         raise ValueError(f"--task seg needs --protocol in {SEG_PROTOCOLS}, got {protocol!r}")
+    return protocol
+
+
+def _prediction_writer(dataset: Dataset, folder: Path, dataset_name: str):
+    """``on_prediction`` callback writing ``<image stem>.png`` class-id files into ``folder``."""
+    stems = sample_stems(dataset)
+    palette = dataset_palette(dataset_name)
+
+    def write(sample_id: str, pred: Tensor) -> None:
+        ids = pred.cpu().numpy()  # (H, W)
+        write_class_prediction(ids, folder / f"{stems[sample_id]}.png", palette)
+
+    return write
+
+
+def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
+    """Score ``args.checkpoint`` (results on every process) or ``args.predictions`` (results on
+    the main process, None elsewhere) on ``args.dataset`` / ``args.split``.
+
+    Reads ``args``: checkpoint, predictions, save_predictions, dataset, root, split, protocol,
+    window, stride, tta, window_batch, batch_size, num_workers.
+    """
+    protocol = _check_args(args)
+    if args.predictions is not None:
+        return _score_files(args, accelerator, protocol)
     model = load_bicor(args.checkpoint).to(accelerator.device)
     class_names, eval_classes = dataset_classes(args.dataset, protocol)
     if model.num_classes != len(class_names):
@@ -55,6 +86,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
     loader = accelerator.prepare_data_loader(loader, device_placement=False)
     window = args.window or model.config.img_size
     stride = args.stride or max(1, (2 * window) // 3)
+    save_dir = getattr(args, "save_predictions", None)
     results = evaluate_closed_set(
         model,
         loader,
@@ -66,6 +98,9 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
         flip_tta=bool(args.tta),
         window_batch=args.window_batch,
         show_progress=True,
+        on_prediction=None
+        if save_dir is None
+        else _prediction_writer(dataset, save_dir, args.dataset),
     )
     return {
         **results,
@@ -77,6 +112,33 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
         "flip_tta": bool(args.tta),
         "checkpoint": str(args.checkpoint),
     }
+
+
+def _score_files(args: argparse.Namespace, accelerator: Any, protocol: str) -> dict | None:
+    """Score ``args.predictions`` on the main process (no model involved)."""
+    if getattr(args, "save_predictions", None) is not None:
+        raise ValueError("--save-predictions needs --checkpoint (--predictions already are files)")
+    results = None
+    if accelerator.is_main_process:
+        class_names, eval_classes = dataset_classes(args.dataset, protocol)
+        dataset, _ = _dataset(args)
+        results = score_seg_prediction_files(
+            dataset,
+            args.predictions,
+            class_names=class_names,
+            eval_classes=eval_classes,
+            palette=dataset_palette(args.dataset),
+            show_progress=True,
+        )
+        results = {
+            **results,
+            "dataset": args.dataset,
+            "split": args.split,
+            "protocol": protocol,
+            "predictions": str(args.predictions),
+        }
+    accelerator.wait_for_everyone()
+    return results
 
 
 def _cell(value: Any) -> str:

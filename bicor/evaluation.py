@@ -8,7 +8,7 @@ once (the duplicates accelerate pads the last batch with are dropped).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -71,6 +71,7 @@ def evaluate_closed_set(
     flip_tta: bool = False,
     window_batch: int = 4,
     show_progress: bool = False,
+    on_prediction: Callable[[str, Tensor], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` on ``dataloader`` (items with ``pixel_values`` and ``mask``).
 
@@ -82,6 +83,8 @@ def evaluate_closed_set(
         eval_classes: classes entering mIoU / mF1 (default: all), e.g. a protocol's.
         window, stride, flip_tta, window_batch: sliding-window settings (see
             :func:`predict_logits`).
+        on_prediction: called on each process with ``(sample_id, (H, W) class ids)`` for every
+            image of its batches (needs ``sample_id`` in the batches), e.g. to save them.
 
     Returns:
         ``ConfusionMatrix.compute`` output (mIoU, mF1, OA as percentages, per_class, pixels,
@@ -108,6 +111,9 @@ def evaluate_closed_set(
             device=device,
         )
         preds = logits.argmax(dim=1)  # (B, H, W)
+        if on_prediction is not None:
+            for sample_id, pred in zip(batch["sample_id"], preds):
+                on_prediction(str(sample_id), pred)
         per_image = torch.stack(
             [
                 confusion_counts(p, m, num_classes=num_classes, ignore_index=ignore_index)

@@ -37,11 +37,18 @@ prediction files (--save-predictions writes them, --predictions reads them):
   value counts as object; RGB accepted; a mis-sized file is resized with nearest), named
   <sample_id>.png: RRSIS-D <ref_id>-<sent_id>.png, RefSegRS <line>-<image_id>.png.
 
-closed-set (--task seg, BiCoR-Seg checkpoints; bicor/benchmark.py):
+closed-set (--task seg, BiCoR-Seg checkpoints or prediction files; bicor/benchmark.py):
   --dataset synthetic_seg|loveda|vaihingen|potsdam, --protocol geoseg (default: Vaihingen and
   Potsdam means without clutter, OA over all classes) or mmseg (clutter included). Sliding
   windows of --window pixels (default: the checkpoint's crop size) every --stride pixels,
-  logits averaged, optional --tta (flips); one confusion matrix over all pixels.
+  logits averaged, optional --tta (flips); one confusion matrix over all pixels. A class with
+  no true positive has no F1 ("-" in the table, null in JSON) and is left out of mF1.
+  --predictions DIR: one file per image of the split, named after the image file's stem
+  (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding
+  class indices 0..K-1 in the toolkit's class order: single-band PNG/TIFF, or a palette/colour
+  PNG/TIFF in the dataset's colours. Missing, extra, mis-sized or out-of-range files are errors
+  naming the file. --save-predictions DIR (with --checkpoint) writes such files (palette PNGs),
+  which score back to the same numbers.
 """
 
 
@@ -56,7 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="model folder (config.json + weights)")
     source.add_argument(
-        "--predictions", type=Path, help="folder of <sample_id>.png masks to score (no model)"
+        "--predictions",
+        type=Path,
+        help="folder of prediction files to score (no model): referring <sample_id>.png masks, "
+        "seg <image stem>.png/.tif class-id maps",
     )
     parser.add_argument(
         "--dataset",
@@ -90,7 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
     parser.add_argument(
-        "--save-predictions", type=Path, help="write <sample_id>.png masks (original size) here"
+        "--save-predictions",
+        type=Path,
+        help="write the predictions here: referring <sample_id>.png masks (original size), "
+        "seg <image stem>.png class ids",
     )
     return parser
 
@@ -170,7 +183,7 @@ def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] 
 
 
 def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
-    """The closed-set benchmark of a BiCoR-Seg checkpoint (see ``bicor.benchmark``)."""
+    """The closed-set benchmark of a checkpoint or prediction files (see ``bicor.benchmark``)."""
     from bicor.benchmark import run_seg as run
 
     return run(args, accelerator)
