@@ -4,6 +4,7 @@ Config sections it reads::
 
     model: {variant, pretrained, overrides: {...}}
     data:  {dataset, root, train_split, eval_splits, image_size, max_tokens,
+            negatives (share of added no-target samples, 0 = off),
             generate_synthetic: {train, val, test, size, seed}}   # optional
     train: {lr, weight_decay, text_lr_factor, ...}                 # see TrainSettings
 """
@@ -36,7 +37,8 @@ def model_overrides(config: dict) -> dict[str, Any]:
 
 
 class ReferringTask:
-    """BTDNet on RRSIS-D-format or RefSegRS data, scored by oIoU."""
+    """BTDNet on RRSIS-D, RefSegRS or gRefCOCO-format data, scored by oIoU (gIoU when the model
+    has a presence head: generalized referring, where oIoU ignores the no-target samples)."""
 
     name = "referring"
     best_metric = "oIoU"
@@ -50,6 +52,8 @@ class ReferringTask:
         variant = get(config, "model.variant", "small")
         pretrained = bool(get(config, "model.pretrained", True))
         model = build_model(variant, pretrained=pretrained, **model_overrides(config))
+        if model.config.use_presence:
+            self.best_metric = "gIoU"
         self.tokenizer = model.tokenizer
         self.image_size = int(model.config.image_size)
         self.max_tokens = int(model.config.max_tokens)
@@ -63,6 +67,8 @@ class ReferringTask:
             self.tokenizer,
             image_size=self.image_size,
             max_tokens=self.max_tokens,
+            negatives=float(get(config, "data.negatives", 0.0) or 0.0),
+            negatives_seed=int(get(config, "seed", 0) or 0),
         )
 
     def build_datasets(self, config: dict) -> tuple[Dataset, dict[str, Dataset]]:
@@ -81,6 +87,7 @@ class ReferringTask:
             batch["input_ids"],
             batch["attention_mask"],
             targets=batch["mask"],
+            present=batch.get("present"),
         )
         return out.loss, {k: v.detach() for k, v in out.losses.items()}
 
@@ -105,14 +112,18 @@ class ReferringTask:
 def prepare_data(config: dict) -> None:
     """Write the synthetic set first when the config asks for it and it is not there yet.
 
-    Local rank 0 writes; the others wait for ``rrsisd/instances.json`` (written last).
+    ``data.dataset: grefs`` writes the generalized set (gRefCOCO format, multi-target and
+    no-target expressions; ``generate_synthetic`` may hold ``multi_target_share`` and
+    ``no_target_share``), otherwise the RRSIS-D-format set. Local rank 0 writes; the others
+    wait for the generator's ``instances.json`` (written last).
     """
     spec = get(config, "data.generate_synthetic")
     root = get(config, "data.root")
     if not spec or root is None:
         return
-    from btdnet.data.synthetic import generate_synthetic_rrsisd
+    from btdnet.data.synthetic import generate_synthetic_grefs, generate_synthetic_rrsisd
 
-    prepare_on_local_main(
-        Path(root) / "rrsisd" / "instances.json", lambda: generate_synthetic_rrsisd(root, **spec)
-    )
+    generalized = get(config, "data.dataset", "rrsisd") == "grefs"
+    generate = generate_synthetic_grefs if generalized else generate_synthetic_rrsisd
+    marker = Path(root) / ("instances.json" if generalized else "rrsisd/instances.json")
+    prepare_on_local_main(marker, lambda: generate(root, **spec))

@@ -1,4 +1,5 @@
-"""Benchmark a referring checkpoint, or a folder of prediction masks, on RRSIS-D / RefSegRS.
+"""Benchmark a referring checkpoint, or a folder of prediction masks, on RRSIS-D / RefSegRS /
+gRefCOCO-format sets (generalized referring: multi-target and no-target expressions).
 
 Thin wrapper: the work is done by ``btdnet.evaluation``. Runs as a plain script or under
 ``accelerate launch`` with several processes (every sample is counted once; only the main
@@ -11,6 +12,8 @@ Examples::
     accelerate launch --num_processes 2 scripts/benchmark.py --checkpoint ... --amp bf16
     python scripts/benchmark.py --predictions my_masks/ --dataset rrsisd \\
         --root datasets/rrsisd --split test --protocol original
+    python scripts/benchmark.py --checkpoint runs/synthetic_generalized/checkpoints/best \
+        --dataset grefs --root runs/synthetic_generalized_data --split test
 """
 
 from __future__ import annotations
@@ -31,6 +34,13 @@ protocols:
   Metrics: oIoU = sum(I)/sum(U); mIoU = mean(I/U) (a sample with U = 0 counts 0);
   Pr@X = share of samples with IoU >= X. Percentages with two decimals. Per-size buckets use
   the GT area at the original resolution (COCO: small < 32^2 <= medium < 96^2 <= large).
+
+generalized referring (--dataset grefs, or any model with a presence head; ReLA's metrics):
+  an empty predicted mask is the answer "no target" (an all-zero PNG with --predictions; a
+  presence below --presence-threshold with --checkpoint). gIoU = mean per-sample IoU where a
+  no-target sample answered empty scores 1 (else 0); cIoU = sum(I)/sum(U) over all samples;
+  N_acc = no-target samples answered empty / no-target samples; T_acc = targeted samples
+  answered non-empty / targeted samples; oIoU, mIoU, Pr@X over the targeted samples.
 
 prediction files (--save-predictions writes them, --predictions reads them):
   one PNG per sample at the image's original size, 0 background / 255 object (any nonzero
@@ -70,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dataset",
-        choices=["rrsisd", "refsegrs", "synthetic_seg", "loveda", "vaihingen", "potsdam"],
+        choices=["rrsisd", "refsegrs", "grefs", "synthetic_seg", "loveda", "vaihingen", "potsdam"],
         required=True,
     )
     parser.add_argument("--root", type=Path, required=True, help="data set root folder")
@@ -97,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--amp", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument(
+        "--presence-threshold",
+        type=float,
+        default=None,
+        help="models with a presence head: below it the answer is 'no target' (default: the "
+        "checkpoint's, 0.5)",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
     parser.add_argument(
@@ -143,6 +160,7 @@ def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> d
         protocol=args.protocol,
         dataset=dataset,
         save_dir=args.save_predictions,
+        presence_threshold=args.presence_threshold,
     )
     return {**results, "image_size": image_size, "checkpoint": str(args.checkpoint)}
 
@@ -168,8 +186,10 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
 
 def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
     """The referring benchmark; the results (on the main process at least) or ``None``."""
-    if args.dataset not in ("rrsisd", "refsegrs"):
-        raise ValueError(f"--task referring needs --dataset rrsisd or refsegrs, not {args.dataset}")
+    if args.dataset not in ("rrsisd", "refsegrs", "grefs"):
+        raise ValueError(
+            f"--task referring needs --dataset rrsisd, refsegrs or grefs, not {args.dataset}"
+        )
     args.protocol = args.protocol or "lavt"
     if args.protocol not in ("lavt", "original"):
         raise ValueError(f"--task referring needs --protocol lavt or original, not {args.protocol}")

@@ -2,6 +2,7 @@
 
     python scripts/check_dataset.py --dataset rrsisd --root datasets/rrsisd
     python scripts/check_dataset.py --dataset refsegrs --root datasets/RefSegRS --json
+    python scripts/check_dataset.py --dataset grefs --root datasets/grrsis   # gRefCOCO format
 
 Prints a report (or, with --json, one JSON object) and a one-line summary to paste into an
 issue. Exits with status 1 when the data set cannot be used for training or evaluation.
@@ -23,6 +24,7 @@ from btdnet.data.check import check_referring_dataset, format_report, is_usable
 CHECKS: dict[str, Callable[[Path], dict[str, Any]]] = {
     "rrsisd": partial(check_referring_dataset, "rrsisd"),
     "refsegrs": partial(check_referring_dataset, "refsegrs"),
+    "grefs": partial(check_referring_dataset, "grefs"),
 }
 CLOSED_SET = ("loveda", "vaihingen", "potsdam")
 

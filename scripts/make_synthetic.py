@@ -1,30 +1,71 @@
-"""Generate the synthetic referring benchmark in RRSIS-D's format.
+"""Generate the synthetic referring benchmark in RRSIS-D's format (or, --generalized, gRefCOCO's).
 
 Usage:
     python scripts/make_synthetic.py --out datasets/synthetic --train 600 --val 100 --test 150
+    python scripts/make_synthetic.py --out datasets/synthetic_g --generalized \
+        --multi-target-share 0.2 --no-target-share 0.25
 
 Split sizes are numbers of IMAGES (each image gives several samples). Read the result with
-``build_referring_dataset("rrsisd", <out>, split, tokenizer)``.
+``build_referring_dataset("rrsisd", <out>, split, tokenizer)`` (``"grefs"`` for --generalized:
+multi-target expressions such as "all the red vehicles" and no-target ones such as "the red
+ship" where no ship is red, checked by the same geometry as the single-target ones).
 """
 
 from __future__ import annotations
 
 import argparse
 
-from btdnet.data.synthetic import format_stats, generate_synthetic_rrsisd
+from btdnet.data.synthetic import (
+    format_grefs_stats,
+    format_stats,
+    generate_synthetic_grefs,
+    generate_synthetic_rrsisd,
+)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Parse the arguments, generate the set and print its statistics."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    parser.add_argument("--out", required=True, help="output folder (the RRSIS-D root)")
+    parser.add_argument("--out", required=True, help="output folder (the data set's root)")
     parser.add_argument("--train", type=int, default=600, help="train images (default 600)")
     parser.add_argument("--val", type=int, default=100, help="val images (default 100)")
     parser.add_argument("--test", type=int, default=150, help="test images (default 150)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (256)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--generalized",
+        action="store_true",
+        help="gRefCOCO format with multi-target and no-target expressions (--dataset grefs)",
+    )
+    parser.add_argument(
+        "--multi-target-share",
+        type=float,
+        default=0.2,
+        help="--generalized: expected share of multi-target expressions (0.2)",
+    )
+    parser.add_argument(
+        "--no-target-share",
+        type=float,
+        default=0.25,
+        help="--generalized: expected share of no-target expressions (0.25)",
+    )
     args = parser.parse_args(argv)
+    if args.generalized:
+        stats = generate_synthetic_grefs(
+            args.out,
+            train=args.train,
+            val=args.val,
+            test=args.test,
+            size=args.size,
+            seed=args.seed,
+            multi_target_share=args.multi_target_share,
+            no_target_share=args.no_target_share,
+            show_progress=not args.quiet,
+        )
+        print(f"wrote {args.out}")
+        print(format_grefs_stats(stats))
+        return
     stats = generate_synthetic_rrsisd(
         args.out,
         train=args.train,

@@ -35,14 +35,19 @@ def kinds(report):
     return sorted(p["kind"] for p in report["problems"])
 
 
+def _targeted(samples: int) -> dict[str, int]:
+    """The generalized counts of a classic set: every sample targeted, one object each."""
+    return {"targeted": samples, "multi_target": 0, "no_target": 0}
+
+
 def test_rrsisd_report_shape_and_values(rrsisd):
     report = check_referring_dataset("rrsisd", rrsisd["root"], progress=False)
     assert list(report) == ["dataset", "root", "splits", "problems"]
     assert report["dataset"] == "rrsisd" and report["root"] == str(rrsisd["root"])
     assert report["splits"] == {
-        "train": {"samples": 3, "images": 2},
-        "val": {"samples": 1, "images": 1},
-        "test": {"samples": 1, "images": 1},
+        "train": {"samples": 3, "images": 2, **_targeted(3)},
+        "val": {"samples": 1, "images": 1, **_targeted(1)},
+        "test": {"samples": 1, "images": 1, **_targeted(1)},
     }
     assert kinds(report) == ["empty_mask", "size_mismatch"]
     mismatch = next(p for p in report["problems"] if p["kind"] == "size_mismatch")
@@ -65,7 +70,11 @@ def test_missing_and_corrupt_images_make_the_set_unusable(rrsisd):
     assert kinds(report) == ["empty_mask", "missing_image", "unreadable_image"]
     unreadable = next(p for p in report["problems"] if p["kind"] == "unreadable_image")
     assert unreadable["file"] == str(corrupt)
-    assert report["splits"]["train"] == {"samples": 2, "images": 1}  # 2-12 lost its image
+    assert report["splits"]["train"] == {
+        "samples": 2,
+        "images": 1,
+        **_targeted(2),
+    }  # 2-12 lost its image
     assert not is_usable(report)
     assert summary_line(report).endswith("NOT usable")
     text = format_report(report)
@@ -116,9 +125,9 @@ def test_refsegrs_report(refsegrs):
     Image.fromarray(raw).save(refsegrs["root"] / "masks" / "8.tif")  # wrong size, no foreground
     report = check_referring_dataset("refsegrs", refsegrs["root"], progress=False)
     assert report["splits"] == {
-        "train": {"samples": 3, "images": 2},
-        "val": {"samples": 1, "images": 1},
-        "test": {"samples": 1, "images": 1},
+        "train": {"samples": 3, "images": 2, **_targeted(3)},
+        "val": {"samples": 1, "images": 1, **_targeted(1)},
+        "test": {"samples": 1, "images": 1, **_targeted(1)},
     }
     assert kinds(report) == ["empty_mask", "empty_mask", "size_mismatch"]
     empty = sorted(p["file"] for p in report["problems"] if p["kind"] == "empty_mask")

@@ -135,3 +135,20 @@ def test_bad_threshold_is_refused() -> None:
         build_model("tiny", pretrained=False, presence_threshold=1.5)
     with pytest.raises(ValueError, match="presence_weight"):
         build_model("tiny", pretrained=False, presence_weight=-1.0)
+
+
+def test_profile_presence_script_counts_the_head() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "profile_presence.py"
+    completed = subprocess.run(
+        [sys.executable, str(script), "--variant", "tiny", "--flops-only", "--json"],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    report = json.loads(completed.stdout)
+    head = build_model("tiny", pretrained=False, use_presence=True).presence_head
+    assert report["params_head"] == sum(p.numel() for p in head.parameters())
+    assert report["gflops_with"] > report["gflops_without"] > 0

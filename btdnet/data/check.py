@@ -3,7 +3,8 @@
 :func:`check_referring_dataset` returns a JSON-ready report::
 
     {"dataset": str, "root": str,
-     "splits": {"<split>": {"samples": int, "images": int}},
+     "splits": {"<split>": {"samples": int, "images": int,
+                            "targeted": int, "multi_target": int, "no_target": int}},
      "problems": [{"kind": str, "file": str, "detail": str}]}
 
 The report helpers (:func:`is_usable`, :func:`summary_line`, :func:`format_report`) only rely
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from btdnet.data.dataset import REFERRING_LOADERS
 from btdnet.data.errors import PROBLEM_KINDS, WARNING_KINDS, DatasetError, Problem
-from btdnet.data.records import FileMask, ReferringRecord, RleMask
+from btdnet.data.records import EmptyMask, FileMask, ReferringRecord, RleMask
 from btdnet.data.transforms import read_rgb_image
 
 
@@ -45,17 +46,24 @@ def check_referring_dataset(
     for image_path in tqdm(by_image, desc=f"checking {name}", unit="image", disable=not show):
         problems.extend(_check_image(image_path, by_image[image_path]))
     splits = {
-        split: {
-            "samples": sum(1 for r in records if r.split == split),
-            "images": len({r.image_path for r in records if r.split == split}),
-        }
-        for split in stats.splits
+        split: _split_counts([r for r in records if r.split == split]) for split in stats.splits
     }
     return {
         "dataset": name,
         "root": str(root),
         "splits": splits,
         "problems": [problem.as_dict() for problem in problems],
+    }
+
+
+def _split_counts(records: list[ReferringRecord]) -> dict[str, int]:
+    """Samples, images, and (generalized referring) targeted / multi-target / no-target."""
+    return {
+        "samples": len(records),
+        "images": len({r.image_path for r in records}),
+        "targeted": sum(1 for r in records if not r.no_target),
+        "multi_target": sum(1 for r in records if r.target_count > 1),
+        "no_target": sum(1 for r in records if r.no_target),
     }
 
 
@@ -69,7 +77,9 @@ def _check_image(image_path: Path, records: list[ReferringRecord]) -> list[Probl
     size = (image.height, image.width)
     problems = []
     for mask in dict.fromkeys(r.mask for r in records):
-        if isinstance(mask, RleMask):
+        if isinstance(mask, EmptyMask):
+            mask_size = mask.size
+        elif isinstance(mask, RleMask):
             if not mask.is_valid():
                 problems.append(
                     Problem(
@@ -168,7 +178,13 @@ def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     if not report["splits"]:
         lines.append("  (none found)")
     for name, split in report["splits"].items():
-        lines.append(f"  {name:<8} {split['samples']:>7} samples {split['images']:>7} images")
+        line = f"  {name:<8} {split['samples']:>7} samples {split['images']:>7} images"
+        if split.get("multi_target") or split.get("no_target"):
+            line += (
+                f" ({split['targeted']} targeted, {split['multi_target']} multi-target, "
+                f"{split['no_target']} no-target)"
+            )
+        lines.append(line)
     lines.extend(_layout_lines(report.get("layout") or {}))
     counts = problem_counts(report)
     ordered = sorted(counts, key=lambda kind: (kind in WARNING_KINDS, -counts[kind]))

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from btdnet.data.grefs import load_grefs_records
+from btdnet.data.negatives import add_negatives, image_categories_from_instances
 from btdnet.data.records import LoadStats, ReferringRecord
 from btdnet.data.refsegrs import load_refsegrs_records
 from btdnet.data.rrsisd import load_rrsisd_records
@@ -28,7 +30,12 @@ RecordLoader = Callable[..., tuple[list[ReferringRecord], LoadStats]]
 REFERRING_LOADERS: dict[str, RecordLoader] = {
     "rrsisd": load_rrsisd_records,
     "refsegrs": load_refsegrs_records,
+    "grefs": load_grefs_records,
 }
+
+
+# name -> the COCO annotations file under the root (for negatives)
+INSTANCES_FILES: dict[str, str] = {"rrsisd": "rrsisd/instances.json", "grefs": "instances.json"}
 
 
 class ReferringDataset(Dataset):
@@ -105,6 +112,7 @@ class ReferringDataset(Dataset):
             "image_id": record.image_id,
             "orig_size": torch.tensor([image.height, image.width], dtype=torch.int64),
             "index": index,
+            "present": int(not record.no_target),
         }
         if self.tokenizer is not None:
             input_ids, attention_mask = tokenize_expression(
@@ -122,10 +130,16 @@ def build_referring_dataset(
     tokenizer: Any | None,
     image_size: int = 480,
     max_tokens: int = 20,
+    *,
+    negatives: float = 0.0,
+    negatives_seed: int = 0,
 ) -> ReferringDataset:
-    """Index ``split`` of data set ``name`` ("rrsisd" or "refsegrs") under ``root``.
+    """Index ``split`` of data set ``name`` ("rrsisd", "refsegrs" or "grefs") under ``root``.
 
-    Synthetic sets are written in RRSIS-D's layout and read with ``name="rrsisd"``. Raises
+    Synthetic sets are written in RRSIS-D's layout and read with ``name="rrsisd"`` (the
+    generalized ones in gRefCOCO's, ``name="grefs"``). ``negatives`` > 0 adds that share of
+    no-target samples (:func:`~btdnet.data.negatives.add_negatives`; needs the categories of
+    ``instances.json``, so not RefSegRS). Raises
     :class:`~btdnet.data.errors.DatasetError` (naming the file) when the index is unusable.
     """
     if name not in REFERRING_LOADERS:
@@ -133,6 +147,13 @@ def build_referring_dataset(
             f"unknown referring data set {name!r}; known: {', '.join(sorted(REFERRING_LOADERS))}"
         )
     records, stats = REFERRING_LOADERS[name](root, split)
+    if negatives:
+        if name not in INSTANCES_FILES:
+            raise ValueError(
+                f"negatives need the objects' categories of an instances.json; {name!r} has none"
+            )
+        categories = image_categories_from_instances(Path(root) / INSTANCES_FILES[name])
+        records = add_negatives(records, categories, share=negatives, seed=negatives_seed)
     return ReferringDataset(
         records, tokenizer, image_size=image_size, max_tokens=max_tokens, stats=stats
     )

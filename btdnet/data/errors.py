@@ -26,8 +26,11 @@ PROBLEM_KINDS: dict[str, str] = {
     "duplicate_id": "an identifier occurs more than once",
     "size_mismatch": "a mask's size differs from its image's (the mask is resized, nearest)",
     "empty_mask": "a target mask has no foreground pixel",
+    "inconsistent_target": "a ref's no_target flag and its ann_id disagree (ann_id is used)",
 }
-WARNING_KINDS: frozenset[str] = frozenset({"size_mismatch", "empty_mask", "duplicate_id"})
+WARNING_KINDS: frozenset[str] = frozenset(
+    {"size_mismatch", "empty_mask", "duplicate_id", "inconsistent_target"}
+)
 
 
 class DatasetError(Exception):

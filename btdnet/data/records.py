@@ -166,15 +166,42 @@ class FileMask:
         return read_gray_array(self.path) > self.threshold
 
 
-MaskSource = RleMask | FileMask
+@dataclass(frozen=True)
+class EmptyMask:
+    """The empty mask of a no-target expression (generalized referring), of size (H, W)."""
+
+    height: int
+    width: int
+    file: str
+    label: str
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.height, self.width
+
+    def area(self) -> int:
+        return 0
+
+    def is_valid(self) -> bool:
+        return True
+
+    def decode(self) -> np.ndarray:
+        """Bool (H, W) zeros."""
+        return np.zeros((self.height, self.width), dtype=bool)
+
+
+MaskSource = RleMask | FileMask | EmptyMask
 
 
 @dataclass(frozen=True)
 class ReferringRecord:
-    """One referring sample: an image, an expression and the mask of the object it names.
+    """One referring sample: an image, an expression and the mask of what it names.
 
     ``image_size`` is the (H, W) read from the image header at index time, or ``None`` when it
     was not read (or the header was unreadable: the item then fails with the cause).
+    ``target_count`` is the number of referred objects (generalized referring): 1 for the
+    classic sets, several for a multi-target expression (the mask is their union), 0 for a
+    no-target expression (the mask is empty).
     """
 
     sample_id: str
@@ -186,6 +213,12 @@ class ReferringRecord:
     split: str
     mask: MaskSource
     image_size: tuple[int, int] | None = None
+    target_count: int = 1
+
+    @property
+    def no_target(self) -> bool:
+        """The expression refers to nothing in the image."""
+        return self.target_count == 0
 
 
 @dataclass
@@ -207,6 +240,8 @@ class LoadStats:
     empty_masks: int | None = None
     resized_masks: int | None = None
     problems: list[Problem] = field(default_factory=list)
+    multi_target: int | None = None
+    no_target: int | None = None
 
     def summary(self) -> str:
         """One line for logs, e.g. ``rrsisd train: 12181 samples, 12181 images, 2 empty masks``."""
@@ -215,4 +250,8 @@ class LoadStats:
             parts.append(f"{self.empty_masks} empty masks")
         if self.resized_masks is not None:
             parts.append(f"{self.resized_masks} masks of another size than their image")
+        if self.multi_target is not None:
+            parts.append(f"{self.multi_target} multi-target")
+        if self.no_target is not None:
+            parts.append(f"{self.no_target} no-target")
         return f"{self.dataset} {self.split or 'all splits'}: {', '.join(parts)}"

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from btdnet.metrics.referring import ReferringMetrics
+from btdnet.metrics.generalized import GeneralizedMetrics
 
 PROTOCOLS: tuple[str, ...] = ("lavt", "original")
 
@@ -106,9 +106,12 @@ def score_prediction_files(
             mask (the PNG resized with nearest); ``"original"`` scores at the original image
             size against ``dataset.original_mask`` (a mis-sized PNG resized with nearest).
 
+    An all-zero PNG is the answer "no target" (generalized referring); no-target samples are
+    the records' ``no_target`` ones.
+
     Returns:
-        The dict of :meth:`ReferringMetrics.compute` plus ``protocol`` and ``split`` (when the
-        dataset knows it).
+        :meth:`GeneralizedMetrics.report`'s dict (the classic LAVT dict for sets without
+        no-target samples) plus ``protocol`` and ``split`` (when the dataset knows it).
 
     Raises:
         FileNotFoundError: a prediction is missing; the message names the first missing file
@@ -126,7 +129,7 @@ def score_prediction_files(
             f"{folder / prediction_filename(missing[0])}: prediction file missing "
             f"({len(missing)} of {count} predictions missing in {folder})"
         )
-    metrics = ReferringMetrics()
+    metrics = GeneralizedMetrics()
     for index, sample_id in enumerate(sample_ids):
         path = folder / prediction_filename(sample_id)
         original = np.asarray(dataset.original_mask(index), dtype=bool)
@@ -137,15 +140,16 @@ def score_prediction_files(
             gt = gt.numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
             gt = gt != 0
         pred = read_prediction(path, size=gt.shape)
-        category = getattr(dataset.records[index], "category", None)
+        record = dataset.records[index]
         metrics.update(
             pred,
             gt,
-            category=category,
+            no_target=bool(getattr(record, "no_target", False)),
+            category=getattr(record, "category", None),
             gt_area_original=int(original.sum()),
             sample_id=sample_id,
         )
-    result = metrics.compute()
+    result = metrics.report()
     result["protocol"] = protocol
     split = dataset_split(dataset)
     if split is not None:

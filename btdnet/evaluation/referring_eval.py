@@ -23,7 +23,8 @@ from btdnet.evaluation.prediction_files import (
     prediction_filename,
     write_prediction,
 )
-from btdnet.metrics.referring import ReferringMetrics, size_bucket
+from btdnet.metrics.generalized import GeneralizedMetrics
+from btdnet.metrics.referring import size_bucket
 
 _REQUIRED_KEYS = ("pixel_values", "input_ids", "attention_mask", "mask", "index", "orig_size")
 
@@ -77,12 +78,17 @@ def answer_logits(output: Any, presence_threshold: float = 0.5) -> torch.Tensor:
 def _batch_stats(
     logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
 ) -> torch.Tensor:
-    """Per-sample ``(index, I, U, gt area at original size)`` of one batch as (B, 4) int64.
+    """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` of one
+    batch as (B, 6) int64; ``no_target`` comes from the items' ``present`` (else 0).
 
     Under ``lavt`` without a dataset, the original-size area is estimated by scaling the
     resized mask's area by the ratio of the original to the resized pixel count.
     """
     indices = torch.as_tensor(batch["index"]).long()  # (B,)
+    if "present" in batch:
+        no_target = (torch.as_tensor(batch["present"]) == 0).long().tolist()  # B
+    else:  # classic items: every sample has a target (an empty mask scores 0, as in LAVT)
+        no_target = [0] * len(indices)
     orig_sizes = torch.as_tensor(batch["orig_size"]).long().tolist()  # B x [H, W]
     rows = []
     if protocol == "lavt":
@@ -90,6 +96,7 @@ def _batch_stats(
         pred = _upsample(logits, tuple(gt.shape[-2:]))[:, 0] > 0  # (B, S, S)
         inter = (pred & gt).flatten(1).sum(1)  # (B,)
         union = (pred | gt).flatten(1).sum(1)  # (B,)
+        pred_area = pred.flatten(1).sum(1)  # (B,)
         for b, index in enumerate(indices.tolist()):
             if dataset is not None:
                 area = int(np.asarray(dataset.original_mask(index), dtype=bool).sum())
@@ -97,7 +104,9 @@ def _batch_stats(
                 height, width = orig_sizes[b]
                 scale = height * width / float(gt.shape[-2] * gt.shape[-1])
                 area = round(int(gt[b].sum()) * scale)
-            rows.append((index, int(inter[b]), int(union[b]), area))
+            rows.append(
+                (index, int(inter[b]), int(union[b]), area, int(pred_area[b]), no_target[b])
+            )
     else:
         for b, index in enumerate(indices.tolist()):
             gt_b = _original_mask(dataset, index, logits.device)  # (H, W)
@@ -107,10 +116,9 @@ def _batch_stats(
                     f"item's orig_size is {tuple(orig_sizes[b])}"
                 )
             pred_b = _upsample(logits[b : b + 1], tuple(gt_b.shape))[0, 0] > 0  # (H, W)
-            rows.append(
-                (index, int((pred_b & gt_b).sum()), int((pred_b | gt_b).sum()), int(gt_b.sum()))
-            )
-    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, 4)
+            inter_b, union_b = int((pred_b & gt_b).sum()), int((pred_b | gt_b).sum())
+            rows.append((index, inter_b, union_b, int(gt_b.sum()), int(pred_b.sum()), no_target[b]))
+    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, 6)
 
 
 def _save_owned_predictions(
@@ -125,6 +133,15 @@ def _save_owned_predictions(
         height, width = orig_sizes[b]
         pred = _upsample(logits[b : b + 1], (height, width))[0, 0] > 0  # (H, W)
         write_prediction(pred, save_dir / prediction_filename(str(batch["sample_id"][b])))
+
+
+def _forward(model: nn.Module, batch: dict[str, Any], accelerator: Any) -> Any:
+    """One evaluation forward pass (autocast as the accelerator says)."""
+    missing = [key for key in _REQUIRED_KEYS if key not in batch]
+    if missing:
+        raise KeyError(f"evaluate_referring: batch lacks keys {missing}")
+    with accelerator.autocast():
+        return model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
 
 
 def evaluate_referring(
@@ -142,29 +159,24 @@ def evaluate_referring(
     """Evaluate a referring model on a (prepared) dataloader under one protocol.
 
     Args:
-        model: returns an object with ``target_logits`` (B, 1, H, W) from
-            ``model(pixel_values, input_ids, attention_mask)``; predicted mask = logit > 0.
-        dataloader: referring dataloader, already passed through ``accelerator.prepare``
-            (default ``even_batches=True``, so every process gets equally sized batches).
+        model: ``model(pixel_values, input_ids, attention_mask)`` gives ``target_logits``
+            (B, 1, H, W) (mask = logit > 0) and, with a presence head, ``presence_logits``.
+        dataloader: prepared by ``accelerator.prepare`` (``even_batches=True``).
         accelerator: the ``accelerate.Accelerator``.
-        protocol: ``"lavt"`` scores at the input resolution against the batch's ``mask``;
-            ``"original"`` up-samples the logits (bilinear) to each image's ``orig_size`` and
-            scores against ``dataset.original_mask(index)``.
-        dataset: the dataset whose positions the items' ``index`` refer to (records give
-            category names and sample ids; ``original_mask`` gives the size buckets). Defaults
-            to ``dataloader.dataset`` unwrapped; required by ``"original"``.
-        save_dir: when set, each process writes the predictions of the samples it owns as
-            0/255 PNGs at original size named ``<sample_id>.png``.
-        show_progress: show a progress bar on the local main process.
-        presence_threshold: models with a presence head answer "no target" (empty mask)
-            below it; None: the model's ``config.presence_threshold``.
+        protocol: ``"lavt"``: at the input resolution against the batch's ``mask``;
+            ``"original"``: logits up-sampled (bilinear) to ``orig_size``, against
+            ``dataset.original_mask(index)``.
+        dataset: owner of the items' ``index`` (records: categories, sample ids; masks: size
+            buckets). Default: ``dataloader.dataset`` unwrapped; needed by ``"original"``.
+        save_dir: each process writes its samples' 0/255 PNGs (original size) there.
+        show_progress: progress bar on the local main process.
+        presence_threshold: "no target" (empty mask) below it; None: the model's config.
         keep_samples: also return ``sample_ious``, ``{sample_id: IoU in [0, 1]}`` of every
-            sample (e.g. to pick the best, median and worst for pictures).
+            sample (generalized IoU: a no-target sample answered empty scores 1).
 
     Returns:
-        :meth:`ReferringMetrics.compute`'s dict plus ``protocol`` and ``split`` (when the
-        dataset knows it); identical on every process. Without a dataset the size buckets use
-        an estimated original area and ``per_category`` is empty.
+        :func:`finish_metrics`'s dict, identical on every process. Without a dataset the size
+        buckets use an estimated original area and ``per_category`` is empty.
     """
     check_protocol(protocol)
     dataset = find_referring_dataset(dataloader, dataset)
@@ -178,10 +190,12 @@ def evaluate_referring(
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
 
+    inner = getattr(model, "module", model)  # DDP wraps it
     if presence_threshold is None:
-        config = getattr(getattr(model, "module", model), "config", None)  # DDP wraps it
-        presence_threshold = float(getattr(config, "presence_threshold", 0.5))
-    metrics = ReferringMetrics()
+        presence_threshold = float(
+            getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
+        )
+    metrics = GeneralizedMetrics()
     was_training = model.training
     model.eval()
     progress = tqdm(
@@ -192,38 +206,53 @@ def evaluate_referring(
     try:
         with torch.no_grad():
             for batch in progress:
-                missing = [key for key in _REQUIRED_KEYS if key not in batch]
-                if missing:
-                    raise KeyError(f"evaluate_referring: batch lacks keys {missing}")
-                with accelerator.autocast():
-                    output = model(
-                        batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
-                    )
+                output = _forward(model, batch, accelerator)
                 logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
-                stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 4)
-                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 4), N <= P * B
+                stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 6)
+                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
                 if folder is not None:
                     # Gathered rows are in rank order; the truncated tail holds the duplicates.
                     offset = accelerator.process_index * stats.shape[0]
                     owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
                     _save_owned_predictions(logits, batch, owned, folder)
-                for index, inter, union, area in gathered.tolist():
-                    record = records[index] if records is not None else None
-                    metrics.update_stats(
-                        inter,
-                        union,
-                        getattr(record, "category", None),
-                        size_bucket(area),
-                        getattr(record, "sample_id", None),
-                    )
+                _add_rows(metrics, gathered.tolist(), records)
     finally:
         model.train(was_training)
     if folder is not None:
         accelerator.wait_for_everyone()
-
-    result = metrics.compute()
+    generalized = getattr(inner, "presence_head", None) is not None
+    result = finish_metrics(metrics, protocol, dataset, generalized=generalized)
     if keep_samples:
         result["sample_ious"] = dict(metrics.sample_ious())
+    return result
+
+
+def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) -> None:
+    """Add gathered ``(index, I, U, gt area, pred area, no_target)`` rows to ``metrics``."""
+    for index, inter, union, area, pred_area, no_target in rows:
+        record = records[index] if records is not None else None
+        metrics.update_stats(
+            inter,
+            union,
+            pred_area,
+            no_target=bool(no_target),
+            category=getattr(record, "category", None),
+            size_bucket=size_bucket(area),
+            sample_id=getattr(record, "sample_id", None),
+        )
+
+
+def finish_metrics(
+    metrics: GeneralizedMetrics, protocol: str, dataset: Any, *, generalized: bool = False
+) -> dict[str, Any]:
+    """The result dict: the LAVT metrics over the targeted samples, plus the generalized
+    metrics (gIoU, cIoU, N_acc, T_acc, sample counts) when the set holds a no-target sample or
+    ``generalized`` is set (a model with a presence head), plus ``protocol`` and ``split``.
+
+    A set without no-target samples scored without a presence head gives exactly the keys and
+    numbers of the classic evaluation.
+    """
+    result = metrics.report(generalized=generalized)
     result["protocol"] = protocol
     split = dataset_split(dataset) if dataset is not None else None
     if split is not None:

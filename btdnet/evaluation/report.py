@@ -3,7 +3,9 @@
 The JSON holds the same rounded numbers as the Markdown so that what is printed and what is
 saved never differ. Top-level keys: ``samples``, ``oIoU``, ``mIoU``, ``Pr@0.5`` ... ``Pr@0.9``
 (percentages), ``protocol``, ``split``, ``per_category``, ``per_size``, plus any extra keys
-the caller added (dataset, checkpoint, ...).
+the caller added (dataset, checkpoint, ...). Generalized results (sets with no-target samples,
+models with a presence head) add ``gIoU``, ``cIoU``, ``N_acc``, ``T_acc``, ``samples_targeted``
+and ``samples_no_target``; their oIoU ... Pr@X are over the targeted samples.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from btdnet.metrics.generalized import GENERALIZED_KEYS
 from btdnet.metrics.referring import METRIC_KEYS
 
 PROTOCOL_NOTES = {
@@ -43,17 +46,40 @@ def _metric_cells(entry: dict[str, Any]) -> list[str]:
     return [str(int(entry.get("samples", 0)))] + [_fmt(entry.get(key)) for key in METRIC_KEYS]
 
 
+def _generalized_lines(results: dict[str, Any], split: str, protocol: str) -> list[str]:
+    """The generalized table (ReLA's metrics) and the heading of the targeted one."""
+    counts = [str(results.get(k, 0)) for k in ("samples", "samples_targeted", "samples_no_target")]
+    lines = _table(
+        ["split", "protocol", "samples", "targeted", "no-target", *GENERALIZED_KEYS],
+        [[split, protocol, *counts, *[_fmt(results.get(k)) for k in GENERALIZED_KEYS]]],
+    )
+    lines += [
+        "",
+        "Generalized referring (ReLA): gIoU = mean per-sample IoU (a no-target sample answered "
+        "empty scores 1), cIoU = sum(I)/sum(U) over all samples, N_acc / T_acc = no-target "
+        "answered empty / targeted answered non-empty. Targeted samples only:",
+        "",
+    ]
+    return lines
+
+
 def format_markdown(results: dict[str, Any]) -> str:
     """Markdown report: the main table, then per-category and per-size tables.
 
     Columns: split, protocol, samples, oIoU, mIoU, Pr@0.5 ... Pr@0.9 (percentages, two
-    decimals; Pr@X counts IoU >= X).
+    decimals; Pr@X counts IoU >= X). Generalized results get a first table with gIoU, cIoU,
+    N_acc and T_acc; the LAVT table then covers the targeted samples.
     """
     split = str(results.get("split", "?"))
     protocol = str(results.get("protocol", "?"))
-    lines = _table(
+    lines: list[str] = []
+    main = results
+    if "gIoU" in results:
+        lines += _generalized_lines(results, split, protocol)
+        main = {**results, "samples": results.get("samples_targeted", 0)}
+    lines += _table(
         ["split", "protocol", "samples", *METRIC_KEYS],
-        [[split, protocol, *_metric_cells(results)]],
+        [[split, protocol, *_metric_cells(main)]],
     )
     note = PROTOCOL_NOTES.get(protocol)
     if note:

@@ -6,6 +6,10 @@ windmill), each with its own silhouette, a colour, a size class and an orientati
 that can be named uniquely gets 1-2 expressions ("the white storage tank at the bottom right",
 "the small vehicle to the left of the tennis court"), checked by an evaluator to refer to
 exactly that object. The output is read with ``build_referring_dataset("rrsisd", ...)``.
+
+The generalized mode (:func:`generate_synthetic_grefs`) writes the same scenes in the gRefCOCO
+format, adding multi-target and no-target expressions (``build_referring_dataset("grefs",
+...)``).
 """
 
 from .expressions import (
@@ -18,6 +22,14 @@ from .expressions import (
     is_unambiguous,
     matches,
 )
+from .generalized import (
+    NO_TARGET_KINDS,
+    choose_generalized,
+    describe_multi,
+    multi_target_expressions,
+    no_target_expressions,
+)
+from .grefs_writer import format_grefs_stats, generate_synthetic_grefs, summarise_grefs
 from .scene import (
     CATEGORIES,
     PALETTE,
@@ -38,6 +50,7 @@ from .writer import (
 
 __all__ = [
     "CATEGORIES",
+    "NO_TARGET_KINDS",
     "PALETTE",
     "POSITIONS",
     "RELATIONS",
@@ -49,13 +62,20 @@ __all__ = [
     "SceneObject",
     "SyntheticImage",
     "choose_expressions",
+    "choose_generalized",
     "describe",
+    "describe_multi",
+    "format_grefs_stats",
     "format_stats",
+    "generate_synthetic_grefs",
     "generate_synthetic_rrsisd",
     "is_unambiguous",
     "make_synthetic_image",
     "matches",
+    "multi_target_expressions",
+    "no_target_expressions",
     "render_scene",
     "sample_scene",
     "summarise",
+    "summarise_grefs",
 ]
