@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from bicor.inference import sliding_window_predict
+from bicor.tta import TestTimeAugment
 from btdnet.metrics.confusion import ConfusionMatrix, confusion_counts
 
 
@@ -31,6 +32,7 @@ def predict_logits(
     window: int | None = None,
     stride: int | None = None,
     flip_tta: bool = False,
+    tta: TestTimeAugment | None = None,
     window_batch: int = 4,
     device: torch.device | str | None = None,
 ) -> Tensor:
@@ -53,6 +55,7 @@ def predict_logits(
         window=window,
         stride=stride,
         flip_tta=flip_tta,
+        tta=tta,
         window_batch=window_batch,
         device=device,
     )
@@ -69,6 +72,7 @@ def evaluate_closed_set(
     window: int | None = None,
     stride: int | None = None,
     flip_tta: bool = False,
+    tta: TestTimeAugment | None = None,
     window_batch: int = 4,
     show_progress: bool = False,
     on_prediction: Callable[[str, Tensor], None] | None = None,
@@ -81,7 +85,7 @@ def evaluate_closed_set(
         accelerator: an ``accelerate.Accelerator`` (None: single process, model's device).
         class_names: K names (default: the model's).
         eval_classes: classes entering mIoU / mF1 (default: all), e.g. a protocol's.
-        window, stride, flip_tta, window_batch: sliding-window settings (see
+        window, stride, flip_tta, tta, window_batch: sliding-window settings (see
             :func:`predict_logits`).
         on_prediction: called on each process with ``(sample_id, (H, W) class ids)`` for every
             image of its batches (needs ``sample_id`` in the batches), e.g. to save them.
@@ -107,6 +111,7 @@ def evaluate_closed_set(
             window=window,
             stride=stride,
             flip_tta=flip_tta,
+            tta=tta,
             window_batch=window_batch,
             device=device,
         )

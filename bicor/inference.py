@@ -1,4 +1,4 @@
-"""Sliding-window inference for large tiles (overlapping windows, averaged logits, flip TTA).
+"""Sliding-window inference for large tiles (overlapping windows, averaged logits, TTA).
 
 A 6000 x 6000 Potsdam tile never goes to the device whole: windows are cut on the image's own
 device (usually the CPU), sent to the model ``window_batch`` at a time, and their logits summed
@@ -12,6 +12,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from bicor.tta import TestTimeAugment
 
 ModelFn = Callable[[Tensor], Tensor]
 
@@ -37,15 +39,6 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
-def _with_flips(model_fn: ModelFn, batch: Tensor, flip_tta: bool) -> Tensor:
-    logits = model_fn(batch)
-    if not flip_tta:
-        return logits
-    logits = logits + model_fn(batch.flip(-1)).flip(-1)
-    logits = logits + model_fn(batch.flip(-2)).flip(-2)
-    return logits / 3.0
-
-
 @torch.no_grad()
 def sliding_window_predict(
     model_fn: ModelFn,
@@ -55,6 +48,7 @@ def sliding_window_predict(
     window: int | tuple[int, int],
     stride: int | tuple[int, int],
     flip_tta: bool = False,
+    tta: TestTimeAugment | None = None,
     window_batch: int = 4,
     device: torch.device | str | None = None,
 ) -> Tensor:
@@ -68,7 +62,8 @@ def sliding_window_predict(
             the bottom/right (zero = the mean colour after normalisation) and the padding cropped
             from the logits.
         stride: step between windows (int or (h, w)); windows at the border are clamped inside.
-        flip_tta: also run horizontally and vertically flipped windows; logits averaged.
+        flip_tta: shorthand for ``tta=TestTimeAugment(hflip=True, vflip=True)`` (4 views).
+        tta: the test-time views averaged on every window (see :mod:`bicor.tta`).
         window_batch: windows per model call.
         device: where the model runs (default: the image's device).
 
@@ -79,6 +74,8 @@ def sliding_window_predict(
         raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    if tta is None:
+        tta = TestTimeAugment(hflip=flip_tta, vflip=flip_tta)
     win_h, win_w = _pair(window, "window")
     stride_h, stride_w = _pair(stride, "stride")
     batch, _, height, width = image.shape
@@ -100,7 +97,7 @@ def sliding_window_predict(
         windows = torch.stack(
             [padded[b, :, y : y + win_h, x : x + win_w] for b, y, x in chunk]
         )  # (n, 3, win_h, win_w)
-        out = _with_flips(model_fn, windows.to(device), flip_tta)
+        out = tta(model_fn, windows.to(device))
         if out.shape != (len(chunk), num_classes, win_h, win_w):
             raise ValueError(
                 f"model_fn returned {tuple(out.shape)}, expected "

@@ -2,12 +2,15 @@
 
 Config sections it reads::
 
-    model: {variant, pretrained, encoder_lr_factor, overrides: {...}}   # BiCoRConfig fields
+    model: {variant, pretrained, encoder_lr_factor, decay_all_parameters,
+            overrides: {...}}                                        # BiCoRConfig fields
     data:  {dataset: synthetic_seg | loveda | vaihingen | potsdam, root,
             train_split, eval_splits, crop_size, scales, flips, rot90,
             split_scheme, image_mode, crops_per_tile,          # real data sets
+            rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             image_size, generate_synthetic: {train, val, size, seed}}  # synthetic set
-    eval:  {protocol: geoseg | mmseg, window, stride, flip_tta, window_batch}
+    eval:  {protocol: geoseg | mmseg, window, stride, window_batch,
+            tta: {hflip, vflip, rot90, scales}}                    # bicor.tta
     train: {lr, weight_decay, schedule: cosine, ...}             # see TrainSettings
 
 ``num_classes`` and ``class_names`` come from the data set; ``img_size`` from the crop size.
@@ -31,6 +34,7 @@ from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
 from bicor.models import BiCoRSeg, build_bicor, load_bicor_weights
 from bicor.protocols import closed_set_protocol
+from bicor.tta import TestTimeAugment
 from btdnet.engine.config import get
 from btdnet.engine.prepare import prepare_on_local_main
 
@@ -93,6 +97,7 @@ class SegTask:
             "window": get(config, "eval.window"),
             "stride": get(config, "eval.stride"),
             "flip_tta": bool(get(config, "eval.flip_tta", False)),
+            "tta": TestTimeAugment.from_config(get(config, "eval.tta")),
             "window_batch": int(get(config, "eval.window_batch", 4)),
         }
         overrides = dict(get(config, "model.overrides", {}) or {})
@@ -115,7 +120,9 @@ class SegTask:
 
     def _closed_set(self, config: dict, split: str, mode: str) -> Dataset:
         options: dict[str, Any] = {}
-        for key in ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains"):
+        keys = ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains")
+        keys += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size")
+        for key in keys:
             value = get(config, f"data.{key}")
             if value is not None:
                 options[key] = value
@@ -169,16 +176,18 @@ class SegTask:
         )
 
     def param_groups(self, model: nn.Module, config: dict) -> list[dict]:
-        """AdamW groups: no weight decay on norms, biases and class embeddings; the encoder's
-        learning rate scaled by ``model.encoder_lr_factor`` (default 1)."""
+        """AdamW groups: weight decay on every parameter (the authors' recipe) unless
+        ``model.decay_all_parameters`` is false, which exempts norms, biases and the class
+        embeddings; the encoder's learning rate scaled by ``model.encoder_lr_factor`` (1)."""
         lr = float(get(config, "train.lr", 1e-4))
         weight_decay = float(get(config, "train.weight_decay", 0.01))
         encoder_factor = float(get(config, "model.encoder_lr_factor", 1.0))
+        decay_all = bool(get(config, "model.decay_all_parameters", True))
         groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
         for name, param in model.named_parameters():
             if not param.requires_grad:
                 continue
-            no_decay = param.ndim <= 1 or name.startswith("class_embeddings.")
+            no_decay = not decay_all and (param.ndim <= 1 or name.startswith("class_embeddings."))
             groups.setdefault((name.startswith("encoder."), no_decay), []).append(param)
         return [
             {

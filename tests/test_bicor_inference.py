@@ -72,8 +72,9 @@ def test_flip_tta_averages_flipped_predictions():
 
     image = torch.zeros(1, 3, 2, 4)
     out = sliding_window_predict(model_fn, image, num_classes=1, window=4, stride=4, flip_tta=True)
-    # identity [0,1,2,3], h-flip undone [3,2,1,0], v-flip [0,1,2,3]: mean
-    expected = torch.tensor([0 + 3 + 0, 1 + 2 + 1, 2 + 1 + 2, 3 + 0 + 3]) / 3.0
+    # ttach's "lr": identity [0,1,2,3], h-flip undone [3,2,1,0], v-flip [0,1,2,3], both
+    # [3,2,1,0]: mean of the four
+    expected = torch.tensor([0 + 3 + 0 + 3, 1 + 2 + 1 + 2, 2 + 1 + 2 + 1, 3 + 0 + 3 + 0]) / 4.0
     assert torch.allclose(out[0, 0, 0], expected)
 
 

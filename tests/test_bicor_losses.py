@@ -11,6 +11,7 @@ from bicor.losses import (
     cross_entropy_loss,
     dice_loss,
     fisher_discriminative_loss,
+    fisher_layer_ratio,
     hierarchical_loss,
 )
 
@@ -56,13 +57,14 @@ def test_fisher_loss_rejects_bad_input():
         fisher_discriminative_loss([torch.zeros(2, 3, 4)], weights=[1.0, 2.0])
 
 
-def test_cross_entropy_ignores_pixels_and_uses_label_smoothing():
+def test_cross_entropy_averages_over_every_pixel_and_uses_label_smoothing():
     logits = torch.zeros(1, 2, 1, 2)
     logits[0, 0, 0, 0] = math.log(3.0)  # pixel 0: p = (3/4, 1/4), label 0
     target = torch.tensor([[[0, 255]]])
-    assert cross_entropy_loss(logits, target).item() == pytest.approx(-math.log(0.75), 1e-6)
-    # smoothing 0.1 over 2 classes: q = (0.95, 0.05)
-    smoothed = -(0.95 * math.log(0.75) + 0.05 * math.log(0.25))
+    # the ignored pixel adds 0 but counts in the mean (the authors' SoftCrossEntropyLoss)
+    assert cross_entropy_loss(logits, target).item() == pytest.approx(-math.log(0.75) / 2, 1e-6)
+    # smoothing 0.1 over 2 classes: 0.9 * nll + 0.05 * (-log p0 - log p1)
+    smoothed = -(0.9 * math.log(0.75) + 0.05 * (math.log(0.75) + math.log(0.25))) / 2
     value = cross_entropy_loss(logits, target, label_smoothing=0.1).item()
     assert value == pytest.approx(smoothed, 1e-6)
 
@@ -72,6 +74,8 @@ def test_losses_are_zero_when_every_pixel_is_ignored():
     target = torch.full((2, 4, 4), 255)
     assert cross_entropy_loss(logits, target).item() == 0.0
     assert dice_loss(logits, target).item() == 0.0
+    (cross_entropy_loss(logits, target) + dice_loss(logits, target)).backward()
+    assert logits.grad is not None and logits.grad.abs().max().item() == 0.0
 
 
 def test_dice_loss_hand_computed_with_ignore():
@@ -80,15 +84,22 @@ def test_dice_loss_hand_computed_with_ignore():
     logits[0, 0, 0, 0] = math.log(3.0)
     logits[0, 1, 0, 2] = 100.0  # ignored pixel: must not count
     target = torch.tensor([[[0, 1, 255]]])
-    # class 0: I = 0.75, |p| = 1.25, |t| = 1 -> (1.5 + 1) / (2.25 + 1)
-    # class 1: I = 0.5,  |p| = 0.75, |t| = 1 -> (1 + 1) / (1.75 + 1)
-    dice0 = 2.5 / 3.25
-    dice1 = 2.0 / 2.75
+    s = 0.05  # the authors' smoothing
+    # class 0: I = 0.75, |p| + |t| = 1.25 + 1; class 1: I = 0.5, |p| + |t| = 0.75 + 1
+    dice0 = (1.5 + s) / (2.25 + s)
+    dice1 = (1.0 + s) / (1.75 + s)
     assert dice_loss(logits, target).item() == pytest.approx(1 - (dice0 + dice1) / 2, 1e-6)
-    # only class 0 present in the target: class 1 is left out of the mean
+    # only class 0 present: class 1 adds 0 but still counts in the mean over classes
     only0 = torch.tensor([[[0, 255, 255]]])
-    # class 0: I = 0.75, |p| = 0.75, |t| = 1 -> 2.5 / 2.75
-    assert dice_loss(logits, only0).item() == pytest.approx(1 - 2.5 / 2.75, 1e-6)
+    # class 0: I = 0.75, |p| + |t| = 0.75 + 1
+    expected = (1 - (1.5 + s) / (1.75 + s)) / 2
+    assert dice_loss(logits, only0).item() == pytest.approx(expected, 1e-6)
+    assert dice_loss(logits, only0, smooth=1.0).item() == pytest.approx((1 - 2.5 / 2.75) / 2, 1e-6)
+
+
+def test_foreign_class_ids_are_refused():
+    with pytest.raises(ValueError, match="outside"):
+        cross_entropy_loss(torch.zeros(1, 2, 1, 2), torch.tensor([[[0, 5]]]))
 
 
 def test_hierarchical_loss_upsamples_each_heatmap():
@@ -103,7 +114,9 @@ def test_hierarchical_loss_upsamples_each_heatmap():
 
 def test_criterion_returns_every_term_and_weighted_total():
     main = SegmentationLoss(label_smoothing=0.05, dice_weight=0.5)
-    criterion = BiCoRCriterion(main_loss=main, aux_weight=0.4, hier_weight=0.1, fisher_weight=0.2)
+    criterion = BiCoRCriterion(
+        main_loss=main, aux_weight=0.4, hier_weight=0.1, fisher_weight=0.2, final_fisher_weight=1.0
+    )
     logits = torch.randn(2, 3, 8, 8)
     target = torch.randint(0, 3, (2, 8, 8))
     target[0, 0] = 255
@@ -115,15 +128,17 @@ def test_criterion_returns_every_term_and_weighted_total():
         heatmaps=[torch.randn(2, 3, 2, 2)],
         layer_embeddings=emb,
     )
-    assert set(terms) == {"ce", "dice", "aux_ce", "hier", "fisher", "total"}
+    assert set(terms) == {"ce", "dice", "aux_ce", "hier", "fisher", "fisher_final", "total"}
     expected = (
         terms["ce"]
         + 0.5 * terms["dice"]
         + 0.4 * terms["aux_ce"]
         + 0.1 * terms["hier"]
         + 0.2 * terms["fisher"]
+        + 1.0 * terms["fisher_final"]
     )
     assert terms["total"].item() == pytest.approx(expected.item(), 1e-6)
     assert terms["fisher"].item() == pytest.approx(fisher_discriminative_loss(emb).item(), 1e-6)
+    assert terms["fisher_final"].item() == pytest.approx(fisher_layer_ratio(emb[1]).item(), 1e-6)
     no_extras = criterion(logits=logits, target=target)
     assert no_extras["aux_ce"].item() == no_extras["hier"].item() == no_extras["fisher"].item() == 0

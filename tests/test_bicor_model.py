@@ -36,14 +36,16 @@ def _tiny(**overrides):
 
 
 def test_topk_count():
-    assert topk_count(100, None, 64) == 100
+    assert topk_count(100, 1.0, 64) == 100
     assert topk_count(10_000, 0.02, 64) == 200
     assert topk_count(1_000, 0.02, 64) == 64
     assert topk_count(30, 0.5, 64) == 30
+    assert topk_count(10, 0.25, 1) == 2  # round(2.5) = 2 (the authors' round, not ceil)
+    assert topk_count(14, 0.25, 1) == 4  # round(3.5) = 4
 
 
 def test_hbis_layer_shapes():
-    layer = HBISLayer(dim=8, topk_ratio=None)
+    layer = HBISLayer(dim=8)
     features, embeddings = torch.randn(2, 8, 5, 7), torch.randn(2, 3, 8)
     new_f, new_e, heat = layer(features, embeddings)
     assert new_f.shape == (2, 8, 5, 7)
@@ -55,7 +57,7 @@ def test_hbis_layer_shapes():
 
 def test_hbis_pooling_keeps_only_top_k_pixels():
     layer = HBISLayer(dim=4, topk_ratio=0.25, min_topk=2)
-    # HW = 8 -> k = max(2, ceil(0.25 * 8)) = 2
+    # HW = 8 -> k = max(2, round(0.25 * 8)) = 2
     heat = torch.tensor([[[0.0, 3.0, -1.0, 2.0, 1.0, -2.0, 0.5, -3.0]]])  # (B=1, K=1, HW=8)
     weights = layer.pooling_weights(heat)
     kept = weights[0, 0] > 0
@@ -63,8 +65,9 @@ def test_hbis_pooling_keeps_only_top_k_pixels():
     s3, s2 = 1 / (1 + math.exp(-3.0)), 1 / (1 + math.exp(-2.0))
     assert weights[0, 0, 1].item() == pytest.approx(s3 / (s3 + s2 + 1e-6), 1e-5)
     assert weights.sum().item() == pytest.approx(1.0, 1e-5)
-    all_pixels = HBISLayer(dim=4, topk_ratio=None).pooling_weights(heat)
+    all_pixels = HBISLayer(dim=4, topk_ratio=1.0).pooling_weights(heat)
     assert bool((all_pixels > 0).all())
+    assert not weights.requires_grad  # pooling weights carry no gradient
 
 
 def test_hbis_stack_returns_every_layer():
@@ -96,7 +99,7 @@ def test_model_output_shapes_and_losses(size):
     assert len(out.heatmaps) == 2 and len(out.layer_embeddings) == 2
     assert out.heatmaps[0].shape[:2] == (2, 5)
     assert out.layer_embeddings[0].shape == (2, 5, 32)
-    assert set(out.losses) == {"ce", "dice", "aux_ce", "hier", "fisher", "total"}
+    assert set(out.losses) == {"ce", "dice", "aux_ce", "hier", "fisher", "fisher_final", "total"}
     assert torch.isfinite(out.loss) and out.loss is out.losses["total"]
     model.eval()
     with torch.no_grad():

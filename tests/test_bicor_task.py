@@ -109,10 +109,16 @@ def test_predict_logits_with_windows_smaller_than_the_image():
 def test_param_groups_split_decay():
     task = SegTask()
     model = build_bicor("tiny", num_classes=3)
-    config = {"train": {"lr": 1e-3, "weight_decay": 0.05}, "model": {"encoder_lr_factor": 0.1}}
+    config = {
+        "train": {"lr": 1e-3, "weight_decay": 0.05},
+        "model": {"encoder_lr_factor": 0.1, "decay_all_parameters": False},
+    }
     groups = task.param_groups(model, config)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     lrs = {(g["lr"], g["weight_decay"]) for g in groups}
     assert lrs == {(1e-4, 0.0), (1e-4, 0.05), (1e-3, 0.0), (1e-3, 0.05)}
+    del config["model"]["decay_all_parameters"]  # the authors' default: decay everywhere
+    lrs = {(g["lr"], g["weight_decay"]) for g in task.param_groups(model, config)}
+    assert lrs == {(1e-4, 0.05), (1e-3, 0.05)}
     embedding = model.class_embeddings.weight
     assert any(embedding is p and g["weight_decay"] == 0.0 for g in groups for p in g["params"])

@@ -33,6 +33,10 @@ def build_closed_set_dataset(
     crop_mode: str = "random",
     crop_stride: int | None = None,
     seed: int | None = None,
+    rot90_p: float = 1.0,
+    smart_crop_ratio: float | None = None,
+    mosaic_p: float = 0.0,
+    mosaic_size: int = 1024,
 ) -> TileSegmentationDataset:
     """Build a closed-set dataset from the official layout under ``root``.
 
@@ -55,6 +59,8 @@ def build_closed_set_dataset(
         crop_mode: "random" or "sliding" training crops.
         crop_stride: grid step of sliding crops (default ``crop_size``).
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
+        rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
+            :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.
 
     Items: ``pixel_values`` float32 (3, S, S), ``mask`` int64 (S, S) with 255 = ignore,
     ``sample_id`` str; in eval mode S is the tile's own (H, W).
@@ -67,7 +73,16 @@ def build_closed_set_dataset(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     augment = None
     if mode == "train":
-        augment = CropAugment(crop_size, tuple(float(s) for s in scales), flips, rot90)
+        augment = CropAugment(
+            crop_size,
+            tuple(float(s) for s in scales),
+            flips,
+            rot90,
+            rot90_p=rot90_p,
+            smart_crop_ratio=smart_crop_ratio,
+            mosaic_p=mosaic_p,
+            mosaic_size=mosaic_size,
+        )
     if name == "loveda":
         for option, value, default in (
             ("split_scheme", split_scheme, "geoseg"),

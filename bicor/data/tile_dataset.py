@@ -9,8 +9,10 @@ Items (``dict``), as the BiCoR trainer consumes them:
 | ``sample_id`` | str | eval: the tile id; train: ``<tile>@y<top>_x<left>_w<window>`` |
 
 Train mode cuts augmented crops (see :mod:`bicor.data.augment`) at random places
-(``crop_mode="random"``) or on a regular grid (``"sliding"``); eval mode returns whole tiles
-(sizes vary: use batch size 1 and sliding-window inference).
+(``crop_mode="random"``; with the augment's ``mosaic_p`` an item is first assembled from four
+tiles, GeoSeg's mosaic, id ``mosaic:<a>+<b>+<c>+<d>@...``) or on a regular grid
+(``"sliding"``); eval mode returns whole tiles (sizes vary: use batch size 1 and
+sliding-window inference).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from bicor.data.augment import CropAugment
+from bicor.data.augment import CropAugment, mosaic_pair
 from bicor.data.palettes import IGNORE_INDEX, Palette
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
 from btdnet.data.transforms import normalize_array as normalise
@@ -203,10 +205,17 @@ class TileSegmentationDataset(Dataset):
             }
         tile_index, centre = self._plan[index]
         image, mask = self.read_tile(tile_index)
-        crop_image, crop_mask, window = self.augment(image, mask, self._rng(index), centre=centre)
+        rng = self._rng(index)
         record = self.records[tile_index]
+        tile_id = record.tile_id
+        if centre is None and self.augment.mosaic_p > 0 and rng.random() < self.augment.mosaic_p:
+            others = [int(i) for i in rng.integers(0, len(self.records), 3)]
+            tiles = [(image, mask), *(self.read_tile(i) for i in others)]
+            image, mask = mosaic_pair(tiles, self.augment.mosaic_size, rng)
+            tile_id = "mosaic:" + "+".join(self.records[i].tile_id for i in [tile_index, *others])
+        crop_image, crop_mask, window = self.augment(image, mask, rng, centre=centre)
         return {
             "pixel_values": normalise(crop_image),
             "mask": torch.from_numpy(crop_mask.astype(np.int64)),
-            "sample_id": f"{record.tile_id}@y{window.top}_x{window.left}_w{window.size}",
+            "sample_id": f"{tile_id}@y{window.top}_x{window.left}_w{window.size}",
         }

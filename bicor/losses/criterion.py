@@ -1,7 +1,9 @@
 """The full BiCoR-Seg objective, every term returned separately (method.md section 2).
 
 ``total = ce + dice_weight * dice + aux_weight * aux_ce + hier_weight * hier
-+ fisher_weight * fisher``.
++ fisher_weight * fisher + final_fisher_weight * fisher_final``: the authors' training step
+(``fisher`` sums every HBIS layer's Fisher ratio, ``fisher_final`` is the last layer's, which
+their LoveDA recipe adds with weight 1 as ``loss_con``).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from bicor.losses.fisher_loss import fisher_discriminative_loss
+from bicor.losses.fisher_loss import fisher_discriminative_loss, fisher_layer_ratio
 from bicor.losses.seg_losses import SegmentationLoss, cross_entropy_loss, hierarchical_loss
 
 
@@ -19,9 +21,10 @@ class BiCoRCriterion(nn.Module):
 
     Args:
         main_loss: CE (+ label smoothing) + Dice on the full-resolution logits.
-        aux_weight: weight of the plain CE of the auxiliary head (initial embeddings).
+        aux_weight: weight of the label-smoothed CE of the auxiliary head (initial embeddings).
         hier_weight: weight of the summed main loss of every HBIS layer's heatmap.
         fisher_weight: weight of the cross-layer Fisher discriminative loss.
+        final_fisher_weight: weight of the last layer's Fisher ratio (LoveDA: 1, else 0).
     """
 
     def __init__(
@@ -31,12 +34,14 @@ class BiCoRCriterion(nn.Module):
         aux_weight: float = 0.4,
         hier_weight: float = 0.1,
         fisher_weight: float = 0.1,
+        final_fisher_weight: float = 0.0,
     ) -> None:
         super().__init__()
         self.main_loss = main_loss
         self.aux_weight = aux_weight
         self.hier_weight = hier_weight
         self.fisher_weight = fisher_weight
+        self.final_fisher_weight = final_fisher_weight
 
     def forward(
         self,
@@ -57,7 +62,8 @@ class BiCoRCriterion(nn.Module):
             layer_embeddings: per HBIS layer (B, K, D) class embeddings.
 
         Returns:
-            ``{"ce", "dice", "aux_ce", "hier", "fisher", "total"}`` scalar tensors (unweighted
+            ``{"ce", "dice", "aux_ce", "hier", "fisher", "fisher_final", "total"}`` scalar
+            tensors (unweighted
             terms; ``total`` is the weighted sum).
         """
         terms = self.main_loss(logits, target)
@@ -81,12 +87,18 @@ class BiCoRCriterion(nn.Module):
             if layer_embeddings and self.fisher_weight > 0
             else zero
         )
+        fisher_final = (
+            fisher_layer_ratio(layer_embeddings[-1])
+            if layer_embeddings and self.final_fisher_weight > 0
+            else zero
+        )
         total = (
             terms["ce"]
             + self.main_loss.dice_weight * terms["dice"]
             + self.aux_weight * aux_ce
             + self.hier_weight * hier
             + self.fisher_weight * fisher
+            + self.final_fisher_weight * fisher_final
         )
         return {
             "ce": terms["ce"],
@@ -94,5 +106,6 @@ class BiCoRCriterion(nn.Module):
             "aux_ce": aux_ce,
             "hier": hier,
             "fisher": fisher,
+            "fisher_final": fisher_final,
             "total": total,
         }

@@ -31,7 +31,7 @@ def fisher_layer_ratio(embeddings: Tensor) -> Tensor:
     num_classes = embeddings.shape[1]
     if num_classes < 2:
         raise ValueError("fisher loss needs at least two classes (N >= 2)")
-    embeddings = embeddings.float()
+    embeddings = embeddings.to(torch.promote_types(embeddings.dtype, torch.float32))
     centres = embeddings.mean(dim=0)  # (N, C)
     within = (embeddings - centres.unsqueeze(0)).pow(2).sum(dim=-1).mean()
     pair_dist = (centres.unsqueeze(0) - centres.unsqueeze(1)).pow(2).sum(dim=-1)  # (N, N)

@@ -1,8 +1,10 @@
-"""Per-pixel segmentation losses of the closed-set path: CE + Dice (with an ignore index) and
-the hierarchical supervision of low-resolution heatmaps.
+"""Per-pixel segmentation losses of the closed-set path (the authors' GeoSeg ``UnetFormerLoss``
+terms) and the hierarchical supervision of low-resolution heatmaps.
 
 Layouts: ``logits`` (B, K, H, W) raw class scores; ``target`` (B, H, W) int64 class ids with
-``ignore_index`` marking unlabelled pixels.
+``ignore_index`` marking unlabelled pixels. Both losses average as the authors' code does:
+the cross-entropy over *all* pixels (an ignored pixel adds 0 but counts in the mean), the Dice
+over *all* classes (a class absent from the target adds 0 but counts in the mean).
 """
 
 from __future__ import annotations
@@ -12,6 +14,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+DICE_EPS = 1e-7
+
+
+def _at_least_fp32(x: Tensor) -> Tensor:
+    """Half-precision logits are scored in float32; float64 stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _check(logits: Tensor, target: Tensor) -> None:
@@ -26,69 +35,88 @@ def _check(logits: Tensor, target: Tensor) -> None:
         )
 
 
-def cross_entropy_loss(
-    logits: Tensor, target: Tensor, *, ignore_index: int = 255, label_smoothing: float = 0.0
-) -> Tensor:
-    """Mean CE over the labelled pixels; 0 (with a gradient path) when every pixel is ignored."""
-    _check(logits, target)
-    if not bool((target != ignore_index).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(
-        logits.float(), target, ignore_index=ignore_index, label_smoothing=label_smoothing
-    )
-
-
-def dice_loss(
-    logits: Tensor, target: Tensor, *, ignore_index: int = 255, smooth: float = 1.0
-) -> Tensor:
-    """Soft multi-class Dice loss over the labelled pixels of the whole batch.
-
-    Per class k: ``dice_k = (2 * sum(p_k * t_k) + smooth) / (sum(p_k) + sum(t_k) + smooth)``,
-    with ``p`` the softmax and ``t`` the one-hot target, both summed over labelled pixels of the
-    batch. The loss is ``1 - mean(dice_k)`` over the classes present in the target (absent
-    classes are left to the CE term). 0 when every pixel is ignored.
-    """
-    _check(logits, target)
-    num_classes = logits.shape[1]
-    valid = target != ignore_index  # (B, H, W)
-    if not bool(valid.any()):
-        return logits.sum() * 0.0
-    probs = logits.float().softmax(dim=1) * valid.unsqueeze(1)  # (B, K, H, W)
-    safe_target = torch.where(valid, target, torch.zeros_like(target))
-    if int(safe_target.max()) >= num_classes or int(safe_target.min()) < 0:
+def _valid_ids(target: Tensor, num_classes: int, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """(valid mask (B, H, W), target with ignored pixels set to 0); refuses foreign ids."""
+    valid = target != ignore_index
+    safe = torch.where(valid, target, torch.zeros_like(target))
+    if safe.numel() and (int(safe.max()) >= num_classes or int(safe.min()) < 0):
         raise ValueError(
             f"target holds ids outside [0, {num_classes}) other than ignore_index={ignore_index}"
         )
-    one_hot = F.one_hot(safe_target, num_classes).permute(0, 3, 1, 2)  # (B, K, H, W)
-    one_hot = one_hot.float() * valid.unsqueeze(1)
+    return valid, safe
+
+
+def cross_entropy_loss(
+    logits: Tensor, target: Tensor, *, ignore_index: int = 255, label_smoothing: float = 0.0
+) -> Tensor:
+    """Label-smoothed CE averaged over every pixel, ignored ones adding 0.
+
+    Per pixel ``(1 - eps) * (-log p_y) + eps / K * sum_k (-log p_k)``; the sum over labelled
+    pixels is divided by B*H*W (the authors' ``SoftCrossEntropyLoss``).
+    """
+    _check(logits, target)
+    valid, safe = _valid_ids(target, logits.shape[1], ignore_index)
+    log_probs = _at_least_fp32(logits).log_softmax(dim=1)  # (B, K, H, W)
+    nll = -log_probs.gather(1, safe.unsqueeze(1)).squeeze(1)  # (B, H, W)
+    smooth = -log_probs.sum(dim=1)  # (B, H, W)
+    nll = (nll * valid).mean()
+    smooth = (smooth * valid).mean()
+    return (1.0 - label_smoothing) * nll + label_smoothing / logits.shape[1] * smooth
+
+
+def dice_loss(
+    logits: Tensor, target: Tensor, *, ignore_index: int = 255, smooth: float = 0.05
+) -> Tensor:
+    """Soft multi-class Dice loss over the labelled pixels of the whole batch.
+
+    Per class k: ``dice_k = (2 * sum(p_k t_k) + smooth) / max(sum(p_k) + sum(t_k) + smooth,
+    1e-7)`` with ``p`` the softmax and ``t`` the one-hot target over labelled pixels; the loss is
+    ``mean_k((1 - dice_k) * [class k present])`` over all K classes (the authors' ``DiceLoss``).
+    """
+    _check(logits, target)
+    num_classes = logits.shape[1]
+    valid, safe = _valid_ids(target, num_classes, ignore_index)
+    mask = valid.unsqueeze(1)  # (B, 1, H, W)
+    probs = _at_least_fp32(logits).softmax(dim=1) * mask  # (B, K, H, W)
+    one_hot = (
+        F.one_hot(safe, num_classes).permute(0, 3, 1, 2).to(probs.dtype) * mask
+    )  # (B, K, H, W)
     intersection = (probs * one_hot).sum(dim=(0, 2, 3))  # (K,)
-    cardinality = probs.sum(dim=(0, 2, 3)) + one_hot.sum(dim=(0, 2, 3))  # (K,)
-    dice = (2.0 * intersection + smooth) / (cardinality + smooth)
+    cardinality = (probs + one_hot).sum(dim=(0, 2, 3))  # (K,)
+    dice = (2.0 * intersection + smooth) / (cardinality + smooth).clamp_min(DICE_EPS)
     present = one_hot.sum(dim=(0, 2, 3)) > 0
-    return 1.0 - dice[present].mean()
+    return ((1.0 - dice) * present).mean()
 
 
 class SegmentationLoss(nn.Module):
-    """Main loss: CE with label smoothing + ``dice_weight`` x Dice, both ignoring ``ignore_index``.
+    """Main loss: label-smoothed CE + ``dice_weight`` x Dice, both ignoring ``ignore_index``.
 
     ``forward(logits (B, K, H, W), target (B, H, W)) -> {"ce": scalar, "dice": scalar}``;
     :meth:`combined` gives ``ce + dice_weight * dice``.
     """
 
     def __init__(
-        self, *, ignore_index: int = 255, label_smoothing: float = 0.05, dice_weight: float = 1.0
+        self,
+        *,
+        ignore_index: int = 255,
+        label_smoothing: float = 0.05,
+        dice_weight: float = 1.0,
+        dice_smooth: float = 0.05,
     ) -> None:
         super().__init__()
         self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
         self.dice_weight = dice_weight
+        self.dice_smooth = dice_smooth
 
     def forward(self, logits: Tensor, target: Tensor) -> dict[str, Tensor]:
         ce = cross_entropy_loss(
             logits, target, ignore_index=self.ignore_index, label_smoothing=self.label_smoothing
         )
         if self.dice_weight > 0:
-            dice = dice_loss(logits, target, ignore_index=self.ignore_index)
+            dice = dice_loss(
+                logits, target, ignore_index=self.ignore_index, smooth=self.dice_smooth
+            )
         else:
             dice = ce.new_zeros(())
         return {"ce": ce, "dice": dice}

@@ -13,19 +13,19 @@ from bicor.models.bicor_seg import (
 from bicor.models.class_embeddings import ClassEmbeddings
 from bicor.models.fusion import MultiScaleFusion
 from bicor.models.hbis import HBISLayer, HBISStack
-from bicor.models.heads import AuxiliaryHead, SegmentationHead
+from bicor.models.heads import LayerNorm2d, SegmentationHead
 from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
 
 __all__ = [
     "DEFAULT_VARIANT",
     "VARIANTS",
-    "AuxiliaryHead",
     "BiCoRConfig",
     "BiCoROutput",
     "BiCoRSeg",
     "ClassEmbeddings",
     "HBISLayer",
     "HBISStack",
+    "LayerNorm2d",
     "MultiScaleFusion",
     "SegmentationHead",
     "bicor_config",

@@ -13,7 +13,7 @@ from bicor.losses.seg_losses import SegmentationLoss
 from bicor.models.class_embeddings import ClassEmbeddings
 from bicor.models.fusion import MultiScaleFusion
 from bicor.models.hbis import HBISLayer, HBISStack
-from bicor.models.heads import AuxiliaryHead, SegmentationHead
+from bicor.models.heads import SegmentationHead
 from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
 from btdnet.models.hub import push_model_to_hub, resolve_model_source
 from btdnet.models.image_encoder import ImageEncoder
@@ -34,30 +34,29 @@ class BiCoRConfig:
 
     num_classes: int = 6
     class_names: list[str] | None = None
-    encoder_name: str = "swin_base_patch4_window12_384"
+    encoder_name: str = "convnext_base"
     img_size: int = 512
-    encoder_kwargs: dict[str, Any] = field(default_factory=dict)
+    encoder_kwargs: dict[str, Any] = field(default_factory=lambda: {"drop_path_rate": 0.5})
     encoder_weights: str | None = None
     dim: int = 256
     num_layers: int = 2
-    topk_ratio: float | None = None
+    topk_ratio: float = 1.0
     min_topk: int = 64
-    head_channels: tuple[int, int] = (128, 64)
-    aux_channels: int = 64
     use_hbis: bool = True
     use_aux_head: bool = True
     ignore_index: int = 255
     label_smoothing: float = 0.05
     dice_weight: float = 1.0
+    dice_smooth: float = 0.05
     aux_weight: float = 0.4
     hier_weight: float = 0.1
     fisher_weight: float = 0.1
+    final_fisher_weight: float = 0.0
     variant: str | None = None
 
     def __post_init__(self) -> None:
-        self.head_channels = tuple(int(c) for c in self.head_channels)
-        if len(self.head_channels) != 2:
-            raise ValueError(f"head_channels must hold two ints, got {self.head_channels}")
+        if self.topk_ratio is None:  # configs written before the ratio became a number
+            self.topk_ratio = 1.0
         if self.class_names is not None:
             self.class_names = [str(n) for n in self.class_names]
             if len(self.class_names) != self.num_classes:
@@ -66,11 +65,13 @@ class BiCoRConfig:
                 )
         if self.use_hbis and self.num_layers < 1:
             raise ValueError("num_layers must be >= 1 when use_hbis is True")
+        if self.dim % 16 != 0:
+            raise ValueError(
+                f"dim must be a multiple of 16 (the x4 PixelShuffle head), got {self.dim}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["head_channels"] = list(self.head_channels)
-        return data
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BiCoRConfig:
@@ -89,7 +90,8 @@ class BiCoROutput:
         logits: (B, K, H, W) class logits at the input resolution.
         heatmaps: per HBIS layer, (B, K, H/4, W/4) heatmap logits (empty without HBIS).
         layer_embeddings: per HBIS layer, (B, K, D) class embeddings (empty without HBIS).
-        aux_logits: (B, K, H, W) auxiliary-head logits in training mode, else None.
+        aux_logits: (B, K, H, W) auxiliary logits (F0 with the detached initial embeddings) in
+            training mode, else None.
         loss: scalar total loss when targets were given, else None.
         losses: every loss term and ``"total"`` (empty without targets).
     """
@@ -111,8 +113,8 @@ class BiCoRSeg(nn.Module):
         fusion: four maps -> F0 (B, D, H/4, W/4).
         class_embeddings: batch size -> (B, K, D).
         hbis: the HBIS stack, or None for the plain fused head (ablation).
-        head: (F, E) -> (B, K, H, W) logits.
-        aux_head: (F0, E0) -> auxiliary logits (training only), or None.
+        head: (F, E) -> (B, K, H, W) logits; ``head.auxiliary(F0, E0)`` the auxiliary ones
+            (training only, when the head has its auxiliary classifier).
         criterion: the loss terms.
     """
 
@@ -125,7 +127,6 @@ class BiCoRSeg(nn.Module):
         class_embeddings: ClassEmbeddings,
         hbis: HBISStack | None,
         head: SegmentationHead,
-        aux_head: AuxiliaryHead | None,
         criterion: BiCoRCriterion,
     ) -> None:
         super().__init__()
@@ -135,7 +136,6 @@ class BiCoRSeg(nn.Module):
         self.class_embeddings = class_embeddings
         self.hbis = hbis
         self.head = head
-        self.aux_head = aux_head
         self.criterion = criterion
 
     @property
@@ -166,8 +166,8 @@ class BiCoRSeg(nn.Module):
             features, embeddings, heatmaps, layer_embeddings = self.hbis(fused, initial)
         logits = self.head(features, embeddings, output_size=size)
         aux_logits = None
-        if self.training and self.aux_head is not None:
-            aux_logits = self.aux_head(fused, initial, output_size=size)
+        if self.training and self.head.aux_classifier is not None:
+            aux_logits = self.head.auxiliary(fused, initial, output_size=size)
         output = BiCoROutput(
             logits=logits,
             heatmaps=heatmaps,
@@ -236,19 +236,18 @@ def build_bicor_from_config(
                 for _ in range(config.num_layers)
             ]
         )
-    aux_head = None
-    if config.use_aux_head and config.aux_weight > 0:
-        aux_head = AuxiliaryHead(dim=dim, channels=config.aux_channels)
     main_loss = SegmentationLoss(
         ignore_index=config.ignore_index,
         label_smoothing=config.label_smoothing,
         dice_weight=config.dice_weight,
+        dice_smooth=config.dice_smooth,
     )
     criterion = BiCoRCriterion(
         main_loss=main_loss,
         aux_weight=config.aux_weight,
         hier_weight=config.hier_weight,
         fisher_weight=config.fisher_weight,
+        final_fisher_weight=config.final_fisher_weight,
     )
     return BiCoRSeg(
         config=config,
@@ -256,8 +255,7 @@ def build_bicor_from_config(
         fusion=MultiScaleFusion(in_channels=channels, dim=dim),
         class_embeddings=ClassEmbeddings(num_classes=config.num_classes, dim=dim),
         hbis=hbis,
-        head=SegmentationHead(dim=dim, channels=config.head_channels),
-        aux_head=aux_head,
+        head=SegmentationHead(dim=dim, auxiliary=config.use_aux_head and config.aux_weight > 0),
         criterion=criterion,
     )
 

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 
 class ClassEmbeddings(nn.Module):
-    """A (K, D) table of learned class embeddings, expanded per image.
+    """A (K, D) table of learned class embeddings (truncated normal, std 0.02), expanded per
+    image.
 
     ``forward(batch_size) -> (B, K, D)``.
     """
@@ -18,7 +19,8 @@ class ClassEmbeddings(nn.Module):
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self.num_classes = num_classes
         self.dim = dim
-        self.weight = nn.Parameter(torch.randn(num_classes, dim) * init_std)
+        self.weight = nn.Parameter(torch.empty(num_classes, dim))
+        nn.init.trunc_normal_(self.weight, std=init_std)
 
     def forward(self, batch_size: int) -> Tensor:
         return self.weight.unsqueeze(0).expand(batch_size, -1, -1)  # (B, K, D)

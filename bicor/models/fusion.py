@@ -1,4 +1,9 @@
-"""Multi-scale fusion of the four encoder stages into one stride-4 map (BiCoR-Seg F0)."""
+"""Multi-scale fusion of the four encoder stages into one stride-4 map (BiCoR-Seg F0).
+
+As in the authors' model: a Linear per stage (a 1x1 projection with bias) to ``dim`` channels,
+bilinear up-sampling to the first (finest) stage, concatenation from the deepest stage to the
+finest, and one bias-free 1x1 convolution back to ``dim`` channels; no norm, no activation.
+"""
 
 from __future__ import annotations
 
@@ -9,22 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int) -> nn.Sequential:
-    """Conv (same padding, no bias) + BatchNorm + ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
-
-
 class MultiScaleFusion(nn.Module):
-    """Project each stage to ``dim`` channels, up-sample to the first stage, concatenate, fuse.
+    """Four NCHW stage maps (finest first, channels ``in_channels[i]``) -> F0 (B, dim, H0, W0).
 
-    Input: a list of NCHW stage maps, the first at the finest stride (4 for the usual
-    backbones), channels ``in_channels[i]``. Output: F0, (B, dim, H0, W0) at the first map's
-    size: 1x1 projections, bilinear up-sampling, concatenation (B, n*dim, H0, W0), a 1x1 fusing
-    conv and a 3x3 refining conv.
+    ``F0 = W_f [up(P_n(X_n)); ...; up(P_1(X_1))]`` with ``P_i`` a per-pixel Linear, ``up`` the
+    bilinear resize to the first map's size and ``W_f`` a bias-free 1x1 conv from ``n * dim``.
     """
 
     def __init__(self, *, in_channels: Sequence[int], dim: int = 256) -> None:
@@ -33,9 +27,8 @@ class MultiScaleFusion(nn.Module):
             raise ValueError("MultiScaleFusion needs at least one input stage")
         self.in_channels = tuple(int(c) for c in in_channels)
         self.dim = dim
-        self.projections = nn.ModuleList(conv_bn_relu(c, dim, 1) for c in self.in_channels)
-        self.fuse = conv_bn_relu(dim * len(self.in_channels), dim, 1)
-        self.refine = conv_bn_relu(dim, dim, 3)
+        self.projections = nn.ModuleList(nn.Linear(c, dim) for c in self.in_channels)
+        self.fuse = nn.Conv2d(dim * len(self.in_channels), dim, 1, bias=False)
 
     def forward(self, features: Sequence[Tensor]) -> Tensor:
         if len(features) != len(self.projections):
@@ -45,9 +38,8 @@ class MultiScaleFusion(nn.Module):
         size = features[0].shape[-2:]
         projected = []
         for feature, projection in zip(features, self.projections):
-            x = projection(feature)
+            x = projection(feature.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)  # (B, dim, h, w)
             if x.shape[-2:] != size:
                 x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
             projected.append(x)
-        fused = torch.cat(projected, dim=1)  # (B, n*dim, H0, W0)
-        return self.refine(self.fuse(fused))
+        return self.fuse(torch.cat(projected[::-1], dim=1))  # (B, dim, H0, W0)

@@ -1,16 +1,19 @@
 """HBIS: Heatmap-driven Bidirectional Information Synergy (BiCoR-Seg, method.md section 2).
 
 One layer exchanges information between the pixel features F (B, D, H, W) (stride 4) and the
-class embeddings E (B, K, D):
+class embeddings E (B, K, D), as in the authors' published layer (``BiCoRLayer``, one inner
+step, temperature 1, FiLM blend 0.5):
 
-1. heatmap logits ``A[b, k, p] = <Linear(LN(E))[b, k], LN(F)[b, :, p]> / sqrt(D)``;
-2. features -> embeddings: a 1x1 projection of the features is pooled with each class's sigmoid
-   heatmap, restricted to its top-k pixels (weights renormalised); the pooled context updates
-   the embedding through a gate: ``E' = g * MLP(ctx) + (1 - g) * E``,
-   ``g = sigmoid(MLP([E, ctx]))``;
-3. embeddings -> features: every class gives a FiLM (scale ``1 + tanh(Linear(E'))``, shift
-   ``Linear(E')``); the per-pixel softmax-over-classes heatmap mixes them; the modulated
-   features are projected and blended: ``F' = 0.5 F + 0.5 F_new``;
+1. heatmap logits ``A[b, k, p] = <W_q LN(E)[b, k], LN(F)[b, :, p]> / sqrt(D)`` (``W_q`` without
+   bias);
+2. features -> embeddings: pooling weights ``w`` are the sigmoid heatmap kept on each class's
+   top-k pixels, ``k = min(HW, max(min_topk, round(ratio * HW)))``, renormalised to sum 1 (all
+   pixels when that sum is <= 1e-6); ``w`` carries no gradient. The context is
+   ``C = w @ (W_v LN(F))`` (``W_v`` a bias-free 1x1 projection), and
+   ``E' = g * MLP_c(C) + (1 - g) * E`` with ``g = sigmoid(MLP_g([LN(E), C]))``;
+3. embeddings -> features: every class gives a FiLM of the raw features, scale
+   ``1 + tanh(W_s E')``, shift ``W_b E'``; the per-pixel softmax-over-classes heatmap mixes them:
+   ``F_new = sum_k softmax_k(A) * (scale_k * F + shift_k)``, and ``F' = 0.5 F + 0.5 F_new``;
 4. the heatmap logits (B, K, H, W) are returned as a low-resolution prediction.
 """
 
@@ -21,17 +24,17 @@ import math
 import torch
 from torch import Tensor, nn
 
+POOL_EPS = 1e-6
+
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, out_dim))
 
 
-def topk_count(num_pixels: int, topk_ratio: float | None, min_topk: int) -> int:
-    """Pixels pooled per class: all when ``topk_ratio`` is None, else
-    ``min(HW, max(min_topk, ceil(ratio * HW)))``."""
-    if topk_ratio is None:
-        return num_pixels
-    return min(num_pixels, max(min_topk, math.ceil(topk_ratio * num_pixels)))
+def topk_count(num_pixels: int, topk_ratio: float, min_topk: int) -> int:
+    """Pixels pooled per class: ``min(HW, max(min_topk, round(ratio * HW)))`` (Python's round,
+    as in the authors' code)."""
+    return min(num_pixels, max(min_topk, round(topk_ratio * num_pixels)))
 
 
 class HBISLayer(nn.Module):
@@ -39,43 +42,49 @@ class HBISLayer(nn.Module):
 
     Args:
         dim: D, the channels of the features and of the class embeddings.
-        topk_ratio: share of pixels pooled per class (None = all pixels).
-        min_topk: lower bound of the pooled pixel count when ``topk_ratio`` is set.
+        topk_ratio: share of pixels pooled per class, in (0, 1]; 1 pools every pixel.
+        min_topk: lower bound of the pooled pixel count.
+        film_blend: weight of the FiLM-modulated features in ``F'`` (0.5 in the paper).
     """
 
-    def __init__(self, *, dim: int, topk_ratio: float | None = None, min_topk: int = 64) -> None:
+    def __init__(
+        self,
+        *,
+        dim: int,
+        topk_ratio: float = 1.0,
+        min_topk: int = 64,
+        film_blend: float = 0.5,
+    ) -> None:
         super().__init__()
-        if topk_ratio is not None and not 0.0 < topk_ratio <= 1.0:
-            raise ValueError(f"topk_ratio must be in (0, 1] or None, got {topk_ratio}")
+        if not 0.0 < topk_ratio <= 1.0:
+            raise ValueError(f"topk_ratio must be in (0, 1], got {topk_ratio}")
         self.dim = dim
-        self.topk_ratio = topk_ratio
-        self.min_topk = min_topk
+        self.topk_ratio = float(topk_ratio)
+        self.min_topk = int(min_topk)
+        self.film_blend = float(film_blend)
         self.feature_norm = nn.LayerNorm(dim)
         self.embedding_norm = nn.LayerNorm(dim)
-        self.query = nn.Linear(dim, dim)
-        self.value = nn.Linear(dim, dim)  # the 1x1 conv projection, applied to (B, HW, D)
-        self.candidate = mlp(dim, dim, dim)
+        self.query = nn.Linear(dim, dim, bias=False)
+        self.value = nn.Linear(dim, dim, bias=False)  # the 1x1 conv, applied to (B, HW, D)
         self.gate = mlp(2 * dim, dim, dim)
+        self.candidate = mlp(dim, dim, dim)
         self.film_scale = nn.Linear(dim, dim)
         self.film_shift = nn.Linear(dim, dim)
-        self.output = nn.Linear(dim, dim)
-        nn.init.zeros_(self.film_scale.weight)
-        nn.init.zeros_(self.film_scale.bias)
-        nn.init.zeros_(self.film_shift.weight)
-        nn.init.zeros_(self.film_shift.bias)
 
+    @torch.no_grad()
     def pooling_weights(self, heatmap: Tensor) -> Tensor:
-        """Sigmoid heatmap kept on each class's top-k pixels, renormalised to sum 1.
+        """Sigmoid heatmap kept on each class's top-k pixels, renormalised to sum 1 (no gradient).
 
-        ``heatmap`` (B, K, HW) logits -> weights (B, K, HW).
+        ``heatmap`` (B, K, HW) logits -> weights (B, K, HW). A class whose kept weights sum to at
+        most 1e-6 falls back to the renormalised sigmoid over all pixels.
         """
-        weights = heatmap.sigmoid()
+        probs = heatmap.sigmoid()
         k = topk_count(heatmap.shape[-1], self.topk_ratio, self.min_topk)
-        if k < heatmap.shape[-1]:
-            index = heatmap.detach().topk(k, dim=-1).indices  # (B, K, k)
-            keep = torch.zeros_like(weights).scatter_(-1, index, 1.0)
-            weights = weights * keep
-        return weights / (weights.sum(dim=-1, keepdim=True) + 1e-6)
+        index = probs.topk(k, dim=-1).indices  # (B, K, k)
+        kept = probs * torch.zeros_like(probs).scatter_(-1, index, 1.0)
+        total = kept.sum(dim=-1, keepdim=True)
+        every = probs / (probs.sum(dim=-1, keepdim=True) + POOL_EPS)
+        return torch.where(total <= POOL_EPS, every, kept / (total + POOL_EPS))
 
     def forward(self, features: Tensor, embeddings: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Run one layer.
@@ -94,25 +103,24 @@ class HBISLayer(nn.Module):
                 f"HBISLayer(dim={self.dim}) got features {tuple(features.shape)} and "
                 f"embeddings {tuple(embeddings.shape)}"
             )
-        tokens = features.flatten(2).transpose(1, 2)  # (B, HW, D)
-        normed = self.feature_norm(tokens)
-        queries = self.query(self.embedding_norm(embeddings))  # (B, K, D)
-        heatmap = queries @ normed.transpose(1, 2) / math.sqrt(d)  # (B, K, HW)
+        tokens = features.flatten(2).transpose(1, 2)  # (B, HW, D) raw features
+        normed = self.feature_norm(tokens)  # (B, HW, D)
+        normed_embeddings = self.embedding_norm(embeddings)  # (B, K, D)
+        heatmap = self.query(normed_embeddings) @ normed.transpose(1, 2) / math.sqrt(d)
 
-        # features -> embeddings
+        # features -> embeddings (pooling weights without gradient)
         weights = self.pooling_weights(heatmap)  # (B, K, HW)
         context = weights @ self.value(normed)  # (B, K, D)
-        gate = self.gate(torch.cat([embeddings, context], dim=-1)).sigmoid()
+        gate = self.gate(torch.cat([normed_embeddings, context], dim=-1)).sigmoid()
         new_embeddings = gate * self.candidate(context) + (1.0 - gate) * embeddings
 
-        # embeddings -> features
+        # embeddings -> features: per-class FiLM of the raw features, mixed by the softmax heatmap
         mix = heatmap.softmax(dim=1).transpose(1, 2)  # (B, HW, K)
         scale = 1.0 + torch.tanh(self.film_scale(new_embeddings))  # (B, K, D)
         shift = self.film_shift(new_embeddings)  # (B, K, D)
-        modulated = normed * (mix @ scale) + mix @ shift  # (B, HW, D)
-        new_tokens = self.output(modulated)  # (B, HW, D)
-        new_features = new_tokens.transpose(1, 2).reshape(b, d, h, w)  # (B, D, H, W)
-        blended = 0.5 * features + 0.5 * new_features
+        modulated = tokens * (mix @ scale) + mix @ shift  # (B, HW, D)
+        new_features = modulated.transpose(1, 2).reshape(b, d, h, w)  # (B, D, H, W)
+        blended = (1.0 - self.film_blend) * features + self.film_blend * new_features
         return blended, new_embeddings, heatmap.reshape(b, -1, h, w)  # heatmap (B, K, H, W)
 
 

@@ -1,74 +1,90 @@
-"""Output heads: per-pixel dot product of pixel features with projected class embeddings."""
+"""Output head: a parameter-light x4 up-sampler and a per-pixel dot product with the classes.
+
+As in the authors' decoder: the stride-4 features (B, D, h, w) go through PixelShuffle(2) ->
+LayerNorm2d -> GELU -> PixelShuffle(2) -> GELU, giving (B, D/16, 4h, 4w); the logits are the
+unscaled dot product of those pixels with a bias-free Linear (D -> D/16) of the class
+embeddings. The auxiliary (training-only) output shares the up-sampler, reads the fused
+features F0 and the initial class embeddings through their own Linear, and sends no gradient
+to the embeddings.
+"""
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+UPSAMPLE_FACTOR = 16  # channels lost by the two PixelShuffle(2) steps
+
 
 def class_dot_product(pixels: Tensor, embeddings: Tensor) -> Tensor:
-    """``logits[b, k, h, w] = <pixels[b, :, h, w], embeddings[b, k]> / sqrt(C)``.
+    """``logits[b, k, h, w] = <pixels[b, :, h, w], embeddings[b, k]>``.
 
     ``pixels`` (B, C, H, W), ``embeddings`` (B, K, C) -> (B, K, H, W).
     """
-    return torch.einsum("bchw,bkc->bkhw", pixels, embeddings) / math.sqrt(pixels.shape[1])
+    return torch.einsum("bkc,bchw->bkhw", embeddings, pixels)
 
 
-class PixelShuffleUp(nn.Module):
-    """x2 up-sampling: 3x3 conv to ``4 * out_channels``, PixelShuffle(2), BatchNorm, ReLU."""
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of an NCHW map (eps 1e-6, affine)."""
 
-    def __init__(self, *, in_channels: int, out_channels: int) -> None:
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, 4 * out_channels, 3, padding=1, bias=False)
-        self.shuffle = nn.PixelShuffle(2)
-        self.norm = nn.BatchNorm2d(out_channels)
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.norm(self.shuffle(self.conv(x))), inplace=True)  # (B, C, 2H, 2W)
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, C)
+        x = F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def _resize(logits: Tensor, output_size: tuple[int, int] | None) -> Tensor:
+    if output_size is not None and tuple(logits.shape[-2:]) != tuple(output_size):
+        logits = F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
+    return logits
 
 
 class SegmentationHead(nn.Module):
-    """Main head: two PixelShuffle(2) steps from stride 4 to full resolution, then logits as a
-    dot product with the class embeddings projected to the last step's channels.
+    """Main and auxiliary class logits from stride-4 features.
 
-    ``forward(features (B, D, H/4, W/4), embeddings (B, K, D), output_size=None)`` ->
-    logits (B, K, H, W); ``output_size`` resizes (bilinear) when the input was not a multiple
-    of 4.
+    Args:
+        dim: D, channels of the features and embeddings (a multiple of 16).
+        auxiliary: build the auxiliary classifier (``auxiliary`` is unusable without it).
+
+    ``forward(features (B, D, h, w), embeddings (B, K, D), output_size=None)`` and
+    ``auxiliary(F0, E0, output_size=None)`` -> logits (B, K, 4h, 4w), bilinearly resized to
+    ``output_size`` when the input size was not a multiple of 4.
     """
 
-    def __init__(self, *, dim: int, channels: tuple[int, int] = (128, 64)) -> None:
+    def __init__(self, *, dim: int, auxiliary: bool = True) -> None:
         super().__init__()
-        c1, c2 = channels
-        self.up1 = PixelShuffleUp(in_channels=dim, out_channels=c1)
-        self.up2 = PixelShuffleUp(in_channels=c1, out_channels=c2)
-        self.pixel_proj = nn.Conv2d(c2, c2, 1)
-        self.embedding_proj = nn.Linear(dim, c2)
+        if dim % UPSAMPLE_FACTOR != 0:
+            raise ValueError(f"dim must be a multiple of {UPSAMPLE_FACTOR}, got {dim}")
+        channels = dim // UPSAMPLE_FACTOR
+        self.upsampler = nn.Sequential(
+            nn.PixelShuffle(2),
+            LayerNorm2d(dim // 4),
+            nn.GELU(),
+            nn.PixelShuffle(2),
+            nn.GELU(),
+        )
+        self.classifier = nn.Linear(dim, channels, bias=False)
+        self.aux_classifier = nn.Linear(dim, channels, bias=False) if auxiliary else None
 
     def forward(
         self, features: Tensor, embeddings: Tensor, output_size: tuple[int, int] | None = None
     ) -> Tensor:
-        pixels = self.pixel_proj(self.up2(self.up1(features)))  # (B, C2, 4h, 4w)
-        logits = class_dot_product(pixels, self.embedding_proj(embeddings))
-        if output_size is not None and tuple(logits.shape[-2:]) != tuple(output_size):
-            logits = F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
-        return logits
+        pixels = self.upsampler(features)  # (B, D/16, 4h, 4w)
+        return _resize(class_dot_product(pixels, self.classifier(embeddings)), output_size)
 
-
-class AuxiliaryHead(nn.Module):
-    """Training-only head on F0 with the initial embeddings: a 1x1 projection at stride 4, the
-    dot product with the projected embeddings, bilinear up-sampling to ``output_size``.
-
-    ``forward(features (B, D, h, w), embeddings (B, K, D), output_size) -> (B, K, H, W)``.
-    """
-
-    def __init__(self, *, dim: int, channels: int = 64) -> None:
-        super().__init__()
-        self.pixel_proj = nn.Conv2d(dim, channels, 1)
-        self.embedding_proj = nn.Linear(dim, channels)
-
-    def forward(self, features: Tensor, embeddings: Tensor, output_size: tuple[int, int]) -> Tensor:
-        logits = class_dot_product(self.pixel_proj(features), self.embedding_proj(embeddings))
-        return F.interpolate(logits, size=output_size, mode="bilinear", align_corners=False)
+    def auxiliary(
+        self, features: Tensor, embeddings: Tensor, output_size: tuple[int, int] | None = None
+    ) -> Tensor:
+        """Auxiliary logits; ``embeddings`` are detached (the authors' static classifier)."""
+        if self.aux_classifier is None:
+            raise RuntimeError("this head was built without the auxiliary classifier")
+        pixels = self.upsampler(features)  # (B, D/16, 4h, 4w)
+        weights = self.aux_classifier(embeddings.detach())
+        return _resize(class_dot_product(pixels, weights), output_size)

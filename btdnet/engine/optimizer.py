@@ -25,3 +25,23 @@ def build_adamw(
         except (RuntimeError, TypeError):  # no fused kernel for these tensors / this torch
             pass
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+OPTIMIZERS = ("adamw", "lookahead_adamw")
+LOOKAHEAD_K = 5  # catalyst's Lookahead defaults, used by the BiCoR-Seg authors
+LOOKAHEAD_ALPHA = 0.5
+
+
+def build_optimizer(
+    kind: str, params: Iterable[Any], *, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """``"adamw"`` (:func:`build_adamw`), or ``"lookahead_adamw"``: timm's Lookahead (k 5,
+    alpha 0.5) over that AdamW, the BiCoR-Seg authors' optimizer."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {kind!r}; expected one of {OPTIMIZERS}")
+    optimizer = build_adamw(params, lr=lr, weight_decay=weight_decay)
+    if kind == "lookahead_adamw":
+        from timm.optim import Lookahead
+
+        return Lookahead(optimizer, alpha=LOOKAHEAD_ALPHA, k=LOOKAHEAD_K)
+    return optimizer

@@ -29,7 +29,7 @@ from btdnet.engine import checkpoints as ckpt
 from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
 from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
-from btdnet.engine.optimizer import build_adamw
+from btdnet.engine.optimizer import OPTIMIZERS, build_optimizer
 from btdnet.engine.sampler import EpochShuffleSampler
 from btdnet.engine.schedule import build_scheduler
 from btdnet.engine.task import TrainingTask
@@ -50,11 +50,13 @@ class TrainSettings:
     lr: float = 3e-5
     weight_decay: float = 0.01
     schedule: str = "poly"
+    schedule_unit: str = "step"
     power: float = 0.9
     min_lr: float = 0.0
     warmup_steps: int = 0
     warmup_ratio: float = 0.0
     clip_grad_norm: float | None = 1.0
+    optimizer: str = "adamw"
     mixed_precision: str = "no"
     num_workers: int = 0
     eval_every: int = 1
@@ -78,7 +80,16 @@ class TrainSettings:
         unknown = sorted(set(section) - known)
         if unknown:
             raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
-        return cls(**section)
+        settings = cls(**section)
+        if settings.schedule_unit not in ("step", "epoch"):
+            raise ValueError(
+                f"train.schedule_unit must be 'step' or 'epoch', got {settings.schedule_unit!r}"
+            )
+        if settings.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"train.optimizer must be one of {OPTIMIZERS}, got {settings.optimizer!r}"
+            )
+        return settings
 
 
 def _trackers(kind: str) -> list[str]:
@@ -161,7 +172,7 @@ class Trainer:
             for split, ds in eval_sets.items()
         }
         groups = self.task.param_groups(model, self.config)
-        optimizer = build_adamw(groups, lr=s.lr, weight_decay=s.weight_decay)
+        optimizer = build_optimizer(s.optimizer, groups, lr=s.lr, weight_decay=s.weight_decay)
         prepared = acc.prepare(model, optimizer, train_dl, *eval_dls.values())
         self.model, self.optimizer, self.train_dl = prepared[:3]
         self.eval_dls = dict(zip(eval_dls, prepared[3:]))
@@ -177,6 +188,7 @@ class Trainer:
             power=s.power,
             min_lr=s.min_lr,
             base_lr=s.lr,
+            steps_per_epoch=self.updates_per_epoch if s.schedule_unit == "epoch" else None,
         )
         trackers = _trackers(s.trackers)
         if trackers:

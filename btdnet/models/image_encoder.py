@@ -39,6 +39,10 @@ import torch
 from timm.models import SwinTransformer
 from torch import nn
 
+from btdnet.models.convnext_checkpoint import (
+    convert_torchvision_convnext,
+    is_torchvision_convnext,
+)
 from btdnet.models.serialization import (
     CheckpointError,
     LoadReport,
@@ -212,7 +216,8 @@ class ImageEncoder(nn.Module):
 
         Swin accepts official Microsoft files (``{"model": ...}``, end-of-stage downsample) and timm
         files; other backbones accept timm-layout files (``stages.0.x`` is matched to the feature
-        extractor's flattened ``stages_0.x``).
+        extractor's flattened ``stages_0.x``) and, for ConvNeXt, torchvision files (renamed by
+        ``convert_torchvision_convnext``).
         """
         state = read_state_dict(path)
         if self.is_swin:
@@ -223,6 +228,11 @@ class ImageEncoder(nn.Module):
                     f"{path}: does not fit the Swin '{self.name}' built here ({error})"
                 ) from error
         else:
+            if is_torchvision_convnext(state):
+                try:
+                    state = convert_torchvision_convnext(state)
+                except ValueError as error:
+                    raise CheckpointError(f"{path}: {error}") from error
             own = self.backbone.state_dict()
             renamed = {}
             for key, value in state.items():

@@ -1,0 +1,94 @@
+"""Test-time augmentation of the BiCoR-Seg authors' test scripts (ttach's product of views).
+
+A :class:`TestTimeAugment` is the product of horizontal flip x vertical flip x rotation by 90
+degrees x scales: each view augments the input in that order, the model runs, the logits are
+mapped back in the reverse order (scale back to the input size, rotate back, unflip) and the
+logits of all views are averaged. The authors' settings (their ``test_*.py -t ...``):
+
+- Vaihingen ``d4``: flips, rot90 and scales 0.5, 0.75, 1, 1.25, 1.5 (40 views);
+- LoveDA ``d4``: horizontal flip and scales 0.75, 1, 1.25, 1.5 (8 views);
+- Potsdam ``lr``: horizontal and vertical flips (4 views).
+
+Scaling is bicubic (``align_corners=False``) both ways; the way back resizes to the exact input
+size (ttach multiplies by ``1 / scale``, which can miss a pixel at odd sizes).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor
+
+ModelFn = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class TestTimeAugment:
+    """The views to average. The default is a single plain forward pass."""
+
+    __test__ = False  # not a pytest test class
+
+    hflip: bool = False
+    vflip: bool = False
+    rot90: bool = False
+    scales: tuple[float, ...] = (1.0,)
+
+    def __post_init__(self) -> None:
+        scales = tuple(float(s) for s in self.scales)
+        if not scales or any(s <= 0 for s in scales):
+            raise ValueError(f"TTA scales must be positive numbers, got {self.scales}")
+        object.__setattr__(self, "scales", scales)
+
+    @classmethod
+    def from_config(cls, section: dict | None) -> TestTimeAugment:
+        """From ``eval.tta: {hflip, vflip, rot90, scales}`` (missing keys: no augmentation)."""
+        section = dict(section or {})
+        unknown = sorted(set(section) - {"hflip", "vflip", "rot90", "scales"})
+        if unknown:
+            raise ValueError(f"unknown eval.tta keys {unknown}; known: hflip, vflip, rot90, scales")
+        scales: Sequence[float] = section.get("scales") or (1.0,)
+        return cls(
+            hflip=bool(section.get("hflip", False)),
+            vflip=bool(section.get("vflip", False)),
+            rot90=bool(section.get("rot90", False)),
+            scales=tuple(scales),
+        )
+
+    @property
+    def num_views(self) -> int:
+        return (1 + self.hflip) * (1 + self.vflip) * (1 + self.rot90) * len(self.scales)
+
+    def views(self) -> list[tuple[bool, bool, bool, float]]:
+        """Every (hflip, vflip, rot90, scale) combination, the identity first."""
+        return list(
+            itertools.product(
+                (False, True) if self.hflip else (False,),
+                (False, True) if self.vflip else (False,),
+                (False, True) if self.rot90 else (False,),
+                self.scales,
+            )
+        )
+
+    def __call__(self, model_fn: ModelFn, batch: Tensor) -> Tensor:
+        """(n, 3, H, W) -> (n, K, H, W) logits averaged over the views."""
+        size = batch.shape[-2:]
+        total = None
+        for hflip, vflip, rot, scale in self.views():
+            x = batch.flip(-1) if hflip else batch
+            x = x.flip(-2) if vflip else x
+            x = x.rot90(1, dims=(-2, -1)) if rot else x
+            if scale != 1.0:
+                target = (round(x.shape[-2] * scale), round(x.shape[-1] * scale))
+                x = F.interpolate(x, size=target, mode="bicubic", align_corners=False)
+            y = model_fn(x)
+            if scale != 1.0:
+                back = (size[1], size[0]) if rot else tuple(size)
+                y = F.interpolate(y, size=back, mode="bicubic", align_corners=False)
+            y = y.rot90(-1, dims=(-2, -1)) if rot else y
+            y = y.flip(-2) if vflip else y
+            y = y.flip(-1) if hflip else y
+            total = y if total is None else total + y
+        return total / self.num_views
