@@ -51,7 +51,7 @@ closed-set (--task seg, BiCoR-Seg checkpoints or prediction files; bicor/benchma
   --dataset synthetic_seg|loveda|vaihingen|potsdam, --protocol geoseg (default: Vaihingen and
   Potsdam means without clutter, OA over all classes) or mmseg (clutter included). Sliding
   windows of --window pixels (default: the checkpoint's crop size) every --stride pixels,
-  logits averaged, optional --tta (flips); one confusion matrix over all pixels. A class with
+  logits averaged, optional --tta (h x v flips); one confusion matrix over all pixels. A class with
   no true positive has no F1 ("-" in the table, null in JSON) and is left out of mF1.
   --predictions DIR: one file per image of the split, named after the image file's stem
   (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding
@@ -94,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=int, default=None, help="seg: sliding-window size")
     parser.add_argument("--stride", type=int, default=None, help="seg: sliding-window step")
     parser.add_argument("--window-batch", type=int, default=4, help="seg: windows per forward")
-    parser.add_argument("--tta", action="store_true", help="seg: flip test-time augmentation")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="seg: horizontal x vertical flip test-time augmentation (4 views)",
+    )
     parser.add_argument(
         "--image-size",
         type=int,

@@ -59,3 +59,17 @@ def test_mosaic_takes_one_quadrant_from_each_tile():
     assert (mask[split_y:, :split_x] == 2).all() and (image[split_y:, split_x:] == 40).all()
     with pytest.raises(ValueError, match="four tiles"):
         mosaic_pair(tiles[:3], 32, np.random.default_rng(0))
+
+
+def test_dataset_assembles_mosaics_from_four_tiles(tmp_path):
+    from bicor.data import build_closed_set_dataset
+    from tests.closed_set_fixtures import write_loveda_fixture
+
+    write_loveda_fixture(tmp_path)
+    options = {"mode": "train", "crop_size": 16, "scales": (1.0,), "seed": 0}
+    always = build_closed_set_dataset("loveda", tmp_path, "train+val", mosaic_p=1.0, **options)
+    never = build_closed_set_dataset("loveda", tmp_path, "train+val", **options)
+    item = always[0]
+    assert item["sample_id"].startswith("mosaic:") and item["sample_id"].count("+") == 3
+    assert item["pixel_values"].shape == (3, 16, 16) and item["mask"].shape == (16, 16)
+    assert not never[0]["sample_id"].startswith("mosaic:")

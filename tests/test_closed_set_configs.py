@@ -38,6 +38,7 @@ def test_real_data_config_runs_on_its_fixture(tmp_path, name):
             f"data.eval_splits=[{EVAL_SPLIT[name]}]",
             "eval.window=32",
             "eval.stride=24",
+            "eval.tta={}",  # the reference below scores plain windows (TTA: test_bicor_tta.py)
             "train.epochs=1",
             "train.batch_size=2",
             "train.num_workers=0",
