@@ -8,3 +8,11 @@ class CheckpointError(ValueError):
 
     The message is one line that names the file or folder and the problem.
     """
+
+
+class DatasetError(Exception):
+    """A data set file is missing, unreadable or inconsistent; the message names the file.
+
+    Raised by the referring loaders (``btdnet.data``) and, through subclasses, by the
+    closed-set loaders (``bicor.data``).
+    """

@@ -105,8 +105,9 @@ def test_items_value_by_value(fixture, tokenizer):
     item = dataset[1]
     assert set(item) == {
         "pixel_values", "mask", "input_ids", "attention_mask", "text", "category",
-        "category_id", "sample_id", "image_id", "orig_size", "index",
+        "category_id", "sample_id", "image_id", "orig_size", "index", "present",
     }  # fmt: skip
+    assert item["present"] == 1  # RRSIS-D expressions all refer to an object
     assert item["pixel_values"].dtype == torch.float32
     assert item["pixel_values"].shape == (3, SIZE, SIZE)
     # image 1 is one uniform colour, so bilinear resizing keeps the decoded JPEG value
@@ -274,5 +275,5 @@ def test_malformed_rle_counts_raise_instead_of_returning_garbage(tmp_path):
 
 
 def test_unknown_dataset_name(fixture):
-    with pytest.raises(ValueError, match="known: refsegrs, rrsisd"):
+    with pytest.raises(ValueError, match="known: grefs, refsegrs, rrsisd"):
         build_referring_dataset("refcoco", fixture["root"], "train", None)

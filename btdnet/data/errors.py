@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from btdnet.errors import DatasetError  # re-exported: defined with the other shared errors
+
 # kind -> what it means. Kinds in WARNING_KINDS leave a data set usable; every other kind does not.
 PROBLEM_KINDS: dict[str, str] = {
     "missing_file": "an index file or folder of the layout is absent",
@@ -31,10 +33,6 @@ PROBLEM_KINDS: dict[str, str] = {
 WARNING_KINDS: frozenset[str] = frozenset(
     {"size_mismatch", "empty_mask", "duplicate_id", "inconsistent_target"}
 )
-
-
-class DatasetError(Exception):
-    """A data set file is missing, unreadable or inconsistent; the message names the file."""
 
 
 class UnsafePickleError(DatasetError):

@@ -7,12 +7,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from btdnet.data.errors import DatasetError
 from btdnet.engine.checkpoints import CheckpointError
 from btdnet.engine.config import ConfigError, get, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
-from btdnet.models.serialization import CheckpointError as ModelCheckpointError
+from btdnet.errors import DatasetError
 
 EPILOG = """\
 launching:
@@ -41,7 +40,6 @@ with the same data order and RNG, so the run ends where an uninterrupted one wou
 LIBRARY_ERRORS = (
     ConfigError,
     CheckpointError,
-    ModelCheckpointError,
     NonFiniteLossError,
     DatasetError,
     OSError,
