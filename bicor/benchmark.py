@@ -84,7 +84,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=args.num_workers)
     # not prepared: tiles stay on the CPU; only window batches go to the device
     loader = accelerator.prepare_data_loader(loader, device_placement=False)
-    window = args.window or model.config.img_size
+    window = args.window or model.config.image_size
     stride = args.stride or max(1, (2 * window) // 3)
     save_dir = getattr(args, "save_predictions", None)
     results = evaluate_closed_set(

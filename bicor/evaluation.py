@@ -38,11 +38,11 @@ def predict_logits(
 ) -> Tensor:
     """(B, 3, H, W) -> (B, K, H, W) logits of a BiCoR model by sliding windows.
 
-    ``window`` defaults to the model's ``config.img_size`` and ``stride`` to 2/3 of the window
+    ``window`` defaults to the model's ``config.image_size`` and ``stride`` to 2/3 of the window
     (one third overlap); an image no larger than the window is one forward pass.
     """
     config = model.config
-    window = int(window or config.img_size)
+    window = int(window or config.image_size)
     stride = int(stride or max(1, (2 * window) // 3))
 
     def model_fn(batch: Tensor) -> Tensor:

@@ -1,24 +1,26 @@
 """The closed-set segmentation task for the generic trainer (``scripts/train_seg.py``).
 
-Config sections it reads::
+Its config sections, each read once into a frozen dataclass (unknown keys are refused)::
 
     model: {variant, pretrained, encoder_lr_factor, decay_all_parameters,
-            overrides: {...}}                                        # BiCoRConfig fields
+            overrides: {...BiCoRConfig fields}}
     data:  {dataset: synthetic_seg | loveda | vaihingen | potsdam, root,
             train_split, eval_splits, crop_size, scales, flips, rot90,
-            split_scheme, image_mode, crops_per_tile,          # real data sets
+            split_scheme, image_mode, crops_per_tile, cache_dir, domains,  # real data sets
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
-            image_size, generate_synthetic: {train, val, size, seed}}  # synthetic set
-    eval:  {protocol: geoseg | mmseg, window, stride, window_batch,
-            tta: {hflip, vflip, rot90, scales}}                    # bicor.tta
-    train: {lr, weight_decay, schedule: cosine, ...}             # see TrainSettings
+            image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
+    eval:  {protocol: geoseg | mmseg, window, stride, flip_tta, window_batch,
+            tta: {hflip, vflip, rot90, scales}}                           # bicor.tta
+    train: {...}                                                          # TrainSettings
 
-``num_classes`` and ``class_names`` come from the data set; ``img_size`` from the crop size.
+``num_classes`` and ``class_names`` come from the data set; ``image_size`` from the crop size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +34,19 @@ from bicor.data.builder import CLOSED_SET_DATASETS, build_closed_set_dataset
 from bicor.data.synthetic_seg import CLASSES as SYNTHETIC_CLASSES
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
-from bicor.models import BiCoRSeg, build_bicor, load_bicor_weights
-from bicor.protocols import closed_set_protocol
+from bicor.models import BiCoRConfig, BiCoRSeg, build_bicor, load_bicor_weights
+from bicor.models.bicor_seg import LEGACY_FIELDS
+from bicor.models.variants import VARIANTS
+from bicor.protocols import PROTOCOL_NAMES, closed_set_protocol
 from bicor.tta import TestTimeAugment
-from btdnet.engine.config import get
+from btdnet.engine.config import ConfigError
 from btdnet.engine.prepare import prepare_on_local_main
+from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
+from btdnet.models.param_groups import build_param_groups
 
 SYNTHETIC = "synthetic_seg"
+DATASETS = (SYNTHETIC, *CLOSED_SET_DATASETS)
+SYNTHETIC_KEYS = tuple(inspect.signature(write_synthetic_seg).parameters)[1:]
 
 
 def dataset_classes(
@@ -47,13 +55,101 @@ def dataset_classes(
     """(class names, classes entering mIoU/mF1 or None for all) of a data set and protocol."""
     if dataset == SYNTHETIC:
         return list(SYNTHETIC_CLASSES), None
-    if dataset not in CLOSED_SET_DATASETS:
-        raise ValueError(
-            f"unknown data.dataset {dataset!r}; expected {SYNTHETIC} or one of "
-            f"{CLOSED_SET_DATASETS}"
-        )
+    check_choice(dataset, DATASETS, "data.dataset")
     spec = closed_set_protocol(dataset, protocol)
     return list(spec.class_names), spec.eval_classes
+
+
+@dataclass(frozen=True)
+class SegModelSection:
+    """``model:`` the BiCoR-Seg variant, the ``BiCoRConfig`` fields it overrides, lr factor."""
+
+    variant: str
+    pretrained: bool = False
+    encoder_lr_factor: float = 1.0
+    decay_all_parameters: bool = True  # the authors' recipe; false exempts norms, biases, E
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_choice(self.variant, sorted(VARIANTS), "model.variant")
+        known = [*BiCoRConfig.field_names(), *LEGACY_FIELDS]
+        refuse_unknown_keys(self.overrides, known, "model.overrides")
+
+
+@dataclass(frozen=True)
+class SegDataSection:
+    """``data:`` which closed-set data set, where, which splits, crops and augmentation."""
+
+    dataset: str = SYNTHETIC
+    root: str | None = None
+    train_split: str = "train"
+    eval_splits: tuple[str, ...] = ("val",)
+    image_size: int = 128  # the synthetic set's image (and crop) size
+    crop_size: int = 512  # the real data sets' training crop
+    scales: tuple[float, ...] = DEFAULT_SCALES
+    flips: bool = True
+    rot90: bool = True
+    split_scheme: str | None = None
+    image_mode: str | None = None
+    crops_per_tile: int | None = None
+    cache_dir: str | None = None
+    domains: tuple[str, ...] | None = None
+    rot90_p: float | None = None
+    smart_crop_ratio: float | None = None
+    mosaic_p: float | None = None
+    mosaic_size: int | None = None
+    generate_synthetic: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        check_choice(self.dataset, DATASETS, "data.dataset")
+        if self.generate_synthetic is not None:
+            refuse_unknown_keys(self.generate_synthetic, SYNTHETIC_KEYS, "data.generate_synthetic")
+
+    @property
+    def crop(self) -> int:
+        """The training crop (and model input) size."""
+        return self.image_size if self.dataset == SYNTHETIC else self.crop_size
+
+    def tile_options(self) -> dict[str, Any]:
+        """The real-data-set options that were set (the builder's defaults for the others)."""
+        names = ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains")
+        names += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+@dataclass(frozen=True)
+class SegEvalSection:
+    """``eval:`` the scoring protocol and the sliding window (docs/evaluation.md)."""
+
+    protocol: str = "geoseg"
+    window: int | None = None
+    stride: int | None = None
+    flip_tta: bool = False
+    window_batch: int = 4
+    tta: dict[str, Any] | None = None  # bicor.tta.TestTimeAugment: {hflip, vflip, rot90, scales}
+
+    def __post_init__(self) -> None:
+        check_choice(self.protocol, PROTOCOL_NAMES, "eval.protocol")
+        if self.tta is not None:
+            refuse_unknown_keys(self.tta, ("hflip", "vflip", "rot90", "scales"), "eval.tta")
+
+
+@dataclass(frozen=True)
+class SegConfig:
+    """The task's sections of a training config."""
+
+    model: SegModelSection
+    data: SegDataSection = field(default_factory=SegDataSection)
+    eval: SegEvalSection = field(default_factory=SegEvalSection)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SegConfig:
+        """Read the ``model``, ``data`` and ``eval`` sections; ``ConfigError`` names a bad key."""
+        return cls(
+            model=build_section(SegModelSection, config.get("model"), "model"),
+            data=build_section(SegDataSection, config.get("data"), "data"),
+            eval=build_section(SegEvalSection, config.get("eval"), "eval"),
+        )
 
 
 class AugmentTransform:
@@ -74,129 +170,89 @@ class SegTask:
 
     name = "seg"
     best_metric = "mIoU"
+    config_sections = ("model", "data", "eval")
 
-    def __init__(self) -> None:
-        self.class_names: list[str] = []
-        self.eval_classes: tuple[int, ...] | None = None
-        self.eval_settings: dict[str, Any] = {}
-
-    def _dataset_name(self, config: dict) -> str:
-        return str(get(config, "data.dataset", SYNTHETIC)).lower()
-
-    def _crop_size(self, config: dict) -> int:
-        if self._dataset_name(config) == SYNTHETIC:
-            return int(get(config, "data.image_size", 128))
-        return int(get(config, "data.crop_size", 512))
-
-    def build_model(self, config: dict) -> nn.Module:
-        dataset = self._dataset_name(config)
+    def __init__(self, config: SegConfig) -> None:
+        self.config = config
         self.class_names, self.eval_classes = dataset_classes(
-            dataset, str(get(config, "eval.protocol", "geoseg"))
+            config.data.dataset, config.eval.protocol
         )
-        self.eval_settings = {
-            "window": get(config, "eval.window"),
-            "stride": get(config, "eval.stride"),
-            "flip_tta": bool(get(config, "eval.flip_tta", False)),
-            "tta": TestTimeAugment.from_config(get(config, "eval.tta")),
-            "window_batch": int(get(config, "eval.window_batch", 4)),
-        }
-        overrides = dict(get(config, "model.overrides", {}) or {})
-        overrides.setdefault("img_size", self._crop_size(config))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SegTask:
+        return cls(SegConfig.from_config(config))
+
+    def build_model(self) -> nn.Module:
+        section = self.config.model
+        overrides = dict(section.overrides)
+        if "image_size" not in overrides and "img_size" not in overrides:  # img_size: old name
+            overrides["image_size"] = self.config.data.crop
         overrides["num_classes"] = len(self.class_names)
         overrides["class_names"] = self.class_names
-        return build_bicor(
-            str(get(config, "model.variant", "demo")),
-            pretrained=bool(get(config, "model.pretrained", False)),
-            **overrides,
-        )
+        return build_bicor(section.variant, pretrained=section.pretrained, **overrides)
 
-    def _train_augment(self, config: dict) -> CropAugment:
-        return CropAugment(
-            self._crop_size(config),
-            tuple(float(s) for s in get(config, "data.scales", DEFAULT_SCALES)),
-            bool(get(config, "data.flips", True)),
-            bool(get(config, "data.rot90", True)),
-        )
-
-    def _closed_set(self, config: dict, split: str, mode: str) -> Dataset:
-        options: dict[str, Any] = {}
-        keys = ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains")
-        keys += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size")
-        for key in keys:
-            value = get(config, f"data.{key}")
-            if value is not None:
-                options[key] = value
+    def _closed_set(self, split: str, mode: str) -> Dataset:
+        data = self.config.data
         return build_closed_set_dataset(
-            self._dataset_name(config),
-            get(config, "data.root"),
+            data.dataset,
+            data.root,
             split,
             mode=mode,
-            crop_size=self._crop_size(config),
-            scales=tuple(float(s) for s in get(config, "data.scales", DEFAULT_SCALES)),
-            flips=bool(get(config, "data.flips", True)),
-            rot90=bool(get(config, "data.rot90", True)),
-            **options,
+            crop_size=data.crop,
+            scales=data.scales,
+            flips=data.flips,
+            rot90=data.rot90,
+            **data.tile_options(),
         )
 
-    def build_datasets(self, config: dict) -> tuple[Dataset, dict[str, Dataset]]:
-        root = get(config, "data.root")
-        if root is None:
-            raise ValueError("config has no data.root: set it in the file or with --set data.root=")
-        splits: Sequence[str] = get(config, "data.eval_splits", ["val"]) or []
-        train_split = str(get(config, "data.train_split", "train"))
-        if self._dataset_name(config) == SYNTHETIC:
-            size = self._crop_size(config)
-            train = SyntheticSegDataset(
-                root,
-                train_split,
-                image_size=size,
-                transform=AugmentTransform(self._train_augment(config)),
-            )
-            evals = {s: SyntheticSegDataset(root, s, image_size=size) for s in splits}
-            return train, evals
-        train = self._closed_set(config, train_split, "train")
-        return train, {s: self._closed_set(config, s, "eval") for s in splits}
-
-    def collate_fn(self) -> None:
-        return None  # default_collate; eval tiles of varying size need eval_batch_size 1
+    def build_datasets(self, model: nn.Module) -> tuple[Dataset, dict[str, Dataset]]:
+        data = self.config.data
+        if data.root is None:
+            raise ConfigError("data.root: not set; set it in the file or with --set data.root=")
+        if data.dataset != SYNTHETIC:
+            train = self._closed_set(data.train_split, "train")
+            return train, {s: self._closed_set(s, "eval") for s in data.eval_splits}
+        augment = CropAugment(data.crop, data.scales, data.flips, data.rot90)
+        train = SyntheticSegDataset(
+            data.root, data.train_split, image_size=data.crop, transform=AugmentTransform(augment)
+        )
+        evals = {
+            s: SyntheticSegDataset(data.root, s, image_size=data.crop) for s in data.eval_splits
+        }
+        return train, evals
 
     def compute_loss(self, model: nn.Module, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         out = model(batch["pixel_values"], targets=batch["mask"])
         return out.loss, {k: v.detach() for k, v in out.losses.items()}
 
     def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]:
-        config = accelerator.unwrap_model(model).config
+        settings = self.config.eval
         return evaluate_closed_set(
             model,
             dataloader,
             accelerator,
-            class_names=config.class_names or self.class_names,
+            class_names=accelerator.unwrap_model(model).config.class_names or self.class_names,
             eval_classes=self.eval_classes,
-            **self.eval_settings,
+            window=settings.window,
+            stride=settings.stride,
+            flip_tta=settings.flip_tta,
+            tta=TestTimeAugment.from_config(settings.tta),
+            window_batch=settings.window_batch,
         )
 
-    def param_groups(self, model: nn.Module, config: dict) -> list[dict]:
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups: weight decay on every parameter (the authors' recipe) unless
         ``model.decay_all_parameters`` is false, which exempts norms, biases and the class
-        embeddings; the encoder's learning rate scaled by ``model.encoder_lr_factor`` (1)."""
-        lr = float(get(config, "train.lr", 1e-4))
-        weight_decay = float(get(config, "train.weight_decay", 0.01))
-        encoder_factor = float(get(config, "model.encoder_lr_factor", 1.0))
-        decay_all = bool(get(config, "model.decay_all_parameters", True))
-        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-        for name, param in model.named_parameters():
-            if not param.requires_grad:
-                continue
-            no_decay = not decay_all and (param.ndim <= 1 or name.startswith("class_embeddings."))
-            groups.setdefault((name.startswith("encoder."), no_decay), []).append(param)
-        return [
-            {
-                "params": params,
-                "lr": lr * (encoder_factor if is_encoder else 1.0),
-                "weight_decay": 0.0 if no_decay else weight_decay,
-            }
-            for (is_encoder, no_decay), params in sorted(groups.items())
-        ]
+        embeddings; the encoder's learning rate scaled by ``model.encoder_lr_factor``."""
+        return build_param_groups(
+            model,
+            weight_decay=weight_decay,
+            lr=lr,
+            scaled_prefix="encoder.",
+            lr_factor=self.config.model.encoder_lr_factor,
+            no_decay_names=("class_embeddings.",),
+            exempt_from_decay=not self.config.model.decay_all_parameters,
+        )
 
     def save_model(self, model: nn.Module, directory: Path) -> None:
         if not isinstance(model, BiCoRSeg):
@@ -206,14 +262,16 @@ class SegTask:
     def load_weights(self, model: nn.Module, directory: Path) -> None:
         load_bicor_weights(model, directory)
 
+    def prepare_data(self) -> None:
+        """Write the synthetic set first when the config asks for it and it is not there yet.
 
-def prepare_seg_data(config: dict) -> None:
-    """Write the synthetic set first when the config asks for it and it is not there yet.
-
-    Local rank 0 writes; the others wait for ``classes.json`` (written last).
-    """
-    spec = get(config, "data.generate_synthetic")
-    root = get(config, "data.root")
-    if not spec or root is None or str(get(config, "data.dataset", SYNTHETIC)) != SYNTHETIC:
-        return
-    prepare_on_local_main(Path(root) / "classes.json", lambda: write_synthetic_seg(root, **spec))
+        Local rank 0 writes; the others wait for ``classes.json`` (written last).
+        """
+        data = self.config.data
+        spec = data.generate_synthetic
+        if not spec or data.root is None or data.dataset != SYNTHETIC:
+            return
+        root = data.root
+        prepare_on_local_main(
+            Path(root) / "classes.json", lambda: write_synthetic_seg(root, **spec)
+        )

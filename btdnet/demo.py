@@ -19,14 +19,14 @@ from torch.utils.data import DataLoader, Subset
 from btdnet.data import build_referring_dataset
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from btdnet.engine.accelerator import make_accelerator
-from btdnet.engine.config import get, load_config
+from btdnet.engine.config import load_config
 from btdnet.engine.trainer import Trainer
 from btdnet.evaluation import SwappedExpressionDataset, evaluate_referring, format_markdown
 from btdnet.evaluation.referring_eval import answer_logits
 from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
 from btdnet.report import plot_training_curves, read_jsonl, select_gallery, write_report_html
-from btdnet.task import ReferringTask, prepare_data
+from btdnet.task import ReferringTask
 
 TARGET_OIOU = 60.0
 TARGET_SWAP_DROP = 15.0
@@ -145,20 +145,22 @@ def run_demo(
     config = load_config(config_path, overrides)
     config["output_dir"] = str(out_dir / "train")
     config.setdefault("data", {})["root"] = str(out_dir / "data")
+    task = ReferringTask.from_config(config)
+    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
 
     print(f"[1/4] synthetic referring benchmark -> {out_dir / 'data'}")
     t0 = time.perf_counter()
-    prepare_data(config)
+    task.prepare_data()
     data_seconds = time.perf_counter() - t0
 
-    print(f"[2/4] training ({get(config, 'model.variant')} variant) -> {out_dir / 'train'}")
+    print(f"[2/4] training ({task.config.model.variant} variant) -> {out_dir / 'train'}")
     t0 = time.perf_counter()
-    summary = Trainer(ReferringTask(), config, out_dir / "train", show_progress=show_progress).fit()
+    summary = trainer.fit()
     train_seconds = time.perf_counter() - t0
 
     print("[3/4] benchmark on the synthetic test split (true and swapped expressions)")
     t0 = time.perf_counter()
-    batch = int(get(config, "train.eval_batch_size", 16))
+    batch = trainer.settings.eval_batch_size
     scores = score_checkpoint(
         out_dir / "train" / "checkpoints" / "best", config["data"]["root"], batch_size=batch
     )
@@ -180,7 +182,7 @@ def run_demo(
         read_jsonl(out_dir / "train" / "train_log.jsonl"),
         read_jsonl(out_dir / "train" / "metrics.jsonl"),
         out_dir / "training_curve.png",
-        title=f"{get(config, 'model.variant')} variant on the synthetic benchmark",
+        title=f"{task.config.model.variant} variant on the synthetic benchmark",
     )
     (out_dir / "benchmark.md").write_text(format_markdown(results), encoding="utf-8")
 

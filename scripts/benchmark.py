@@ -24,6 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from btdnet.precision import MIXED_PRECISION_CHOICES
+
 EPILOG = """\
 protocols:
   lavt      (default, the papers' protocol: LAVT, RMSIN, FIANet, ...) image and ground truth
@@ -110,7 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument("--amp", choices=["no", "bf16", "fp16"], default="no")
+    parser.add_argument(
+        "--amp",
+        choices=MIXED_PRECISION_CHOICES,
+        default="no",
+        type=lambda value: "no" if value == "none" else value,  # "none": the older word
+        help="mixed precision (the vocabulary of train.mixed_precision; auto: bf16 where native)",
+    )
     parser.add_argument(
         "--presence-threshold",
         type=float,
@@ -223,11 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the benchmark, print and write the reports."""
     args = build_parser().parse_args(argv)
     from btdnet.data.errors import DatasetError
-    from btdnet.engine.accelerator import make_accelerator
+    from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
     from btdnet.errors import CheckpointError
     from btdnet.evaluation import format_markdown, write_json
 
-    accelerator = make_accelerator(mixed_precision=args.amp)
+    accelerator = make_accelerator(mixed_precision=resolve_mixed_precision(args.amp))
     try:
         results = TASKS[args.task](args, accelerator)
     except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:

@@ -52,7 +52,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--variant", default="small")
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument("--amp", choices=["none", "bf16", "fp16"], default="none")
+    parser.add_argument(
+        "--amp",
+        choices=["no", "bf16", "fp16"],
+        default="no",
+        type=lambda value: "no" if value == "none" else value,  # "none": the older word
+        help="mixed precision (the vocabulary of train.mixed_precision)",
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed repetitions per phase")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per phase")
     parser.add_argument(

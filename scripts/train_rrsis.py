@@ -3,14 +3,13 @@
 import sys
 
 from btdnet.engine.cli import main
-from btdnet.task import ReferringTask, prepare_data
+from btdnet.task import ReferringTask
 
 if __name__ == "__main__":
     sys.exit(
         main(
-            ReferringTask,
+            ReferringTask.from_config,
             prog="train_rrsis.py",
             description="Train BTDNet for referring remote-sensing image segmentation.",
-            prepare=prepare_data,
         )
     )

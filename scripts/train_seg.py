@@ -2,15 +2,14 @@
 
 import sys
 
-from bicor.task import SegTask, prepare_seg_data
+from bicor.task import SegTask
 from btdnet.engine.cli import main
 
 if __name__ == "__main__":
     sys.exit(
         main(
-            SegTask,
+            SegTask.from_config,
             prog="train_seg.py",
             description="Train BiCoR-Seg for closed-set remote-sensing image segmentation.",
-            prepare=prepare_seg_data,
         )
     )

@@ -29,7 +29,7 @@ def _script(name: str):
 def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bicor")
     torch.manual_seed(0)
-    model = build_bicor("tiny", num_classes=6, img_size=64, class_names=list("abcdef"))
+    model = build_bicor("tiny", num_classes=6, image_size=64, class_names=list("abcdef"))
     model.save_pretrained(folder / "ckpt")
     write_synthetic_seg(folder / "data", train=1, val=2, size=64)
     return folder

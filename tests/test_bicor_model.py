@@ -165,5 +165,5 @@ def test_config_errors():
         bicor_config("tiny", num_clases=3)
     with pytest.raises(ValueError, match="class names"):
         bicor_config("tiny", num_classes=3, class_names=["a"])
-    with pytest.raises(ValueError, match="encoder_weights"):
+    with pytest.raises(ValueError, match="image_pretrained"):
         build_bicor("tiny", pretrained=True)

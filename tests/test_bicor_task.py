@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set, predict_logits
 from bicor.models import build_bicor, load_bicor
-from bicor.task import SegTask, dataset_classes, prepare_seg_data
+from bicor.task import SegTask, dataset_classes
 from btdnet.engine import Trainer
 from btdnet.metrics.confusion import ConfusionMatrix
 from tests.closed_set_reference import reference_scores
@@ -45,15 +45,17 @@ def test_dataset_classes():
     names, evaluated = dataset_classes("vaihingen")
     assert names[-1] == "clutter" and evaluated == (0, 1, 2, 3, 4)
     assert dataset_classes("synthetic_seg")[1] is None
-    with pytest.raises(ValueError, match=r"unknown data\.dataset"):
+    with pytest.raises(ValueError, match=r"data\.dataset: unknown value .cityscapes."):
         dataset_classes("cityscapes")
 
 
 def test_train_evaluate_save_and_resume(tmp_path):
     config = _config(tmp_path)
-    prepare_seg_data(config)
+    SegTask.from_config(config).prepare_data()
     assert (tmp_path / "data" / "classes.json").is_file()
-    summary = Trainer(SegTask(), config, tmp_path / "run", show_progress=False).fit()
+    summary = Trainer(
+        SegTask.from_config(config), config, tmp_path / "run", show_progress=False
+    ).fit()
     assert summary["global_step"] == 2
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert len(records) == 1 and records[0]["split"] == "val"
@@ -61,7 +63,7 @@ def test_train_evaluate_save_and_resume(tmp_path):
     names = ["background", "building", "road", "water", "forest", "agriculture"]
     assert list(record["per_class"]) == names and record["eval_classes"] == names
     model = load_bicor(tmp_path / "run" / "checkpoints" / "best")
-    assert model.config.num_classes == 6 and model.config.img_size == 64
+    assert model.config.num_classes == 6 and model.config.image_size == 64
     # the logged numbers are those of the saved weights, recomputed here without btdnet.metrics
     val = SyntheticSegDataset(tmp_path / "data", "val", image_size=64)
     expected = reference_scores(model, val, eval_classes=range(6))
@@ -77,7 +79,11 @@ def test_train_evaluate_save_and_resume(tmp_path):
     # resuming a finished run trains no further and keeps the step count
     config["train"]["epochs"] = 2
     resumed = Trainer(
-        SegTask(), config, tmp_path / "run", resume=tmp_path / "run", show_progress=False
+        SegTask.from_config(config),
+        config,
+        tmp_path / "run",
+        resume=tmp_path / "run",
+        show_progress=False,
     ).fit()
     assert resumed["global_step"] == 4
 
@@ -85,7 +91,7 @@ def test_train_evaluate_save_and_resume(tmp_path):
 def test_evaluate_matches_a_hand_accumulated_confusion_matrix(tmp_path):
     root = write_synthetic_seg(tmp_path / "d", train=1, val=3, size=64)
     torch.manual_seed(0)
-    model = build_bicor("tiny", num_classes=6, img_size=64).eval()
+    model = build_bicor("tiny", num_classes=6, image_size=64).eval()
     loader = DataLoader(SyntheticSegDataset(root, "val"), batch_size=2)
     result = evaluate_closed_set(model, loader, window=64, stride=64)
     reference = ConfusionMatrix(6)
@@ -101,24 +107,23 @@ def test_evaluate_matches_a_hand_accumulated_confusion_matrix(tmp_path):
 
 def test_predict_logits_with_windows_smaller_than_the_image():
     torch.manual_seed(0)
-    model = build_bicor("tiny", num_classes=3, img_size=64).eval()
+    model = build_bicor("tiny", num_classes=3, image_size=64).eval()
     logits = predict_logits(model, torch.randn(1, 3, 100, 90), window=64, stride=40)
     assert logits.shape == (1, 3, 100, 90) and torch.isfinite(logits).all()
 
 
 def test_param_groups_split_decay():
-    task = SegTask()
+    task = SegTask.from_config(
+        {"model": {"variant": "tiny", "encoder_lr_factor": 0.1, "decay_all_parameters": False}}
+    )
     model = build_bicor("tiny", num_classes=3)
-    config = {
-        "train": {"lr": 1e-3, "weight_decay": 0.05},
-        "model": {"encoder_lr_factor": 0.1, "decay_all_parameters": False},
-    }
-    groups = task.param_groups(model, config)
+    groups = task.param_groups(model, lr=1e-3, weight_decay=0.05)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     lrs = {(g["lr"], g["weight_decay"]) for g in groups}
     assert lrs == {(1e-4, 0.0), (1e-4, 0.05), (1e-3, 0.0), (1e-3, 0.05)}
-    del config["model"]["decay_all_parameters"]  # the authors' default: decay everywhere
-    lrs = {(g["lr"], g["weight_decay"]) for g in task.param_groups(model, config)}
+    authors = SegTask.from_config({"model": {"variant": "tiny", "encoder_lr_factor": 0.1}})
+    # the authors' default: weight decay everywhere
+    lrs = {(g["lr"], g["weight_decay"]) for g in authors.param_groups(model, 1e-3, 0.05)}
     assert lrs == {(1e-4, 0.05), (1e-3, 0.05)}
     embedding = model.class_embeddings.weight
     assert any(embedding is p and g["weight_decay"] == 0.0 for g in groups for p in g["params"])

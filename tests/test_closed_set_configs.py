@@ -46,7 +46,8 @@ def test_real_data_config_runs_on_its_fixture(tmp_path, name):
             "train.trackers=none",
         ],
     )
-    summary = Trainer(SegTask(), config, tmp_path / "run", show_progress=False).fit()
+    task = SegTask.from_config(config)
+    summary = Trainer(task, config, tmp_path / "run", show_progress=False).fit()
     assert summary["global_step"] >= 1
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["split"] == EVAL_SPLIT[name]
@@ -56,7 +57,7 @@ def test_real_data_config_runs_on_its_fixture(tmp_path, name):
     names = list(record["per_class"])
     assert record["eval_classes"] == [names[i] for i in evaluated]
     model = load_bicor(tmp_path / "run" / "checkpoints" / "best")
-    dataset = SegTask().build_datasets(config)[1][EVAL_SPLIT[name]]
+    dataset = task.build_datasets(model)[1][EVAL_SPLIT[name]]
     expected = reference_scores(model, dataset, evaluated, window=32, stride=24)
     assert record["images"] == expected["images"] and record["pixels"] == expected["pixels"]
     assert record["mIoU"] == pytest.approx(expected["mIoU"])

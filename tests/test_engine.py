@@ -29,7 +29,8 @@ BASE = {
 
 def _run(tmp: Path, overrides=(), resume=None, task=None) -> dict:
     config = apply_overrides(BASE, overrides)
-    return Trainer(task or ToyTask(), config, tmp, resume=resume, show_progress=False).fit()
+    task = task or ToyTask.from_config(config)
+    return Trainer(task, config, tmp, resume=resume, show_progress=False).fit()
 
 
 def _weights(run_dir: Path) -> dict:

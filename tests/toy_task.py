@@ -36,20 +36,25 @@ class ToyModel(nn.Module):
 class ToyTask:
     name = "toy"
     best_metric = "score"
+    config_sections = ("data",)
 
-    def __init__(self, nan_at_step: int | None = None) -> None:
+    def __init__(self, nan_at_step: int | None = None, n: int = 40) -> None:
         self.nan_at_step = nan_at_step
+        self.n = n
         self.calls = 0
 
-    def build_model(self, config: dict) -> nn.Module:
+    @classmethod
+    def from_config(cls, config: dict) -> ToyTask:
+        return cls(n=int((config.get("data") or {}).get("n", 40)))
+
+    def prepare_data(self) -> None:
+        pass
+
+    def build_model(self) -> nn.Module:
         return ToyModel()
 
-    def build_datasets(self, config: dict):
-        n = int(config.get("data", {}).get("n", 40))
-        return ToyData(n, 0), {"val": ToyData(13, 1)}
-
-    def collate_fn(self):
-        return None
+    def build_datasets(self, model):
+        return ToyData(self.n, 0), {"val": ToyData(13, 1)}
 
     def compute_loss(self, model, batch):
         self.calls += 1
@@ -70,7 +75,7 @@ class ToyTask:
         mse = float(sum(errors) / sum(count))
         return {"score": -mse, "samples": int(sum(count))}
 
-    def param_groups(self, model, config):
+    def param_groups(self, model, lr, weight_decay):
         return [{"params": list(model.parameters())}]
 
     def save_model(self, model, directory: Path) -> None:

@@ -26,6 +26,25 @@ from btdnet.models.serialization import (
 )
 
 MODEL_TYPE = "bicor"
+# The image encoder's fields share BTDNetConfig's names; checkpoints and overrides written with
+# the earlier names still load.
+LEGACY_FIELDS = {
+    "encoder_name": "image_encoder",
+    "img_size": "image_size",
+    "encoder_kwargs": "image_encoder_kwargs",
+    "encoder_weights": "image_pretrained",
+}
+
+
+def renamed_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with the encoder's old field names (``LEGACY_FIELDS``) replaced by the new."""
+    data = dict(data)
+    for old, new in LEGACY_FIELDS.items():
+        if old in data:
+            if new in data:
+                raise ValueError(f"both {old!r} and its new name {new!r} are set")
+            data[new] = data.pop(old)
+    return data
 
 
 @dataclass
@@ -34,10 +53,10 @@ class BiCoRConfig:
 
     num_classes: int = 6
     class_names: list[str] | None = None
-    encoder_name: str = "convnext_base"
-    img_size: int = 512
-    encoder_kwargs: dict[str, Any] = field(default_factory=lambda: {"drop_path_rate": 0.5})
-    encoder_weights: str | None = None
+    image_encoder: str = "convnext_base"
+    image_size: int = 512
+    image_encoder_kwargs: dict[str, Any] = field(default_factory=lambda: {"drop_path_rate": 0.5})
+    image_pretrained: str | None = None
     dim: int = 256
     num_layers: int = 2
     topk_ratio: float = 1.0
@@ -74,9 +93,15 @@ class BiCoRConfig:
         return asdict(self)
 
     @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BiCoRConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """Inverse of ``to_dict``; the encoder's old field names (``LEGACY_FIELDS``, written by
+        earlier versions) are read as the new ones; unknown keys are an error that lists them."""
+        data = renamed_fields(data)
+        unknown = sorted(set(data) - set(cls.field_names()))
         if unknown:
             raise ValueError(f"unknown BiCoRConfig fields: {unknown}")
         return cls(**data)
@@ -203,20 +228,23 @@ class BiCoRSeg(nn.Module):
 
 
 def build_image_encoder(config: BiCoRConfig, *, pretrained: bool = False) -> ImageEncoder:
-    """The shared timm image-encoder wrapper for ``config.encoder_name``.
+    """The shared timm image-encoder wrapper for ``config.image_encoder``.
 
-    With ``pretrained`` the local file ``config.encoder_weights`` is loaded (no network).
+    With ``pretrained`` the local file ``config.image_pretrained`` is loaded (no network).
     """
     weights = None
     if pretrained:
-        if not config.encoder_weights:
+        if not config.image_pretrained:
             raise ValueError(
-                "pretrained=True needs encoder_weights: a local weight file for "
-                f"{config.encoder_name!r} (.safetensors/.pth); no hub is contacted"
+                "pretrained=True needs image_pretrained: a local weight file for "
+                f"{config.image_encoder!r} (.safetensors/.pth); no hub is contacted"
             )
-        weights = config.encoder_weights
+        weights = config.image_pretrained
     return ImageEncoder(
-        config.encoder_name, config.img_size, pretrained_path=weights, **config.encoder_kwargs
+        config.image_encoder,
+        config.image_size,
+        pretrained_path=weights,
+        **config.image_encoder_kwargs,
     )
 
 
@@ -264,7 +292,7 @@ def bicor_config(variant: str = DEFAULT_VARIANT, **overrides: Any) -> BiCoRConfi
     """The :class:`BiCoRConfig` of a named variant with ``overrides`` applied."""
     if variant not in VARIANTS:
         raise ValueError(f"unknown BiCoR variant {variant!r}; choose one of {sorted(VARIANTS)}")
-    values = {**VARIANTS[variant], **overrides, "variant": variant}
+    values = {**VARIANTS[variant], **renamed_fields(overrides), "variant": variant}
     return BiCoRConfig.from_dict(values)
 
 
@@ -279,7 +307,7 @@ def build_bicor(
 
     Args:
         variant: one of ``VARIANTS``.
-        pretrained: load the encoder weights from the local file ``encoder_weights``.
+        pretrained: load the encoder weights from the local file ``image_pretrained``.
         encoder: a ready encoder module (tests, custom backbones), bypassing timm.
         **overrides: any :class:`BiCoRConfig` field (``num_classes``, ``num_layers``, ...).
     """

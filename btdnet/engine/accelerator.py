@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from btdnet.precision import canonical_precision
+
 
 def launched_world_size() -> int:
     """The number of processes the launcher started (1 when run directly)."""
@@ -24,9 +26,6 @@ def launched_world_size() -> int:
         if value and value.isdigit():
             return int(value)
     return 1
-
-
-MIXED_PRECISION_CHOICES = ("auto", "no", "bf16", "fp16")
 
 
 @lru_cache(maxsize=1)
@@ -54,14 +53,9 @@ def resolve_mixed_precision(value: str | bool | None, *, cpu: bool | None = None
     with native bf16, and ``no`` (fp32) elsewhere. YAML reads a bare ``no`` as False and
     ``none``/None mean the same. ``cpu`` says whether the run is on the CPU (default: no CUDA).
     """
-    if value is None or value is False or value == "none":
-        return "no"
-    if value not in MIXED_PRECISION_CHOICES:
-        raise ValueError(
-            f"mixed precision {value!r} is not one of {', '.join(MIXED_PRECISION_CHOICES)}"
-        )
+    value = canonical_precision(value)
     if value != "auto":
-        return str(value)
+        return value
     on_cpu = not torch.cuda.is_available() if cpu is None else cpu
     if on_cpu:
         return "bf16" if cpu_has_native_bf16() else "no"

@@ -7,11 +7,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from btdnet.engine.checkpoints import CheckpointError
-from btdnet.engine.config import ConfigError, get, load_config
+from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
-from btdnet.errors import DatasetError
+from btdnet.errors import CheckpointError, DatasetError
 
 EPILOG = """\
 launching:
@@ -99,14 +98,16 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
 
 
 def main(
-    task_factory: Callable[[], TrainingTask],
+    task_factory: Callable[[dict], TrainingTask],
     *,
     prog: str,
     description: str,
     argv: list[str] | None = None,
-    prepare: Callable[[dict], None] | None = None,
 ) -> int:
-    """Parse arguments, run the trainer, print where everything went. Returns an exit code."""
+    """Parse arguments, run the trainer, print where everything went. Returns an exit code.
+
+    ``task_factory(config)`` builds the task from the loaded config (``Task.from_config``).
+    """
     args = build_parser(prog, description).parse_args(argv)
     try:
         config_path, run_dir = args.config, None
@@ -119,16 +120,22 @@ def main(
         if config_path is None:
             raise ConfigError("--config is required (or --resume RUN_DIR)")
         config = load_config(config_path, args.overrides)
-        output_dir = args.output_dir or run_dir or Path(get(config, "output_dir", "runs/train"))
+        output_dir = args.output_dir or run_dir or Path(config.get("output_dir") or "runs/train")
         config["output_dir"] = str(output_dir)
         resume = None
         if args.resume is not None:
             resume = Path(args.resume) if args.resume else output_dir
-        if prepare is not None:
-            prepare(config)
-        summary = Trainer(
-            task_factory(), config, output_dir, resume=resume, show_progress=not args.no_progress
-        ).fit()
+        try:
+            trainer = Trainer(
+                task_factory(config),
+                config,
+                output_dir,
+                resume=resume,
+                show_progress=not args.no_progress,
+            )
+        except ConfigError as error:  # a key of the file or of --set: name the file too
+            raise ConfigError(f"{config_path}: {error}") from error
+        summary = trainer.fit()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; resume with --resume (checkpoints are kept)", file=sys.stderr)
         return 130

@@ -1,8 +1,10 @@
 """Training configuration files: YAML plus ``--set key.path=value`` overrides.
 
-A config is a plain nested dict. Nothing here knows what the keys mean; the task and the
-trainer read them. Values given with ``--set`` are parsed as YAML scalars, so
-``--set train.lr=1e-4`` gives a float and ``--set data.eval_splits=[val,test]`` a list.
+A config is a plain nested dict here. Nothing here knows what the keys mean: the trainer
+(``TrainSettings``) and each task read their sections into frozen dataclasses
+(``btdnet.engine.sections``), which refuse unknown keys. Values given with ``--set`` are
+parsed as YAML scalars: ``--set train.lr=1e-4`` gives a float and
+``--set data.eval_splits=[val,test]`` a list.
 """
 
 from __future__ import annotations
@@ -86,13 +88,3 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
 def save_config(config: dict, path: str | Path) -> None:
     """Write the resolved config as YAML (what the run really used)."""
     Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-
-
-def get(config: dict, dotted: str, default: Any = None) -> Any:
-    """Read ``a.b.c`` from a nested dict, ``default`` when any part is missing."""
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node

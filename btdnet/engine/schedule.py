@@ -29,6 +29,9 @@ def warmup_cosine_factor(
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+SCHEDULES: tuple[str, ...] = ("poly", "cosine")
+
+
 def epoch_cosine_factor(
     step: int, *, warmup_steps: int, steps_per_epoch: int, epochs: int, min_factor: float
 ) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -11,22 +10,31 @@ from torch.utils.data import Dataset
 
 
 class TrainingTask(Protocol):
-    """What the trainer needs from a task; see docs/architecture.md."""
+    """What the trainer needs from a task; see docs/architecture.md.
+
+    A task is built from a config once (its own typed sections, e.g.
+    ``ReferringTask.from_config(config)``) and keeps nothing else between calls.
+    """
 
     name: str
     best_metric: str  # higher is better
+    config_sections: tuple[str, ...]  # the top-level config keys the task reads
 
-    def build_model(self, config: dict) -> nn.Module: ...
+    def prepare_data(self) -> None:
+        """Write generated data first when the config asks for it (local rank 0 only)."""
+        ...
 
-    def build_datasets(self, config: dict) -> tuple[Dataset, dict[str, Dataset]]: ...
+    def build_model(self) -> nn.Module: ...
 
-    def collate_fn(self) -> Callable | None: ...
+    def build_datasets(self, model: nn.Module) -> tuple[Dataset, dict[str, Dataset]]:
+        """Train set and ``{split: eval set}``; ``model`` gives what the data needs of it."""
+        ...
 
     def compute_loss(self, model: nn.Module, batch: dict) -> tuple[Tensor, dict[str, Tensor]]: ...
 
     def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]: ...
 
-    def param_groups(self, model: nn.Module, config: dict) -> list[dict]: ...
+    def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]: ...
 
     def save_model(self, model: nn.Module, directory: Path) -> None: ...
 

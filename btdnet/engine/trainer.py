@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,12 @@ from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
 from btdnet.engine.optimizer import OPTIMIZERS, build_optimizer
 from btdnet.engine.sampler import EpochShuffleSampler
-from btdnet.engine.schedule import build_scheduler
+from btdnet.engine.schedule import SCHEDULES, build_scheduler
+from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
 from btdnet.engine.task import TrainingTask
+from btdnet.precision import MIXED_PRECISION_CHOICES
+
+RUN_KEYS = ("output_dir", "seed", "train")  # top-level keys of every config; tasks add theirs
 
 
 class NonFiniteLossError(RuntimeError):
@@ -68,28 +73,23 @@ class TrainSettings:
     trackers: str = "auto"
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_choice(self.mixed_precision, MIXED_PRECISION_CHOICES, "train.mixed_precision")
+        check_choice(self.schedule, SCHEDULES, "train.schedule")
+        check_choice(self.schedule_unit, ("step", "epoch"), "train.schedule_unit")
+        check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
+
     @classmethod
-    def from_config(cls, config: dict) -> TrainSettings:
-        section = dict(config.get("train", {}))
+    def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
+        """The ``train`` section (plus the top-level ``seed``); unknown keys are refused."""
+        section = dict(config.get("train") or {})
         if "seed" not in section and "seed" in config:
             section["seed"] = config["seed"]
-        # YAML 1.1 reads a bare `no` (as in `--set train.mixed_precision=no`) as False.
-        if section.get("mixed_precision") is False:
+        # YAML 1.1 reads a bare `no` (as in `--set train.mixed_precision=no`) as False;
+        # "none" is the same word in the predictor's older vocabulary.
+        if section.get("mixed_precision") in (False, None, "none"):
             section["mixed_precision"] = "no"
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ValueError(f"unknown train settings {unknown}; known: {sorted(known)}")
-        settings = cls(**section)
-        if settings.schedule_unit not in ("step", "epoch"):
-            raise ValueError(
-                f"train.schedule_unit must be 'step' or 'epoch', got {settings.schedule_unit!r}"
-            )
-        if settings.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"train.optimizer must be one of {OPTIMIZERS}, got {settings.optimizer!r}"
-            )
-        return settings
+        return build_section(cls, section, "train")
 
 
 def _trackers(kind: str) -> list[str]:
@@ -121,6 +121,7 @@ class Trainer:
         self.output_dir = Path(output_dir)
         self.resume = Path(resume) if resume is not None else None
         self.show_progress = show_progress
+        refuse_unknown_keys(config, {*RUN_KEYS, *task.config_sections}, "")
         self.settings = TrainSettings.from_config(config)
 
     # ------------------------------------------------------------------ set-up
@@ -140,19 +141,18 @@ class Trainer:
             save_config(self.config, self.output_dir / "config.yaml")
         acc.wait_for_everyone()
 
-        model = self.task.build_model(self.config)
+        self.task.prepare_data()
+        model = self.task.build_model()
         if s.compile:  # in place: parameter names and checkpoints stay those of the model
             model.compile(**({"backend": s.compile} if isinstance(s.compile, str) else {}))
-        train_set, eval_sets = self.task.build_datasets(self.config)
+        train_set, eval_sets = self.task.build_datasets(model)
         if len(train_set) == 0:
             raise ValueError("the training set is empty")
-        collate = self.task.collate_fn()
         self.sampler = EpochShuffleSampler(len(train_set), seed=s.seed)
         train_dl = DataLoader(
             train_set,
             batch_size=s.batch_size,
             sampler=self.sampler,
-            collate_fn=collate,
             num_workers=s.num_workers,
             drop_last=len(train_set) >= s.batch_size * acc.num_processes,
             persistent_workers=s.num_workers > 0,
@@ -165,13 +165,12 @@ class Trainer:
                 ds,
                 batch_size=s.eval_batch_size,
                 shuffle=False,
-                collate_fn=collate,
                 num_workers=s.num_workers,
                 generator=torch.Generator().manual_seed(s.seed),
             )
             for split, ds in eval_sets.items()
         }
-        groups = self.task.param_groups(model, self.config)
+        groups = self.task.param_groups(model, lr=s.lr, weight_decay=s.weight_decay)
         optimizer = build_optimizer(s.optimizer, groups, lr=s.lr, weight_decay=s.weight_decay)
         prepared = acc.prepare(model, optimizer, train_dl, *eval_dls.values())
         self.model, self.optimizer, self.train_dl = prepared[:3]

@@ -314,9 +314,7 @@ class BTDNet(nn.Module):
         self, weight_decay: float, text_lr_factor: float = 1.0, lr: float | None = None
     ) -> list[dict[str, Any]]:
         """Optimizer groups (see ``btdnet.models.param_groups.build_param_groups``)."""
-        return build_param_groups(
-            self, weight_decay=weight_decay, text_lr_factor=text_lr_factor, lr=lr
-        )
+        return build_param_groups(self, weight_decay=weight_decay, lr=lr, lr_factor=text_lr_factor)
 
     # ------------------------------------------------------------------ checkpoints
     # Loading is ``btdnet.models.load_model`` (beside the builders in ``variants.py``).

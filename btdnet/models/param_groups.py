@@ -1,5 +1,6 @@
-"""Optimizer parameter groups: no weight decay on norms, biases and position tables; a separate
-learning-rate factor for the text encoder (all of whose layers train)."""
+"""Optimizer parameter groups of both models: no weight decay on norms, biases and position
+tables; a separate learning-rate factor for one part (BTDNet's text encoder, BiCoR-Seg's image
+encoder)."""
 
 from __future__ import annotations
 
@@ -18,40 +19,47 @@ NO_DECAY_NAMES = (
 )
 
 
-def no_weight_decay(name: str, param: nn.Parameter) -> bool:
-    """True for norms and biases (1-D or scalar tensors) and position/token-type tables."""
-    return param.ndim <= 1 or any(fragment in name for fragment in NO_DECAY_NAMES)
+def no_weight_decay(
+    name: str, param: nn.Parameter, names: tuple[str, ...] = NO_DECAY_NAMES
+) -> bool:
+    """True for norms and biases (1-D or scalar tensors) and names holding one of ``names``."""
+    return param.ndim <= 1 or any(fragment in name for fragment in names)
 
 
 def build_param_groups(
     model: nn.Module,
     *,
     weight_decay: float,
-    text_lr_factor: float = 1.0,
     lr: float | None = None,
-    text_prefix: str = "text_encoder.",
+    scaled_prefix: str = "text_encoder.",
+    lr_factor: float = 1.0,
+    no_decay_names: tuple[str, ...] = NO_DECAY_NAMES,
+    exempt_from_decay: bool = True,
 ) -> list[dict[str, Any]]:
-    """Split trainable parameters into up to four groups.
+    """Split trainable parameters into up to four AdamW groups.
 
-    Every group carries ``name``, ``weight_decay`` and ``lr_factor`` (1 or ``text_lr_factor``);
-    with ``lr`` given it also carries ``lr = lr * lr_factor``. Empty groups are left out.
+    Parameters whose name starts with ``scaled_prefix`` (BTDNet's text encoder, BiCoR-Seg's
+    image encoder) train at ``lr * lr_factor``; norms, biases and ``no_decay_names`` get no
+    weight decay (with ``exempt_from_decay``; without it every parameter decays). Every group
+    carries ``name`` and ``weight_decay``, and ``lr`` when ``lr`` is given. Empty groups are
+    left out.
     """
+    part = scaled_prefix.split(".")[0].removesuffix("_encoder") or "scaled"
     buckets: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        key = (name.startswith(text_prefix), no_weight_decay(name, param))
+        exempt = exempt_from_decay and no_weight_decay(name, param, no_decay_names)
+        key = (name.startswith(scaled_prefix), exempt)
         buckets.setdefault(key, []).append(param)
     groups = []
-    for (is_text, no_decay), params in sorted(buckets.items()):
-        factor = text_lr_factor if is_text else 1.0
+    for (scaled, no_decay), params in sorted(buckets.items()):
         group: dict[str, Any] = {
-            "name": f"{'text' if is_text else 'model'}_{'no_decay' if no_decay else 'decay'}",
+            "name": f"{part if scaled else 'model'}_{'no_decay' if no_decay else 'decay'}",
             "params": params,
             "weight_decay": 0.0 if no_decay else weight_decay,
-            "lr_factor": factor,
         }
         if lr is not None:
-            group["lr"] = lr * factor
+            group["lr"] = lr * (lr_factor if scaled else 1.0)
         groups.append(group)
     return groups

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
+from btdnet.precision import MIXED_PRECISION_CHOICES
 from btdnet.predict.scene_cli import add_scene_arguments, check_scene_arguments, run_scene_mode
 
 PROG = "btdnet-predict"
@@ -114,9 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--amp",
-        default="none",
-        choices=["none", "bf16", "fp16"],
-        help="mixed precision for the forward pass (default: none)",
+        default="no",
+        type=lambda value: "no" if value == "none" else value,  # "none": the older word
+        choices=MIXED_PRECISION_CHOICES,
+        help="mixed precision for the forward pass: no (default), bf16, fp16 or auto (bf16 "
+        "where the device computes it natively), as in training's train.mixed_precision",
     )
     parser.add_argument(
         "--batch-size",

@@ -34,6 +34,8 @@ from torch import nn
 
 from btdnet.data.tokenize import tokenize_expression
 from btdnet.data.transforms import image_to_tensor
+from btdnet.engine.accelerator import resolve_mixed_precision
+from btdnet.precision import MIXED_PRECISION_CHOICES, canonical_precision
 from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -100,12 +102,16 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-def _amp_dtype(amp: str | None) -> torch.dtype | None:
-    if amp is None or amp == "none":
-        return None
-    if amp not in AMP_DTYPES:
-        raise ValueError(f"unknown amp mode {amp!r}; use one of none, {', '.join(AMP_DTYPES)}")
-    return AMP_DTYPES[amp]
+def _amp_dtype(amp: str | None, device: torch.device | None = None) -> torch.dtype | None:
+    """The autocast dtype of a mixed-precision word (``btdnet.precision``), or None."""
+    try:
+        mode = canonical_precision(amp)
+    except ValueError:
+        choices = ", ".join(MIXED_PRECISION_CHOICES)
+        raise ValueError(f"unknown amp mode {amp!r}; use one of {choices}") from None
+    if mode == "auto":
+        mode = resolve_mixed_precision(mode, cpu=device is None or device.type != "cuda")
+    return AMP_DTYPES.get(mode)
 
 
 def _input_side(image_size: Any) -> int:
@@ -163,7 +169,9 @@ class Predictor:
         model: a BTDNet (``config.image_size``, ``config.max_tokens``, ``tokenizer``, forward
             ``(pixel_values, input_ids, attention_mask) -> output.target_logits (B, 1, S, S)``).
         device: ``"auto"`` (CUDA, else MPS, else CPU) or a torch device name.
-        amp: ``None``/``"none"``, ``"bf16"`` or ``"fp16"`` autocast for the forward pass.
+        amp: mixed precision of the forward pass, in the training vocabulary
+            (``btdnet.precision``): ``"no"`` (also ``None``/``"none"``), ``"bf16"``,
+            ``"fp16"`` or ``"auto"`` (bf16 where the device computes it natively).
         batch_size: prompts per forward pass in :meth:`predict`.
         presence_threshold: a presence probability below it answers "no target" (models with
             a presence head only); None: the model's ``config.presence_threshold`` (0.5).
@@ -187,7 +195,7 @@ class Predictor:
             raise ValueError(f"presence_threshold must lie in [0, 1], got {threshold}")
         self.presence_threshold = float(threshold)
         self.device = resolve_device(device)
-        self.amp_dtype = _amp_dtype(amp)
+        self.amp_dtype = _amp_dtype(amp, self.device)
         self.batch_size = batch_size
         self.model = model.to(self.device).eval()
         self.input_side = _input_side(model.config.image_size)
