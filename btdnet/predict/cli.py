@@ -14,14 +14,21 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import Any, NoReturn
 
 from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.predict.reporting import (
+    EXIT_FATAL,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    PROG,
+    FatalError,
+    Reporter,
+    UsageError,
+    one_line,
+    open_predictions_file,
+)
 from btdnet.predict.scene_cli import add_scene_arguments, check_scene_arguments, run_scene_mode
-
-PROG = "btdnet-predict"
-EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
-PREDICTIONS_FILE = "predictions.jsonl"
 
 DESCRIPTION = """\
 Segment what a referring expression describes in an image with a BTDNet checkpoint.
@@ -44,19 +51,6 @@ per prompt goes to stdout and to OUT/predictions.jsonl (rewritten each run).
 
 Exit status: 0 all prompts done; 1 some prompts-file lines failed (reported on stderr, the
 others done); 2 usage or fatal error (checkpoint, output folder, image or text in single mode)."""
-
-
-def one_line(message: str) -> str:
-    """Join a possibly multi-line message (e.g. a CUDA out-of-memory error) into one line."""
-    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-
-
-class UsageError(Exception):
-    """Bad command-line arguments."""
-
-
-class FatalError(Exception):
-    """A problem that stops the whole run; the message is one line."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -210,16 +204,6 @@ def read_prompts_file(path: Path) -> tuple[list[PromptJob], list[str]]:
     return jobs, problems
 
 
-def open_predictions_file(out_dir: Path) -> IO[str]:
-    """Create the output folder and open ``predictions.jsonl`` in it for writing."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        return (out_dir / PREDICTIONS_FILE).open("w", encoding="utf-8")
-    except OSError as exc:
-        detail = exc.strerror or type(exc).__name__
-        raise FatalError(f"{out_dir}: output folder is not writable ({detail})") from exc
-
-
 def _runs_by_image(jobs: list[PromptJob]) -> Iterator[list[PromptJob]]:
     """Consecutive jobs on the same image, so that each run sets the image once."""
     run: list[PromptJob] = []
@@ -232,35 +216,7 @@ def _runs_by_image(jobs: list[PromptJob]) -> Iterator[list[PromptJob]]:
         yield run
 
 
-class _Reporter:
-    """Writes JSON lines, warnings and errors without breaking the progress bar."""
-
-    def __init__(self, progress: Any, predictions: IO[str]) -> None:
-        self.progress = progress
-        self.predictions = predictions
-        self.failures = 0
-
-    def _write(self, line: str, stream: IO[str]) -> None:
-        if self.progress is not None:
-            self.progress.write(line, file=stream)
-        else:
-            print(line, file=stream, flush=True)
-
-    def record(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record)
-        self._write(line, sys.stdout)
-        self.predictions.write(line + "\n")
-        self.predictions.flush()
-
-    def warning(self, message: str) -> None:
-        self._write(f"{PROG}: warning: {one_line(message)}", sys.stderr)
-
-    def error(self, message: str, count: int = 1) -> None:
-        self.failures += count
-        self._write(f"{PROG}: error: {one_line(message)}", sys.stderr)
-
-
-def _predict_chunk(predictor: Any, jobs: list[PromptJob], reporter: _Reporter) -> list[Any]:
+def _predict_chunk(predictor: Any, jobs: list[PromptJob], reporter: Reporter) -> list[Any]:
     """Predict a chunk of prompts; truncation warnings become ``warning:`` lines."""
     from btdnet.predict.predictor import TextTruncatedWarning
 
@@ -276,7 +232,7 @@ def _predict_chunk(predictor: Any, jobs: list[PromptJob], reporter: _Reporter) -
 
 
 def run_jobs(
-    predictor: Any, jobs: list[PromptJob], out_dir: Path, reporter: _Reporter, *, single: bool
+    predictor: Any, jobs: list[PromptJob], out_dir: Path, reporter: Reporter, *, single: bool
 ) -> None:
     """Answer every job; per-job problems are reported (fatal in single mode)."""
     from btdnet.predict.geo import GeoDependencyError
@@ -317,7 +273,7 @@ def run_jobs(
             _advance(reporter, len(chunk))
 
 
-def _advance(reporter: _Reporter, count: int) -> None:
+def _advance(reporter: Reporter, count: int) -> None:
     if reporter.progress is not None:
         reporter.progress.update(count)
 
@@ -352,7 +308,7 @@ def _run(args: argparse.Namespace) -> int:
             from tqdm import tqdm
 
             progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
-        reporter = _Reporter(progress, predictions)
+        reporter = Reporter(progress, predictions)
         for message in problems:
             reporter.error(message)
         try:

@@ -106,10 +106,10 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
 
     Returns True on success. Raises :class:`FatalError` for a problem in single mode.
     """
-    from btdnet.predict.cli import FatalError
     from btdnet.predict.geo import GeoDependencyError
     from btdnet.predict.image_io import ImageReadError
     from btdnet.predict.outputs import output_name
+    from btdnet.predict.reporting import FatalError
     from btdnet.predict.scene import SceneStateError, predict_scene
 
     name = output_name(job.image, job.index, job.text)
@@ -160,14 +160,14 @@ class _SilentReporter:
 
 def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str]) -> int:
     """``btdnet-predict --tile``: every job as a scene; returns the exit status."""
-    from btdnet.predict.cli import (
+    from btdnet.predict.predictor import Predictor
+    from btdnet.predict.reporting import (
         EXIT_OK,
         EXIT_PARTIAL,
         FatalError,
-        _Reporter,
+        Reporter,
         open_predictions_file,
     )
-    from btdnet.predict.predictor import Predictor
     from btdnet.predict.scene import Processes
 
     processes = Processes()
@@ -187,7 +187,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             run_scene_job(predictor, job, args, reporter)
         return EXIT_PARTIAL if reporter.failures or problems else EXIT_OK
     with open_predictions_file(args.out) as predictions:
-        reporter = _Reporter(None, predictions)
+        reporter = Reporter(None, predictions)
         for message in problems:
             reporter.error(message)
         for job in jobs:

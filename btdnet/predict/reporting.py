@@ -1,0 +1,67 @@
+"""What every ``btdnet-predict`` mode shares: exit codes, one-line errors, the record writer.
+
+Kept apart from the argument parsing (``cli.py``) and scene mode (``scene_cli.py``), which
+both use it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+PROG = "btdnet-predict"
+EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
+PREDICTIONS_FILE = "predictions.jsonl"
+
+
+def one_line(message: str) -> str:
+    """Join a possibly multi-line message (e.g. a CUDA out-of-memory error) into one line."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+class UsageError(Exception):
+    """Bad command-line arguments."""
+
+
+class FatalError(Exception):
+    """A problem that stops the whole run; the message is one line."""
+
+
+def open_predictions_file(out_dir: Path) -> IO[str]:
+    """Create the output folder and open ``predictions.jsonl`` in it for writing."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return (out_dir / PREDICTIONS_FILE).open("w", encoding="utf-8")
+    except OSError as exc:
+        detail = exc.strerror or type(exc).__name__
+        raise FatalError(f"{out_dir}: output folder is not writable ({detail})") from exc
+
+
+class Reporter:
+    """Writes JSON lines, warnings and errors without breaking the progress bar."""
+
+    def __init__(self, progress: Any, predictions: IO[str]) -> None:
+        self.progress = progress
+        self.predictions = predictions
+        self.failures = 0
+
+    def _write(self, line: str, stream: IO[str]) -> None:
+        if self.progress is not None:
+            self.progress.write(line, file=stream)
+        else:
+            print(line, file=stream, flush=True)
+
+    def record(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record)
+        self._write(line, sys.stdout)
+        self.predictions.write(line + "\n")
+        self.predictions.flush()
+
+    def warning(self, message: str) -> None:
+        self._write(f"{PROG}: warning: {one_line(message)}", sys.stderr)
+
+    def error(self, message: str, count: int = 1) -> None:
+        self.failures += count
+        self._write(f"{PROG}: error: {one_line(message)}", sys.stderr)
