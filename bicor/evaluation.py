@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from bicor.inference import sliding_window_predict
 from bicor.tta import TestTimeAugment
+from btdnet.engine.modes import eval_mode
 from btdnet.metrics.confusion import ConfusionMatrix, confusion_counts
 
 
@@ -95,41 +96,39 @@ def evaluate_closed_set(
         eval_classes) plus ``images``: the number of images scored.
     """
     net = _unwrap(model, accelerator)
-    was_training = net.training
-    net.eval()
     num_classes = net.config.num_classes
     ignore_index = net.config.ignore_index
     device = accelerator.device if accelerator is not None else next(net.parameters()).device
     matrix = ConfusionMatrix(num_classes, ignore_index=ignore_index)
     images = 0
     main = accelerator is None or accelerator.is_main_process
-    for batch in tqdm(dataloader, desc="evaluate", disable=not (show_progress and main)):
-        pixel_values, masks = batch["pixel_values"], batch["mask"]
-        logits = predict_logits(
-            net,
-            pixel_values,
-            window=window,
-            stride=stride,
-            flip_tta=flip_tta,
-            tta=tta,
-            window_batch=window_batch,
-            device=device,
-        )
-        preds = logits.argmax(dim=1)  # (B, H, W)
-        if on_prediction is not None:
-            for sample_id, pred in zip(batch["sample_id"], preds):
-                on_prediction(str(sample_id), pred)
-        per_image = torch.stack(
-            [
-                confusion_counts(p, m, num_classes=num_classes, ignore_index=ignore_index)
-                for p, m in zip(preds, masks.to(preds.device))
-            ]
-        )  # (B, K, K)
-        if accelerator is not None:
-            per_image = accelerator.gather_for_metrics(per_image.to(device))
-        matrix.add_matrix(per_image.sum(dim=0))
-        images += int(per_image.shape[0])
-    net.train(was_training)
+    with eval_mode(net):
+        for batch in tqdm(dataloader, desc="evaluate", disable=not (show_progress and main)):
+            pixel_values, masks = batch["pixel_values"], batch["mask"]
+            logits = predict_logits(
+                net,
+                pixel_values,
+                window=window,
+                stride=stride,
+                flip_tta=flip_tta,
+                tta=tta,
+                window_batch=window_batch,
+                device=device,
+            )
+            preds = logits.argmax(dim=1)  # (B, H, W)
+            if on_prediction is not None:
+                for sample_id, pred in zip(batch["sample_id"], preds):
+                    on_prediction(str(sample_id), pred)
+            per_image = torch.stack(
+                [
+                    confusion_counts(p, m, num_classes=num_classes, ignore_index=ignore_index)
+                    for p, m in zip(preds, masks.to(preds.device))
+                ]
+            )  # (B, K, K)
+            if accelerator is not None:
+                per_image = accelerator.gather_for_metrics(per_image.to(device))
+            matrix.add_matrix(per_image.sum(dim=0))
+            images += int(per_image.shape[0])
     names = list(class_names) if class_names is not None else net.class_names
     result = matrix.compute(names, eval_classes)
     result["images"] = images

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from btdnet.engine.modes import eval_mode
 from btdnet.predict.colormap import colorize
 
 MODES = ("sigmoid", "softmax")
@@ -83,10 +84,5 @@ def save_heatmaps(
 @torch.no_grad()
 def compute_heatmaps(model: torch.nn.Module, pixel_values: Tensor) -> list[Tensor]:
     """Run ``model`` (a BiCoRSeg) in eval mode on (1, 3, H, W) and return its heatmap logits."""
-    was_training = model.training
-    model.eval()
-    try:
-        output = model(pixel_values)
-    finally:
-        model.train(was_training)
-    return output.heatmaps
+    with eval_mode(model):
+        return model(pixel_values).heatmaps

@@ -56,7 +56,7 @@ def test_train_evaluate_save_and_resume(tmp_path):
     summary = Trainer(
         SegTask.from_config(config), config, tmp_path / "run", show_progress=False
     ).fit()
-    assert summary["global_step"] == 2
+    assert summary.global_step == 2
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     assert len(records) == 1 and records[0]["split"] == "val"
     record = records[0]

@@ -48,7 +48,7 @@ def test_real_data_config_runs_on_its_fixture(tmp_path, name):
     )
     task = SegTask.from_config(config)
     summary = Trainer(task, config, tmp_path / "run", show_progress=False).fit()
-    assert summary["global_step"] >= 1
+    assert summary.global_step >= 1
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["split"] == EVAL_SPLIT[name]
     # the papers' (GeoSeg) protocol: Vaihingen/Potsdam means leave clutter (id 5) out, LoveDA

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -6,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from btdnet.engine import NonFiniteLossError, Trainer, apply_overrides, load_config
+from btdnet.engine import NonFiniteLossError, Trainer, TrainSummary, apply_overrides, load_config
 from btdnet.engine import checkpoints as ckpt
 from btdnet.engine.config import ConfigError
 from btdnet.engine.schedule import warmup_cosine_factor, warmup_poly_factor
@@ -27,7 +28,7 @@ BASE = {
 }
 
 
-def _run(tmp: Path, overrides=(), resume=None, task=None) -> dict:
+def _run(tmp: Path, overrides=(), resume=None, task=None) -> TrainSummary:
     config = apply_overrides(BASE, overrides)
     task = task or ToyTask.from_config(config)
     return Trainer(task, config, tmp, resume=resume, show_progress=False).fit()
@@ -65,7 +66,7 @@ def test_schedules_hand_values():
 
 def test_training_writes_metrics_checkpoints_and_config(tmp_path):
     summary = _run(tmp_path)
-    assert summary["epochs_done"] == 3 and not summary["stopped_early"]
+    assert summary.epochs_done == 3 and not summary.stopped_early
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2, 3]
     assert all(r["split"] == "val" and r["samples"] == 13 for r in records)
@@ -93,7 +94,7 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     _run(tmp_path / "full")
     # Interrupted in the middle of epoch 2 (step 7 of 15): epoch-0001 is the last checkpoint.
     first = _run(tmp_path / "cut", ["train.stop_after_steps=7"])
-    assert first["stopped_early"]
+    assert first.stopped_early
     assert (tmp_path / "cut" / "checkpoints" / "last").resolve().name == "epoch-0001"
     _run(tmp_path / "cut", resume=tmp_path / "cut")
     full, resumed = _weights(tmp_path / "full"), _weights(tmp_path / "cut")
@@ -138,7 +139,7 @@ def test_kill_during_checkpoint_write_keeps_previous(tmp_path, monkeypatch):
     assert list(root.glob("*.tmp"))  # the half-written folder is there, and ignored
     monkeypatch.undo()
     summary = _run(tmp_path, ["train.epochs=2"], resume=tmp_path)
-    assert summary["epochs_done"] == 2
+    assert summary.epochs_done == 2
     assert not list(root.glob("*.tmp"))
 
 
@@ -182,3 +183,16 @@ def test_compile_option_compiles_in_place_and_trains_the_same(tmp_path):
     assert compiled.keys() == eager.keys()  # no "_orig_mod." prefixes in the checkpoint
     for key in eager:
         torch.testing.assert_close(compiled[key], eager[key], rtol=1e-5, atol=1e-6)
+
+
+def test_fit_returns_a_plain_summary(tmp_path):
+    summary = _run(tmp_path, ["train.epochs=1"])
+    assert isinstance(summary, TrainSummary)
+    fields = dataclasses.asdict(summary)  # plain values only: no model, no accelerator
+    assert json.loads(json.dumps(fields)) == fields
+    assert summary.epochs_done == 1 and summary.global_step == 5 and summary.is_main_process
+    assert (
+        summary.best_metric == "score" and summary.best_value == summary.last_eval["val"]["score"]
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        summary.epochs_done = 2

@@ -142,13 +142,12 @@ def main(
     except LIBRARY_ERRORS as e:
         print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
         return 1
-    accelerator = summary["accelerator"]
-    if accelerator.is_main_process:
-        best = summary["best_value"]
+    if summary.is_main_process:
+        best = summary.best_value
         best_text = f"{best:.2f}" if best is not None else "n/a"
         print(
-            f"done: {summary['epochs_done']} epochs, {summary['global_step']} steps in "
-            f"{summary['train_seconds']:.0f} s; best {summary['best_metric']} {best_text}\n"
+            f"done: {summary.epochs_done} epochs, {summary.global_step} steps in "
+            f"{summary.train_seconds:.0f} s; best {summary.best_metric} {best_text}\n"
             f"  metrics:     {output_dir / 'metrics.jsonl'}\n"
             f"  checkpoints: {output_dir / 'checkpoints'} (best/, last/)"
         )

@@ -15,18 +15,15 @@ from torch.utils.data import Sampler
 class EpochShuffleSampler(Sampler[int]):
     """Random permutation of ``range(length)`` drawn from ``seed + epoch``."""
 
-    def __init__(self, length: int, *, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, length: int, *, seed: int = 0) -> None:
         self.length = length
         self.seed = seed
-        self.shuffle = shuffle
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __iter__(self) -> Iterator[int]:
-        if not self.shuffle:
-            return iter(range(self.length))
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         return iter(torch.randperm(self.length, generator=generator).tolist())
 

@@ -30,6 +30,7 @@ from btdnet.engine import checkpoints as ckpt
 from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
 from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
+from btdnet.engine.modes import eval_mode
 from btdnet.engine.optimizer import OPTIMIZERS, build_optimizer
 from btdnet.engine.sampler import EpochShuffleSampler
 from btdnet.engine.schedule import SCHEDULES, build_scheduler
@@ -38,6 +39,21 @@ from btdnet.engine.task import TrainingTask
 from btdnet.precision import MIXED_PRECISION_CHOICES
 
 RUN_KEYS = ("output_dir", "seed", "train")  # top-level keys of every config; tasks add theirs
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What :meth:`Trainer.fit` returns: plain numbers about the run (no live objects)."""
+
+    epochs_done: int
+    global_step: int
+    stopped_early: bool  # stop_after_steps reached
+    best_metric: str
+    best_value: float | None
+    last_eval: dict[str, dict[str, Any]]  # {split: metrics} of the last evaluation
+    train_seconds: float
+    output_dir: str
+    is_main_process: bool
 
 
 class NonFiniteLossError(RuntimeError):
@@ -262,18 +278,17 @@ class Trainer:
     # ------------------------------------------------------------------ loop
     def _evaluate(self, epoch: int) -> dict[str, dict[str, Any]]:
         results: dict[str, dict[str, Any]] = {}
-        self.model.eval()
-        for split, dl in self.eval_dls.items():
-            metrics = self.task.evaluate(self.model, dl, self.accelerator)
-            results[split] = metrics
-            if self.accelerator.is_main_process:
-                self.log.write(
-                    {"epoch": epoch, "step": self.global_step, "split": split, **metrics}
+        with eval_mode(self.model):
+            for split, dl in self.eval_dls.items():
+                metrics = self.task.evaluate(self.model, dl, self.accelerator)
+                results[split] = metrics
+                if self.accelerator.is_main_process:
+                    self.log.write(
+                        {"epoch": epoch, "step": self.global_step, "split": split, **metrics}
+                    )
+                self.accelerator.log(
+                    flatten_numbers(metrics, prefix=f"{split}/"), step=self.global_step
                 )
-            self.accelerator.log(
-                flatten_numbers(metrics, prefix=f"{split}/"), step=self.global_step
-            )
-        self.model.train()
         return results
 
     def _stop_if_any(self, bad: bool, device: torch.device, what: str) -> None:
@@ -319,104 +334,128 @@ class Trainer:
         what = f"non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''})"
         self._stop_if_any(bool(bad), device, what)
 
-    def fit(self) -> dict[str, Any]:
-        """Train to the end (or to ``stop_after_steps``); return a summary."""
+    def fit(self) -> TrainSummary:
+        """Train to the end (or to ``stop_after_steps``); return a summary of the run."""
         self._setup()
-        acc, s = self.accelerator, self.settings
         if self.resume is not None:
             self._load(ckpt.find_resume_checkpoint(self.resume))
         start = time.perf_counter()
         stopped_early = False
         self.model.train()
-        while self.epoch < s.epochs and not stopped_early:
-            skip = self.batches_done_in_epoch
-            loader = acc.skip_first_batches(self.train_dl, skip) if skip else self.train_dl
-            # accelerate re-seeds the sampler from its own iteration counter on each pass;
-            # pin it to the epoch so a resumed run draws the same order.
-            for dl in {id(loader): loader, id(self.train_dl): self.train_dl}.values():
-                dl.set_epoch(self.epoch)
-            bar = tqdm(
-                total=len(self.train_dl),
-                initial=skip,
-                desc=f"epoch {self.epoch + 1}/{s.epochs}",
-                disable=not (acc.is_main_process and self.show_progress),
-                dynamic_ncols=True,
-            )
-            tick, seen = time.perf_counter(), 0
+        while self.epoch < self.settings.epochs and not stopped_early:
+            stopped_early = self._train_epoch()
+            if not stopped_early:
+                self._end_epoch()
+        self.accelerator.end_training()
+        return TrainSummary(
+            epochs_done=self.epoch,
+            global_step=self.global_step,
+            stopped_early=stopped_early,
+            best_metric=self.task.best_metric,
+            best_value=self.best_value,
+            last_eval=self.last_eval,
+            train_seconds=time.perf_counter() - start,
+            output_dir=str(self.output_dir),
+            is_main_process=self.accelerator.is_main_process,
+        )
+
+    def _epoch_loader(self) -> Any:
+        """The current epoch's train loader, past the batches a resumed run already did."""
+        skip = self.batches_done_in_epoch
+        loader = self.accelerator.skip_first_batches(self.train_dl, skip) if skip else self.train_dl
+        # accelerate re-seeds the sampler from its own iteration counter on each pass;
+        # pin it to the epoch so a resumed run draws the same order.
+        for dl in {id(loader): loader, id(self.train_dl): self.train_dl}.values():
+            dl.set_epoch(self.epoch)
+        return loader
+
+    def _train_epoch(self) -> bool:
+        """Run the rest of the current epoch; True when ``stop_after_steps`` was reached."""
+        acc = self.accelerator
+        loader = self._epoch_loader()
+        bar = tqdm(
+            total=len(self.train_dl),
+            initial=self.batches_done_in_epoch,
+            desc=f"epoch {self.epoch + 1}/{self.settings.epochs}",
+            disable=not (acc.is_main_process and self.show_progress),
+            dynamic_ncols=True,
+        )
+        tick, seen = time.perf_counter(), 0
+        try:
             for batch in loader:
-                with acc.accumulate(self.model):
-                    loss, terms = self.task.compute_loss(self.model, batch)
-                    self._check_finite(loss, terms)
-                    acc.backward(loss)
-                    if acc.sync_gradients:
-                        norm = None
-                        if s.clip_grad_norm:
-                            norm = acc.clip_grad_norm_(self.model.parameters(), s.clip_grad_norm)
-                        self._check_gradients(norm)
-                    self.optimizer.step()
-                    self.optimizer.zero_grad(set_to_none=True)
+                loss, terms = self._train_step(batch)
                 self.batches_done_in_epoch += 1
                 seen += _batch_size(batch) * acc.num_processes
                 bar.update(1)
                 if not acc.sync_gradients:
                     continue
-                self.scheduler.step()
-                self.global_step += 1
                 rate = seen / max(1e-9, time.perf_counter() - tick)
-                bar.set_postfix(
-                    loss=f"{loss.item():.4f}",
-                    lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
-                    sps=f"{rate:.1f}",
-                )
-                if s.log_every and self.global_step % s.log_every == 0:
-                    logs = {f"train/{k}": float(v) for k, v in terms.items()}
-                    logs["train/lr"] = self.scheduler.get_last_lr()[0]
-                    acc.log(logs, step=self.global_step)
-                    if acc.is_main_process:  # the main process's batch loss, for the curve
-                        self.train_log.write(
-                            {"epoch": self.epoch + 1, "step": self.global_step}
-                            | {"loss": float(loss), "lr": logs["train/lr"]}
-                            | {k: float(v) for k, v in terms.items()}
-                        )
-                if s.checkpoint_every_steps and self.global_step % s.checkpoint_every_steps == 0:
-                    self._save(f"step-{self.global_step:07d}", best=False)
-                if s.stop_after_steps is not None and self.global_step >= s.stop_after_steps:
-                    stopped_early = True
-                    break
+                if self._after_update(loss, terms, bar, rate):
+                    return True
+        finally:
             bar.close()
-            if stopped_early:
-                break
-            self.epoch += 1
-            self.batches_done_in_epoch = 0
-            is_best = False
-            if self.eval_dls and (self.epoch % s.eval_every == 0 or self.epoch == s.epochs):
-                results = self._evaluate(self.epoch)
-                self.last_eval = results
-                first = next(iter(results.values()))
-                value = first.get(self.task.best_metric)
-                if value is not None and (self.best_value is None or value > self.best_value):
-                    self.best_value, is_best = float(value), True
-                key = self.task.best_metric
-                summary = ", ".join(
-                    f"{split} {key} {m.get(key, float('nan')):.2f}" for split, m in results.items()
-                )
-                acc.print(f"epoch {self.epoch}: {summary}")
-            elif not self.eval_dls:
-                is_best = True
-            self._save(f"epoch-{self.epoch:04d}", best=is_best)
-        acc.end_training()
-        return {
-            "epochs_done": self.epoch,
-            "global_step": self.global_step,
-            "stopped_early": stopped_early,
-            "best_metric": self.task.best_metric,
-            "best_value": self.best_value,
-            "last_eval": self.last_eval,
-            "train_seconds": time.perf_counter() - start,
-            "output_dir": str(self.output_dir),
-            "model": self.model,
-            "accelerator": acc,
-        }
+        return False
+
+    def _train_step(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Forward, backward, clip, check and (on a gradient-sync step) update."""
+        acc, clip = self.accelerator, self.settings.clip_grad_norm
+        with acc.accumulate(self.model):
+            loss, terms = self.task.compute_loss(self.model, batch)
+            self._check_finite(loss, terms)
+            acc.backward(loss)
+            if acc.sync_gradients:
+                norm = acc.clip_grad_norm_(self.model.parameters(), clip) if clip else None
+                self._check_gradients(norm)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss, terms
+
+    def _after_update(
+        self, loss: torch.Tensor, terms: dict[str, torch.Tensor], bar: Any, rate: float
+    ) -> bool:
+        """Schedule, progress bar, logs and step checkpoints after an update; True: stop."""
+        s = self.settings
+        self.scheduler.step()
+        self.global_step += 1
+        lr = self.scheduler.get_last_lr()[0]
+        bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.2e}", sps=f"{rate:.1f}")
+        if s.log_every and self.global_step % s.log_every == 0:
+            self._log_train(loss, terms, lr)
+        if s.checkpoint_every_steps and self.global_step % s.checkpoint_every_steps == 0:
+            self._save(f"step-{self.global_step:07d}", best=False)
+        return s.stop_after_steps is not None and self.global_step >= s.stop_after_steps
+
+    def _log_train(self, loss: torch.Tensor, terms: dict[str, torch.Tensor], lr: float) -> None:
+        """Tracker logs, and ``train_log.jsonl`` (the main process's batch loss, the curve)."""
+        values = {k: float(v) for k, v in terms.items()}
+        self.accelerator.log(
+            {f"train/{k}": v for k, v in values.items()} | {"train/lr": lr}, step=self.global_step
+        )
+        if self.accelerator.is_main_process:
+            self.train_log.write(
+                {"epoch": self.epoch + 1, "step": self.global_step}
+                | {"loss": float(loss), "lr": lr}
+                | values
+            )
+
+    def _end_epoch(self) -> None:
+        """Close the epoch: evaluate when due, track the best, save the epoch's checkpoint."""
+        s = self.settings
+        self.epoch += 1
+        self.batches_done_in_epoch = 0
+        is_best = not self.eval_dls  # without evaluation, the latest is the best there is
+        if self.eval_dls and (self.epoch % s.eval_every == 0 or self.epoch == s.epochs):
+            self.last_eval = self._evaluate(self.epoch)
+            value = next(iter(self.last_eval.values())).get(self.task.best_metric)
+            if value is not None and (self.best_value is None or value > self.best_value):
+                self.best_value, is_best = float(value), True
+            key = self.task.best_metric
+            scores = ", ".join(
+                f"{split} {key} {m.get(key, float('nan')):.2f}"
+                for split, m in self.last_eval.items()
+            )
+            self.accelerator.print(f"epoch {self.epoch}: {scores}")
+        self._save(f"epoch-{self.epoch:04d}", best=is_best)
 
 
 def _batch_size(batch: Any) -> int:

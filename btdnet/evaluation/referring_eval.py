@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from btdnet.engine.modes import eval_mode
 from btdnet.evaluation.prediction_files import (
     check_protocol,
     dataset_split,
@@ -196,28 +197,23 @@ def evaluate_referring(
             getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
         )
     metrics = GeneralizedMetrics()
-    was_training = model.training
-    model.eval()
     progress = tqdm(
         dataloader,
         desc=f"evaluate ({protocol})",
         disable=not (show_progress and accelerator.is_local_main_process),
     )
-    try:
-        with torch.no_grad():
-            for batch in progress:
-                output = _forward(model, batch, accelerator)
-                logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
-                stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 6)
-                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
-                if folder is not None:
-                    # Gathered rows are in rank order; the truncated tail holds the duplicates.
-                    offset = accelerator.process_index * stats.shape[0]
-                    owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
-                    _save_owned_predictions(logits, batch, owned, folder)
-                _add_rows(metrics, gathered.tolist(), records)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for batch in progress:
+            output = _forward(model, batch, accelerator)
+            logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
+            stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 6)
+            gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
+            if folder is not None:
+                # Gathered rows are in rank order; the truncated tail holds the duplicates.
+                offset = accelerator.process_index * stats.shape[0]
+                owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
+                _save_owned_predictions(logits, batch, owned, folder)
+            _add_rows(metrics, gathered.tolist(), records)
     if folder is not None:
         accelerator.wait_for_everyone()
     generalized = getattr(inner, "presence_head", None) is not None
