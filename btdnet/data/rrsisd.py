@@ -15,8 +15,7 @@ list holding one compressed RLE ``{size: [h, w], counts: str}``.
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +141,153 @@ def _image_names(ref: dict[str, Any], image: dict[str, Any] | None) -> list[str]
     return [name for name in dict.fromkeys(base_names) if name not in ("", ".", "..")]
 
 
+@dataclass
+class _Index:
+    """The parsed RRSIS-D index files of one root, and the lookups the records need."""
+
+    refs_path: Path
+    instances_path: Path
+    image_folder: Path
+    refs: list[dict[str, Any]]
+    annotations: dict[Any, dict[str, Any]]
+    images: dict[Any, dict[str, Any]]
+    category_names: dict[Any, str]
+    log: ProblemLog
+    masks: dict[Any, RleMask | None] = field(default_factory=dict)
+    image_paths: dict[Any, Path | None] = field(default_factory=dict)
+    seen_ids: set[str] = field(default_factory=set)
+
+    def mask(self, ann_id: Any, annotation: dict[str, Any]) -> RleMask | None:
+        """The annotation's RLE mask (decoded once), None when it is unusable (logged)."""
+        if ann_id not in self.masks:
+            try:
+                self.masks[ann_id] = RleMask.from_segmentation(
+                    annotation.get("segmentation"), self.instances_path, f"annotation {ann_id}"
+                )
+            except ValueError as exc:
+                self.masks[ann_id] = None
+                self.log.add("bad_annotation", self.instances_path, f"annotation {ann_id}: {exc}")
+        return self.masks[ann_id]
+
+    def image_path(self, ref: dict[str, Any]) -> Path | None:
+        """The image file of ``ref`` (looked up once per image), None when missing (logged)."""
+        image_id = ref["image_id"]
+        if image_id not in self.image_paths:
+            names = _image_names(ref, self.images.get(image_id))
+            found = next((n for n in names if (self.image_folder / n).is_file()), None)
+            if found is None:
+                self.log.add(
+                    "missing_image",
+                    self.image_folder / (names[0] if names else f"<image {image_id}>"),
+                    f"image of ref {ref['ref_id']} (image_id {image_id}) not found",
+                )
+            self.image_paths[image_id] = None if found is None else self.image_folder / found
+        return self.image_paths[image_id]
+
+    def ref_records(self, position: int, ref: dict[str, Any]) -> list[ReferringRecord]:
+        """The records of one ref: one per usable expression; problems are logged."""
+        missing = [key for key in ("ref_id", "ann_id", "image_id") if not _is_id(ref.get(key))]
+        if missing:
+            where = f"ref #{position} lacks a usable {', '.join(missing)}"
+            self.log.add("unreadable_file", self.refs_path, where)
+            return []
+        ref_id, ann_id = ref["ref_id"], ref["ann_id"]
+        annotation = self.annotations.get(ann_id)
+        if annotation is None:
+            self.log.add(
+                "unknown_annotation",
+                self.instances_path,
+                f"ref {ref_id} points to annotation {ann_id}, which is not in this file",
+            )
+            return []
+        mask, image_path = self.mask(ann_id, annotation), self.image_path(ref)
+        sentences = _expressions(ref)
+        if not sentences:
+            self.log.add("bad_expression", self.refs_path, f"ref {ref_id} has no sentence")
+        category_id = annotation.get(
+            "categories_id", annotation.get("category_id", ref.get("category_id", -1))
+        )
+        category_id = int(category_id) if isinstance(category_id, int) else -1
+        records = []
+        for sent_id, text in sentences:
+            sample_id = f"{ref_id}-{sent_id}"
+            if not self._usable_sample(sample_id, text) or mask is None or image_path is None:
+                continue
+            records.append(
+                ReferringRecord(
+                    sample_id=sample_id,
+                    image_path=image_path,
+                    expression=text,
+                    category=self.category_names.get(category_id, ""),
+                    category_id=category_id,
+                    image_id=str(ref["image_id"]),
+                    split=str(ref.get("split")),
+                    mask=mask,
+                )
+            )
+        return records
+
+    def _usable_sample(self, sample_id: str, text: str) -> bool:
+        """False for an empty expression; a repeated id is logged (and kept)."""
+        if not text:
+            self.log.add(
+                "bad_expression",
+                self.refs_path,
+                f"sample {sample_id}: expression is empty after stripping",
+            )
+            return False
+        if sample_id in self.seen_ids:
+            self.log.add(
+                "duplicate_id", self.refs_path, f"sample id {sample_id} occurs more than once"
+            )
+        self.seen_ids.add(sample_id)
+        return True
+
+
+def _open_index(root: Path, split: str | None, log: ProblemLog, stats: LoadStats) -> _Index | None:
+    """Read and check the index files of ``root``; None after a fatal problem (logged)."""
+    if not root.is_dir():
+        log.fatal("missing_file", root, "data root folder not found")
+        return None
+    refs_path, instances_path, image_folder = (
+        root / REFS_FILE,
+        root / INSTANCES_FILE,
+        root / IMAGES_DIR,
+    )
+    refs = _read_refs(refs_path, log)
+    instances = _read_instances(instances_path, log)
+    if refs is None or instances is None:
+        return None
+    if not image_folder.is_dir():
+        log.fatal(
+            "missing_file",
+            image_folder,
+            "image folder not found (RRSIS-D layout: <root>/" + str(IMAGES_DIR) + ")",
+        )
+        return None
+    stats.splits = sort_splits({str(ref.get("split")) for ref in refs})
+    if split is not None and split not in stats.splits:
+        present = ", ".join(stats.splits) or "none"
+        log.fatal(
+            "unknown_split", refs_path, f"split {split!r} not found; splits present: {present}"
+        )
+        return None
+    return _Index(
+        refs_path=refs_path,
+        instances_path=instances_path,
+        image_folder=image_folder,
+        refs=refs,
+        annotations=_by_id(instances["annotations"], "annotation", instances_path, log),
+        images=_by_id(instances.get("images", []), "image", instances_path, log),
+        category_names={
+            c.get("id"): str(c.get("name", ""))
+            for c in instances.get("categories", [])
+            if isinstance(c, dict)
+        },
+        log=log,
+    )
+
+
 def load_rrsisd_records(
     root: str | Path,
     split: str | None,
@@ -153,7 +299,7 @@ def load_rrsisd_records(
 
     Masks are not decoded: empty masks are counted from the RLE runs, and with
     ``read_image_sizes`` each image header is read (no pixels) to find the images whose size
-    differs from their RLE's (an item's mask goes straight from the RLE's size to the model size).
+    differs from their RLE's (their masks are resized to the image when an item is loaded).
 
     With ``strict`` (the default) a :class:`DatasetError` naming the file is raised for missing
     or unreadable index files, an unsafe pickle, an unknown split, refs pointing to unknown
@@ -163,121 +309,15 @@ def load_rrsisd_records(
     root = Path(root)
     log = ProblemLog(strict=strict)
     stats = LoadStats(dataset="rrsisd", root=str(root), split=split, problems=log.problems)
-    if not root.is_dir():
-        log.fatal("missing_file", root, "data root folder not found")
+    index = _open_index(root, split, log, stats)
+    if index is None:
         return [], stats
-    refs_path, instances_path, image_folder = (
-        root / REFS_FILE,
-        root / INSTANCES_FILE,
-        root / IMAGES_DIR,
-    )
-    refs = _read_refs(refs_path, log)
-    instances = _read_instances(instances_path, log)
-    if refs is None or instances is None:
-        return [], stats
-    if not image_folder.is_dir():
-        log.fatal(
-            "missing_file",
-            image_folder,
-            "image folder not found (RRSIS-D layout: <root>/" + str(IMAGES_DIR) + ")",
-        )
-        return [], stats
-
-    present = sort_splits({str(ref.get("split")) for ref in refs})
-    stats.splits = present
-    if split is not None and split not in present:
-        log.fatal(
-            "unknown_split",
-            refs_path,
-            f"split {split!r} not found; splits present: {', '.join(present) or 'none'}",
-        )
-        return [], stats
-
-    annotations = _by_id(instances["annotations"], "annotation", instances_path, log)
-    images = _by_id(instances.get("images", []), "image", instances_path, log)
-    category_names = {
-        c.get("id"): str(c.get("name", ""))
-        for c in instances.get("categories", [])
-        if isinstance(c, dict)
-    }
-
-    records: list[ReferringRecord] = []
-    masks: dict[Any, RleMask | None] = {}
-    image_paths: dict[Any, Path | None] = {}
-    seen_ids: set[str] = set()
-    for position, ref in enumerate(refs):
-        if split is not None and str(ref.get("split")) != split:
-            continue
-        missing = [key for key in ("ref_id", "ann_id", "image_id") if not _is_id(ref.get(key))]
-        if missing:
-            log.add(
-                "unreadable_file", refs_path, f"ref #{position} lacks a usable {', '.join(missing)}"
-            )
-            continue
-        ref_id, ann_id, image_id = ref["ref_id"], ref["ann_id"], ref["image_id"]
-        annotation = annotations.get(ann_id)
-        if annotation is None:
-            log.add(
-                "unknown_annotation",
-                instances_path,
-                f"ref {ref_id} points to annotation {ann_id}, which is not in this file",
-            )
-            continue
-        if ann_id not in masks:
-            try:
-                masks[ann_id] = RleMask.from_segmentation(
-                    annotation.get("segmentation"), instances_path, f"annotation {ann_id}"
-                )
-            except ValueError as exc:
-                masks[ann_id] = None
-                log.add("bad_annotation", instances_path, f"annotation {ann_id}: {exc}")
-        mask = masks[ann_id]
-        if image_id not in image_paths:
-            file_names = _image_names(ref, images.get(image_id))
-            found = next(
-                (n for n in file_names if os.path.isfile(os.path.join(image_folder, n))), None
-            )
-            if found is None:
-                log.add(
-                    "missing_image",
-                    image_folder / (file_names[0] if file_names else f"<image {image_id}>"),
-                    f"image of ref {ref_id} (image_id {image_id}) not found",
-                )
-            image_paths[image_id] = None if found is None else image_folder / found
-        image_path = image_paths[image_id]
-        sentences = _expressions(ref)
-        if not sentences:
-            log.add("bad_expression", refs_path, f"ref {ref_id} has no sentence")
-        category_id = annotation.get(
-            "categories_id", annotation.get("category_id", ref.get("category_id", -1))
-        )
-        category_id = int(category_id) if isinstance(category_id, int) else -1
-        for sent_id, text in sentences:
-            sample_id = f"{ref_id}-{sent_id}"
-            if not text:
-                log.add(
-                    "bad_expression",
-                    refs_path,
-                    f"sample {sample_id}: expression is empty after stripping",
-                )
-                continue
-            if sample_id in seen_ids:
-                log.add("duplicate_id", refs_path, f"sample id {sample_id} occurs more than once")
-            seen_ids.add(sample_id)
-            if mask is None or image_path is None:
-                continue
-            records.append(
-                ReferringRecord(
-                    sample_id=sample_id,
-                    image_path=image_path,
-                    expression=text,
-                    category=category_names.get(category_id, ""),
-                    category_id=category_id,
-                    image_id=str(image_id),
-                    split=str(ref.get("split")),
-                    mask=mask,
-                )
-            )
+    records = [
+        record
+        for position, ref in enumerate(index.refs)
+        if split is None or str(ref.get("split")) == split
+        for record in index.ref_records(position, ref)
+    ]
     _count_mask_facts(records, stats, log, read_image_sizes)
     log.raise_if_fatal()
     return records, stats

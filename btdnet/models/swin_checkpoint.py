@@ -20,13 +20,6 @@ from collections.abc import Mapping
 import torch
 from timm.models.swin_transformer import SwinTransformer, checkpoint_filter_fn
 
-OFFICIAL_MARKER = "layers.0.downsample.reduction.weight"
-
-
-def is_official_swin(state: Mapping[str, torch.Tensor]) -> bool:
-    """True when ``state`` uses the official (end-of-stage downsample) Swin layout."""
-    return OFFICIAL_MARKER in state
-
 
 def convert_swin_state_dict(
     state: Mapping[str, torch.Tensor], model: SwinTransformer
