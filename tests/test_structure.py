@@ -93,3 +93,15 @@ def test_no_import_cycles_between_modules():
         if node not in state:
             visit(node)
     assert not cycles, " | ".join(" -> ".join(c) for c in cycles)
+
+
+def test_no_function_over_80_lines():
+    long = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    lines = node.end_lineno - node.lineno + 1
+                    if lines > 80:
+                        long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {lines}")
+    assert not long, long

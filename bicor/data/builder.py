@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from bicor.data.augment import DEFAULT_SCALES, CropAugment
 from bicor.data.isprs import build_isprs_dataset
@@ -11,6 +12,29 @@ from bicor.data.loveda import build_loveda_dataset
 from bicor.data.tile_dataset import MODES, TileSegmentationDataset
 
 CLOSED_SET_DATASETS = ("loveda", "vaihingen", "potsdam")
+
+
+def _check_name_and_mode(name: str, mode: str) -> None:
+    if name not in CLOSED_SET_DATASETS:
+        raise ValueError(
+            f"unknown closed-set dataset {name!r}; expected one of {CLOSED_SET_DATASETS}"
+        )
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+def _refuse_isprs_options(
+    split_scheme: str, image_mode: str | None, eroded_labels: bool | None, include_excluded: bool
+) -> None:
+    """Raise ``ValueError`` for an ISPRS-only option set away from its default for LoveDA."""
+    for option, value, default in (
+        ("split_scheme", split_scheme, "geoseg"),
+        ("image_mode", image_mode, None),
+        ("eroded_labels", eroded_labels, None),
+        ("include_excluded", include_excluded, False),
+    ):
+        if value != default:
+            raise ValueError(f"{option}={value!r} does not apply to LoveDA")
 
 
 def build_closed_set_dataset(
@@ -45,19 +69,17 @@ def build_closed_set_dataset(
         root: the folder the official archives were unpacked into.
         split: "train", "val", "test", or joined like "train+val".
         mode: "train" (augmented ``crop_size`` crops) or "eval" (whole tiles, batch size 1).
-        crop_size: side of training crops.
-        scales: random scale factors of training crops.
-        flips: random horizontal / vertical flips in training.
-        rot90: random rotations by multiples of 90 degrees in training.
-        split_scheme: ISPRS split lists, "geoseg" (default) or "mmseg" (challenge split).
-        image_mode: Potsdam "RGB" (default) or "IRRG"; Vaihingen is IRRG only.
-        domains: LoveDA scene domains to use.
-        cache_dir: where ISPRS tiles are decoded once (default ``<root>/.cache``).
+        crop_size, scales: side and random scale factors of training crops.
+        flips, rot90: random flips and rotations by multiples of 90 degrees in training.
+        split_scheme, image_mode: ISPRS split lists, "geoseg" (default) or "mmseg"; Potsdam
+            "RGB" (default) or "IRRG" (Vaihingen is IRRG only).
+        domains, cache_dir: LoveDA scene domains; where ISPRS tiles are decoded once
+            (default ``<root>/.cache``).
         eroded_labels: ISPRS ``_noBoundary`` labels (default: True in eval, False in train).
         include_excluded: keep tiles left out by default (Potsdam 7_10).
         crops_per_tile: random crops per tile and epoch (default: enough to cover the tile).
-        crop_mode: "random" or "sliding" training crops.
-        crop_stride: grid step of sliding crops (default ``crop_size``).
+        crop_mode, crop_stride: "random" or "sliding" training crops; the sliding grid step
+            (default ``crop_size``).
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
         rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
             :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.
@@ -65,59 +87,27 @@ def build_closed_set_dataset(
     Items: ``pixel_values`` float32 (3, S, S), ``mask`` int64 (S, S) with 255 = ignore,
     ``sample_id`` str; in eval mode S is the tile's own (H, W).
     """
-    if name not in CLOSED_SET_DATASETS:
-        raise ValueError(
-            f"unknown closed-set dataset {name!r}; expected one of {CLOSED_SET_DATASETS}"
-        )
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    _check_name_and_mode(name, mode)
+    authors = {"rot90_p": rot90_p, "smart_crop_ratio": smart_crop_ratio}
+    authors |= {"mosaic_p": mosaic_p, "mosaic_size": mosaic_size}
     augment = None
     if mode == "train":
-        augment = CropAugment(
-            crop_size,
-            tuple(float(s) for s in scales),
-            flips,
-            rot90,
-            rot90_p=rot90_p,
-            smart_crop_ratio=smart_crop_ratio,
-            mosaic_p=mosaic_p,
-            mosaic_size=mosaic_size,
-        )
+        augment = CropAugment(crop_size, tuple(map(float, scales)), flips, rot90, **authors)
+    common: dict[str, Any] = {"mode": mode, "augment": augment, "seed": seed}
+    common |= {"crops_per_tile": crops_per_tile, "crop_mode": crop_mode, "crop_stride": crop_stride}
     if name == "loveda":
-        for option, value, default in (
-            ("split_scheme", split_scheme, "geoseg"),
-            ("image_mode", image_mode, None),
-            ("eroded_labels", eroded_labels, None),
-            ("include_excluded", include_excluded, False),
-        ):
-            if value != default:
-                raise ValueError(f"{option}={value!r} does not apply to LoveDA")
-        return build_loveda_dataset(
-            root,
-            split,
-            mode=mode,
-            augment=augment,
-            domains=domains,
-            crops_per_tile=crops_per_tile,
-            crop_mode=crop_mode,
-            crop_stride=crop_stride,
-            seed=seed,
-        )
+        _refuse_isprs_options(split_scheme, image_mode, eroded_labels, include_excluded)
+        return build_loveda_dataset(root, split, domains=domains, **common)
     if tuple(domains) != ("Urban", "Rural"):
         raise ValueError(f"domains={tuple(domains)!r} applies to LoveDA only, not {name}")
     return build_isprs_dataset(
         name,
         root,
         split,
-        mode=mode,
-        augment=augment,
         split_scheme=split_scheme,
         image_mode=image_mode,
         cache_dir=cache_dir,
         eroded_labels=eroded_labels,
         include_excluded=include_excluded,
-        crops_per_tile=crops_per_tile,
-        crop_mode=crop_mode,
-        crop_stride=crop_stride,
-        seed=seed,
+        **common,
     )

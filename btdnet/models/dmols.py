@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from btdnet.models.twin_stream_decoder import ConvNormAct
+from btdnet.models.layers import ConvNormAct
 
 
 def pool_region(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

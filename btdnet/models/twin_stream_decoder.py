@@ -25,23 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _groups(channels: int) -> int:
-    for groups in (8, 4, 2):
-        if channels % groups == 0:
-            return groups
-    return 1
-
-
-class ConvNormAct(nn.Sequential):
-    """Conv (no bias) + GroupNorm + GELU, 'same' padding."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=False),
-            nn.GroupNorm(_groups(out_channels), out_channels),
-            nn.GELU(),
-        )
+from btdnet.models.layers import ConvNormAct
 
 
 @dataclass

@@ -92,17 +92,8 @@ async def _predict(service: InferenceService, job: Job) -> list[Any]:
         raise HTTPException(413, "the image is too large for this server's memory") from exc
 
 
-def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> FastAPI:
-    """The web application around one shared :class:`InferenceService`."""
-    app = FastAPI(
-        title="btdnet-serve",
-        summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
-        "the mask of the object it describes out.",
-        version="1",
-    )
-    app.state.service = service
-    install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
+def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
+    """``GET /health`` (the model, its device, the queue) and the browser page."""
 
     @app.get("/health")
     def health() -> dict[str, Any]:
@@ -123,6 +114,20 @@ def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> Fas
     @app.get("/app.js", include_in_schema=False)
     def script() -> Response:
         return Response(_page("app.js"), media_type="text/javascript")
+
+
+def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> FastAPI:
+    """The web application around one shared :class:`InferenceService`."""
+    app = FastAPI(
+        title="btdnet-serve",
+        summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
+        "the mask of the object it describes out.",
+        version="1",
+    )
+    app.state.service = service
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
+    _add_status_and_page(app, service)
 
     @app.post("/predict", responses=ERROR_RESPONSES, response_model=None)
     async def predict(
