@@ -85,7 +85,7 @@ def test_train_evaluate_save_and_resume(tmp_path):
         resume=tmp_path / "run",
         show_progress=False,
     ).fit()
-    assert resumed["global_step"] == 4
+    assert resumed.global_step == 4
 
 
 def test_evaluate_matches_a_hand_accumulated_confusion_matrix(tmp_path):
