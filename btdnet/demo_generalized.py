@@ -20,12 +20,12 @@ from torch.utils.data import DataLoader
 from btdnet.data import build_referring_dataset
 from btdnet.demo import _denormalise
 from btdnet.engine.accelerator import make_accelerator
-from btdnet.engine.config import get, load_config
+from btdnet.engine.config import load_config
 from btdnet.engine.trainer import Trainer
 from btdnet.evaluation import evaluate_referring
 from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
-from btdnet.task import ReferringTask, prepare_data
+from btdnet.task import ReferringTask
 
 TARGETS: dict[str, float] = {"gIoU": 55.0, "N_acc": 80.0, "T_acc": 80.0}
 TARGET_MINUTES = 15.0
@@ -102,22 +102,25 @@ def run_generalized_demo(
     config = load_config(config_path, overrides)
     config["output_dir"] = str(out_dir / "train")
     config.setdefault("data", {})["root"] = str(out_dir / "data")
-    if get(config, "data.dataset") != "grefs":
+    task = ReferringTask.from_config(config)
+    if task.config.data.dataset != "grefs":
         raise ValueError(f"{config_path}: the generalized demo needs data.dataset: grefs")
+    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
 
     print(f"[1/4] generalized synthetic benchmark (gRefCOCO format) -> {out_dir / 'data'}")
     t0 = time.perf_counter()
-    prepare_data(config)
+    task.prepare_data()
     data_seconds = time.perf_counter() - t0
 
-    print(f"[2/4] training ({get(config, 'model.variant')} + presence head) -> {out_dir / 'train'}")
+    variant = task.config.model.variant
+    print(f"[2/4] training ({variant} + presence head) -> {out_dir / 'train'}")
     t0 = time.perf_counter()
-    summary = Trainer(ReferringTask(), config, out_dir / "train", show_progress=show_progress).fit()
+    summary = trainer.fit()
     train_seconds = time.perf_counter() - t0
 
     print("[3/4] benchmark on the test split (gIoU, cIoU, N_acc, T_acc; targeted oIoU)")
     t0 = time.perf_counter()
-    batch = int(get(config, "train.eval_batch_size", 16))
+    batch = trainer.settings.eval_batch_size
     scored = score_generalized(out_dir / "train/checkpoints/best", config["data"]["root"], batch)
     result = scored["result"]
     bench_seconds = time.perf_counter() - t0
@@ -134,8 +137,8 @@ def run_generalized_demo(
             "samples_multi_target": sum(1 for r in scored["dataset"].records if r.target_count > 1),
             "split": "test",
             "protocol": result.get("protocol", "lavt"),
-            "best_val_gIoU": summary["best_value"],
-            "train_steps": summary["global_step"],
+            "best_val_gIoU": summary.best_value,
+            "train_steps": summary.global_step,
             "data_seconds": round(data_seconds, 1),
             "train_seconds": round(train_seconds, 1),
             "benchmark_seconds": round(bench_seconds, 1),

@@ -132,7 +132,7 @@ def run_folder(tmp_path_factory) -> Path:
     }
     (tmp / "tiny.yaml").write_text(yaml.safe_dump(config))
     code = main(
-        ReferringTask,
+        ReferringTask.from_config,
         prog="train",
         description="",
         argv=[

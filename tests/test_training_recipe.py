@@ -70,12 +70,11 @@ def test_weight_decay_on_every_parameter_unless_asked_otherwise():
     from bicor import build_bicor
 
     model = build_bicor("tiny", num_classes=3)
-    everything = SegTask().param_groups(model, {"train": {"weight_decay": 0.01}})
+    everything = SegTask.from_config({"model": {"variant": "tiny"}}).param_groups(model, 1e-3, 0.01)
     assert {g["weight_decay"] for g in everything} == {0.01}
     assert sum(len(g["params"]) for g in everything) == len(list(model.parameters()))
-    ours = SegTask().param_groups(
-        model, {"train": {"weight_decay": 0.01}, "model": {"decay_all_parameters": False}}
-    )
+    task = SegTask.from_config({"model": {"variant": "tiny", "decay_all_parameters": False}})
+    ours = task.param_groups(model, 1e-3, 0.01)
     exempt = {id(p) for g in ours if g["weight_decay"] == 0.0 for p in g["params"]}
     assert id(model.class_embeddings.weight) in exempt
     assert id(model.fusion.fuse.weight) not in exempt
