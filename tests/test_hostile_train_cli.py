@@ -27,24 +27,24 @@ def _config(tmp_path, **train) -> str:
 
 
 class BrokenData(ToyTask):
-    def build_datasets(self, config):
+    def build_datasets(self, model):
         raise DatasetError("datasets/rrsisd/refs(unc).p: truncated pickle")
 
 
 def test_dataset_error_is_one_line_and_exit_1(tmp_path, capsys) -> None:
     argv = ["--config", _config(tmp_path), "--output-dir", str(tmp_path / "run"), "--no-progress"]
-    assert main(BrokenData, prog="train.py", description="", argv=argv) == 1
+    assert main(BrokenData.from_config, prog="train.py", description="", argv=argv) == 1
     err = capsys.readouterr().err.strip()
     assert err == "train.py: error: datasets/rrsisd/refs(unc).p: truncated pickle"
 
 
 def test_multi_line_library_error_is_cut_to_one_line(tmp_path, capsys) -> None:
     class Multi(ToyTask):
-        def build_model(self, config):
+        def build_model(self):
             raise OSError("weights/x.bin: unreadable\n  at byte 12\n  more detail")
 
     argv = ["--config", _config(tmp_path), "--output-dir", str(tmp_path / "run"), "--no-progress"]
-    assert main(Multi, prog="train.py", description="", argv=argv) == 1
+    assert main(Multi.from_config, prog="train.py", description="", argv=argv) == 1
     assert capsys.readouterr().err.strip() == "train.py: error: weights/x.bin: unreadable"
 
 
@@ -52,9 +52,11 @@ def test_multi_line_library_error_is_cut_to_one_line(tmp_path, capsys) -> None:
 def test_resume_from_a_checkpoint_folder(tmp_path, capsys, named) -> None:
     run = tmp_path / "run"
     first = ["--config", _config(tmp_path, stop_after_steps=4), "--output-dir", str(run)]
-    assert main(ToyTask, prog="t", description="", argv=[*first, "--no-progress"]) == 0
+    assert main(ToyTask.from_config, prog="t", description="", argv=[*first, "--no-progress"]) == 0
     assert (run / "checkpoints" / "last").resolve().name == "epoch-0001"
     # No --config: the run's config.yaml is found above the checkpoint folder.
     argv = ["--resume", str(run / named), "--set", "train.stop_after_steps=null", "--no-progress"]
-    assert main(ToyTask, prog="t", description="", argv=argv) == 0, capsys.readouterr().err
+    assert main(ToyTask.from_config, prog="t", description="", argv=argv) == 0, (
+        capsys.readouterr().err
+    )
     assert (run / "checkpoints" / "last").resolve().name == "epoch-0002"

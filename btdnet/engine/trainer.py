@@ -434,7 +434,7 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.train_log.write(
                 {"epoch": self.epoch + 1, "step": self.global_step}
-                | {"loss": float(loss), "lr": lr}
+                | {"loss": float(loss.detach()), "lr": lr}
                 | values
             )
 
