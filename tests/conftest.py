@@ -7,10 +7,66 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # subprocesses (CLI runs, 2-process launches) share the machine's cores with it.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import re
+from pathlib import Path
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+# --------------------------------------------------------------- optional extras must be there
+# `pytest.importorskip("rasterio")` keeps the suite usable on a runtime-only install, but under
+# `make test` (which installs the dev extra) and in CI a missing extra is a broken install: its
+# tests must fail, not vanish. BTDNET_REQUIRE_EXTRAS=1 (set by the Makefile) or CI=true turns a
+# skip for a missing dev-extra module into a failure naming the module and the fix; otherwise
+# the skip stays and `-ra` lists it with its reason.
+
+_IMPORT_SKIP = re.compile(r"could not import '([\w.]+)'")
+
+
+def _dev_extra_modules() -> set[str]:
+    """Import names of the dev extra's optional packages (from pyproject.toml)."""
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text(encoding="utf-8")
+    match = re.search(r"^dev = \[(.*?)\]", text, flags=re.M | re.S)
+    names = re.findall(r'"([A-Za-z0-9_.-]+)', match.group(1)) if match else []
+    modules = {name.lower().replace("-", "_") for name in names}
+    return modules | {m.removeprefix("python_") for m in modules}  # python-multipart: multipart
+
+
+def _extras_required() -> bool:
+    return os.environ.get("BTDNET_REQUIRE_EXTRAS") == "1" or os.environ.get("CI") == "true"
+
+
+def _missing_extra(longrepr) -> str | None:
+    """The dev-extra module an importorskip skip is about, or None."""
+    text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    match = _IMPORT_SKIP.search(text)
+    if match and match.group(1).split(".")[0].lower() in _dev_extra_modules():
+        return match.group(1)
+    return None
+
+
+def _fail_skip(report, where: str) -> None:
+    module = _missing_extra(report.longrepr) if report.skipped and _extras_required() else None
+    if module is not None:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{where}: '{module}' is part of the dev extra that `make test` installs, but it "
+            "cannot be imported; install it (pip install -e '.[dev]') rather than skipping"
+        )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_skip(outcome.get_result(), str(collector.nodeid))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_skip(outcome.get_result(), item.nodeid)
 
 
 @pytest.fixture(scope="module")

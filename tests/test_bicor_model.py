@@ -44,6 +44,15 @@ def test_topk_count():
     assert topk_count(14, 0.25, 1) == 4  # round(3.5) = 4
 
 
+def _moved(module: nn.Module) -> nn.Module:
+    """Every parameter moved off its initial value (zero-initialised parts included)."""
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    return module.double().eval()
+
+
 def test_hbis_layer_shapes():
     layer = HBISLayer(dim=8)
     features, embeddings = torch.randn(2, 8, 5, 7), torch.randn(2, 3, 8)
@@ -53,6 +62,35 @@ def test_hbis_layer_shapes():
     assert heat.shape == (2, 3, 5, 7)
     with pytest.raises(ValueError, match="dim=8"):
         layer(torch.randn(2, 4, 5, 7), embeddings)
+
+
+@pytest.mark.parametrize("topk_ratio", [None, 0.3])
+def test_hbis_layer_treats_classes_and_pixels_symmetrically(topk_ratio):
+    """Classes are a set and pixels a bag: permuting the class embeddings permutes heatmaps and
+    embeddings and leaves the features; permuting pixels permutes features and heatmaps and
+    leaves the embeddings (HBIS has no positional operation)."""
+    layer = _moved(HBISLayer(dim=8, topk_ratio=topk_ratio, min_topk=4))
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(2, 8, 5, 7, generator=generator, dtype=torch.float64)
+    embeddings = torch.randn(2, 3, 8, generator=generator, dtype=torch.float64)
+    with torch.no_grad():
+        f, e, heat = layer(features, embeddings)
+        classes = torch.tensor([2, 0, 1])
+        f_c, e_c, heat_c = layer(features, embeddings[:, classes])
+        pixels = torch.randperm(35, generator=generator)
+        shuffled = features.flatten(2)[:, :, pixels].reshape(2, 8, 5, 7)
+        f_p, e_p, heat_p = layer(shuffled, embeddings)
+    torch.testing.assert_close(e_c, e[:, classes])
+    torch.testing.assert_close(heat_c, heat[:, classes])
+    torch.testing.assert_close(f_c, f)
+    torch.testing.assert_close(e_p, e)
+    torch.testing.assert_close(f_p.flatten(2), f.flatten(2)[:, :, pixels])
+    torch.testing.assert_close(heat_p.flatten(2), heat.flatten(2)[:, :, pixels])
+    # and the samples of a batch do not see each other
+    with torch.no_grad():
+        f_1, _, heat_1 = layer(features[1:], embeddings[1:])
+    torch.testing.assert_close(f_1, f[1:])
+    torch.testing.assert_close(heat_1, heat[1:])
 
 
 def test_hbis_pooling_keeps_only_top_k_pixels():
@@ -71,17 +109,38 @@ def test_hbis_pooling_keeps_only_top_k_pixels():
 
 
 def test_hbis_stack_returns_every_layer():
-    stack = HBISStack([HBISLayer(dim=8) for _ in range(3)])
-    f, e, heatmaps, embeddings = stack(torch.randn(2, 8, 4, 4), torch.randn(2, 5, 8))
-    assert f.shape == (2, 8, 4, 4) and e.shape == (2, 5, 8)
-    assert len(heatmaps) == len(embeddings) == 3
-    assert embeddings[-1] is e
+    layers = [_moved(HBISLayer(dim=8)) for _ in range(3)]
+    stack = HBISStack(layers)
+    features = torch.randn(2, 8, 4, 4, dtype=torch.float64)
+    embeddings = torch.randn(2, 5, 8, dtype=torch.float64)
+    with torch.no_grad():
+        f, e, heatmaps, per_layer = stack(features, embeddings)
+        # the layers run in order, each on the previous one's output
+        f1, e1, h1 = layers[0](features, embeddings)
+        f2, e2, h2 = layers[1](f1, e1)
+        f3, e3, h3 = layers[2](f2, e2)
+    assert len(heatmaps) == len(per_layer) == 3 and per_layer[-1] is e
+    for got, want in zip([*heatmaps, *per_layer, f], [h1, h2, h3, e1, e2, e3, f3]):
+        torch.testing.assert_close(got, want)
 
 
-def test_fusion_upsamples_to_the_first_stage():
-    fusion = MultiScaleFusion(in_channels=[4, 6, 8, 10], dim=12)
-    feats = [torch.randn(2, c, 16 // s, 24 // s) for c, s in zip([4, 6, 8, 10], [1, 2, 4, 8])]
-    assert fusion(feats).shape == (2, 12, 16, 24)
+def test_fusion_upsamples_to_the_first_stage_and_uses_every_stage():
+    fusion = _moved(MultiScaleFusion(in_channels=[4, 6, 8, 10], dim=12))
+    feats = [
+        torch.randn(2, c, 16 // s, 24 // s, dtype=torch.float64)
+        for c, s in zip([4, 6, 8, 10], [1, 2, 4, 8])
+    ]
+    with torch.no_grad():
+        fused = fusion(feats)
+        assert fused.shape == (2, 12, 16, 24)
+        for stage in range(4):
+            changed = [f.clone() for f in feats]
+            changed[stage] = changed[stage] + 1.0
+            assert (fusion(changed) - fused).abs().max() > 1e-6, stage
+        # sample 1 does not depend on sample 0
+        other = [f.clone() for f in feats]
+        other[3][0] = 0.0
+        torch.testing.assert_close(fusion(other)[1], fused[1])
     with pytest.raises(ValueError, match="expects 4"):
         fusion(feats[:3])
 
@@ -104,8 +163,27 @@ def test_model_output_shapes_and_losses(size):
     model.eval()
     with torch.no_grad():
         evaluated = model(x)
+        # samples are scored independently: changing image 0 leaves image 1's logits
+        changed = x.clone()
+        changed[0] = torch.randn(3, h, w)
+        other = model(changed)
     assert evaluated.aux_logits is None and evaluated.loss is None and not evaluated.losses
-    assert torch.isfinite(evaluated.logits).all()
+    torch.testing.assert_close(other.logits[1], evaluated.logits[1])
+    assert (other.logits[0] - evaluated.logits[0]).abs().max() > 1e-4
+
+
+def test_loss_is_lowest_for_the_models_own_prediction():
+    """The main cross-entropy against the model's own arg-max labels is lower than against any
+    other labelling of the same pixels (here: every label shifted by one class)."""
+    model = _tiny(topk_ratio=0.1)
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 64, 64)
+    model.eval()
+    with torch.no_grad():
+        own = model(x).logits.argmax(1)  # (2, 64, 64)
+        fitted = model(x, own).losses["ce"]
+        shifted = model(x, (own + 1) % 5).losses["ce"]
+    assert fitted < shifted
 
 
 def test_every_parameter_gets_a_gradient():

@@ -51,6 +51,37 @@ def test_output_shapes(size: int) -> None:
     assert without.loss is None and without.losses == {}
 
 
+def test_total_loss_uses_the_configured_weights() -> None:
+    """The total is the sum of the terms weighted by the config (D-MOLS weights included), and
+    the joint cross-entropy is that of the returned joint logits, recomputed here."""
+    weights = {
+        "joint_ce": 1.0,
+        "dice": 0.25,
+        "target_stream": 0.35,
+        "background_stream": 0.45,
+        "agreement": 0.15,
+        "alignment": 0.05,
+        "dmols_visual": 0.3,
+        "dmols_language": 0.7,
+    }
+    overrides = {f"{name}_weight": w for name, w in weights.items() if name != "joint_ce"}
+    overrides["background_weight"] = overrides.pop("background_stream_weight")
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False, image_size=96, **overrides)
+    batch = make_batch(96)
+    out = model(**batch)
+    terms = {name: out.losses[name].item() for name in weights}
+    assert all(value > 0 for value in terms.values()), terms
+    total = sum(weights[name] * value for name, value in terms.items())
+    assert out.losses["total"].item() == pytest.approx(total, rel=1e-5)
+    # weighted 2-class CE of the joint logit: background 0.9, target 1.1
+    probs = torch.sigmoid(out.target_logits[:, 0].double())
+    truth = batch["targets"].double()
+    pixel_w = 0.9 + 0.2 * truth
+    ce = -(truth * probs.log() + (1 - truth) * (1 - probs).log())
+    assert terms["joint_ce"] == pytest.approx(((pixel_w * ce).sum() / pixel_w.sum()).item(), 1e-4)
+
+
 def test_joint_logit_is_target_minus_background() -> None:
     model = build_model("tiny", pretrained=False).eval()
     batch = make_batch(96)

@@ -100,3 +100,60 @@ def test_missing_pickle_names_the_file(tmp_path):
     path = tmp_path / "rrsisd" / "refs(unc).p"
     with pytest.raises(DatasetError, match="file not found"):
         safe_load_pickle(path)
+
+
+class _Getattr:
+    """Pickles as ``getattr(obj, name)``: a global that looks harmless."""
+
+    def __init__(self, obj, name: str) -> None:
+        self.obj, self.name = obj, name
+
+    def __call__(self, *args):  # pickle requires the reduce callable to be callable
+        raise NotImplementedError
+
+    def __reduce__(self):
+        return (getattr, (self.obj, self.name))
+
+
+class _Call:
+    """Pickles as ``function(*args)`` where ``function`` is itself rebuilt from the pickle."""
+
+    def __init__(self, function, args: tuple) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return (self.function, self.args)
+
+
+def _eval_through_getattr(marker) -> bytes:
+    """``getattr(getattr(getattr, '__self__'), 'eval')("open(marker, 'w').write('x')")``: the
+    only global named in the file is ``builtins.getattr``; ``getattr.__self__`` is the builtins
+    module, so an unpickler that lets getattr through has let eval through."""
+    builtins_module = _Getattr(getattr, "__self__")
+    evaluate = _Getattr(builtins_module, "eval")
+    code = f"open({str(marker)!r}, 'w').write('x')"
+    return pickle.dumps(_Call(evaluate, (code,)), protocol=4)
+
+
+def test_getattr_is_refused_because_it_reaches_eval(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _eval_through_getattr(marker)
+    # the payload is real: the standard unpickler writes the file
+    pickle.loads(payload)
+    assert marker.read_text() == "x"
+    marker.unlink()
+    path = tmp_path / "refs(unc).p"
+    path.write_bytes(payload)
+    with pytest.raises(UnsafePickleError, match=r"refused to load global 'builtins\.getattr'"):
+        safe_load_pickle(path)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["getattr", "__import__", "open", "compile", "globals", "vars", "breakpoint"]
+)
+def test_builtins_that_reach_code_or_files_are_refused(tmp_path, name):
+    path = tmp_path / "evil.p"
+    path.write_bytes(f"cbuiltins\n{name}\n.".encode())  # protocol 0: push the global, stop
+    with pytest.raises(UnsafePickleError, match=f"'builtins.{name}'"):
+        safe_load_pickle(path)

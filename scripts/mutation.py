@@ -1,0 +1,409 @@
+"""Mutation testing of the modules where a wrong line changes a number or a guarantee.
+
+Reads ``mutation.toml`` (each module with the narrow test selection that must notice a change in
+it), copies the project into ``<out>/tree`` (your working tree, or ``--rev``'s commit, is never
+mutated), and for each module: runs its tests once unmutated (they must pass; the time sets the
+per-mutant timeout), lets Cosmic Ray enumerate every mutant, drops the operators that the config
+excludes, keeps a seeded random sample of ``--sample`` mutants (0 = all), and runs the module's
+tests against each one. Results go to ``<out>/<module>.sqlite`` (Cosmic Ray sessions: ``cr-report``
+and ``cr-html`` read them), ``<out>/summary.json`` and ``<out>/report.md`` (every survivor with
+its diff). A timeout counts as killed, as in Cosmic Ray.
+
+Run it through ``make mutation`` (one thread, lowest priority) or directly:
+
+    python scripts/mutation.py --module metrics/referring --sample 0
+    python scripts/mutation.py --rev HEAD~5 --out runs/mutation-before   # an older suite
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10: Cosmic Ray's own dependency reads TOML
+    import toml as tomllib  # type: ignore[no-redef]
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = ".mutation-run"
+
+
+def _load_config(path: Path) -> dict[str, Any]:
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:  # TOMLDecodeError is a ValueError
+        raise SystemExit(f"mutation: {path}: cannot read the config ({error})") from error
+    modules = config.get("module", [])
+    if not modules or not all("path" in m and "tests" in m for m in modules):
+        raise SystemExit(f"mutation: {path}: needs [[module]] entries with 'path' and 'tests'")
+    return config
+
+
+def _prepare_out(out: Path) -> None:
+    """Use ``out`` only when it is new, empty, or was written by this script."""
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise SystemExit(f"mutation: {out}: not empty and not written by this script; pick --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by scripts/mutation.py\n", encoding="utf-8")
+
+
+def _extract(rev: str, target: Path, *paths: str) -> None:
+    """``git archive`` of ``rev`` (only ``paths`` when given) unpacked into ``target``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPO), "archive", "--format=tar", rev, *paths],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+
+
+def _copy_tree(out: Path, rev: str | None, tests_rev: str | None) -> Path:
+    """The project's files (tracked + untracked non-ignored, or ``rev``'s) in ``out/tree``;
+    with ``tests_rev``, ``tests/`` comes from that revision (the code stays)."""
+    tree = out / "tree"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir()
+    if rev is not None:
+        _extract(rev, tree)
+    else:
+        _copy_working_tree(tree)
+    if tests_rev is not None:
+        shutil.rmtree(tree / "tests")
+        _extract(tests_rev, tree, "tests")
+    return tree
+
+
+def _copy_working_tree(tree: Path) -> None:
+    listing = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        check=True,
+        capture_output=True,
+    ).stdout.decode()
+    for name in filter(None, listing.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            target = tree / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+
+
+def _test_command(module: dict[str, Any], tree: Path | None = None) -> str:
+    """The module's pytest command; with ``tree``, test files absent from it are left out (an
+    older suite under ``--tests-rev`` may not have them)."""
+    tests = [t for t in module["tests"] if tree is None or (tree / t.split("::")[0]).exists()]
+    if not tests:
+        raise SystemExit(f"mutation: none of {module['tests']} exists in {tree}")
+    pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    return shlex.join([*pytest, "-p", "no:warnings", *tests, *module.get("pytest-args", [])])
+
+
+def _baseline(command: str, tree: Path) -> float:
+    """Run the unmutated tests in ``tree``; return their wall time (they must pass)."""
+    start = time.monotonic()
+    done = subprocess.run(shlex.split(command), cwd=tree, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        raise SystemExit(f"mutation: the unmutated tests fail: {command}\n{tail}")
+    return time.monotonic() - start
+
+
+def _enumerate(path: str, session: Path, excluded: list[str]) -> list[Any]:
+    """Create the Cosmic Ray session of one module; return its work items after exclusion."""
+    import re
+
+    import cosmic_ray.commands
+    import cosmic_ray.modules
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    if session.exists():
+        session.unlink()
+    modules = list(cosmic_ray.modules.find_modules([Path(path)]))
+    with use_db(session, mode=WorkDB.Mode.create) as db:
+        cosmic_ray.commands.init(modules, db, {})
+        pattern = re.compile("|".join(f"(?:{e})" for e in excluded)) if excluded else None
+        annotations = {str(m): _annotation_spans(m) for m in modules}
+        items = [
+            item
+            for item in db.work_items
+            if not (pattern and any(pattern.search(m.operator_name) for m in item.mutations))
+            and not any(
+                _inside(m.start_pos, annotations[str(m.module_path)]) for m in item.mutations
+            )
+        ]
+    return items
+
+
+def _annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """(start, end) positions of every type annotation of a module. Its files use
+    ``from __future__ import annotations``, so annotations are never evaluated and a mutant
+    inside one (``str | Path`` -> ``str * Path``) is equivalent by construction."""
+    import ast
+
+    spans = []
+    for node in ast.walk(ast.parse(Path(path).read_text(encoding="utf-8"))):
+        found = []
+        if isinstance(node, ast.arg | ast.AnnAssign) and node.annotation is not None:
+            found.append(node.annotation)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.returns is not None:
+            found.append(node.returns)
+        spans += [((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset)) for a in found]
+    return spans
+
+
+def _inside(position: tuple[int, int], spans: list) -> bool:
+    return any(start <= tuple(position) < end for start, end in spans)
+
+
+def _sample(items: list[Any], size: int, seed: int) -> list[Any]:
+    ordered = sorted(
+        items,
+        key=lambda i: (i.mutations[0].operator_name, i.mutations[0].occurrence, i.job_id),
+    )
+    if size <= 0 or size >= len(ordered):
+        return ordered
+    return random.Random(seed).sample(ordered, size)
+
+
+# Third-party packages imported once by the parent; each mutant's test run is a forked child
+# that imports only the project (from the mutated files), so a mutant costs its tests, not a
+# fresh interpreter loading torch.
+PRELOAD = ("numpy", "torch", "torchvision", "timm", "transformers", "accelerate", "PIL",
+           "safetensors", "yaml", "tqdm", "pytest", "rasterio")  # fmt: skip
+
+
+def _preload() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+
+
+def _run_forked(pytest_args: list[str], timeout: float) -> tuple[str, str]:
+    """Run pytest in a forked child; ('killed' | 'survived', output tail). A timeout kills."""
+    import signal
+    import tempfile
+
+    with tempfile.TemporaryFile(mode="w+") as log:
+        pid = os.fork()
+        if pid == 0:  # child: own process group, output to the log, exit with pytest's code
+            code = 1
+            try:
+                os.setpgid(0, 0)
+                os.dup2(log.fileno(), 1)
+                os.dup2(log.fileno(), 2)
+                import pytest
+
+                code = int(pytest.main(pytest_args))
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + timeout
+        status = None
+        while status is None:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(raw)
+            elif time.monotonic() > deadline:
+                os.killpg(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return "killed", "timeout"
+            else:
+                time.sleep(0.2)
+        log.seek(0)
+        output = "\n".join(log.read().splitlines()[-20:])
+    return ("survived" if status == 0 else "killed"), output
+
+
+def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Path) -> dict:
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import use_mutation
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+    from tqdm import tqdm
+
+    path = module["path"]
+    command = _test_command(module, tree)
+    pytest_args = shlex.split(command)[3:]  # after "python -m pytest"
+    baseline = _baseline(command, tree)
+    timeout = max(float(settings.get("min-timeout", 60)), 4.0 * baseline)
+    session = args.out / (path.replace("/", "__").removesuffix(".py") + ".sqlite")
+    items = _enumerate(path, session, list(settings.get("exclude-operators", [])))
+    size = args.sample if args.sample is not None else int(settings.get("sample", 0))
+    chosen = _sample(items, size, int(settings.get("seed", 0)))
+    chosen_ids = {item.job_id for item in chosen}
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "no-test": 0}
+    survivors = []
+    start = time.monotonic()
+    with use_db(session, mode=WorkDB.Mode.open) as db:
+        skipped = WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED)
+        for item in db.pending_work_items:
+            if item.job_id not in chosen_ids:
+                db.set_result(item.job_id, skipped)
+        bar = tqdm(chosen, desc=path, unit="mutant", disable=args.no_progress)
+        for item in bar:
+            mutation = item.mutations[0]
+            operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
+            with use_mutation(mutation.module_path, operator, mutation.occurrence) as (
+                original,
+                mutated,
+            ):
+                if mutated is None:
+                    counts["no-test"] += 1
+                    db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NO_TEST))
+                    continue
+                outcome, output = _run_forked(pytest_args, timeout)
+            diff = "".join(
+                difflib.unified_diff(
+                    original.splitlines(keepends=True),
+                    mutated.splitlines(keepends=True),
+                    fromfile=str(mutation.module_path),
+                    tofile=str(mutation.module_path),
+                    n=1,
+                )
+            )
+            test_outcome = TestOutcome.KILLED if outcome == "killed" else TestOutcome.SURVIVED
+            db.set_result(
+                item.job_id,
+                WorkResult(
+                    worker_outcome=WorkerOutcome.NORMAL,
+                    test_outcome=test_outcome,
+                    output=output,
+                    diff=diff,
+                ),
+            )
+            counts[outcome] += 1
+            if outcome == "survived":
+                survivors.append(
+                    {
+                        "operator": mutation.operator_name,
+                        "occurrence": mutation.occurrence,
+                        "line": mutation.start_pos[0],
+                        "diff": diff,
+                    }
+                )
+            bar.set_postfix(survived=counts["survived"])
+            if args.no_progress:
+                print(f"{path}: {outcome} {mutation.operator_name} line {mutation.start_pos[0]}")
+    return {
+        "module": path,
+        "tests": module["tests"],
+        "mutants_total": len(items),
+        "mutants_run": len(chosen),
+        **counts,
+        "baseline_seconds": round(baseline, 1),
+        "mutants_seconds": round(time.monotonic() - start, 1),
+        "survivors": survivors,
+    }
+
+
+def _report(results: list[dict], args: argparse.Namespace, rev: str) -> str:
+    run = sum(r["killed"] + r["survived"] for r in results)
+    survived = sum(r["survived"] for r in results)
+    rate = 100.0 * survived / run if run else 0.0
+    lines = [
+        f"# Mutation testing ({rev})",
+        "",
+        f"{survived} of {run} mutants survived ({rate:.1f}%).",
+        "",
+        "| module | mutants | run | killed | survived | survival |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        scored = r["killed"] + r["survived"]
+        share = f"{100.0 * r['survived'] / scored:.0f}%" if scored else "-"
+        lines.append(
+            f"| {r['module']} | {r['mutants_total']} | {r['mutants_run']} | {r['killed']} "
+            f"| {r['survived']} | {share} |"
+        )
+    for r in results:
+        for s in r["survivors"]:
+            lines += ["", f"## {r['module']}:{s['line']} {s['operator']}", "", "```diff"]
+            lines += [s["diff"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Needs the 'mutation' extra: pip install -e '.[mutation]'.",
+    )
+    parser.add_argument("--config", type=Path, default=REPO / "mutation.toml")
+    parser.add_argument("--out", type=Path, default=REPO / "runs" / "mutation")
+    parser.add_argument(
+        "--module",
+        action="append",
+        default=[],
+        help="run only modules whose path contains this text (repeatable)",
+    )
+    parser.add_argument("--sample", type=int, default=None, help="mutants per module (0 = all)")
+    parser.add_argument("--rev", default=None, help="test this git revision instead of the tree")
+    parser.add_argument(
+        "--tests-rev",
+        default=None,
+        help="take tests/ from this revision (e.g. the suite before a change, same code)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = _load_config(args.config)
+    settings = config.get("settings", {})
+    modules = [
+        m for m in config["module"] if not args.module or any(s in m["path"] for s in args.module)
+    ]
+    if args.list or not modules:
+        for m in modules:
+            print(f"{m['path']}: {_test_command(m)}")
+        return 0 if modules else 1
+    try:
+        import cosmic_ray  # noqa: F401
+    except ImportError:
+        print("mutation: Cosmic Ray is missing: pip install -e '.[mutation]'", file=sys.stderr)
+        return 1
+    args.out = args.out.resolve()
+    _prepare_out(args.out)
+    tree = _copy_tree(args.out, args.rev, args.tests_rev)
+    os.environ["PYTHONPATH"] = str(tree)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # no stale .pyc of a mutant
+    sys.dont_write_bytecode = True
+    sys.path.insert(0, str(tree))  # the forked test runs import the tree's project
+    _preload()
+    rev = args.rev or "working tree"
+    if args.tests_rev:
+        rev += f", tests of {args.tests_rev}"
+    previous = os.getcwd()
+    os.chdir(tree)  # Cosmic Ray mutates module paths relative to the current folder
+    results = []
+    try:
+        for module in modules:
+            results.append(_run_module(module, settings, args, tree))
+            (args.out / "summary.json").write_text(json.dumps(results, indent=2))
+    finally:
+        os.chdir(previous)
+    report = _report(results, args, rev)
+    (args.out / "report.md").write_text(report, encoding="utf-8")
+    print(report.split("\n## ")[0])
+    print(f"survivors and their diffs: {args.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
