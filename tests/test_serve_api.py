@@ -243,3 +243,40 @@ def test_presence_threshold_per_request():
     assert not decode_png(never["mask_png"]).any()
     assert always["present"] is True and always["area"] > 0
     assert predictor.presence_threshold == 0.5  # the shared default is put back
+
+
+def test_scene_mode_matches_predict_scene(client, predictor, tmp_path):
+    rasterio = pytest.importorskip("rasterio")
+    from rasterio.transform import Affine
+
+    path = tmp_path / "scene.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        height=70,
+        width=90,
+        count=3,
+        dtype="uint8",
+        crs="EPSG:32633",
+        transform=Affine(0.5, 0, 500000.0, 0, -0.5, 4200000.0),
+    ) as dst:
+        dst.write(random_image(5, 70, 90).transpose(2, 0, 1))
+    files = {"image": ("scene.tif", path.read_bytes())}
+    response = post(client, {"text": "the field", "tile": "48"}, files)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    got = answer["predictions"][0]
+    direct = predictor.predict_scene(path, "the field", tmp_path / "direct", tile=48)
+    with rasterio.open(direct.files["mask_geotiff"]) as dataset:
+        expected = dataset.read(1) > 0
+    np.testing.assert_array_equal(decode_png(got["mask_png"]) == 255, expected)
+    assert got["area"] == int(expected.sum()) and got["tiles"] == direct.record["tiles"]
+    assert answer["image"]["width"] == 90 and answer["image"]["georeferenced"] is True
+    assert got["geojson"]["type"] == "FeatureCollection" and got["mask_geotiff"]
+
+
+@pytest.mark.parametrize("tile", ["abc", "8", "-5"])
+def test_bad_tile_is_400(client, tile):
+    response = post(client, {"text": "a", "tile": tile}, {"image": ("a.png", PNG)})
+    assert response.status_code == 400 and "tile must be" in response.json()["error"]

@@ -21,7 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
 from btdnet.serve.service import InferenceService, Job, QueueFullError
-from btdnet.serve.upload import UploadError, decode_upload
+from btdnet.serve.scene_jobs import SceneJob, TileError, parse_tile
+from btdnet.serve.upload import UploadError, decode_upload, display_name, sniff_suffix
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"error": _validation_message(exc)}, status_code=422)
 
 
-async def _predict(service: InferenceService, job: Job) -> list[Any]:
+async def _predict(service: InferenceService, job: Job | SceneJob) -> Any:
     try:
         future = service.submit(job)
     except QueueFullError as exc:
@@ -90,6 +91,37 @@ async def _predict(service: InferenceService, job: Job) -> list[Any]:
         raise HTTPException(400, str(exc).splitlines()[0]) from exc
     except MemoryError as exc:
         raise HTTPException(413, "the image is too large for this server's memory") from exc
+
+
+async def _scene_job(
+    image: UploadFile, texts: tuple[str, ...], tile: str, threshold: float | None
+) -> SceneJob:
+    """Check a scene-mode request (tile value, file signature) and build its job."""
+    try:
+        tile_value = parse_tile(tile)
+    except TileError as exc:
+        raise HTTPException(400, str(exc)) from exc
+    data = await image.read()
+    name = display_name(image.filename)
+    if not data:
+        raise HTTPException(400, f"{name}: the uploaded file is empty")
+    suffix = sniff_suffix(data)
+    if suffix is None:
+        raise HTTPException(415, f"{name}: not an image this server reads (PNG, JPEG, TIFF)")
+    return SceneJob(data, suffix, name, texts, tile_value, threshold)
+
+
+async def _scene_answer(
+    service: InferenceService,
+    image: UploadFile,
+    texts: tuple[str, ...],
+    tile: str,
+    threshold: float | None,
+) -> dict[str, Any]:
+    """The answer in scene mode (``tile`` given)."""
+    job = await _scene_job(image, texts, tile, threshold)
+    answers, image_info = await _predict(service, job)
+    return {"predictions": answers, "image": image_info, "model": service.info}
 
 
 def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
@@ -142,7 +174,12 @@ def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> Fas
             ),
         ] = None,
         tile: Annotated[
-            str | None, Form(description="scene mode tile size in pixels, or 'auto'")
+            str | None,
+            Form(
+                description="scene mode: predict tile by tile at native resolution, tiles of "
+                "this many pixels or 'auto' (the model's input size); positional words then "
+                "refer to a tile"
+            ),
         ] = None,
         preview: Annotated[
             bool, Form(description="also return the image as the model read it (PNG)")
@@ -159,7 +196,9 @@ def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> Fas
         start = time.perf_counter()
         texts = check_texts(text)
         if tile is not None:
-            raise HTTPException(400, "tile: scene mode is not available in this server")
+            body = await _scene_answer(service, image, texts, tile, presence_threshold)
+            body["seconds"] = round(time.perf_counter() - start, 4)
+            return JSONResponse(body)
         try:
             loaded = await run_in_threadpool(decode_upload, await image.read(), image.filename)
         except UploadError as exc:

@@ -30,6 +30,11 @@ class Job:
     texts: tuple[str, ...]
     presence_threshold: float | None = None
 
+    def run(self, predictor: Predictor) -> list[Prediction]:
+        """Set the image, then predict every text (batched)."""
+        predictor.set_image(self.image)
+        return list(predictor.predict(list(self.texts)))
+
 
 class InferenceService:
     """Run :class:`Job`s one at a time on a shared :class:`Predictor`.
@@ -59,8 +64,9 @@ class InferenceService:
         """Jobs waiting or running now."""
         return self._in_flight
 
-    def submit(self, job: Job) -> Future[list[Prediction]]:
-        """Queue a job; its future gives one :class:`Prediction` per text, in order.
+    def submit(self, job: Any) -> Future:
+        """Queue a job (anything with ``presence_threshold`` and ``run(predictor)``); its future
+        gives what ``run`` returns (for a :class:`Job`, one :class:`Prediction` per text).
 
         Raises:
             QueueFullError: ``max_queue`` jobs are already waiting or running.
@@ -82,21 +88,19 @@ class InferenceService:
             self._in_flight -= 1
             self.completed += 1
 
-    def _run(self, job: Job) -> list[Prediction]:
-        self.predictor.set_image(job.image)
-        texts = list(job.texts)
+    def _run(self, job: Any) -> Any:
         if job.presence_threshold is None or not hasattr(self.predictor, "presence_threshold"):
-            return list(self.predictor.predict(texts))
+            return job.run(self.predictor)
         # The worker runs one job at a time, so the shared predictor's threshold can be set for
         # this job alone and put back afterwards.
         default = self.predictor.presence_threshold
         self.predictor.presence_threshold = job.presence_threshold
         try:
-            return list(self.predictor.predict(texts))
+            return job.run(self.predictor)
         finally:
             self.predictor.presence_threshold = default
 
-    def run_sync(self, job: Job) -> list[Prediction]:
+    def run_sync(self, job: Any) -> Any:
         """Submit and wait (for scripts and tests)."""
         return self.submit(job).result()
 
