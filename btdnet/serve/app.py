@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
-from btdnet.serve.service import InferenceService, Job, QueueFullError
 from btdnet.serve.scene_jobs import SceneJob, TileError, parse_tile
+from btdnet.serve.service import InferenceService, Job, QueueFullError
 from btdnet.serve.upload import UploadError, decode_upload, display_name, sniff_suffix
 
 logger = logging.getLogger(__name__)
