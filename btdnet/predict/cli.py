@@ -17,18 +17,22 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.reporting import (
     EXIT_FATAL,
     EXIT_OK,
     EXIT_PARTIAL,
+    PREDICTIONS_FILE,
     PROG,
     FatalError,
     Reporter,
     UsageError,
     one_line,
     open_predictions_file,
+    prepare_output_folder,
 )
 from btdnet.predict.scene_cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.text import clean_expression
 
 DESCRIPTION = """\
 Segment what a referring expression describes in an image with a BTDNet checkpoint.
@@ -41,13 +45,18 @@ Batch:         btdnet-predict --checkpoint DIR --prompts prompts.jsonl --out OUT
 Images (PNG, JPEG, TIFF, GeoTIFF) of any size are resized AS A WHOLE to the model's input
 size (no tiling: an expression may speak of the whole scene), and the probability map is
 brought back to the original size (bilinear), so small objects in very large images may be
-missed: use scene mode (--tile auto, below) for large scenes. Multi-band TIFFs use their
-first three bands; 16-bit data is stretched per band between its 2nd and 98th percentiles.
+missed: use scene mode (--tile auto, below) for large scenes. Images above --max-pixels
+(default 100 million) are refused with a pointer to --tile or to resizing. Multi-band TIFFs
+use their first three bands; 16-bit data (TIFF or PNG) is stretched per band between its 2nd
+and 98th percentiles.
 
 Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
 and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
 .geojson of the mask's polygons in that CRS (needs `pip install btdnet[geo]`). One JSON line
-per prompt goes to stdout and to OUT/predictions.jsonl (rewritten each run).
+per prompt goes to stdout and to OUT/predictions.jsonl, which is replaced (by a rename,
+never through a symbolic link) only once the model has loaded: a failed start leaves the last
+run's file as it was. A prompt that fails (unreadable image, out of memory, ...) is reported on
+stderr with its line and the others complete; it leaves no files behind.
 
 Exit status: 0 all prompts done; 1 some prompts-file lines failed (reported on stderr, the
 others done); 2 usage or fatal error (checkpoint, output folder, image or text in single mode)."""
@@ -131,6 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
         'below P answers "not found" with an empty mask (default: the checkpoint\'s, 0.5)',
     )
     parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="whole-image mode: refuse images with more pixels than N (default: %(default)s; "
+        "larger scenes: --tile or resize)",
+    )
+    parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
     )
     add_scene_arguments(parser)
@@ -146,6 +163,8 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--image needs at least one --text (see --help)")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     scene_problem = check_scene_arguments(args)
     if scene_problem is not None:
         raise UsageError(scene_problem)
@@ -155,9 +174,12 @@ def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
     """Jobs of ``--image`` and its ``--text`` options (numbered from 1); empty text is fatal."""
     jobs = []
     for number, text in enumerate(texts, start=1):
-        if not text.strip():
-            raise FatalError(f"--text number {number} is empty: give an expression to segment")
-        jobs.append(PromptJob(number, image, text.strip(), f"--text {number}"))
+        cleaned = clean_expression(text)
+        if not cleaned:
+            raise FatalError(
+                f"--text number {number} is empty or invisible: give an expression to segment"
+            )
+        jobs.append(PromptJob(number, image, cleaned, f"--text {number}"))
     return jobs
 
 
@@ -171,34 +193,41 @@ def _parse_line(line: str, where: str, base: Path, number: int) -> PromptJob:
     for key in ("image", "text"):
         if not isinstance(item.get(key), str):
             raise ValueError(f'{where}: "{key}" is missing or not a string')
-    if not item["text"].strip():
-        raise ValueError(f"{where}: empty text")
+    text = clean_expression(item["text"])
+    if not text:
+        raise ValueError(f"{where}: empty text (nothing visible in it)")
     if not item["image"].strip():
         raise ValueError(f"{where}: empty image path")
     image = Path(item["image"])
-    return PromptJob(
-        number, image if image.is_absolute() else base / image, item["text"].strip(), where
-    )
+    return PromptJob(number, image if image.is_absolute() else base / image, text, where)
 
 
 def read_prompts_file(path: Path) -> tuple[list[PromptJob], list[str]]:
     """Jobs of a JSONL prompts file (numbered by line) and one message per bad line.
 
-    Blank lines are skipped; relative image paths are taken from the file's folder.
+    Blank lines are skipped; relative image paths are taken from the file's folder. Lines are
+    decoded one by one, so a line that is not UTF-8 is reported and skipped alone.
 
     Raises:
         FatalError: the file itself cannot be read.
     """
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FatalError(f"{path}: cannot read the prompts file ({exc})") from exc
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FatalError(f"{path}: cannot read the prompts file ({exc.strerror or exc})") from exc
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark
     jobs, problems = [], []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        where = f"{path}:{number}"
         try:
-            jobs.append(_parse_line(line, f"{path}:{number}", path.parent, number))
+            line = raw.decode("utf-8")
+            if not line.strip():
+                continue
+            jobs.append(_parse_line(line, where, path.parent, number))
+        except UnicodeDecodeError as exc:
+            problems.append(
+                f"{where}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {exc.start + 1})"
+            )
         except ValueError as exc:
             problems.append(str(exc))
     return jobs, problems
@@ -231,51 +260,90 @@ def _predict_chunk(predictor: Any, jobs: list[PromptJob], reporter: Reporter) ->
     return predictions
 
 
+def _failure(exc: BaseException) -> str:
+    """One line for any failure of a prompt (MemoryError and friends have no message)."""
+    text = one_line(str(exc))
+    return text if text else type(exc).__name__
+
+
 def run_jobs(
-    predictor: Any, jobs: list[PromptJob], out_dir: Path, reporter: Reporter, *, single: bool
+    predictor: Any,
+    jobs: list[PromptJob],
+    out_dir: Path,
+    reporter: Reporter,
+    *,
+    single: bool,
+    max_pixels: int | None = None,
 ) -> None:
-    """Answer every job; per-job problems are reported (fatal in single mode)."""
-    from btdnet.predict.geo import GeoDependencyError
-    from btdnet.predict.image_io import ImageReadError, read_image
-    from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
+    """Answer every job; any per-job failure is reported on its line (fatal in single mode)."""
+    from btdnet.predict.image_io import read_image
 
     for run in _runs_by_image(jobs):
         try:
-            image = read_image(run[0].image)
-        except (ImageReadError, GeoDependencyError) as exc:
+            image = read_image(run[0].image, max_pixels=max_pixels)
+            predictor.set_image(image)
+        except Exception as exc:  # unreadable, too large, out of memory: this image only
             if single:
-                raise FatalError(str(exc)) from exc
-            reporter.error(f"{', '.join(job.source for job in run)}: {exc}", count=len(run))
+                raise FatalError(_failure(exc)) from exc
+            reporter.error(f"{', '.join(job.source for job in run)}: {_failure(exc)}", len(run))
             _advance(reporter, len(run))
             continue
-        predictor.set_image(image)
         for start in range(0, len(run), predictor.batch_size):
             chunk = run[start : start + predictor.batch_size]
-            try:
-                predictions = _predict_chunk(predictor, chunk, reporter)
-            except RuntimeError as exc:  # e.g. out of device memory on a huge image
-                if single:
-                    raise FatalError(f"{run[0].image}: prediction failed ({exc})") from exc
-                sources = ", ".join(job.source for job in chunk)
-                reporter.error(f"{sources}: prediction failed ({exc})", count=len(chunk))
-                _advance(reporter, len(chunk))
-                continue
-            for job, prediction in zip(chunk, predictions):
-                name = output_name(job.image, job.index, job.text)
-                try:
-                    files = write_prediction_files(out_dir, name, image, prediction)
-                except (OSError, GeoDependencyError) as exc:
-                    if single:
-                        raise FatalError(f"{out_dir / name}: cannot write ({exc})") from exc
-                    reporter.error(f"{job.source}: cannot write {out_dir / name} ({exc})")
-                    continue
-                reporter.record(prediction_record(job.image, prediction, files))
+            _answer_chunk(predictor, chunk, image, out_dir, reporter, single=single)
             _advance(reporter, len(chunk))
+
+
+def _answer_chunk(
+    predictor: Any,
+    chunk: list[PromptJob],
+    image: Any,
+    out_dir: Path,
+    reporter: Reporter,
+    *,
+    single: bool,
+) -> None:
+    """Predict one chunk of prompts on the set image and write each one's files and record."""
+    from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
+
+    try:
+        predictions = _predict_chunk(predictor, chunk, reporter)
+    except Exception as exc:  # tokenizer, out of device/host memory, ...
+        if single:
+            raise FatalError(f"{chunk[0].image}: prediction failed ({_failure(exc)})") from exc
+        sources = ", ".join(job.source for job in chunk)
+        reporter.error(f"{sources}: prediction failed ({_failure(exc)})", count=len(chunk))
+        return
+    for job, prediction in zip(chunk, predictions):
+        name = output_name(job.image, job.index, job.text)
+        try:
+            files = write_prediction_files(out_dir, name, image, prediction)
+        except Exception as exc:  # removed what it wrote: no file without its record
+            if single:
+                raise FatalError(f"{out_dir / name}: cannot write ({_failure(exc)})") from exc
+            reporter.error(f"{job.source}: cannot write {out_dir / name} ({_failure(exc)})")
+            continue
+        reporter.record(prediction_record(job.image, prediction, files))
 
 
 def _advance(reporter: Reporter, count: int) -> None:
     if reporter.progress is not None:
         reporter.progress.update(count)
+
+
+def _load_predictor(args: argparse.Namespace) -> Any:
+    from btdnet.predict.predictor import Predictor
+
+    try:
+        return Predictor.from_pretrained(
+            args.checkpoint,
+            device=args.device,
+            amp=args.amp,
+            batch_size=args.batch_size,
+            presence_threshold=args.presence_threshold,
+        )
+    except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
+        raise FatalError(_failure(exc)) from exc
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -290,19 +358,10 @@ def _run(args: argparse.Namespace) -> int:
         jobs, problems = read_prompts_file(args.prompts)
     if args.tile is not None:
         return run_scene_mode(args, jobs, problems)
+    prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
+    predictor = _load_predictor(args)
+    # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:
-        from btdnet.predict.predictor import Predictor
-
-        try:
-            predictor = Predictor.from_pretrained(
-                args.checkpoint,
-                device=args.device,
-                amp=args.amp,
-                batch_size=args.batch_size,
-                presence_threshold=args.presence_threshold,
-            )
-        except ValueError as exc:  # CheckpointError, bad device or amp mode
-            raise FatalError(str(exc)) from exc
         progress = None
         if not single and not args.no_progress:
             from tqdm import tqdm
@@ -312,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
         for message in problems:
             reporter.error(message)
         try:
-            run_jobs(predictor, jobs, args.out, reporter, single=single)
+            run_jobs(predictor, jobs, args.out, reporter, single=single, max_pixels=args.max_pixels)
         finally:
             if progress is not None:
                 progress.close()
@@ -335,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FatalError as exc:
         print(f"{PROG}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FATAL
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; the prompts answered so far are in {PREDICTIONS_FILE}")
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,6 +11,11 @@ What the reader does with remote-sensing files:
 - Bit depth: 8-bit data is used as it is. Any other type (16-bit, 32-bit, float) is stretched
   per band to 0..255 between its 2nd and 98th percentiles, computed over finite pixels that
   are not the file's nodata value; values outside are clipped, nodata pixels become 0.
+- 16-bit RGB(A) PNGs, which Pillow narrows to their top byte (12-bit data would come out
+  near-black), are decoded at full depth and stretched like 16-bit TIFF bands.
+- Size: an image above ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`, the same for the
+  Pillow and rasterio paths) is refused before its pixels are decoded, pointing to ``--tile``
+  (scene mode) or to resizing, instead of exhausting memory.
 - JPEG/PNG files are turned upright by their EXIF orientation, so masks match what viewers show.
 """
 
@@ -42,8 +47,30 @@ _WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _PERCENTILE_SAMPLE = 4_000_000
 
 
+# Refused above this many pixels (about 10000 x 10000): enough for whole aerial tiles, and far
+# below what makes the reader, predictor and overlay exhaust the memory of a workstation.
+DEFAULT_MAX_PIXELS = 100_000_000
+# Pillow's rawmodes of 16-bit PNG samples it narrows to 8 bits (big-endian, high byte kept),
+# and the rawmode that unpacks the low byte of the same samples instead.
+_NARROWED_PNG_RAWMODES = {"RGB;16B": "RGB;16L", "RGBA;16B": "RGBA;16L"}
+
+
 class ImageReadError(Exception):
     """An image file is missing or cannot be decoded; the message names the file."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image has more pixels than the configured limit."""
+
+
+def check_pixel_limit(path: Path, width: int, height: int, max_pixels: int | None) -> None:
+    """Raise :class:`ImageTooLargeError` when ``width * height`` exceeds ``max_pixels``."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageTooLargeError(
+            f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
+            f"limit of {max_pixels / 1e6:.0f}; use --tile (scene mode) or resize the image "
+            "(or raise --max-pixels if the memory allows)"
+        )
 
 
 @dataclass
@@ -109,6 +136,40 @@ def bands_to_rgb(bands: np.ndarray, nodata: float | None = None) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(1, 2, 0))  # (H, W, 3)
 
 
+def _with_rawmode(tile: object, rawmode: str) -> object:
+    if hasattr(tile, "_replace"):  # Pillow >= 11: a named tuple
+        return tile._replace(args=rawmode)
+    codec, extents, offset, _ = tile  # type: ignore[misc]
+    return (codec, extents, offset, rawmode)
+
+
+def _full_depth_png(path: Path) -> np.ndarray | None:
+    """(3, H, W) uint16 bands of a 16-bit RGB(A) PNG, or None for any other file.
+
+    Pillow keeps only the high byte of 16-bit colour samples. Decoding the file a second time
+    with the little-endian rawmode makes its unpacker keep the low byte instead (the PNG
+    unfiltering, done on whole 6- or 8-byte pixels, is the same), and the two give the samples.
+    """
+    with Image.open(path) as probe:
+        tile_modes = [getattr(t, "args", None) or t[3] for t in probe.tile]
+        if probe.format != "PNG" or not tile_modes:
+            return None
+        if any(mode not in _NARROWED_PNG_RAWMODES for mode in tile_modes):
+            return None
+    planes = []
+    for low in (False, True):
+        with Image.open(path) as image:
+            if low:
+                image.tile = [
+                    _with_rawmode(t, _NARROWED_PNG_RAWMODES[m])
+                    for t, m in zip(image.tile, tile_modes)
+                ]
+            image.load()
+            planes.append(np.asarray(image)[..., :3].astype(np.uint16))  # (H, W, 3)
+    high, low_byte = planes
+    return ((high << 8) | low_byte).transpose(2, 0, 1)  # (3, H, W)
+
+
 def _pil_to_rgb(image: Image.Image) -> np.ndarray:
     if image.mode == "RGB":
         return np.asarray(image, dtype=np.uint8).copy()
@@ -122,19 +183,32 @@ def _is_geotiff(image: Image.Image) -> bool:
     return tags is not None and any(tag in tags for tag in _GEOTIFF_TAGS)
 
 
-def _read_with_pil(path: Path, is_tiff: bool) -> LoadedImage:
+def _read_with_pil(path: Path, is_tiff: bool, max_pixels: int | None) -> LoadedImage:
     try:
-        with Image.open(path) as opened:
-            if is_tiff and _is_geotiff(opened):
-                raise GeoDependencyError(
-                    f"{path}: is a GeoTIFF; keeping its CRS and transform needs rasterio; "
-                    f"{GEO_INSTALL_HINT}"
-                )
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-            pixels = _pil_to_rgb(image)
-    except GeoDependencyError:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit
+            with Image.open(path) as opened:
+                check_pixel_limit(path, opened.width, opened.height, max_pixels)
+                if is_tiff and _is_geotiff(opened):
+                    raise GeoDependencyError(
+                        f"{path}: is a GeoTIFF; keeping its CRS and transform needs rasterio; "
+                        f"{GEO_INSTALL_HINT}"
+                    )
+                deep = None if is_tiff else _full_depth_png(path)
+                if deep is not None:
+                    stretched = Image.fromarray(bands_to_rgb(deep))
+                    stretched.info["exif"] = opened.info.get("exif", b"")
+                    opened = stretched
+                image = ImageOps.exif_transpose(opened)
+                image.load()
+                pixels = _pil_to_rgb(image)
+    except (GeoDependencyError, ImageReadError):
         raise
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"{path}: too many pixels to decode safely ({exc}); use --tile (scene mode) or "
+            "resize the image"
+        ) from exc
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError... on broken files
         hint = f" (reading this TIFF may need rasterio; {GEO_INSTALL_HINT})" if is_tiff else ""
         raise ImageReadError(
@@ -143,25 +217,33 @@ def _read_with_pil(path: Path, is_tiff: bool) -> LoadedImage:
     return LoadedImage(path=path, pixels=pixels, geo=None)
 
 
-def _read_with_rasterio(path: Path, rasterio: ModuleType) -> LoadedImage:
+def _read_with_rasterio(path: Path, rasterio: ModuleType, max_pixels: int | None) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(path) as dataset:
+                check_pixel_limit(path, dataset.width, dataset.height, max_pixels)
                 count = min(dataset.count, 3)
                 bands = dataset.read(indexes=list(range(1, count + 1)))  # (C, H, W)
                 nodata = dataset.nodata
                 geo = georeference_of(dataset)
+    except ImageReadError:
+        raise
     except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
     return LoadedImage(path=path, pixels=bands_to_rgb(bands, nodata), geo=geo)
 
 
-def read_image(path: str | Path) -> LoadedImage:
+def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read a PNG, JPEG or (Geo)TIFF file as uint8 RGB plus its georeference if any.
+
+    Args:
+        path: the image file.
+        max_pixels: refuse images with more pixels (None: no limit of ours).
 
     Raises:
         ImageReadError: the file is missing, a folder, or cannot be decoded.
+        ImageTooLargeError: the image has more than ``max_pixels`` pixels.
         GeoDependencyError: the file is a GeoTIFF and rasterio is not installed.
     """
     path = Path(path)
@@ -174,9 +256,9 @@ def read_image(path: str | Path) -> LoadedImage:
         try:
             rasterio = require_rasterio(f"{path}: reading a TIFF")
         except GeoDependencyError:
-            return _read_with_pil(path, is_tiff=True)
-        return _read_with_rasterio(path, rasterio)
-    return _read_with_pil(path, is_tiff=False)
+            return _read_with_pil(path, is_tiff=True, max_pixels=max_pixels)
+        return _read_with_rasterio(path, rasterio, max_pixels)
+    return _read_with_pil(path, is_tiff=False, max_pixels=max_pixels)
 
 
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:

@@ -20,6 +20,7 @@ from btdnet.predict.geo import mask_to_geojson, write_geojson, write_mask_geotif
 from btdnet.predict.image_io import LoadedImage, write_mask_png
 from btdnet.predict.overlay import render_overlay
 from btdnet.predict.predictor import Prediction
+from btdnet.safe_write import atomic_output
 
 SLUG_MAX_LENGTH = 40
 
@@ -43,31 +44,51 @@ def write_prediction_files(
 ) -> dict[str, str]:
     """Write the mask, the overlay and (georeferenced input) the GeoTIFF mask and GeoJSON.
 
+    Each file is written to a temporary name and renamed when complete; a destination that is
+    a symbolic link is refused. If any file fails, the ones already written for this prompt
+    are removed, so no output is left without its JSON record.
+
     Returns:
         ``{"mask": ..., "overlay": ...}`` plus ``"mask_geotiff"`` and ``"geojson"`` for
         georeferenced inputs: the paths of the written files.
     """
-    files = {"mask": str(write_mask_png(out_dir / f"{name}.png", prediction.mask))}
-    overlay = render_overlay(
-        image.pixels,
-        prediction.mask,
-        prediction.text,
-        bbox=prediction.bbox,
-        score=prediction.score,
-        found=prediction.present,
-        presence=prediction.presence,
-    )
-    overlay_path = out_dir / f"{name}_overlay.png"
-    overlay.save(overlay_path)
-    files["overlay"] = str(overlay_path)
-    if image.geo is not None:
-        tif = write_mask_geotiff(out_dir / f"{name}.tif", prediction.mask, image.geo)
-        properties = {"text": prediction.text, "score": round(prediction.score, 4)}
-        polygons = mask_to_geojson(prediction.mask, image.geo, properties)
-        geojson = write_geojson(out_dir / f"{name}.geojson", polygons)
-        files["mask_geotiff"] = str(tif)
-        files["geojson"] = str(geojson)
+    files: dict[str, str] = {}
+    try:
+        with atomic_output(out_dir / f"{name}.png") as tmp:
+            write_mask_png(tmp, prediction.mask)
+        files["mask"] = str(out_dir / f"{name}.png")
+        overlay = render_overlay(
+            image.pixels,
+            prediction.mask,
+            prediction.text,
+            bbox=prediction.bbox,
+            score=prediction.score,
+            found=prediction.present,
+            presence=prediction.presence,
+        )
+        with atomic_output(out_dir / f"{name}_overlay.png") as tmp:
+            overlay.save(tmp)
+        files["overlay"] = str(out_dir / f"{name}_overlay.png")
+        if image.geo is not None:
+            _write_geo_files(out_dir, name, image, prediction, files)
+    except BaseException:
+        for written in files.values():
+            Path(written).unlink(missing_ok=True)
+        raise
     return files
+
+
+def _write_geo_files(
+    out_dir: Path, name: str, image: LoadedImage, prediction: Prediction, files: dict[str, str]
+) -> None:
+    with atomic_output(out_dir / f"{name}.tif") as tmp:
+        write_mask_geotiff(tmp, prediction.mask, image.geo)
+    files["mask_geotiff"] = str(out_dir / f"{name}.tif")
+    properties = {"text": prediction.text, "score": round(prediction.score, 4)}
+    polygons = mask_to_geojson(prediction.mask, image.geo, properties)
+    with atomic_output(out_dir / f"{name}.geojson") as tmp:
+        write_geojson(tmp, polygons)
+    files["geojson"] = str(out_dir / f"{name}.geojson")
 
 
 def prediction_record(

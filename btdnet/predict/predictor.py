@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -37,6 +36,7 @@ from btdnet.data.transforms import image_to_tensor
 from btdnet.engine.accelerator import resolve_mixed_precision
 from btdnet.precision import MIXED_PRECISION_CHOICES, canonical_precision
 from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
+from btdnet.text import clean_expression
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -143,8 +143,34 @@ def summarise(
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    score = float(probability[mask].mean())
+    score = float(np.sum(probability, where=mask, dtype=np.float64) / area)  # no masked copy
     return Prediction(text, mask, probability, score, bbox, area, truncated, present, presence)
+
+
+def _source_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear (align_corners=False) source rows i0, i1 and weight of i1 per output row."""
+    src = np.maximum((np.arange(out_size) + 0.5) * (in_size / out_size) - 0.5, 0.0)
+    low = np.minimum(src.astype(np.int64), in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    return low, high, (src - low).astype(np.float32)
+
+
+def upsample_probability(small: np.ndarray, height: int, width: int, band: int = 512) -> np.ndarray:
+    """(h, w) float32 probabilities -> (H, W) float32, bilinear like ``F.interpolate``.
+
+    Separable and written row band by row band into one output array, so a large image costs
+    one full-size float32 map (no full-size temporaries).
+    """
+    rows_low, rows_high, row_w = _source_index(height, small.shape[0])
+    cols_low, cols_high, col_w = _source_index(width, small.shape[1])
+    wide = small[:, cols_low] * (1.0 - col_w) + small[:, cols_high] * col_w  # (h, W)
+    out = np.empty((height, width), dtype=np.float32)
+    for top in range(0, height, band):
+        r = slice(top, min(top + band, height))
+        weight = row_w[r, None]  # (b, 1)
+        out[r] = wide[rows_low[r]] * (1.0 - weight) + wide[rows_high[r]] * weight
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
 
 
 def _to_pil_rgb(image: np.ndarray | Image.Image | str | Path | LoadedImage) -> Image.Image:
@@ -158,8 +184,23 @@ def _to_pil_rgb(image: np.ndarray | Image.Image | str | Path | LoadedImage) -> I
         array = image[:, :, None] if image.ndim == 2 else image  # (H, W, C)
         if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
             raise ValueError(f"expected an (H, W), (H, W, 3) or (H, W, 4) array, got {image.shape}")
+        if array.shape[0] < 1 or array.shape[1] < 1:
+            raise ValueError(f"the image array is empty (shape {image.shape})")
         return Image.fromarray(bands_to_rgb(array.transpose(2, 0, 1)))
     raise TypeError(f"set_image takes a path, PIL image or numpy array, not {type(image).__name__}")
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise TypeError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    return int(batch_size)
+
+
+def _token_count(tokenizer: Any, text: str) -> int:
+    """Tokens of ``text`` with the special ones, without transformers' "longer than" warning."""
+    return len(tokenizer.tokenize(text)) + tokenizer.num_special_tokens_to_add(pair=False)
 
 
 class Predictor:
@@ -186,8 +227,7 @@ class Predictor:
         batch_size: int = 8,
         presence_threshold: float | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        _check_batch_size(batch_size)
         threshold = presence_threshold
         if threshold is None:
             threshold = float(getattr(model.config, "presence_threshold", 0.5))
@@ -252,6 +292,8 @@ class Predictor:
                 (H, W, 3) or (H, W, 4): uint8 used as is, other types stretched 2-98 percent.
         """
         rgb = _to_pil_rgb(image)
+        if rgb.width < 1 or rgb.height < 1:
+            raise ValueError(f"the image is empty ({rgb.width}x{rgb.height} pixels)")
         pixel_values = image_to_tensor(rgb, self.input_side)  # (3, S, S)
         self._pixel_values = pixel_values.unsqueeze(0).to(self.device)  # (1, 3, S, S)
         self._original_size = (rgb.height, rgb.width)
@@ -260,7 +302,7 @@ class Predictor:
         tokenizer = self.model.tokenizer
         ids, masks, truncated = [], [], []
         for text in texts:
-            count = len(tokenizer(text, truncation=False)["input_ids"])
+            count = _token_count(tokenizer, text)
             cut = count > self.max_tokens
             if cut:
                 preview = text if len(text) <= 40 else text[:40].rstrip() + " ..."
@@ -305,7 +347,9 @@ class Predictor:
 
         Raises:
             RuntimeError: no image was set.
-            ValueError: a text is empty or only whitespace.
+            ValueError: a text is empty or only whitespace/invisible characters, or
+                ``batch_size`` is below 1.
+            TypeError: a text is not a string or ``batch_size`` not an int.
 
         Warns:
             TextTruncatedWarning: a text had more tokens than ``config.max_tokens``.
@@ -318,14 +362,17 @@ class Predictor:
         for position, item in enumerate(raw):
             if not isinstance(item, str):
                 raise TypeError(f"text {position} is a {type(item).__name__}, not a string")
-            if not item.strip():
+            cleaned = clean_expression(item)
+            if not cleaned:
                 where = "the text" if single else f"text {position}"
-                raise ValueError(f"{where} is empty: give an expression such as 'the red roof'")
-            texts.append(item.strip())
+                raise ValueError(
+                    f"{where} is empty or invisible: give an expression such as 'the red roof'"
+                )
+            texts.append(cleaned)
+        step = self.batch_size if batch_size is None else _check_batch_size(batch_size)
         if not texts:
             return []
         input_ids, attention_mask, truncated = self._tokenize(texts)
-        step = batch_size or self.batch_size
         height, width = self._original_size
         results: list[Prediction] = []
         for start in range(0, len(texts), step):
@@ -338,12 +385,8 @@ class Predictor:
             presence = self._presence(output)  # (b,) or None
             for offset in range(ids.shape[0]):
                 index = start + offset
-                prob = probability[offset : offset + 1]  # (1, 1, h, w)
-                if prob.shape[-2:] != (height, width):
-                    prob = F.interpolate(
-                        prob, size=(height, width), mode="bilinear", align_corners=False
-                    )
-                prob_map = prob[0, 0].clamp_(0.0, 1.0).cpu().numpy().astype(np.float32)
+                small = probability[offset, 0].cpu().numpy()  # (h, w) float32
+                prob_map = upsample_probability(small, height, width)  # (H, W)
                 score = None if presence is None else presence[offset]
                 prediction = summarise(
                     texts[index],

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+from btdnet.safe_write import UnsafeOutputError, atomic_output, check_output_path
 
 PROG = "btdnet-predict"
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -29,14 +33,29 @@ class FatalError(Exception):
     """A problem that stops the whole run; the message is one line."""
 
 
-def open_predictions_file(out_dir: Path) -> IO[str]:
-    """Create the output folder and open ``predictions.jsonl`` in it for writing."""
+def prepare_output_folder(out_dir: Path) -> Path:
+    """Create the output folder; refuse a ``predictions.jsonl`` that is a link or a folder."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        return (out_dir / PREDICTIONS_FILE).open("w", encoding="utf-8")
+        check_output_path(out_dir / PREDICTIONS_FILE)
+    except UnsafeOutputError as exc:
+        raise FatalError(str(exc)) from exc
     except OSError as exc:
         detail = exc.strerror or type(exc).__name__
         raise FatalError(f"{out_dir}: output folder is not writable ({detail})") from exc
+    return out_dir / PREDICTIONS_FILE
+
+
+@contextmanager
+def open_predictions_file(out_dir: Path) -> Iterator[IO[str]]:
+    """``predictions.jsonl`` written under a temporary name, renamed over the old one at the end.
+
+    Open it only once the model has loaded. The rename also happens when the run stops early
+    (an interrupt, an error): the records of the prompts already answered stay with their files.
+    """
+    final = prepare_output_folder(out_dir)
+    with atomic_output(final, keep_on_error=True) as tmp, tmp.open("w", encoding="utf-8") as out:
+        yield out
 
 
 class Reporter:

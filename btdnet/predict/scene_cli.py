@@ -130,10 +130,11 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
             raise FatalError(str(exc)) from exc
         reporter.error(f"{job.source}: {exc}")
         return False
-    except RuntimeError as exc:  # e.g. out of device memory
+    except Exception as exc:  # out of device or host memory, tokenizer, ...: this prompt only
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if args.prompts is None:
-            raise FatalError(f"{job.image}: prediction failed ({exc})") from exc
-        reporter.error(f"{job.source}: prediction failed ({exc})")
+            raise FatalError(f"{job.image}: prediction failed ({reason})") from exc
+        reporter.error(f"{job.source}: prediction failed ({reason})")
         return False
     for item in caught:
         if issubclass(item.category, UserWarning):
@@ -179,7 +180,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             batch_size=args.batch_size,
             presence_threshold=getattr(args, "presence_threshold", None),
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc
     if not processes.is_main:
         reporter: Any = _SilentReporter()
