@@ -1,4 +1,4 @@
-"""Generate the synthetic referring benchmark in RRSIS-D's format (or, --generalized, gRefCOCO's).
+"""Generate the synthetic referring benchmark in RRSIS-D's format.
 
 Usage:
     python scripts/make_synthetic.py --out datasets/synthetic --train 600 --val 100 --test 150
@@ -9,11 +9,16 @@ Split sizes are numbers of IMAGES (each image gives several samples). Read the r
 ``build_referring_dataset("rrsisd", <out>, split, tokenizer)`` (``"grefs"`` for --generalized:
 multi-target expressions such as "all the red vehicles" and no-target ones such as "the red
 ship" where no ship is red, checked by the same geometry as the single-target ones).
+
+A non-empty --out folder that the generator did not write (e.g. a real RRSIS-D root, which
+uses the same file names) is refused unless --overwrite; the generator never deletes files it
+did not write. Exit status: 0 done, 1 the folder or the files could not be written, 2 usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from btdnet.data.synthetic import (
     format_grefs_stats,
@@ -21,11 +26,17 @@ from btdnet.data.synthetic import (
     generate_synthetic_grefs,
     generate_synthetic_rrsisd,
 )
+from btdnet.data.synthetic.writer import OutputFolderError
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Parse the arguments, generate the set and print its statistics."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+def build_parser() -> argparse.ArgumentParser:
+    """The arguments of make_synthetic.py."""
+    parser = argparse.ArgumentParser(
+        prog="make_synthetic.py",
+        description=__doc__.splitlines()[1],
+        epilog=__doc__.split("\n\n", 3)[-1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", required=True, help="output folder (the data set's root)")
     parser.add_argument("--train", type=int, default=600, help="train images (default 600)")
     parser.add_argument("--val", type=int, default=100, help="val images (default 100)")
@@ -50,34 +61,54 @@ def main(argv: list[str] | None = None) -> None:
         default=0.25,
         help="--generalized: expected share of no-target expressions (0.25)",
     )
-    args = parser.parse_args(argv)
-    if args.generalized:
-        stats = generate_synthetic_grefs(
-            args.out,
-            train=args.train,
-            val=args.val,
-            test=args.test,
-            size=args.size,
-            seed=args.seed,
-            multi_target_share=args.multi_target_share,
-            no_target_share=args.no_target_share,
-            show_progress=not args.quiet,
-        )
-        print(f"wrote {args.out}")
-        print(format_grefs_stats(stats))
-        return
-    stats = generate_synthetic_rrsisd(
-        args.out,
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="write into a non-empty folder the generator did not make (its file names only)",
+    )
+    return parser
+
+
+def _generate(args: argparse.Namespace) -> str:
+    common = dict(
         train=args.train,
         val=args.val,
         test=args.test,
         size=args.size,
         seed=args.seed,
         show_progress=not args.quiet,
+        overwrite=args.overwrite,
     )
+    if args.generalized:
+        stats = generate_synthetic_grefs(
+            args.out,
+            multi_target_share=args.multi_target_share,
+            no_target_share=args.no_target_share,
+            **common,
+        )
+        return format_grefs_stats(stats)
+    return format_stats(generate_synthetic_rrsisd(args.out, **common))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments, generate the set and print its statistics; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        report = _generate(args)
+    except OutputFolderError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # argument values
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 1
     print(f"wrote {args.out}")
-    print(format_stats(stats))
+    print(report)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

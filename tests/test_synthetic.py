@@ -68,7 +68,7 @@ def test_same_arguments_give_identical_bytes(tmp_path: Path) -> None:
     generate_synthetic_rrsisd(tmp_path / "a", **kwargs)
     generate_synthetic_rrsisd(tmp_path / "b", **kwargs)
     first, second = _hashes(tmp_path / "a"), _hashes(tmp_path / "b")
-    assert len(first) == 7 + 3  # 7 JPEGs, refs, instances, synthetic.json
+    assert len(first) == 7 + 4  # 7 JPEGs, refs, instances, synthetic.json, the mark
     assert first == second
     generate_synthetic_rrsisd(tmp_path / "c", **{**kwargs, "seed": 6})
     assert _hashes(tmp_path / "c")["rrsisd/instances.json"] != first["rrsisd/instances.json"]

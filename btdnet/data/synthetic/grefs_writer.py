@@ -27,9 +27,17 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from btdnet.safe_write import write_text_atomic
+
 from .generalized import choose_generalized
 from .scene import CATEGORIES, RRSISD_CATEGORIES
-from .writer import JPEG_QUALITY, SPLIT_CODES, _check_arguments, make_synthetic_image
+from .writer import (
+    JPEG_QUALITY,
+    SPLIT_CODES,
+    _check_arguments,
+    claim_output_folder,
+    make_synthetic_image,
+)
 
 REFS_NAME = "grefs(unc).json"
 INSTANCES_NAME = "instances.json"
@@ -120,12 +128,15 @@ def generate_synthetic_grefs(
     multi_target_share: float = 0.2,
     no_target_share: float = 0.25,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Generate the generalized synthetic benchmark under ``out_dir``; return its statistics.
 
     ``train``/``val``/``test`` count images of ``size`` x ``size`` pixels; the shares are the
     expected fractions of multi-target and no-target expressions among all expressions (a
-    scene may allow fewer). Files of an earlier run in the folder are overwritten.
+    scene may allow fewer). Files of an earlier run in the folder are overwritten; a non-empty
+    folder the generator did not write is refused unless ``overwrite`` (see
+    :func:`~btdnet.data.synthetic.writer.claim_output_folder`).
     """
     counts = {"train": train, "val": val, "test": test}
     _check_arguments(counts, size, seed)
@@ -134,6 +145,7 @@ def generate_synthetic_grefs(
                "no_target_share": no_target_share}  # fmt: skip
     start = time.perf_counter()
     out = Path(out_dir)
+    claim_output_folder(out, sum(counts.values()), overwrite=overwrite)
     (out / IMAGES_NAME).mkdir(parents=True, exist_ok=True)
     images, annotations, refs = [], [], _Refs()
     absent = Counter()
@@ -159,14 +171,14 @@ def generate_synthetic_grefs(
     progress.close()
     categories = [{"id": i, "name": name} for i, name in enumerate(RRSISD_CATEGORIES)]
     instances = {"images": images, "annotations": annotations, "categories": categories}
-    (out / REFS_NAME).write_text(json.dumps(refs.refs), encoding="utf-8")
-    (out / INSTANCES_NAME).write_text(json.dumps(instances), encoding="utf-8")
+    write_text_atomic(out / REFS_NAME, json.dumps(refs.refs))
+    write_text_atomic(out / INSTANCES_NAME, json.dumps(instances))
     stats = summarise_grefs(refs.refs, len(images))
     stats["no_target_kinds"] = dict(sorted(absent.items()))
     arguments = {**counts, **options, "counts_are": "images per split"}
     record = {"generator": "btdnet.data.synthetic (generalized)", "arguments": arguments,
               "stats": stats}  # fmt: skip
-    (out / "synthetic.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}
 
 

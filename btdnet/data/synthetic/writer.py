@@ -6,6 +6,12 @@ Output under ``out_dir`` (read unchanged by the RRSIS-D loader, ``name="rrsisd"`
     rrsisd/instances.json       COCO style; every object is an annotation (referred or not)
     images/rrsisd/JPEGImages/NNNNN.jpg   5-digit image ids from 00001, JPEG quality 95
     synthetic.json              the generation arguments and statistics (ignored by loaders)
+    .btdnet-synthetic.json      the generator's mark, written first: this folder is its own
+
+A folder that is not empty and carries no mark of the generator (a real RRSIS-D root uses the
+same file names) is refused unless ``overwrite=True``; even then only the generator's file
+names are written, and the only files ever deleted are NNNNN.jpg images that an earlier run of
+the generator recorded in its mark. Every file is written to a temporary name and renamed.
 
 Split sizes count IMAGES. Image ``index`` of ``split`` is drawn from
 ``numpy.random.default_rng([seed, split_code, index])``, so sets of different sizes share their
@@ -29,6 +35,8 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from btdnet.safe_write import atomic_output, write_text_atomic
+
 from .expressions import Expression, choose_expressions, describe
 from .scene import CATEGORIES, RRSISD_CATEGORIES, Scene, render_scene, sample_scene
 
@@ -38,6 +46,12 @@ INSTANCES_PATH = Path("rrsisd") / "instances.json"
 IMAGES_PATH = Path("images") / "rrsisd" / "JPEGImages"
 JPEG_QUALITY = 95
 MAX_SCENE_TRIES = 20
+MARK_PATH = Path(".btdnet-synthetic.json")
+GENERATOR = "btdnet.data.synthetic"
+
+
+class OutputFolderError(ValueError):
+    """The output folder holds files the generator did not write."""
 
 
 @dataclass
@@ -106,17 +120,22 @@ def generate_synthetic_rrsisd(
     size: int = 256,
     seed: int = 0,
     show_progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Generate the synthetic benchmark under ``out_dir`` and return its statistics.
 
     ``train``, ``val`` and ``test`` are numbers of images of ``size`` x ``size`` pixels. Files
-    of an earlier run in the same folder are overwritten; its surplus NNNNN.jpg are removed.
-    The returned dict is :func:`summarise`'s plus ``seconds`` (wall time).
+    of an earlier run of the generator in the same folder are overwritten and its surplus
+    NNNNN.jpg removed. A non-empty folder without the generator's mark is refused
+    (:class:`OutputFolderError`) unless ``overwrite``; then its files of other names are kept
+    and none of its images is deleted. The returned dict is :func:`summarise`'s plus
+    ``seconds`` (wall time).
     """
     counts = {"train": train, "val": val, "test": test}
     _check_arguments(counts, size, seed)
     start = time.perf_counter()
     out = Path(out_dir)
+    previous_images = claim_output_folder(out, sum(counts.values()), overwrite=overwrite)
     image_dir = out / IMAGES_PATH
     image_dir.mkdir(parents=True, exist_ok=True)
     (out / REFS_PATH).parent.mkdir(parents=True, exist_ok=True)
@@ -131,7 +150,8 @@ def generate_synthetic_rrsisd(
             sample = make_synthetic_image(seed, split, index, image_size=size)
             image_id += 1
             file_name = f"{image_id:05d}.jpg"
-            Image.fromarray(sample.image).save(image_dir / file_name, quality=JPEG_QUALITY)
+            with atomic_output(image_dir / file_name) as tmp:
+                Image.fromarray(sample.image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
             images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
             for obj_index, (obj, mask) in enumerate(zip(sample.scene.objects, sample.masks)):
                 ann_id += 1
@@ -162,24 +182,66 @@ def generate_synthetic_rrsisd(
                 ref_id += 1
             progress.update(1)
     progress.close()
-    _remove_surplus_images(image_dir, image_id)
+    _remove_surplus_images(image_dir, image_id, previous_images)
 
     categories = [{"id": i, "name": name} for i, name in enumerate(RRSISD_CATEGORIES)]
     instances = {"images": images, "annotations": annotations, "categories": categories}
-    with open(out / REFS_PATH, "wb") as handle:
+    with atomic_output(out / REFS_PATH) as tmp, open(tmp, "wb") as handle:
         pickle.dump(refs, handle, protocol=2)
-    (out / INSTANCES_PATH).write_text(json.dumps(instances), encoding="utf-8")
+    write_text_atomic(out / INSTANCES_PATH, json.dumps(instances))
     stats = summarise(refs, instances)
     arguments = {**counts, "size": size, "seed": seed, "counts_are": "images per split"}
     record = {"generator": "btdnet.data.synthetic", "arguments": arguments, "stats": stats}
-    (out / "synthetic.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _remove_surplus_images(image_dir: Path, last_id: int) -> None:
-    """Delete NNNNN.jpg files above ``last_id`` left by an earlier, larger run."""
+def _mark_of(out: Path) -> dict[str, Any] | None:
+    """The generator's mark in ``out`` (or, for sets made before marks, its synthetic.json)."""
+    for name in (MARK_PATH, Path("synthetic.json")):
+        try:
+            data = json.loads((out / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("generator") == GENERATOR:
+            if "images" not in data:  # synthetic.json: the counts of its arguments
+                args = data.get("arguments", {})
+                data["images"] = sum(int(args.get(k, 0)) for k in SPLIT_CODES)
+            return data
+    return None
+
+
+def claim_output_folder(out: Path, images: int, *, overwrite: bool) -> int:
+    """Check ``out`` may be written and mark it as the generator's.
+
+    Returns:
+        how many NNNNN.jpg an earlier run of the generator recorded there (0 if none), the
+        only images that may be deleted.
+
+    Raises:
+        OutputFolderError: ``out`` is not empty, has no mark of the generator and not
+            ``overwrite``.
+    """
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"{out}: exists and is not a folder")
+    mark = _mark_of(out)
+    if mark is None and out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputFolderError(
+            f"{out}: not empty and not written by the synthetic generator (no "
+            f"{MARK_PATH}); refusing to overwrite what may be a real data set. Choose an empty "
+            "folder, or pass --overwrite to write the generator's file names there"
+        )
+    previous = int(mark.get("images", 0)) if mark is not None else 0
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"generator": GENERATOR, "images": max(previous, images)}
+    write_text_atomic(out / MARK_PATH, json.dumps(record) + "\n")
+    return previous
+
+
+def _remove_surplus_images(image_dir: Path, last_id: int, previous: int) -> None:
+    """Delete NNNNN.jpg above ``last_id`` that an earlier run (``previous`` images) wrote."""
     for path in image_dir.glob("*.jpg"):
-        if re.fullmatch(r"\d{5}\.jpg", path.name) and int(path.stem) > last_id:
+        if re.fullmatch(r"\d{5}\.jpg", path.name) and last_id < int(path.stem) <= previous:
             path.unlink()
 
 
