@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="models with a presence head: below it the answer is 'no target' (default: the "
         "checkpoint's, 0.5)",
     )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="with --predictions: refuse a mask that is not at its image's size (default: "
+        "resize it and warn)",
+    )
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
     parser.add_argument(
@@ -190,7 +197,9 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
         dataset = build_referring_dataset(
             args.dataset, args.root, args.split, None, image_size=image_size
         )
-        results = score_prediction_files(dataset, args.predictions, args.protocol)
+        results = score_prediction_files(
+            dataset, args.predictions, args.protocol, strict=args.strict
+        )
         results = {**results, "image_size": image_size, "predictions": str(args.predictions)}
     accelerator.wait_for_everyone()
     return results
@@ -227,6 +236,12 @@ TASKS: dict[str, Callable[[argparse.Namespace, Any], dict[str, Any] | None]] = {
 }
 
 
+def one_line(error: object) -> str:
+    """An error or warning message as one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return " ".join(lines) if lines else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the benchmark, print and write the reports."""
     args = build_parser().parse_args(argv)
@@ -237,10 +252,17 @@ def main(argv: list[str] | None = None) -> int:
 
     accelerator = make_accelerator(mixed_precision=resolve_mixed_precision(args.amp))
     try:
-        results = TASKS[args.task](args, accelerator)
-    except (DatasetError, CheckpointError, FileNotFoundError, ValueError) as error:
-        print(f"benchmark.py: error: {error}", file=sys.stderr)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            results = TASKS[args.task](args, accelerator)
+    except (DatasetError, CheckpointError, OSError, ValueError, MemoryError) as error:
+        print(f"benchmark.py: error: {one_line(error)}", file=sys.stderr)
         return 1
+    for item in caught:
+        if issubclass(item.category, UserWarning):
+            print(f"benchmark.py: warning: {one_line(item.message)}", file=sys.stderr)
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
     if accelerator.is_main_process and results is not None:
         if args.task == "seg":
             from bicor.benchmark import format_seg_markdown

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,28 +74,50 @@ def read_prediction(path: str | Path, size: tuple[int, int] | None = None) -> np
     """
     path = Path(path)
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in ("RGBA", "LA", "PA"):
-                image = image.convert("RGB" if image.mode == "RGBA" else "L")
-            array = np.asarray(image)
-    except (OSError, ValueError) as error:
-        raise ValueError(f"{path}: cannot read the prediction mask ({error})") from error
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                if image.mode in ("RGBA", "LA", "PA"):
+                    image = image.convert("RGB" if image.mode == "RGBA" else "L")
+                array = np.asarray(image)
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise ValueError(
+            f"{path}: cannot read the prediction mask (too many pixels, a decompression bomb?)"
+        ) from error
+    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"{path}: cannot read the prediction mask ({reason})") from error
     if array.ndim == 3:
         array = array.any(axis=2)
     elif array.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel or RGB mask, got shape {array.shape}")
     mask = array != 0
     if size is not None and tuple(mask.shape) != tuple(size):
-        resized = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").resize(
-            (int(size[1]), int(size[0])), Image.NEAREST
-        )
-        mask = np.asarray(resized) != 0
+        mask = resize_mask(mask, size)
     return mask
 
 
+def resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A bool (h, w) mask resized (nearest) to ``size`` = (H, W)."""
+    resized = Image.fromarray(mask.astype(np.uint8) * 255, mode="L").resize(
+        (int(size[1]), int(size[0])), Image.NEAREST
+    )
+    return np.asarray(resized) != 0
+
+
+class MisSizedPredictionWarning(UserWarning):
+    """A prediction file is not at its image's original size (it is resized to be scored)."""
+
+
+def _size_problem(path: Path, mask_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> str:
+    (mh, mw), (ih, iw) = mask_shape, image_shape
+    hint = " (transposed?)" if (mh, mw) == (iw, ih) else ""
+    return f"{path}: the mask is {mw}x{mh}, its image {iw}x{ih}{hint}"
+
+
 def score_prediction_files(
-    dataset: Any, predictions_dir: str | Path, protocol: str = "lavt"
+    dataset: Any, predictions_dir: str | Path, protocol: str = "lavt", *, strict: bool = False
 ) -> dict[str, Any]:
     """Score a folder of ``<sample_id>.png`` predictions against a referring dataset.
 
@@ -105,6 +128,9 @@ def score_prediction_files(
         protocol: ``"lavt"`` scores at the dataset's image size against the item's resized
             mask (the PNG resized with nearest); ``"original"`` scores at the original image
             size against ``dataset.original_mask`` (a mis-sized PNG resized with nearest).
+        strict: refuse (``ValueError``) a prediction that is not at its image's original
+            size; without it such files are resized, counted in ``mis_sized`` and reported by
+            one :class:`MisSizedPredictionWarning` naming the first.
 
     An all-zero PNG is the answer "no target" (generalized referring); no-target samples are
     the records' ``no_target`` ones.
@@ -130,6 +156,7 @@ def score_prediction_files(
             f"({len(missing)} of {count} predictions missing in {folder})"
         )
     metrics = GeneralizedMetrics()
+    mis_sized: list[str] = []
     for index, sample_id in enumerate(sample_ids):
         path = folder / prediction_filename(sample_id)
         original = np.asarray(dataset.original_mask(index), dtype=bool)
@@ -139,7 +166,14 @@ def score_prediction_files(
             gt = dataset[index]["mask"]
             gt = gt.numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
             gt = gt != 0
-        pred = read_prediction(path, size=gt.shape)
+        pred = read_prediction(path)
+        if pred.shape != original.shape:
+            problem = _size_problem(path, pred.shape, original.shape)
+            if strict:
+                raise ValueError(f"{problem}; prediction files must be at the image's size")
+            mis_sized.append(problem)
+        if pred.shape != gt.shape:
+            pred = resize_mask(pred, gt.shape)
         record = dataset.records[index]
         metrics.update(
             pred,
@@ -151,6 +185,14 @@ def score_prediction_files(
         )
     result = metrics.report()
     result["protocol"] = protocol
+    result["mis_sized"] = len(mis_sized)
+    if mis_sized:
+        warnings.warn(
+            f"{len(mis_sized)} of {count} prediction files are not at their image's size and "
+            f"were resized to be scored (--strict refuses them); first: {mis_sized[0]}",
+            MisSizedPredictionWarning,
+            stacklevel=2,
+        )
     split = dataset_split(dataset)
     if split is not None:
         result["split"] = split
@@ -159,6 +201,7 @@ def score_prediction_files(
 
 __all__ = [
     "PROTOCOLS",
+    "MisSizedPredictionWarning",
     "check_protocol",
     "dataset_split",
     "prediction_filename",
