@@ -246,3 +246,28 @@ def test_12_bit_data_in_a_16_bit_png_is_read_at_full_depth(tmp_path, channels) -
     expected = bands_to_rgb(samples[..., :3].transpose(2, 0, 1))  # as the GeoTIFF path does
     np.testing.assert_array_equal(pixels, expected)
     assert pixels.mean() > 100  # the top byte alone would be 0..15: near-black
+
+
+# ---------------------------------------------------------------- minor: NaN checkpoint
+
+
+def test_all_nan_checkpoint_warns_on_one_line(tmp_path, capsys) -> None:
+    import torch
+
+    from btdnet.models import build_model
+    from btdnet.models.serialization import NonFiniteWeightsWarning
+
+    model = build_model("tiny", pretrained=False)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(float("nan"))
+    model.save_pretrained(tmp_path / "nan")
+    with pytest.warns(NonFiniteWeightsWarning, match=r"nan/model\.safetensors: \d+ of \d+"):
+        Predictor.from_pretrained(tmp_path / "nan", device="cpu")
+    code, _, errors = _cli(
+        capsys, "--checkpoint", tmp_path / "nan", "--image", _png(tmp_path / "a.png"),
+        "--text", "the road", "--out", tmp_path / "o", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0
+    warning_lines = [line for line in errors if "warning:" in line]
+    assert len(warning_lines) == 1 and "NaN" in warning_lines[0]

@@ -13,6 +13,7 @@ Two jobs live here because both are about moving tensors between files and modul
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from btdnet.errors import CheckpointError
+from btdnet.safe_write import atomic_output, write_text_atomic
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -60,14 +62,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path}: weight file not found")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        state: Any = load_file(str(path), device="cpu")
+        try:
+            state: Any = load_file(str(path), device="cpu")
+        except Exception as error:  # safetensors' own errors: a truncated or foreign file
+            raise CheckpointError(
+                f"{path}: not a readable safetensors file ({_first_line(error)})"
+            ) from error
     elif suffix in _TORCH_SUFFIXES:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # any unpickling failure is the file's fault
             raise CheckpointError(
-                f"{path}: cannot be read with torch.load(weights_only=True) ({error}); only plain "
-                "tensor files are accepted"
+                f"{path}: cannot be read with torch.load(weights_only=True) "
+                f"({_first_line(error)}); only plain tensor files are accepted"
             ) from error
     else:
         raise CheckpointError(
@@ -158,14 +165,15 @@ def save_model_dir(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
-    save_file(tensors, str(directory / WEIGHTS_NAME), metadata={"model_type": model_type})
+    with atomic_output(directory / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"model_type": model_type})
     meta = {
         "model_type": model_type,
         "variant": config.get("variant"),
         "config": config,
         "format_version": FORMAT_VERSION,
     }
-    (directory / CONFIG_NAME).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    write_text_atomic(directory / CONFIG_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 
@@ -271,7 +279,29 @@ def load_model_dir(
             f"{Path(directory)}: cannot load the checkpoint ({WEIGHTS_NAME} is not a readable "
             f"safetensors file: {_first_line(error)})"
         ) from error
+    warn_non_finite(state, weights_path)
     return state, dict(meta["config"])
+
+
+class NonFiniteWeightsWarning(UserWarning):
+    """A checkpoint holds NaN or infinite weights (a diverged run); it loads all the same."""
+
+
+def warn_non_finite(state: Mapping[str, torch.Tensor], source: str | Path) -> list[str]:
+    """Warn (one line naming ``source``) when floating tensors of ``state`` hold NaN/inf."""
+    bad = [
+        name
+        for name, tensor in state.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        warnings.warn(
+            f"{source}: {len(bad)} of {len(state)} tensors hold NaN or infinite values "
+            f"({_name_list(bad, 3)}); its predictions will be meaningless",
+            NonFiniteWeightsWarning,
+            stacklevel=3,
+        )
+    return bad
 
 
 def load_state_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:

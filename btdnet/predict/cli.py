@@ -335,15 +335,23 @@ def _load_predictor(args: argparse.Namespace) -> Any:
     from btdnet.predict.predictor import Predictor
 
     try:
-        return Predictor.from_pretrained(
-            args.checkpoint,
-            device=args.device,
-            amp=args.amp,
-            batch_size=args.batch_size,
-            presence_threshold=args.presence_threshold,
-        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            predictor = Predictor.from_pretrained(
+                args.checkpoint,
+                device=args.device,
+                amp=args.amp,
+                batch_size=args.batch_size,
+                presence_threshold=args.presence_threshold,
+            )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(_failure(exc)) from exc
+    for item in caught:  # e.g. a checkpoint holding NaN weights: one line each
+        if issubclass(item.category, UserWarning):
+            print(f"{PROG}: warning: {one_line(str(item.message))}", file=sys.stderr)
+        else:
+            warnings.showwarning(item.message, item.category, item.filename, item.lineno)
+    return predictor
 
 
 def _run(args: argparse.Namespace) -> int:
