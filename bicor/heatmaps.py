@@ -19,6 +19,7 @@ from torch import Tensor
 
 from btdnet.engine.modes import eval_mode
 from btdnet.predict.colormap import colorize
+from btdnet.safe_write import atomic_output
 
 MODES = ("sigmoid", "softmax")
 
@@ -76,7 +77,10 @@ def save_heatmaps(
             if image is not None:
                 picture = alpha * picture + (1 - alpha) * image.astype(np.float32)
             path = out_dir / f"layer{layer}_{k:02d}_{_safe(name)}.png"
-            Image.fromarray(picture.round().astype(np.uint8), mode="RGB").save(path)
+            with atomic_output(path) as tmp:
+                Image.fromarray(picture.round().astype(np.uint8), mode="RGB").save(
+                    tmp, format="PNG"
+                )
             written.append(path)
     return written
 

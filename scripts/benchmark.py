@@ -249,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
     from btdnet.errors import CheckpointError
     from btdnet.evaluation import format_markdown, write_json
+    from btdnet.safe_write import write_text_atomic
 
     accelerator = make_accelerator(mixed_precision=resolve_mixed_precision(args.amp))
     try:
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             write_json(results, args.json)
         if args.markdown is not None:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(text, encoding="utf-8")
+            write_text_atomic(args.markdown, text)
     return 0
 
 

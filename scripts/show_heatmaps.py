@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,12 @@ from PIL import Image
 from bicor.data.synthetic_seg import normalize_image
 from bicor.heatmaps import MODES, compute_heatmaps, save_heatmaps
 from bicor.models import load_bicor
+from btdnet.predict.image_io import ImageReadError, read_image
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    """Draw the heatmaps; bad input is one ``show_heatmaps.py: error:`` line and exit 1."""
+    parser = argparse.ArgumentParser(prog="show_heatmaps.py", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, type=Path, help="a saved BiCoR model folder")
     parser.add_argument("--image", required=True, type=Path, help="an RGB image file")
     parser.add_argument("--out", required=True, type=Path, help="output folder")
@@ -26,22 +29,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=MODES, default="sigmoid")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
-
-    model = load_bicor(args.checkpoint, map_location=args.device)
-    picture = Image.open(args.image).convert("RGB")
-    if args.size is not None:
-        picture = picture.resize((args.size, args.size), Image.BILINEAR)
-    image = np.asarray(picture)
-    pixel_values = normalize_image(image).unsqueeze(0).to(args.device)  # (1, 3, H, W)
-    heatmaps = compute_heatmaps(model, pixel_values)
-    paths = save_heatmaps(
-        heatmaps, args.out, class_names=model.class_names, image=image, mode=args.mode
-    )
+    try:
+        model = load_bicor(args.checkpoint, map_location=args.device)
+        picture = Image.fromarray(read_image(args.image).pixels)
+        if args.size is not None:
+            picture = picture.resize((args.size, args.size), Image.BILINEAR)
+        image = np.asarray(picture)
+        pixel_values = normalize_image(image).unsqueeze(0).to(args.device)  # (1, 3, H, W)
+        heatmaps = compute_heatmaps(model, pixel_values)
+        paths = save_heatmaps(
+            heatmaps, args.out, class_names=model.class_names, image=image, mode=args.mode
+        )
+    except (ImageReadError, ValueError, OSError, RuntimeError, MemoryError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"{parser.prog}: error: {reason}", file=sys.stderr)
+        return 1
     print(
         f"wrote {len(paths)} heatmaps ({len(heatmaps)} layers x {model.num_classes} classes) "
         f"to {args.out}"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -71,3 +71,12 @@ def test_benchmark_script_reports_unreadable_file_on_one_line(tmp_path, capsys) 
     assert script["main"]([*argv, "--split", "test"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("benchmark.py: error: ") and "4-14.png" in err[0]
+
+
+def test_show_heatmaps_bad_checkpoint_is_one_line(tmp_path, capsys) -> None:
+    script = runpy.run_path(str(REPO / "scripts" / "show_heatmaps.py"), run_name="script")
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / "a.png")
+    argv = ["--checkpoint", str(tmp_path / "nope"), "--image", str(tmp_path / "a.png")]
+    assert script["main"]([*argv, "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("show_heatmaps.py: error: ") and "nope" in err[0]

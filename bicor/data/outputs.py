@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, features
 
 from bicor.data.palettes import IGNORE_INDEX, Palette, get_palette, ids_to_colour
+from btdnet.safe_write import atomic_output
 
 LOVEDA_NUM_CLASSES = 7
 
@@ -63,11 +64,13 @@ def write_colour_prediction(ids: np.ndarray, path: str | Path, dataset: str) -> 
     if suffix == ".png":
         image = Image.fromarray(array.astype(np.uint8))  # "L"; putpalette turns it into "P"
         image.putpalette(palette.lookup_table().ravel().tolist())
-        image.save(path, format="PNG", optimize=False)
+        with atomic_output(path) as tmp:
+            image.save(tmp, format="PNG", optimize=False)
     elif suffix in (".tif", ".tiff"):
         compression = "tiff_lzw" if features.check("libtiff") else "raw"
         rgb = ids_to_colour(array, palette)  # (H, W, 3)
-        Image.fromarray(rgb).save(path, format="TIFF", compression=compression)
+        with atomic_output(path) as tmp:
+            Image.fromarray(rgb).save(tmp, format="TIFF", compression=compression)
     else:
         raise ValueError(f"{path}: unsupported prediction format {suffix!r}; use .png or .tif")
     return path

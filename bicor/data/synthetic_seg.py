@@ -32,6 +32,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from btdnet.data.transforms import normalize_array as normalize_image
+from btdnet.safe_write import atomic_output, write_text_atomic
 
 CLASSES: tuple[str, ...] = ("background", "building", "road", "water", "forest", "agriculture")
 PALETTE: tuple[tuple[int, int, int], ...] = (
@@ -210,8 +211,10 @@ def write_synthetic_seg(
         for index in range(count):
             image, mask = generate_sample(seed, split, index, size)
             sample_id = f"{split}_{index:05d}"
-            Image.fromarray(image, mode="RGB").save(root / split / "images" / f"{sample_id}.png")
-            Image.fromarray(mask, mode="L").save(root / split / "masks" / f"{sample_id}.png")
+            with atomic_output(root / split / "images" / f"{sample_id}.png") as tmp:
+                Image.fromarray(image, mode="RGB").save(tmp, format="PNG")
+            with atomic_output(root / split / "masks" / f"{sample_id}.png") as tmp:
+                Image.fromarray(mask, mode="L").save(tmp, format="PNG")
     meta = {
         "classes": list(CLASSES),
         "palette": [list(c) for c in PALETTE],
@@ -220,7 +223,7 @@ def write_synthetic_seg(
         "seed": seed,
         "splits": counts,
     }
-    (root / "classes.json").write_text(json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(root / "classes.json", json.dumps(meta, indent=2) + "\n")
     return root
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import yaml
 
+from btdnet.safe_write import write_text_atomic
+
 
 class ConfigError(ValueError):
     """A config file or override that cannot be used."""
@@ -87,4 +89,4 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
 
 def save_config(config: dict, path: str | Path) -> None:
     """Write the resolved config as YAML (what the run really used)."""
-    Path(path).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    write_text_atomic(path, yaml.safe_dump(config, sort_keys=False))

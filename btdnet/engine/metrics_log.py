@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from btdnet.safe_write import write_text_atomic
+
 
 def flatten_numbers(values: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Nested dicts of numbers to ``{"a/b": x}`` (what TensorBoard-like trackers take)."""
@@ -42,4 +44,4 @@ class MetricsLog:
     def truncate_after(self, step: int) -> None:
         """Drop records logged after ``step`` (a resumed run repeats those evaluations)."""
         kept = [r for r in self.read() if int(r.get("step", 0)) <= step]
-        self.path.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -17,6 +17,7 @@ from typing import Any
 
 from btdnet.metrics.generalized import GENERALIZED_KEYS
 from btdnet.metrics.referring import METRIC_KEYS
+from btdnet.safe_write import write_text_atomic
 
 PROTOCOL_NOTES = {
     "lavt": "IoU at the input resolution (LAVT protocol; GT resized with nearest)",
@@ -121,5 +122,5 @@ def write_json(results: dict[str, Any], path: str | Path) -> Path:
     """Write ``results`` (floats rounded to two decimals) as indented JSON; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(round_floats(results), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(path, json.dumps(round_floats(results), indent=2) + "\n")
     return path
