@@ -116,6 +116,19 @@ def _size_problem(path: Path, mask_shape: tuple[int, ...], image_shape: tuple[in
     return f"{path}: the mask is {mw}x{mh}, its image {iw}x{ih}{hint}"
 
 
+def _read_at(
+    path: Path, image_shape: tuple, shape: tuple, *, strict: bool, mis_sized: list[str]
+) -> np.ndarray:
+    """Read a prediction, check it is at the image's size (refuse or note it), resize to shape."""
+    pred = read_prediction(path)
+    if pred.shape != image_shape:
+        problem = _size_problem(path, pred.shape, image_shape)
+        if strict:
+            raise ValueError(f"{problem}; prediction files must be at the image's size")
+        mis_sized.append(problem)
+    return pred if pred.shape == shape else resize_mask(pred, shape)
+
+
 def score_prediction_files(
     dataset: Any, predictions_dir: str | Path, protocol: str = "lavt", *, strict: bool = False
 ) -> dict[str, Any]:
@@ -166,14 +179,7 @@ def score_prediction_files(
             gt = dataset[index]["mask"]
             gt = gt.numpy() if isinstance(gt, torch.Tensor) else np.asarray(gt)
             gt = gt != 0
-        pred = read_prediction(path)
-        if pred.shape != original.shape:
-            problem = _size_problem(path, pred.shape, original.shape)
-            if strict:
-                raise ValueError(f"{problem}; prediction files must be at the image's size")
-            mis_sized.append(problem)
-        if pred.shape != gt.shape:
-            pred = resize_mask(pred, gt.shape)
+        pred = _read_at(path, original.shape, gt.shape, strict=strict, mis_sized=mis_sized)
         record = dataset.records[index]
         metrics.update(
             pred,

@@ -184,16 +184,22 @@ def generate_synthetic_rrsisd(
     progress.close()
     _remove_surplus_images(image_dir, image_id, previous_images)
 
-    categories = [{"id": i, "name": name} for i, name in enumerate(RRSISD_CATEGORIES)]
-    instances = {"images": images, "annotations": annotations, "categories": categories}
-    with atomic_output(out / REFS_PATH) as tmp, open(tmp, "wb") as handle:
-        pickle.dump(refs, handle, protocol=2)
-    write_text_atomic(out / INSTANCES_PATH, json.dumps(instances))
+    instances = _write_index(out, refs, images, annotations)
     stats = summarise(refs, instances)
     arguments = {**counts, "size": size, "seed": seed, "counts_are": "images per split"}
     record = {"generator": "btdnet.data.synthetic", "arguments": arguments, "stats": stats}
     write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _write_index(out: Path, refs: list[dict], images: list, annotations: list) -> dict:
+    """Write ``refs(unc).p`` and ``instances.json`` (temp file + rename); return the instances."""
+    categories = [{"id": i, "name": name} for i, name in enumerate(RRSISD_CATEGORIES)]
+    instances = {"images": images, "annotations": annotations, "categories": categories}
+    with atomic_output(out / REFS_PATH) as tmp, open(tmp, "wb") as handle:
+        pickle.dump(refs, handle, protocol=2)
+    write_text_atomic(out / INSTANCES_PATH, json.dumps(instances))
+    return instances
 
 
 def _mark_of(out: Path) -> dict[str, Any] | None:
