@@ -1,0 +1,42 @@
+"""D-MOLS pieces against hand values: region pooling and where visual cells are masked."""
+
+from __future__ import annotations
+
+import torch
+
+from btdnet.models.dmols import DualModalObjectLearning, pool_region
+
+
+def test_pool_region_is_the_area_weighted_mean_under_the_mask():
+    features = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])  # (1, 1, 2, 2)
+    block = torch.zeros(1, 4, 4)
+    block[0, :2, :2] = 1  # the top-left cell, fully covered
+    assert pool_region(features, block).tolist() == [[1.0]]
+    top_row = torch.zeros(1, 4, 4)
+    top_row[0, 0] = 1  # half of each top cell: weights 0.5, 0.5 -> mean of 1 and 2
+    assert pool_region(features, top_row).tolist() == [[1.5]]
+    corner = torch.zeros(1, 4, 4)
+    corner[0, 3, 3] = 1  # a quarter of the bottom-right cell: weight 0.25 on 4 alone
+    assert pool_region(features, corner).tolist() == [[4.0]]
+    # an empty mask falls back to the mean of the whole map: (1 + 2 + 3 + 4) / 4
+    assert pool_region(features, torch.zeros(1, 4, 4)).tolist() == [[2.5]]
+
+
+def _dmols(region: float, context: float) -> DualModalObjectLearning:
+    return DualModalObjectLearning(
+        visual_dim=4, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
+        region_mask_ratio=region, context_mask_ratio=context, word_mask_ratio=0.5,
+    )  # fmt: skip
+
+
+def test_cells_in_and_around_the_target_use_the_region_rate():
+    targets = torch.zeros(1, 16, 16)
+    targets[0, 4:6, 10:12] = 1  # one cell of the 8x8 grid: (2, 5)
+    region_only = _dmols(region=1.0, context=0.0).mask_cells(targets, (8, 8))
+    expected = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    expected[0, 0, 0:5, 3:8] = True  # the 5x5 neighbourhood of (2, 5), clipped at the border
+    assert torch.equal(region_only, expected)
+    context_only = _dmols(region=0.0, context=1.0).mask_cells(targets, (8, 8))
+    assert torch.equal(context_only, ~expected)
+    # no target: every cell is context
+    assert not _dmols(region=1.0, context=0.0).mask_cells(torch.zeros(1, 16, 16), (8, 8)).any()
