@@ -73,6 +73,12 @@ def test_repo_id_loads_from_the_hub_cache_offline(checkpoint, tmp_path, monkeypa
 
     predictor = Predictor.from_pretrained(f"{REPO}@main", device="cpu")
     assert predictor.model.config.variant == "tiny"
+    from btdnet import BTDNet
+
+    by_class = BTDNet.from_pretrained(REPO, training=False)  # the transformers-style name
+    assert isinstance(by_class, BTDNet)
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(tensor, by_class.state_dict()[name]), name
 
 
 def test_uncached_repo_id_offline_is_one_line(tmp_path, monkeypatch, no_network):
@@ -97,6 +103,10 @@ def test_bicor_loader_takes_a_repo_id(tmp_path, monkeypatch, no_network):
     write_hub_cache(tmp_path / "hub", "someone/bicor-tiny", folder)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     loaded = load_bicor("someone/bicor-tiny")
+    from bicor.models.bicor_seg import BiCoRSeg
+
+    by_class = BiCoRSeg.from_pretrained("someone/bicor-tiny")
+    assert all(torch.equal(t, by_class.state_dict()[n]) for n, t in model.state_dict().items())
     for name, tensor in model.state_dict().items():
         assert torch.equal(tensor, loaded.state_dict()[name]), name
 

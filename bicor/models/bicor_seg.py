@@ -220,6 +220,11 @@ class BiCoRSeg(nn.Module):
         state = {k: v.detach().cpu() for k, v in self.state_dict().items()}
         save_model_dir(directory, state, self.config.to_dict(), MODEL_TYPE)
 
+    @classmethod
+    def from_pretrained(cls, source: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
+        """Load a saved BiCoR-Seg from a folder or a Hub repo id (:func:`load_bicor`)."""
+        return load_bicor(source, map_location=map_location)
+
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload ``config.json``, ``model.safetensors`` and a generated model card to the
         Hugging Face Hub; ``run_dir=`` (the training run's folder) fills the card's data,

@@ -293,3 +293,21 @@ def load_model(
         state = {**{k: v for k, v in fresh.items() if k.startswith(TRAINING_HEADS_PREFIX)}, **state}
     load_state_strict(model, state, f"{directory} ('{config.variant}' BTDNet)")
     return model
+
+
+def _from_pretrained(
+    cls: type[BTDNet],
+    source: str | Path,
+    *,
+    variant: str | None = None,
+    training: bool | None = None,
+) -> BTDNet:
+    """Load a saved BTDNet from a folder or a Hugging Face Hub repo id: :func:`load_model`.
+
+    The class method lives here, beside the builders, so that ``btdnet.py`` never imports this
+    module (no import cycle) while ``BTDNet.from_pretrained(...)`` reads as in transformers.
+    """
+    return load_model(source, variant=variant, training=training)
+
+
+BTDNet.from_pretrained = classmethod(_from_pretrained)  # type: ignore[attr-defined]
