@@ -280,3 +280,27 @@ def test_scene_mode_matches_predict_scene(client, predictor, tmp_path):
 def test_bad_tile_is_400(client, tile):
     response = post(client, {"text": "a", "tile": tile}, {"image": ("a.png", PNG)})
     assert response.status_code == 400 and "tile must be" in response.json()["error"]
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (no pixel data follows)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+
+
+def test_image_over_the_pixel_limit_is_400_before_decoding(client):
+    response = post(
+        client,
+        data={"text": "the car"},
+        files={"image": ("huge.png", _png_header_only(20000, 20000))},
+    )
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]
+    assert message.startswith("huge.png") and "pixel" in message and "\n" not in message
