@@ -12,7 +12,11 @@ its diff). A timeout counts as killed, as in Cosmic Ray.
 Run it through ``make mutation`` (one thread, lowest priority) or directly:
 
     python scripts/mutation.py --module metrics/referring --sample 0
-    python scripts/mutation.py --rev HEAD~5 --out runs/mutation-before   # an older suite
+    python scripts/mutation.py --tests-rev HEAD~5 --out runs/mutation-before   # an older suite
+    python scripts/mutation.py --compare runs/mutation-before runs/mutation
+
+A module whose tests are missing from the suite, or fail unmutated, is skipped with one line
+(a failing suite would score every mutant as killed) and left out of the totals.
 """
 
 from __future__ import annotations
@@ -99,23 +103,29 @@ def _copy_working_tree(tree: Path) -> None:
             shutil.copy2(source, target)
 
 
+class SkipModule(Exception):
+    """A module that cannot be scored against this suite (the reason is the message)."""
+
+
 def _test_command(module: dict[str, Any], tree: Path | None = None) -> str:
     """The module's pytest command; with ``tree``, test files absent from it are left out (an
-    older suite under ``--tests-rev`` may not have them)."""
+    older suite under ``--tests-rev`` may not have them; none left skips the module)."""
     tests = [t for t in module["tests"] if tree is None or (tree / t.split("::")[0]).exists()]
     if not tests:
-        raise SystemExit(f"mutation: none of {module['tests']} exists in {tree}")
+        raise SkipModule(f"none of its tests ({', '.join(module['tests'])}) is in this suite")
     pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     return shlex.join([*pytest, "-p", "no:warnings", *tests, *module.get("pytest-args", [])])
 
 
 def _baseline(command: str, tree: Path) -> float:
-    """Run the unmutated tests in ``tree``; return their wall time (they must pass)."""
+    """Run the unmutated tests in ``tree``; return their wall time. Tests that fail (or select
+    nothing) unmutated would score every mutant as killed: the module is skipped instead."""
     start = time.monotonic()
     done = subprocess.run(shlex.split(command), cwd=tree, capture_output=True, text=True)
     if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
-        raise SystemExit(f"mutation: the unmutated tests fail: {command}\n{tail}")
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        last = lines[-1].strip(" =") if lines else "no output"
+        raise SkipModule(f"its unmutated tests fail (pytest exit {done.returncode}: {last})")
     return time.monotonic() - start
 
 
@@ -228,7 +238,31 @@ def _run_forked(pytest_args: list[str], timeout: float) -> tuple[str, str]:
     return ("survived" if status == 0 else "killed"), output
 
 
+def _empty_result(module: dict) -> dict:
+    counts = {"killed": 0, "survived": 0, "incompetent": 0, "no-test": 0}
+    return {"module": module["path"], "tests": module["tests"], "mutants_total": 0,
+            "mutants_run": 0, **counts, "survivors": []}  # fmt: skip
+
+
 def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Path) -> dict:
+    """Score one module's sampled mutants; a module whose tests are missing from this suite or
+    fail unmutated is skipped with one line (and ``skipped`` in its result), not scored."""
+    path = module["path"]
+    try:
+        command = _test_command(module, tree)
+        baseline = _baseline(command, tree)
+    except SkipModule as reason:
+        print(f"mutation: {path}: skipped, {reason}", file=sys.stderr, flush=True)
+        return {**_empty_result(module), "skipped": str(reason)}
+    timeout = max(float(settings.get("min-timeout", 60)), 4.0 * baseline)
+    result = _mutate(module, settings, args, shlex.split(command)[3:], timeout)
+    return {**result, "baseline_seconds": round(baseline, 1)}
+
+
+def _mutate(
+    module: dict, settings: dict, args: argparse.Namespace, pytest_args: list[str], timeout: float
+) -> dict:
+    """Enumerate the module's mutants, keep the seeded sample, run the tests against each."""
     import cosmic_ray.plugins
     from cosmic_ray.mutating import use_mutation
     from cosmic_ray.work_db import WorkDB, use_db
@@ -236,17 +270,13 @@ def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Pa
     from tqdm import tqdm
 
     path = module["path"]
-    command = _test_command(module, tree)
-    pytest_args = shlex.split(command)[3:]  # after "python -m pytest"
-    baseline = _baseline(command, tree)
-    timeout = max(float(settings.get("min-timeout", 60)), 4.0 * baseline)
     session = args.out / (path.replace("/", "__").removesuffix(".py") + ".sqlite")
     items = _enumerate(path, session, list(settings.get("exclude-operators", [])))
     size = args.sample if args.sample is not None else int(settings.get("sample", 0))
     chosen = _sample(items, size, int(settings.get("seed", 0)))
     chosen_ids = {item.job_id for item in chosen}
     counts = {"killed": 0, "survived": 0, "incompetent": 0, "no-test": 0}
-    survivors = []
+    survivors, outcomes = [], []
     start = time.monotonic()
     with use_db(session, mode=WorkDB.Mode.open) as db:
         skipped = WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED)
@@ -286,6 +316,8 @@ def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Pa
                 ),
             )
             counts[outcome] += 1
+            where = {"operator": mutation.operator_name, "occurrence": mutation.occurrence}
+            outcomes.append({**where, "line": mutation.start_pos[0], "outcome": outcome})
             if outcome == "survived":
                 survivors.append(
                     {
@@ -299,32 +331,40 @@ def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Pa
             if args.no_progress:
                 print(f"{path}: {outcome} {mutation.operator_name} line {mutation.start_pos[0]}")
     return {
-        "module": path,
-        "tests": module["tests"],
+        **_empty_result(module),
         "mutants_total": len(items),
         "mutants_run": len(chosen),
         **counts,
-        "baseline_seconds": round(baseline, 1),
         "mutants_seconds": round(time.monotonic() - start, 1),
         "survivors": survivors,
+        "outcomes": outcomes,
     }
 
 
-def _report(results: list[dict], args: argparse.Namespace, rev: str) -> str:
+def _rate(survived: int, scored: int) -> str:
+    return f"{100.0 * survived / scored:.1f}%" if scored else "-"
+
+
+def _report(results: list[dict], rev: str) -> str:
+    """Markdown: the total survival over scored modules, one row per module (skipped ones with
+    their reason, outside the total), then every survivor's diff."""
     run = sum(r["killed"] + r["survived"] for r in results)
     survived = sum(r["survived"] for r in results)
-    rate = 100.0 * survived / run if run else 0.0
+    skipped = [r for r in results if r.get("skipped")]
     lines = [
         f"# Mutation testing ({rev})",
         "",
-        f"{survived} of {run} mutants survived ({rate:.1f}%).",
+        f"{survived} of {run} mutants survived ({_rate(survived, run)}) over "
+        f"{len(results) - len(skipped)} modules; {len(skipped)} skipped.",
         "",
         "| module | mutants | run | killed | survived | survival |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
-        scored = r["killed"] + r["survived"]
-        share = f"{100.0 * r['survived'] / scored:.0f}%" if scored else "-"
+        if r.get("skipped"):
+            lines.append(f"| {r['module']} | - | - | - | - | skipped: {r['skipped']} |")
+            continue
+        share = _rate(r["survived"], r["killed"] + r["survived"])
         lines.append(
             f"| {r['module']} | {r['mutants_total']} | {r['mutants_run']} | {r['killed']} "
             f"| {r['survived']} | {share} |"
@@ -334,6 +374,57 @@ def _report(results: list[dict], args: argparse.Namespace, rev: str) -> str:
             lines += ["", f"## {r['module']}:{s['line']} {s['operator']}", "", "```diff"]
             lines += [s["diff"].rstrip(), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _same_sample(before: dict, after: dict) -> bool:
+    def key(r: dict) -> set:
+        return {(o["operator"], o["occurrence"]) for o in r.get("outcomes", [])}
+
+    return key(before) == key(after)
+
+
+def compare(before: list[dict], after: list[dict]) -> str:
+    """Markdown table of two runs' summaries (same code, same seeded sample): per module
+    killed/survived before and after, and the totals over the modules scored in both runs.
+    A module whose two samples differ (another code or seed) is an error, not a row."""
+    old = {r["module"]: r for r in before}
+    lines = [
+        "| module | before: killed / survived | after: killed / survived |",
+        "|---|---|---|",
+    ]
+    totals = {"before": [0, 0], "after": [0, 0]}
+    for new in after:
+        prev = old.get(new["module"], {"skipped": "not in that run"})
+        pair = {"before": prev, "after": new}
+        cells = [
+            f"skipped: {r['skipped']}" if r.get("skipped") else f"{r['killed']} / {r['survived']}"
+            for r in pair.values()
+        ]
+        lines.append(f"| {new['module']} | {cells[0]} | {cells[1]} |")
+        if prev.get("skipped") or new.get("skipped"):
+            continue
+        if not _same_sample(prev, new):
+            raise SystemExit(f"mutation: {new['module']}: the two runs sampled other mutants")
+        for side, r in pair.items():
+            totals[side][0] += r["killed"] + r["survived"]
+            totals[side][1] += r["survived"]
+    cells = [f"{s} of {n} survived ({_rate(s, n)})" for n, s in totals.values()]
+    lines.append(f"| modules scored in both | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def _read_summary(path: Path) -> list[dict]:
+    """A run's ``summary.json`` (``path`` is the file or the run's --out folder)."""
+    path = path / "summary.json" if path.is_dir() else path
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SystemExit(f"mutation: {path}: cannot read the run summary ({error})") from error
+    if not isinstance(results, list) or not all(
+        isinstance(r, dict) and {"module", "killed", "survived"} <= r.keys() for r in results
+    ):
+        raise SystemExit(f"mutation: {path}: not a summary.json written by scripts/mutation.py")
+    return results
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -357,12 +448,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="take tests/ from this revision (e.g. the suite before a change, same code)",
     )
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("BEFORE", "AFTER"),
+        help="print the before/after table of two runs (their --out folders or summary.json)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.compare:
+        print(compare(*(_read_summary(path) for path in args.compare)), end="")
+        return 0
     config = _load_config(args.config)
     settings = config.get("settings", {})
     modules = [
@@ -398,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
             (args.out / "summary.json").write_text(json.dumps(results, indent=2))
     finally:
         os.chdir(previous)
-    report = _report(results, args, rev)
+    report = _report(results, rev)
     (args.out / "report.md").write_text(report, encoding="utf-8")
     print(report.split("\n## ")[0])
     print(f"survivors and their diffs: {args.out / 'report.md'}")

@@ -1,0 +1,166 @@
+"""scripts/mutation.py: the logic that decides what is scored (no Cosmic Ray needed).
+
+A module whose tests are missing from the suite, or fail unmutated, must be skipped with one line
+and left out of the totals: scoring it would count every mutant as killed (failing suite) or
+abort the whole run. The before/after table must add up only modules scored on both sides.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("mutation", REPO / "scripts" / "mutation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+mutation = _load()
+
+
+def _tree(tmp_path: Path, test_body: str) -> Path:
+    """A tiny project: pkg/mod.py and one test file whose body is ``test_body``."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    (tmp_path / "pkg" / "mod.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_mod.py").write_text(
+        "from pkg.mod import add\n\n\ndef test_add():\n" + test_body
+    )
+    return tmp_path
+
+
+def _args(tmp_path: Path) -> SimpleNamespace:
+    return SimpleNamespace(out=tmp_path / "out", sample=None, no_progress=True)
+
+
+def test_failing_baseline_skips_the_module_with_one_line(tmp_path, capsys):
+    tree = _tree(tmp_path, "    assert add(2, 3) == 6\n")
+    module = {"path": "pkg/mod.py", "tests": ["tests/test_mod.py"]}
+    result = mutation._run_module(module, {}, _args(tmp_path), tree)
+    assert result["skipped"].startswith("its unmutated tests fail (pytest exit 1: 1 failed")
+    assert (result["killed"], result["survived"], result["mutants_run"]) == (0, 0, 0)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"mutation: pkg/mod.py: skipped, {result['skipped']}"]
+    assert not (tmp_path / "out").exists()  # no Cosmic Ray session was started
+
+
+def test_a_selection_that_matches_no_test_is_a_failing_baseline(tmp_path):
+    tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
+    module = {"path": "pkg/mod.py", "tests": ["tests/test_mod.py"], "pytest-args": ["-k", "nope"]}
+    result = mutation._run_module(module, {}, _args(tmp_path), tree)
+    assert "pytest exit 5" in result["skipped"]  # pytest's "no tests collected"
+
+
+def test_passing_baseline_is_timed(tmp_path):
+    tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
+    command = mutation._test_command({"path": "pkg/mod.py", "tests": ["tests/test_mod.py"]}, tree)
+    assert 0.0 < mutation._baseline(command, tree) < 60.0
+
+
+def test_test_files_missing_from_an_older_suite(tmp_path, capsys):
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_old.py").write_text("")
+    module = {"path": "pkg/mod.py", "tests": ["tests/test_new.py", "tests/test_old.py::test_x"]}
+    command = mutation._test_command(module, tmp_path)
+    assert command.endswith(" tests/test_old.py::test_x") and "test_new" not in command
+    gone = {"path": "pkg/mod.py", "tests": ["tests/test_new.py"]}
+    with pytest.raises(mutation.SkipModule, match=r"none of its tests \(tests/test_new.py\)"):
+        mutation._test_command(gone, tmp_path)
+    result = mutation._run_module(gone, {}, _args(tmp_path), tmp_path)
+    assert result["skipped"] == "none of its tests (tests/test_new.py) is in this suite"
+    assert "mutation: pkg/mod.py: skipped, none of its tests" in capsys.readouterr().err
+
+
+def test_selection_of_the_evaluation_module_runs_no_cli_test():
+    """The benchmark CLI tests start a subprocess that timed out at nice 19 (the whole run died)."""
+    config = mutation._load_config(REPO / "mutation.toml")
+    (entry,) = [m for m in config["module"] if m["path"].endswith("referring_eval.py")]
+    keyword = entry["pytest-args"][entry["pytest-args"].index("-k") + 1]
+    assert "prediction" not in keyword.split(" or ")
+    for name in ("cli", "benchmark_cli"):
+        assert name not in keyword
+
+
+def _result(module, killed, survived, outcomes=None, skipped=None):
+    result = {"module": module, "killed": killed, "survived": survived, "survivors": []}
+    result.update(mutants_total=10, mutants_run=killed + survived)
+    result["outcomes"] = outcomes or [
+        {"operator": "op", "occurrence": i, "line": i, "outcome": "x"}
+        for i in range(killed + survived)
+    ]
+    if skipped:
+        result["skipped"] = skipped
+    return result
+
+
+def test_report_leaves_skipped_modules_out_of_the_total():
+    results = [_result("a.py", 3, 1), _result("b.py", 0, 0, skipped="its tests fail")]
+    report = mutation._report(results, "working tree")
+    assert "1 of 4 mutants survived (25.0%) over 1 modules; 1 skipped." in report
+    assert "| a.py | 10 | 4 | 3 | 1 | 25.0% |" in report
+    assert "| b.py | - | - | - | - | skipped: its tests fail |" in report
+
+
+def test_compare_totals_only_modules_scored_on_both_sides():
+    before = [_result("a.py", 2, 2), _result("b.py", 0, 0, skipped="gone"), _result("c.py", 1, 3)]
+    after = [_result("a.py", 4, 0), _result("b.py", 5, 1), _result("c.py", 3, 1)]
+    table = mutation.compare(before, after)
+    assert "| a.py | 2 / 2 | 4 / 0 |" in table
+    assert "| b.py | skipped: gone | 5 / 1 |" in table
+    # a + c: before 5 of 8 survived, after 1 of 8; b (6 mutants) only after: not in the totals.
+    assert table.strip().splitlines()[-1] == (
+        "| modules scored in both | 5 of 8 survived (62.5%) | 1 of 8 survived (12.5%) |"
+    )
+
+
+def test_compare_refuses_two_different_samples():
+    other = [{"operator": "op", "occurrence": 7, "line": 1, "outcome": "killed"}]
+    with pytest.raises(SystemExit, match=r"a\.py: the two runs sampled other mutants"):
+        mutation.compare([_result("a.py", 1, 0)], [_result("a.py", 1, 0, outcomes=other)])
+
+
+def test_compare_cli_and_a_bad_summary(tmp_path, capsys):
+    (tmp_path / "before").mkdir()
+    (tmp_path / "before" / "summary.json").write_text(json.dumps([_result("a.py", 1, 1)]))
+    (tmp_path / "after.json").write_text(json.dumps([_result("a.py", 2, 0)]))
+    assert mutation.main(["--compare", str(tmp_path / "before"), str(tmp_path / "after.json")]) == 0
+    assert "| a.py | 1 / 1 | 2 / 0 |" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"module": 1}')
+    with pytest.raises(SystemExit, match=r"bad.json: not a summary.json written by"):
+        mutation.main(["--compare", str(tmp_path / "bad.json"), str(tmp_path / "after.json")])
+
+
+def test_sample_is_seeded_and_independent_of_order():
+    def item(op, occurrence, job):
+        return SimpleNamespace(
+            mutations=[SimpleNamespace(operator_name=op, occurrence=occurrence)], job_id=job
+        )
+
+    items = [item(f"op{i % 3}", i, f"job{i}") for i in range(20)]
+    first = [i.job_id for i in mutation._sample(items, 5, seed=0)]
+    again = [i.job_id for i in mutation._sample(list(reversed(items)), 5, seed=0)]
+    assert first == again and len(set(first)) == 5
+    assert [i.job_id for i in mutation._sample(items, 5, seed=1)] != first
+    assert len(mutation._sample(items, 0, seed=0)) == 20  # 0 = every mutant
+
+
+def test_annotation_mutants_are_recognised(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("x: int = 1\n\n\ndef f(a: str | None, b=2) -> list[int]:\n    return [a]\n")
+    spans = mutation._annotation_spans(source)
+    assert mutation._inside((1, 3), spans)  # int
+    assert mutation._inside((4, 13), spans)  # the | inside "str | None"
+    assert mutation._inside((4, 33), spans)  # list[int]
+    assert not mutation._inside((1, 9), spans)  # the value 1
+    assert not mutation._inside((4, 23), spans)  # b's default 2
+    assert not mutation._inside((5, 11), spans)  # the returned list
