@@ -262,10 +262,11 @@ class SegTask:
     def load_weights(self, model: nn.Module, directory: Path) -> None:
         load_bicor_weights(model, directory)
 
-    def prepare_data(self) -> None:
+    def prepare_data(self, *, show_progress: bool = True) -> None:
         """Write the synthetic set first when the config asks for it and it is not there yet.
 
-        Local rank 0 writes; the others wait for ``classes.json`` (written last).
+        Local rank 0 writes; the others wait for ``classes.json`` (written last). The writer
+        is quick and shows no progress bar, so ``show_progress`` changes nothing here.
         """
         data = self.config.data
         spec = data.generate_synthetic

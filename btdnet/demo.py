@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -132,6 +132,50 @@ def score_checkpoint(
     }
 
 
+class DemoRun(NamedTuple):
+    """A demo's run folder and what trains in it: data in ``out_dir/data``, run in ``/train``."""
+
+    out_dir: Path
+    config: dict[str, Any]
+    task: ReferringTask
+    trainer: Trainer
+
+
+def _prepare_demo(
+    out_dir: str | Path,
+    config_path: str | Path,
+    overrides: list[str] | tuple[str, ...],
+    show_progress: bool,
+) -> DemoRun:
+    """Load the config (with ``overrides``), point its data and training at ``out_dir``, and
+    build the task and the trainer (nothing is written yet)."""
+    out_dir = Path(out_dir)
+    config = load_config(config_path, overrides)
+    config["output_dir"] = str(out_dir / "train")
+    config.setdefault("data", {})["root"] = str(out_dir / "data")
+    task = ReferringTask.from_config(config)
+    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
+    return DemoRun(out_dir, config, task, trainer)
+
+
+def _generate_and_train(
+    run: DemoRun, *, data_step: str, train_step: str
+) -> tuple[float, TrainSummary, float]:
+    """Steps 1 and 2 of a demo: write the synthetic set, then train on it, each announced.
+
+    Returns ``(data seconds, training summary, training seconds)``.
+    """
+    print(f"[1/4] {data_step} -> {run.out_dir / 'data'}")
+    t0 = time.perf_counter()
+    run.task.prepare_data(show_progress=run.trainer.show_progress)
+    data_seconds = time.perf_counter() - t0
+
+    print(f"[2/4] {train_step} -> {run.out_dir / 'train'}")
+    t0 = time.perf_counter()
+    summary = run.trainer.fit()
+    return data_seconds, summary, time.perf_counter() - t0
+
+
 def run_demo(
     out_dir: str | Path,
     *,
@@ -141,22 +185,13 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the whole demo into ``out_dir``; return (and write) ``metrics.json``'s content."""
     start = time.perf_counter()
-    out_dir = Path(out_dir)
-    config = load_config(config_path, overrides)
-    config["output_dir"] = str(out_dir / "train")
-    config.setdefault("data", {})["root"] = str(out_dir / "data")
-    task = ReferringTask.from_config(config)
-    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
-
-    print(f"[1/4] synthetic referring benchmark -> {out_dir / 'data'}")
-    t0 = time.perf_counter()
-    task.prepare_data()
-    data_seconds = time.perf_counter() - t0
-
-    print(f"[2/4] training ({task.config.model.variant} variant) -> {out_dir / 'train'}")
-    t0 = time.perf_counter()
-    summary = trainer.fit()
-    train_seconds = time.perf_counter() - t0
+    run = _prepare_demo(out_dir, config_path, overrides, show_progress)
+    out_dir, config, task, trainer = run
+    data_seconds, summary, train_seconds = _generate_and_train(
+        run,
+        data_step="synthetic referring benchmark",
+        train_step=f"training ({task.config.model.variant} variant)",
+    )
 
     print("[3/4] benchmark on the synthetic test split (true and swapped expressions)")
     t0 = time.perf_counter()

@@ -18,14 +18,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from btdnet.data import build_referring_dataset
-from btdnet.demo import _denormalise
+from btdnet.demo import _denormalise, _generate_and_train, _prepare_demo
 from btdnet.engine.accelerator import make_accelerator
-from btdnet.engine.config import load_config
-from btdnet.engine.trainer import Trainer
 from btdnet.evaluation import evaluate_referring
 from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
-from btdnet.task import ReferringTask
 
 TARGETS: dict[str, float] = {"gIoU": 55.0, "N_acc": 80.0, "T_acc": 80.0}
 TARGET_MINUTES = 15.0
@@ -98,25 +95,15 @@ def run_generalized_demo(
 ) -> dict[str, Any]:
     """Run the generalized demo into ``out_dir``; return (and write) ``metrics.json``."""
     start = time.perf_counter()
-    out_dir = Path(out_dir)
-    config = load_config(config_path, overrides)
-    config["output_dir"] = str(out_dir / "train")
-    config.setdefault("data", {})["root"] = str(out_dir / "data")
-    task = ReferringTask.from_config(config)
+    run = _prepare_demo(out_dir, config_path, overrides, show_progress)
+    out_dir, config, task, trainer = run
     if task.config.data.dataset != "grefs":
         raise ValueError(f"{config_path}: the generalized demo needs data.dataset: grefs")
-    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
-
-    print(f"[1/4] generalized synthetic benchmark (gRefCOCO format) -> {out_dir / 'data'}")
-    t0 = time.perf_counter()
-    task.prepare_data()
-    data_seconds = time.perf_counter() - t0
-
-    variant = task.config.model.variant
-    print(f"[2/4] training ({variant} + presence head) -> {out_dir / 'train'}")
-    t0 = time.perf_counter()
-    summary = trainer.fit()
-    train_seconds = time.perf_counter() - t0
+    data_seconds, summary, train_seconds = _generate_and_train(
+        run,
+        data_step="generalized synthetic benchmark (gRefCOCO format)",
+        train_step=f"training ({task.config.model.variant} + presence head)",
+    )
 
     print("[3/4] benchmark on the test split (gIoU, cIoU, N_acc, T_acc; targeted oIoU)")
     t0 = time.perf_counter()

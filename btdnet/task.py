@@ -197,16 +197,19 @@ class ReferringTask:
     def load_weights(self, model: nn.Module, directory: Path) -> None:
         load_weights(model, directory)
 
-    def prepare_data(self) -> None:
+    def prepare_data(self, *, show_progress: bool = True) -> None:
         """Write the synthetic set first when the config asks for it and it is not there yet.
 
         ``data.dataset: grefs`` writes the generalized set (gRefCOCO format, multi-target and
-        no-target expressions), otherwise the RRSIS-D-format set. Local rank 0 writes; the
-        others wait for the generator's ``instances.json`` (written last).
+        no-target expressions), otherwise the RRSIS-D-format set. Local rank 0 writes (with a
+        progress bar unless ``show_progress`` is false); the others wait for the generator's
+        ``instances.json`` (written last).
         """
         data = self.config.data
         spec = data.generate_synthetic
         if not spec or data.root is None:
             return
         generate, root = data.generator(), data.root
-        prepare_on_local_main(data.synthetic_marker(), lambda: generate(root, **spec))
+        prepare_on_local_main(
+            data.synthetic_marker(), lambda: generate(root, **spec, show_progress=show_progress)
+        )

@@ -9,6 +9,7 @@ import yaml
 
 from btdnet.data.errors import DatasetError
 from btdnet.engine.cli import main
+from btdnet.task import ReferringTask
 from tests.toy_task import ToyTask
 
 CONFIG = {
@@ -60,3 +61,32 @@ def test_resume_from_a_checkpoint_folder(tmp_path, capsys, named) -> None:
         capsys.readouterr().err
     )
     assert (run / "checkpoints" / "last").resolve().name == "epoch-0002"
+
+
+class StopAfterData(ReferringTask):
+    """The referring task up to its data: stops with a library error once the set is written."""
+
+    def build_model(self):
+        raise OSError("stopped after the data")
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+def test_no_progress_reaches_the_synthetic_generator(tmp_path, capsys, quiet) -> None:
+    config = {
+        "model": {"variant": "tiny", "pretrained": False},
+        "data": {
+            "dataset": "rrsisd",
+            "root": str(tmp_path / "data"),
+            "generate_synthetic": {"train": 2, "val": 1, "test": 1, "size": 64, "seed": 1},
+        },
+        "train": {"trackers": "none"},
+    }
+    path = tmp_path / "synthetic.yaml"
+    path.write_text(yaml.safe_dump(config))
+    argv = ["--config", str(path), "--output-dir", str(tmp_path / "run")]
+    argv += ["--no-progress"] if quiet else []
+    assert main(StopAfterData.from_config, prog="train_rrsis.py", description="", argv=argv) == 1
+    err = capsys.readouterr().err
+    assert (tmp_path / "data" / "rrsisd" / "instances.json").is_file()
+    assert err.strip().endswith("train_rrsis.py: error: stopped after the data")
+    assert ("synthetic RRSIS-D" in err) is not quiet

@@ -47,7 +47,7 @@ class ToyTask:
     def from_config(cls, config: dict) -> ToyTask:
         return cls(n=int((config.get("data") or {}).get("n", 40)))
 
-    def prepare_data(self) -> None:
+    def prepare_data(self, *, show_progress: bool = True) -> None:
         pass
 
     def build_model(self) -> nn.Module:

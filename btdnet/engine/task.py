@@ -20,8 +20,9 @@ class TrainingTask(Protocol):
     best_metric: str  # higher is better
     config_sections: tuple[str, ...]  # the top-level config keys the task reads
 
-    def prepare_data(self) -> None:
-        """Write generated data first when the config asks for it (local rank 0 only)."""
+    def prepare_data(self, *, show_progress: bool = True) -> None:
+        """Write generated data first when the config asks for it (local rank 0 only);
+        ``show_progress``: the writer's progress bar, if it has one (``--no-progress``)."""
         ...
 
     def build_model(self) -> nn.Module: ...

@@ -157,7 +157,7 @@ class Trainer:
             save_config(self.config, self.output_dir / "config.yaml")
         acc.wait_for_everyone()
 
-        self.task.prepare_data()
+        self.task.prepare_data(show_progress=self.show_progress)
         model = self.task.build_model()
         if s.compile:  # in place: parameter names and checkpoints stay those of the model
             model.compile(**({"backend": s.compile} if isinstance(s.compile, str) else {}))
