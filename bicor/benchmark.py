@@ -29,6 +29,7 @@ from bicor.prediction_files import (
     write_class_prediction,
 )
 from bicor.task import SYNTHETIC, dataset_classes
+from bicor.tta import parse_tta_spec
 
 SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
 SEG_PROTOCOLS = ("geoseg", "mmseg")
@@ -68,11 +69,15 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
     the main process, None elsewhere) on ``args.dataset`` / ``args.split``.
 
     Reads ``args``: checkpoint, predictions, save_predictions, dataset, root, split, protocol,
-    window, stride, tta, window_batch, batch_size, num_workers.
+    window, stride, tta, tta_scales, window_batch, batch_size, num_workers.
     """
     protocol = _check_args(args)
+    tta_spec, tta_scales = getattr(args, "tta", None), getattr(args, "tta_scales", None)
     if args.predictions is not None:
+        if tta_spec or tta_scales:
+            raise ValueError("--tta / --tta-scales need --checkpoint (files are already predicted)")
         return _score_files(args, accelerator, protocol)
+    tta = parse_tta_spec(tta_spec, tta_scales, args.dataset)
     model = load_bicor(args.checkpoint).to(accelerator.device)
     class_names, eval_classes = dataset_classes(args.dataset, protocol)
     if model.num_classes != len(class_names):
@@ -95,7 +100,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
         eval_classes=eval_classes,
         window=window,
         stride=stride,
-        flip_tta=bool(args.tta),
+        tta=tta,
         window_batch=args.window_batch,
         show_progress=True,
         on_prediction=None
@@ -109,7 +114,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
         "protocol": protocol,
         "window": window,
         "stride": stride,
-        "flip_tta": bool(args.tta),
+        "tta": tta.describe(),
         "checkpoint": str(args.checkpoint),
     }
 

@@ -11,6 +11,9 @@ logits of all views are averaged. The authors' settings (their ``test_*.py -t ..
 
 Scaling is bicubic (``align_corners=False``) both ways; the way back resizes to the exact input
 size (ttach multiplies by ``1 / scale``, which can miss a pixel at odd sizes).
+
+``AUTHORS_TTA`` holds those three settings by data set; :func:`parse_tta_spec` reads the
+``scripts/benchmark.py --tta`` words (``authors``, ``flips``, ``hflip,vflip,rot90``) and scales.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -57,6 +61,16 @@ class TestTimeAugment:
             scales=tuple(scales),
         )
 
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready settings: ``{hflip, vflip, rot90, scales, views}``."""
+        return {
+            "hflip": self.hflip,
+            "vflip": self.vflip,
+            "rot90": self.rot90,
+            "scales": list(self.scales),
+            "views": self.num_views,
+        }
+
     @property
     def num_views(self) -> int:
         return (1 + self.hflip) * (1 + self.vflip) * (1 + self.rot90) * len(self.scales)
@@ -92,3 +106,45 @@ class TestTimeAugment:
             y = y.flip(-1) if hflip else y
             total = y if total is None else total + y
         return total / self.num_views
+
+
+AUTHORS_TTA: dict[str, TestTimeAugment] = {
+    # test_vaihingen.py -t d4: ttach HorizontalFlip, VerticalFlip, Rotate90([90]), Scale(5 scales)
+    "vaihingen": TestTimeAugment(
+        hflip=True, vflip=True, rot90=True, scales=(0.5, 0.75, 1.0, 1.25, 1.5)
+    ),
+    # test_loveda.py -t d4: HorizontalFlip and Scale([0.75, 1.0, 1.25, 1.5])
+    "loveda": TestTimeAugment(hflip=True, scales=(0.75, 1.0, 1.25, 1.5)),
+    # test_potsdam.py -t lr: HorizontalFlip, VerticalFlip
+    "potsdam": TestTimeAugment(hflip=True, vflip=True),
+}
+TTA_WORDS = ("authors", "flips", "hflip", "vflip", "rot90")
+
+
+def parse_tta_spec(
+    spec: str | None, scales: Sequence[float] | None = None, dataset: str | None = None
+) -> TestTimeAugment:
+    """The views of ``scripts/benchmark.py --tta SPEC --tta-scales ...``.
+
+    ``spec``: None (no flips or rotation), ``authors`` (the setting of ``dataset``'s test script,
+    ``AUTHORS_TTA``; no ``scales`` with it), or comma-separated words among ``flips`` (=
+    ``hflip,vflip``), ``hflip``, ``vflip``, ``rot90``. ``scales``: the scales of every view
+    (default 1 only). Raises ValueError naming the unknown word or the missing data set.
+    """
+    words = [w.strip() for w in (spec or "").split(",") if w.strip()]
+    unknown = sorted(set(words) - set(TTA_WORDS))
+    if unknown:
+        raise ValueError(f"--tta: unknown word(s) {unknown}; known: {', '.join(TTA_WORDS)}")
+    if "authors" in words:
+        if len(words) > 1 or scales:
+            raise ValueError("--tta authors stands alone (it fixes flips, rotation and scales)")
+        if dataset not in AUTHORS_TTA:
+            known = ", ".join(AUTHORS_TTA)
+            raise ValueError(f"--tta authors: the authors tested only {known}, not {dataset}")
+        return AUTHORS_TTA[dataset]
+    return TestTimeAugment(
+        hflip="hflip" in words or "flips" in words,
+        vflip="vflip" in words or "flips" in words,
+        rot90="rot90" in words,
+        scales=tuple(scales) if scales else (1.0,),
+    )

@@ -54,8 +54,15 @@ closed-set (--task seg, BiCoR-Seg checkpoints or prediction files; bicor/benchma
   --dataset synthetic_seg|loveda|vaihingen|potsdam, --protocol geoseg (default: Vaihingen and
   Potsdam means without clutter, OA over all classes) or mmseg (clutter included). Sliding
   windows of --window pixels (default: the checkpoint's crop size) every --stride pixels,
-  logits averaged, optional --tta (h x v flips); one confusion matrix over all pixels. A class with
-  no true positive has no F1 ("-" in the table, null in JSON) and is left out of mF1.
+  logits averaged; one confusion matrix over all pixels. A class with no true positive has no F1
+  ("-" in the table, null in JSON) and is left out of mF1.
+  Test-time augmentation (bicor/tta.py; the logits of every view of every window are mapped
+  back and averaged): --tta alone = horizontal x vertical flips (4 views); --tta WORDS, comma-
+  separated among hflip, vflip, rot90, flips; --tta-scales S [S ...] multiplies the views by
+  bicubic rescalings of each window (and back); --tta authors = the setting of the authors'
+  test script for --dataset (ttach, as ShiJinghao566/BiCoR-Seg test_*.py): vaihingen flips x
+  rot90 x scales 0.5 0.75 1 1.25 1.5 (40 views), loveda hflip x scales 0.75 1 1.25 1.5 (8),
+  potsdam flips (4). The JSON's "tta" records the views used.
   --predictions DIR: one file per image of the split, named after the image file's stem
   (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding
   class indices 0..K-1 in the toolkit's class order: single-band PNG/TIFF, or a palette/colour
@@ -99,8 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window-batch", type=int, default=4, help="seg: windows per forward")
     parser.add_argument(
         "--tta",
-        action="store_true",
-        help="seg: horizontal x vertical flip test-time augmentation (4 views)",
+        nargs="?",
+        const="flips",
+        default=None,
+        metavar="WORDS",
+        help="seg: test-time augmentation; alone = h x v flips; 'authors' = the authors' setting "
+        "for --dataset; or comma-separated hflip, vflip, rot90, flips (see below)",
+    )
+    parser.add_argument(
+        "--tta-scales",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="seg: also average over these bicubic rescalings of every window (e.g. 0.75 1 1.25)",
     )
     parser.add_argument(
         "--image-size",
@@ -211,6 +230,8 @@ def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] 
         raise ValueError(
             f"--task referring needs --dataset rrsisd, refsegrs or grefs, not {args.dataset}"
         )
+    if args.tta is not None or args.tta_scales is not None:
+        raise ValueError("--tta / --tta-scales are for --task seg")
     args.protocol = args.protocol or "lavt"
     if args.protocol not in ("lavt", "original"):
         raise ValueError(f"--task referring needs --protocol lavt or original, not {args.protocol}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from bicor.benchmark import format_seg_markdown
@@ -143,3 +144,61 @@ def test_show_heatmaps_command(checkpoint, tmp_path):
     assert len(written) == 2 * 6  # tiny: 2 HBIS layers x 6 classes
     assert written[0] == "layer1_00_a.png"
     assert Image.open(tmp_path / written[0]).size == (64, 64)
+
+
+def _hand_tta_prediction(model, image: torch.Tensor) -> np.ndarray:
+    """Class ids of (1, 3, 64, 64) under hflip x scales {0.5, 1}, written out view by view."""
+    views = []
+    for flip in (False, True):
+        x = image.flip(-1) if flip else image
+        small = F.interpolate(x, size=(32, 32), mode="bicubic", align_corners=False)
+        back = F.interpolate(model(small).logits, size=(64, 64), mode="bicubic")
+        for logits in (back, model(x).logits):
+            views.append(logits.flip(-1) if flip else logits)
+    return (sum(views) / 4)[0].argmax(0).numpy()
+
+
+def test_benchmark_tta_flip_and_scales_match_the_views_written_by_hand(checkpoint, tmp_path):
+    common = [
+        "--task=seg",
+        f"--checkpoint={checkpoint / 'ckpt'}",
+        "--dataset=synthetic_seg",
+        f"--root={checkpoint / 'data'}",
+        "--split=val",
+        "--window=64",  # one window per 64 x 64 image: the TTA alone decides
+        "--num-workers=0",
+    ]
+    tta = [*common, "--tta", "hflip", "--tta-scales", "0.5", "1"]
+    argv = [*tta, f"--save-predictions={tmp_path / 'tta'}", f"--json={tmp_path / 'r.json'}"]
+    assert _script("benchmark").main(argv) == 0
+    plain = [*common, f"--save-predictions={tmp_path / 'plain'}"]
+    assert _script("benchmark").main(plain) == 0
+    record = json.loads((tmp_path / "r.json").read_text())["tta"]
+    assert record == {"hflip": True, "vflip": False, "rot90": False, "scales": [0.5, 1.0]} | {
+        "views": 4
+    }
+    model = load_bicor(checkpoint / "ckpt").eval()
+    val = SyntheticSegDataset(checkpoint / "data", "val", image_size=64)
+    changed = 0
+    with torch.no_grad():
+        for index, name in enumerate(["val_00000", "val_00001"]):
+            saved = np.asarray(Image.open(tmp_path / "tta" / f"{name}.png"))
+            expected = _hand_tta_prediction(model, val[index]["pixel_values"][None])
+            np.testing.assert_array_equal(saved, expected)
+            changed += int(
+                (saved != np.asarray(Image.open(tmp_path / "plain" / f"{name}.png"))).sum()
+            )
+    assert changed > 0  # the views changed some pixels: the option is not a no-op
+
+
+def test_benchmark_tta_authors_needs_an_authors_dataset(checkpoint, capsys):
+    argv = [
+        "--task=seg",
+        f"--checkpoint={checkpoint / 'ckpt'}",
+        "--dataset=synthetic_seg",
+        f"--root={checkpoint / 'data'}",
+        "--split=val",
+        "--tta=authors",
+    ]
+    assert _script("benchmark").main(argv) == 1
+    assert "the authors tested only vaihingen, loveda, potsdam" in capsys.readouterr().err

@@ -1,10 +1,15 @@
 """Test-time augmentation: the views of the authors' scripts, each mapped back exactly."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 
-from bicor.tta import TestTimeAugment
+from bicor.tta import AUTHORS_TTA, TestTimeAugment, parse_tta_spec
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_view_counts_of_the_authors_settings():
@@ -73,3 +78,32 @@ def test_config_section_is_checked():
         TestTimeAugment.from_config({"flip": True})
     with pytest.raises(ValueError, match="positive"):
         TestTimeAugment(scales=(0.0,))
+
+
+def test_benchmark_words_and_the_authors_settings():
+    assert parse_tta_spec(None) == TestTimeAugment()
+    assert parse_tta_spec("flips") == TestTimeAugment(hflip=True, vflip=True)
+    assert parse_tta_spec("rot90, hflip", [0.5, 1]) == TestTimeAugment(
+        hflip=True, rot90=True, scales=(0.5, 1.0)
+    )
+    assert parse_tta_spec(None, [0.75, 1.25]).num_views == 2
+    assert parse_tta_spec("authors", dataset="vaihingen").num_views == 40
+    assert parse_tta_spec("authors", dataset="potsdam").describe() == {
+        "hflip": True,
+        "vflip": True,
+        "rot90": False,
+        "scales": [1.0],
+        "views": 4,
+    }
+    with pytest.raises(ValueError, match=r"unknown word\(s\) \['d4'\]"):
+        parse_tta_spec("d4")
+    with pytest.raises(ValueError, match="stands alone"):
+        parse_tta_spec("authors", [0.5], dataset="loveda")
+    with pytest.raises(ValueError, match="not synthetic_seg"):
+        parse_tta_spec("authors", dataset="synthetic_seg")
+
+
+@pytest.mark.parametrize("name", sorted(AUTHORS_TTA))
+def test_the_dataset_configs_use_the_authors_tta(name):
+    config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
+    assert TestTimeAugment.from_config(config["eval"]["tta"]) == AUTHORS_TTA[name]
