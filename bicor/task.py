@@ -8,6 +8,7 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             train_split, eval_splits, crop_size, scales, flips, rot90,
             split_scheme, image_mode, crops_per_tile, cache_dir, domains,  # real data sets
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
+            car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
     eval:  {protocol: geoseg | mmseg, window, stride, flip_tta, window_batch,
             tta: {hflip, vflip, rot90, scales}}                           # bicor.tta
@@ -98,6 +99,7 @@ class SegDataSection:
     smart_crop_ratio: float | None = None
     mosaic_p: float | None = None
     mosaic_size: int | None = None
+    car_oversampling: bool | dict[str, Any] | None = None  # bicor.data.car_oversampling
     generate_synthetic: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
@@ -113,7 +115,7 @@ class SegDataSection:
     def tile_options(self) -> dict[str, Any]:
         """The real-data-set options that were set (the builder's defaults for the others)."""
         names = ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains")
-        names += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size")
+        names += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size", "car_oversampling")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 

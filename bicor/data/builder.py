@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from bicor.data.augment import DEFAULT_SCALES, CropAugment
+from bicor.data.car_oversampling import car_oversampling_from
 from bicor.data.isprs import build_isprs_dataset
 from bicor.data.loveda import build_loveda_dataset
+from bicor.data.palettes import ISPRS_PALETTE
 from bicor.data.tile_dataset import MODES, TileSegmentationDataset
 
 CLOSED_SET_DATASETS = ("loveda", "vaihingen", "potsdam")
@@ -61,6 +63,7 @@ def build_closed_set_dataset(
     smart_crop_ratio: float | None = None,
     mosaic_p: float = 0.0,
     mosaic_size: int = 1024,
+    car_oversampling: bool | dict[str, Any] | None = None,
 ) -> TileSegmentationDataset:
     """Build a closed-set dataset from the official layout under ``root``.
 
@@ -83,6 +86,8 @@ def build_closed_set_dataset(
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
         rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
             :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.
+        car_oversampling: Vaihingen/Potsdam training: add GeoSeg's car zooms (true, or a
+            mapping of :class:`~bicor.data.car_oversampling.CarOversampling` settings).
 
     Items: ``pixel_values`` float32 (3, S, S), ``mask`` int64 (S, S) with 255 = ignore,
     ``sample_id`` str; in eval mode S is the tile's own (H, W).
@@ -97,6 +102,8 @@ def build_closed_set_dataset(
     common |= {"crops_per_tile": crops_per_tile, "crop_mode": crop_mode, "crop_stride": crop_stride}
     if name == "loveda":
         _refuse_isprs_options(split_scheme, image_mode, eroded_labels, include_excluded)
+        if car_oversampling:
+            raise ValueError("car_oversampling applies to Vaihingen and Potsdam (cars), not LoveDA")
         return build_loveda_dataset(root, split, domains=domains, **common)
     if tuple(domains) != ("Urban", "Rural"):
         raise ValueError(f"domains={tuple(domains)!r} applies to LoveDA only, not {name}")
@@ -109,5 +116,6 @@ def build_closed_set_dataset(
         cache_dir=cache_dir,
         eroded_labels=eroded_labels,
         include_excluded=include_excluded,
+        car_oversampling=car_oversampling_from(car_oversampling, ISPRS_PALETTE.class_names),
         **common,
     )

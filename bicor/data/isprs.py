@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from bicor.data.augment import CropAugment
+from bicor.data.car_oversampling import CarOversampling
 from bicor.data.errors import ClosedSetDataError, check_label_matches_image
 from bicor.data.image_io import read_rgb, read_size
 from bicor.data.isprs_layout import IsprsLayout
@@ -226,6 +227,7 @@ def build_isprs_dataset(
     crop_mode: str = "random",
     crop_stride: int | None = None,
     seed: int | None = None,
+    car_oversampling: CarOversampling | None = None,
 ) -> TileSegmentationDataset:
     """Vaihingen or Potsdam split as a :class:`TileSegmentationDataset`.
 
@@ -265,5 +267,6 @@ def build_isprs_dataset(
         crop_mode=crop_mode,
         crop_stride=crop_stride,
         seed=seed,
+        car_oversampling=car_oversampling,
         missing=missing,
     )

@@ -11,7 +11,9 @@ Items (``dict``), as the BiCoR trainer consumes them:
 Train mode cuts augmented crops (see :mod:`bicor.data.augment`) at random places
 (``crop_mode="random"``; with the augment's ``mosaic_p`` an item is first assembled from four
 tiles, GeoSeg's mosaic, id ``mosaic:<a>+<b>+<c>+<d>@...``) or on a regular grid
-(``"sliding"``); eval mode returns whole tiles (sizes vary: use batch size 1 and
+(``"sliding"``). With ``car_oversampling`` the training items also include GeoSeg's car zooms
+(:mod:`bicor.data.car_oversampling`, id ``<tile>#car:<copy>_y.._x.._w.._<version>@...``), each
+cropped like a tile; eval mode returns whole tiles (sizes vary: use batch size 1 and
 sliding-window inference).
 """
 
@@ -29,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bicor.data.augment import CropAugment, mosaic_pair
+from bicor.data.car_oversampling import CarOversampling, CarPatch, car_patch_pair, plan_car_patches
 from bicor.data.palettes import IGNORE_INDEX, Palette
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
 from btdnet.data.transforms import normalize_array as normalise
@@ -80,6 +83,8 @@ class TileSegmentationDataset(Dataset):
         seed: None draws each item's randomness from torch's generator (seeded per worker
             and epoch by the DataLoader); an int makes item ``i`` of epoch ``e`` reproducible.
         has_labels: False for splits without labels (LoveDA Test): masks are all ignore.
+        car_oversampling: train mode: add GeoSeg's car zooms to the items (read every label once
+            to draw them).
         missing: problems met while listing the split ({"kind", "file", "detail"}); warned once.
     """
 
@@ -98,6 +103,7 @@ class TileSegmentationDataset(Dataset):
         crop_stride: int | None = None,
         seed: int | None = None,
         has_labels: bool = True,
+        car_oversampling: CarOversampling | None = None,
         missing: Sequence[dict[str, str]] = (),
     ) -> None:
         if mode not in MODES:
@@ -130,22 +136,28 @@ class TileSegmentationDataset(Dataset):
                 f"{len(self.records)} complete tile(s): {shown}{more}",
                 stacklevel=2,
             )
-        self._plan: list[tuple[int, tuple[int, int] | None]] = []
+        self._plan: list[tuple[int, tuple[int, int] | None, CarPatch | None]] = []
+        self.car_oversampling = car_oversampling if mode == "train" else None
+        self.car_patches: list[CarPatch] = []
         if mode == "train":
             stride = crop_stride or augment.crop_size
             for index, record in enumerate(self.records):
                 self._plan.extend(
                     self._tile_plan(index, record, augment.crop_size, crops_per_tile, stride)
                 )
+        if self.car_oversampling is not None:
+            read_mask = lambda i: self.read_tile(i)[1]  # noqa: E731
+            self.car_patches = plan_car_patches(len(self.records), read_mask, car_oversampling)
+            self._plan += [(p.window.tile_index, None, p) for p in self.car_patches]
 
     def _tile_plan(
         self, index: int, record: TileRecord, size: int, count: int | None, stride: int
-    ) -> list[tuple[int, tuple[int, int] | None]]:
+    ) -> list[tuple[int, tuple[int, int] | None, None]]:
         if self.crop_mode == "random":
             count = count or math.ceil(record.height / size) * math.ceil(record.width / size)
-            return [(index, None)] * count
+            return [(index, None, None)] * count
         return [
-            (index, (top + size // 2, left + size // 2))
+            (index, (top + size // 2, left + size // 2), None)
             for top in sliding_starts(record.height, size, stride)
             for left in sliding_starts(record.width, size, stride)
         ]
@@ -203,11 +215,13 @@ class TileSegmentationDataset(Dataset):
                 "mask": torch.from_numpy(np.asarray(mask).astype(np.int64)),
                 "sample_id": self.records[index].tile_id,
             }
-        tile_index, centre = self._plan[index]
+        tile_index, centre, car = self._plan[index]
         image, mask = self.read_tile(tile_index)
         rng = self._rng(index)
-        record = self.records[tile_index]
-        tile_id = record.tile_id
+        tile_id = self.records[tile_index].tile_id
+        if car is not None:
+            image, mask = car_patch_pair(image, mask, car, self.car_oversampling.patch)
+            tile_id = f"{tile_id}#{car.name}"
         if centre is None and self.augment.mosaic_p > 0 and rng.random() < self.augment.mosaic_p:
             others = [int(i) for i in rng.integers(0, len(self.records), 3)]
             tiles = [(image, mask), *(self.read_tile(i) for i in others)]
