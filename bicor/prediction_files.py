@@ -19,8 +19,6 @@ the checkpoint path (``bicor.evaluation.evaluate_closed_set``) does.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from PIL import Image
 from bicor.data.errors import ClosedSetDataError
 from bicor.data.palettes import Palette, colour_to_ids, get_palette
 from btdnet.metrics.confusion import ConfusionMatrix
+from btdnet.safe_write import atomic_output
 
 PREDICTION_SUFFIXES = (".png", ".tif", ".tiff")
 _SINGLE_BAND_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")
@@ -74,7 +73,7 @@ def sample_stems(dataset: Any) -> dict[str, str]:
 
 
 def write_class_prediction(ids: np.ndarray, path: str | Path, palette: Palette | None) -> Path:
-    """Write (H, W) class ids as an 8-bit PNG, atomically (temp file + rename).
+    """Write (H, W) class ids as an 8-bit PNG through ``btdnet.safe_write.atomic_output``.
 
     With a ``palette`` the PNG is indexed ("P"): the stored values are the ids and viewers show
     the dataset's colours; without one it is greyscale ("L").
@@ -87,14 +86,8 @@ def write_class_prediction(ids: np.ndarray, path: str | Path, palette: Palette |
     if palette is not None:
         image.putpalette(palette.lookup_table().ravel().tolist())
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        image.save(tmp_name, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
     return path
 
 

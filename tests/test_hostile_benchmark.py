@@ -80,3 +80,31 @@ def test_show_heatmaps_bad_checkpoint_is_one_line(tmp_path, capsys) -> None:
     assert script["main"]([*argv, "--out", str(tmp_path / "o")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("show_heatmaps.py: error: ") and "nope" in err[0]
+
+
+@pytest.mark.parametrize("kind", ["referring", "closed-set"])
+def test_prediction_writers_refuse_a_link_and_leave_no_temp_file(tmp_path, kind) -> None:
+    from bicor.prediction_files import write_class_prediction
+    from btdnet.safe_write import UnsafeOutputError
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("keep me")
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    (folder / "1-1.png").symlink_to(outside)
+    mask = OneSample().original_mask(0)
+    with pytest.raises(UnsafeOutputError, match=r"1-1\.png: is a symbolic link"):
+        if kind == "referring":
+            write_prediction(mask, folder / "1-1.png")
+        else:
+            write_class_prediction(mask.astype(np.uint8), folder / "1-1.png", palette=None)
+    assert outside.read_text() == "keep me"
+    assert sorted(p.name for p in folder.iterdir()) == ["1-1.png"]
+    # a plain destination is written whole, and only the file itself is left
+    if kind == "referring":
+        write_prediction(mask, folder / "2-1.png")
+        assert (read_prediction(folder / "2-1.png") == mask).all()
+    else:
+        write_class_prediction(mask.astype(np.uint8) * 3, folder / "2-1.png", palette=None)
+        assert (np.asarray(Image.open(folder / "2-1.png")) == mask * 3).all()
+    assert sorted(p.name for p in folder.iterdir()) == ["1-1.png", "2-1.png"]

@@ -8,8 +8,6 @@ any nonzero value is foreground; L, P, RGB, RGBA and LA files are accepted (alph
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 from PIL import Image
 
 from btdnet.metrics.generalized import GeneralizedMetrics
+from btdnet.safe_write import atomic_output
 
 PROTOCOLS: tuple[str, ...] = ("lavt", "original")
 
@@ -46,7 +45,8 @@ def prediction_filename(sample_id: str) -> str:
 
 
 def write_prediction(mask: np.ndarray | torch.Tensor, path: str | Path) -> None:
-    """Write a (H, W) bool/0-1 mask as a 0/255 PNG, atomically (temp file + rename)."""
+    """Write a (H, W) bool/0-1 mask as a 0/255 PNG through ``btdnet.safe_write.atomic_output``
+    (temp file + rename; a link or a folder at ``path`` is refused)."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
     array = np.asarray(mask)
@@ -55,14 +55,8 @@ def write_prediction(mask: np.ndarray | torch.Tensor, path: str | Path) -> None:
     image = Image.fromarray(np.where(array != 0, 255, 0).astype(np.uint8), mode="L")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        image.save(tmp_name, format="PNG")
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def read_prediction(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
