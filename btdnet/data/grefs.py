@@ -22,14 +22,21 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pycocotools import mask as mask_utils
 
 from btdnet.data.errors import ProblemLog
-from btdnet.data.records import EmptyMask, LoadStats, ReferringRecord, RleMask, sort_splits
+from btdnet.data.records import (
+    EmptyMask,
+    LoadStats,
+    ReferringRecord,
+    RleMask,
+    attach_image_sizes,
+    note_empty_masks,
+    sort_splits,
+)
 from btdnet.data.rrsisd import _by_id, _expressions, _is_id
 from btdnet.data.transforms import read_image_size
 
@@ -291,19 +298,9 @@ def _fill_stats(
     records: list[ReferringRecord], stats: LoadStats, log: ProblemLog, read_image_sizes: bool
 ) -> None:
     """Counts (samples, images, multi-target, no-target, empty targeted masks) and sizes."""
-    stats.samples = len(records)
-    stats.images = len({r.image_path for r in records})
+    stats.count(records)
     stats.multi_target = sum(1 for r in records if r.target_count > 1)
     stats.no_target = sum(1 for r in records if r.no_target)
-    empty: set[str] = set()
-    sizes: dict[Path, tuple[int, int] | None] = {}
-    for position, record in enumerate(records):
-        mask = record.mask
-        if not record.no_target and mask.label not in empty and mask.area() == 0:
-            empty.add(mask.label)
-            log.add("empty_mask", mask.file, f"{mask.label} has no foreground pixel")
-        if read_image_sizes:
-            if record.image_path not in sizes:
-                sizes[record.image_path] = read_image_size(record.image_path)
-            records[position] = replace(record, image_size=sizes[record.image_path])
-    stats.empty_masks = len(empty)
+    stats.empty_masks = note_empty_masks(records, log)
+    if read_image_sizes:
+        attach_image_sizes(records)

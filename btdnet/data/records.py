@@ -6,15 +6,15 @@ when an item is requested, so that an index of 17k expressions is built in a mom
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from btdnet.data.errors import DatasetError, Problem
-from btdnet.data.transforms import read_gray_array
+from btdnet.data.errors import DatasetError, Problem, ProblemLog
+from btdnet.data.transforms import read_gray_array, read_image_size
 
 # RefSegRS masks: foreground where the 8-bit value is above this.
 REFSEGRS_MASK_THRESHOLD = 50
@@ -243,6 +243,11 @@ class LoadStats:
     multi_target: int | None = None
     no_target: int | None = None
 
+    def count(self, records: list[ReferringRecord]) -> None:
+        """Set ``samples`` and ``images`` (distinct image files) from the loaded records."""
+        self.samples = len(records)
+        self.images = len({record.image_path for record in records})
+
     def summary(self) -> str:
         """One line for logs, e.g. ``rrsisd train: 12181 samples, 12181 images, 2 empty masks``."""
         parts = [f"{self.samples} samples", f"{self.images} images"]
@@ -255,3 +260,28 @@ class LoadStats:
         if self.no_target is not None:
             parts.append(f"{self.no_target} no-target")
         return f"{self.dataset} {self.split or 'all splits'}: {', '.join(parts)}"
+
+
+def attach_image_sizes(records: list[ReferringRecord]) -> None:
+    """Give each record its image's (H, W), read from the header once per image (in place)."""
+    sizes: dict[Path, tuple[int, int] | None] = {}
+    for position, record in enumerate(records):
+        if record.image_path not in sizes:
+            sizes[record.image_path] = read_image_size(record.image_path)
+        records[position] = replace(record, image_size=sizes[record.image_path])
+
+
+def note_empty_masks(records: list[ReferringRecord], log: ProblemLog) -> int:
+    """Log each mask of a targeted record that has no foreground pixel, once per mask (by its
+    label); return how many. ``mask.area()`` must be cheap (RLE runs, empty masks)."""
+    empty: set[str] = set()
+    for record in records:
+        mask = record.mask
+        if not record.no_target and mask.label not in empty and mask.area() == 0:
+            empty.add(mask.label)
+            log.add(
+                "empty_mask",
+                mask.file,
+                f"{mask.label} (image {record.image_path.name}) has no foreground pixel",
+            )
+    return len(empty)

@@ -13,11 +13,16 @@ the text, so every sample has category ``""`` and id ``-1``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 from btdnet.data.errors import ProblemLog
-from btdnet.data.records import FileMask, LoadStats, ReferringRecord, sort_splits
+from btdnet.data.records import (
+    FileMask,
+    LoadStats,
+    ReferringRecord,
+    attach_image_sizes,
+    sort_splits,
+)
 from btdnet.data.transforms import read_image_size
 
 IMAGES_DIR = "images"
@@ -142,8 +147,7 @@ def load_refsegrs_records(
                     mask=FileMask(mask_folder / f"{image_id}{SUFFIX}"),
                 )
             )
-    stats.samples = len(records)
-    stats.images = len({record.image_path for record in records})
+    stats.count(records)
     if read_image_sizes:
         stats.resized_masks = _read_sizes(records, log)
     log.raise_if_fatal()
@@ -165,16 +169,15 @@ def _files_present(image_folder: Path, mask_folder: Path, image_id: str, log: Pr
 
 def _read_sizes(records: list[ReferringRecord], log: ProblemLog) -> int:
     """Give each record its image's (H, W) (header only); count masks of another size."""
-    sizes: dict[Path, tuple[int, int] | None] = {}
+    attach_image_sizes(records)
+    mask_sizes: dict[Path, tuple[int, int] | None] = {}
     resized: set[Path] = set()
-    for position, record in enumerate(records):
+    for record in records:
         mask_path = record.mask.path if isinstance(record.mask, FileMask) else None
-        for path in (record.image_path, mask_path):
-            if path is not None and path not in sizes:
-                sizes[path] = read_image_size(path)
-        image_size = sizes[record.image_path]
-        mask_size = sizes.get(mask_path) if mask_path is not None else None
-        records[position] = replace(record, image_size=image_size)
+        if mask_path is not None and mask_path not in mask_sizes:
+            mask_sizes[mask_path] = read_image_size(mask_path)
+        image_size = record.image_size
+        mask_size = mask_sizes.get(mask_path) if mask_path is not None else None
         if image_size and mask_size and image_size != mask_size and mask_path not in resized:
             resized.add(mask_path)
             log.add(

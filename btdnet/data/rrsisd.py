@@ -15,14 +15,20 @@ list holding one compressed RLE ``{size: [h, w], counts: str}``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from btdnet.data.errors import DatasetError, ProblemLog, UnsafePickleError
-from btdnet.data.records import LoadStats, ReferringRecord, RleMask, sort_splits
+from btdnet.data.records import (
+    LoadStats,
+    ReferringRecord,
+    RleMask,
+    attach_image_sizes,
+    note_empty_masks,
+    sort_splits,
+)
 from btdnet.data.safe_pickle import safe_load_pickle
-from btdnet.data.transforms import read_image_size
 
 REFS_FILE = Path("rrsisd") / "refs(unc).p"
 INSTANCES_FILE = Path("rrsisd") / "instances.json"
@@ -331,28 +337,17 @@ def _count_mask_facts(
     Masks are counted once per annotation. With ``read_image_sizes`` every record gets its
     image's (H, W), read from the header only.
     """
-    stats.samples = len(records)
-    stats.images = len({record.image_path for record in records})
-    empty: set[str] = set()
-    resized: set[str] = set()
-    sizes: dict[Path, tuple[int, int] | None] = {}
-    for position, record in enumerate(records):
-        mask = record.mask
-        if not isinstance(mask, RleMask):
+    stats.count(records)
+    for record in records:
+        if not isinstance(record.mask, RleMask):
             raise TypeError(f"RRSIS-D record {record.sample_id} has no RLE mask")
-        if mask.label not in empty and mask.area() == 0:
-            empty.add(mask.label)
-            log.add(
-                "empty_mask",
-                mask.file,
-                f"{mask.label} (image {record.image_path.name}) has no foreground pixel",
-            )
-        if not read_image_sizes:
-            continue
-        if record.image_path not in sizes:
-            sizes[record.image_path] = read_image_size(record.image_path)
-        size = sizes[record.image_path]
-        records[position] = replace(record, image_size=size)
+    stats.empty_masks = note_empty_masks(records, log)
+    if not read_image_sizes:
+        return
+    attach_image_sizes(records)
+    resized: set[str] = set()
+    for record in records:
+        mask, size = record.mask, record.image_size
         if size is not None and size != mask.size and mask.label not in resized:
             resized.add(mask.label)
             log.add(
@@ -361,5 +356,4 @@ def _count_mask_facts(
                 f"image is {size[0]}x{size[1]} (HxW) but its mask ({mask.label}) is "
                 f"{mask.height}x{mask.width}; mask resized from its own size (nearest)",
             )
-    stats.empty_masks = len(empty)
-    stats.resized_masks = len(resized) if read_image_sizes else None
+    stats.resized_masks = len(resized)
