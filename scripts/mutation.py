@@ -7,7 +7,7 @@ per-mutant timeout), lets Cosmic Ray enumerate every mutant, drops the operators
 excludes, keeps a seeded random sample of ``--sample`` mutants (0 = all), and runs the module's
 tests against each one. Results go to ``<out>/<module>.sqlite`` (Cosmic Ray sessions: ``cr-report``
 and ``cr-html`` read them), ``<out>/summary.json`` and ``<out>/report.md`` (every survivor with
-its diff). A timeout counts as killed, as in Cosmic Ray.
+its diff). A time-out (CPU time, see mutation.toml) counts as killed, as in Cosmic Ray.
 
 Run it through ``make mutation`` (one thread, lowest priority) or directly:
 
@@ -117,16 +117,16 @@ def _test_command(module: dict[str, Any], tree: Path | None = None) -> str:
     return shlex.join([*pytest, "-p", "no:warnings", *tests, *module.get("pytest-args", [])])
 
 
-def _baseline(command: str, tree: Path) -> float:
-    """Run the unmutated tests in ``tree``; return their wall time. Tests that fail (or select
+def _baseline(pytest_args: list[str], tree: Path, wall_limit: float) -> float:
+    """Run the unmutated tests in ``tree``; return their CPU seconds. Tests that fail (or select
     nothing) unmutated would score every mutant as killed: the module is skipped instead."""
-    start = time.monotonic()
-    done = subprocess.run(shlex.split(command), cwd=tree, capture_output=True, text=True)
-    if done.returncode != 0:
-        lines = (done.stdout + done.stderr).strip().splitlines()
+    code, output, cpu = _run_forked(pytest_args, float("inf"), wall_limit, cwd=tree)
+    if code != 0:
+        lines = output.strip().splitlines()
         last = lines[-1].strip(" =") if lines else "no output"
-        raise SkipModule(f"its unmutated tests fail (pytest exit {done.returncode}: {last})")
-    return time.monotonic() - start
+        why = "time out" if code is None else f"fail (pytest exit {code}: {last})"
+        raise SkipModule(f"its unmutated tests {why}")
+    return cpu
 
 
 def _enumerate(path: str, session: Path, excluded: list[str]) -> list[Any]:
@@ -203,39 +203,65 @@ def _preload() -> None:
             continue
 
 
-def _run_forked(pytest_args: list[str], timeout: float) -> tuple[str, str]:
-    """Run pytest in a forked child; ('killed' | 'survived', output tail). A timeout kills."""
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU seconds (user + system, waited-for children included) of a running process, from
+    /proc (None where there is no /proc: the limit is then not enforced)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # fields[0] is field 3 (state): utime, stime, cutime, cstime are fields 14-17
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _run_forked(
+    pytest_args: list[str], cpu_limit: float, wall_limit: float, cwd: Path | None = None
+) -> tuple[int | None, str, float]:
+    """Run pytest in a forked child: (exit code, None on a time-out; output tail; CPU seconds).
+    The limit that matters is CPU time, so that a loaded machine (this one runs other jobs at a
+    higher priority) does not turn slow runs into time-outs; ``wall_limit`` only ends a child
+    that hangs without computing."""
     import signal
     import tempfile
 
     with tempfile.TemporaryFile(mode="w+") as log:
         pid = os.fork()
         if pid == 0:  # child: own process group, output to the log, exit with pytest's code
-            code = 1
+            exit_code = 1
             try:
                 os.setpgid(0, 0)
                 os.dup2(log.fileno(), 1)
                 os.dup2(log.fileno(), 2)
+                # Python-level streams too (a parent that captures them, like pytest, replaced them)
+                sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+                if cwd is not None:
+                    os.chdir(cwd)
+                    sys.path.insert(0, str(cwd))
                 import pytest
 
-                code = int(pytest.main(pytest_args))
+                exit_code = int(pytest.main(pytest_args))
             finally:
-                os._exit(code)
-        deadline = time.monotonic() + timeout
-        status = None
-        while status is None:
-            done, raw = os.waitpid(pid, os.WNOHANG)
+                for stream in (sys.stdout, sys.stderr):
+                    stream.flush()  # os._exit does not
+                os._exit(exit_code)
+        deadline = time.monotonic() + wall_limit
+        code: int | None = None
+        while True:
+            done, raw, usage = os.wait4(pid, os.WNOHANG)
             if done:
-                status = os.waitstatus_to_exitcode(raw)
-            elif time.monotonic() > deadline:
+                cpu = usage.ru_utime + usage.ru_stime
+                code = os.waitstatus_to_exitcode(raw)
+                break
+            if (_cpu_seconds(pid) or 0.0) > cpu_limit or time.monotonic() > deadline:
                 os.killpg(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
-                return "killed", "timeout"
-            else:
-                time.sleep(0.2)
+                _, _, usage = os.wait4(pid, 0)
+                cpu = usage.ru_utime + usage.ru_stime
+                break
+            time.sleep(0.2)
         log.seek(0)
         output = "\n".join(log.read().splitlines()[-20:])
-    return ("survived" if status == 0 else "killed"), output
+    return code, "timeout" if code is None else output, cpu
 
 
 def _empty_result(module: dict) -> dict:
@@ -248,19 +274,24 @@ def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Pa
     """Score one module's sampled mutants; a module whose tests are missing from this suite or
     fail unmutated is skipped with one line (and ``skipped`` in its result), not scored."""
     path = module["path"]
+    wall_limit = float(settings.get("max-wall", 3600))
     try:
-        command = _test_command(module, tree)
-        baseline = _baseline(command, tree)
+        pytest_args = shlex.split(_test_command(module, tree))[3:]  # after "python -m pytest"
+        baseline = _baseline(pytest_args, tree, wall_limit)
     except SkipModule as reason:
         print(f"mutation: {path}: skipped, {reason}", file=sys.stderr, flush=True)
         return {**_empty_result(module), "skipped": str(reason)}
-    timeout = max(float(settings.get("min-timeout", 60)), 4.0 * baseline)
-    result = _mutate(module, settings, args, shlex.split(command)[3:], timeout)
-    return {**result, "baseline_seconds": round(baseline, 1)}
+    limits = (max(float(settings.get("min-timeout", 60)), 4.0 * baseline), wall_limit)
+    result = _mutate(module, settings, args, pytest_args, limits)
+    return {**result, "baseline_cpu_seconds": round(baseline, 1)}
 
 
 def _mutate(
-    module: dict, settings: dict, args: argparse.Namespace, pytest_args: list[str], timeout: float
+    module: dict,
+    settings: dict,
+    args: argparse.Namespace,
+    pytest_args: list[str],
+    limits: tuple[float, float],
 ) -> dict:
     """Enumerate the module's mutants, keep the seeded sample, run the tests against each."""
     import cosmic_ray.plugins
@@ -277,7 +308,7 @@ def _mutate(
     chosen_ids = {item.job_id for item in chosen}
     counts = {"killed": 0, "survived": 0, "incompetent": 0, "no-test": 0}
     survivors, outcomes = [], []
-    start = time.monotonic()
+    start, cpu_total = time.monotonic(), 0.0
     with use_db(session, mode=WorkDB.Mode.open) as db:
         skipped = WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED)
         for item in db.pending_work_items:
@@ -295,7 +326,9 @@ def _mutate(
                     counts["no-test"] += 1
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NO_TEST))
                     continue
-                outcome, output = _run_forked(pytest_args, timeout)
+                code, output, cpu = _run_forked(pytest_args, *limits)
+                cpu_total += cpu
+            outcome = "survived" if code == 0 else "killed"
             diff = "".join(
                 difflib.unified_diff(
                     original.splitlines(keepends=True),
@@ -335,7 +368,8 @@ def _mutate(
         "mutants_total": len(items),
         "mutants_run": len(chosen),
         **counts,
-        "mutants_seconds": round(time.monotonic() - start, 1),
+        "mutants_wall_seconds": round(time.monotonic() - start, 1),
+        "mutants_cpu_seconds": round(cpu_total, 1),
         "survivors": survivors,
         "outcomes": outcomes,
     }

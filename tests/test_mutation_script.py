@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -61,10 +62,28 @@ def test_a_selection_that_matches_no_test_is_a_failing_baseline(tmp_path):
     assert "pytest exit 5" in result["skipped"]  # pytest's "no tests collected"
 
 
-def test_passing_baseline_is_timed(tmp_path):
+def test_passing_baseline_is_timed_in_cpu_seconds(tmp_path):
     tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
     command = mutation._test_command({"path": "pkg/mod.py", "tests": ["tests/test_mod.py"]}, tree)
-    assert 0.0 < mutation._baseline(command, tree) < 60.0
+    assert 0.0 < mutation._baseline(shlex.split(command)[3:], tree, 600.0) < 60.0
+
+
+def test_time_outs_count_cpu_time_not_a_slow_machine(tmp_path):
+    """A busy loop is ended by the CPU limit; a run that waits longer than that is not (only
+    by the wall limit). Limits are set above the CPU of pytest's own start here (``start``)."""
+    tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
+    args = ["-q", "-p", "no:cacheprovider", "tests/test_mod.py"]
+    code, _, start = mutation._run_forked(args, 600.0, 600.0, cwd=tree)
+    assert code == 0 and start > 0.0
+    test = tree / "tests" / "test_mod.py"
+    test.write_text("def test_spin():\n    while True:\n        pass\n")
+    code, output, cpu = mutation._run_forked(args, start + 0.5, 600.0, cwd=tree)
+    assert (code, output) == (None, "timeout") and cpu >= start + 0.5
+    test.write_text("import time\n\n\ndef test_nap():\n    time.sleep(2.0)\n")
+    code, _, cpu = mutation._run_forked(args, start + 1.0, 600.0, cwd=tree)
+    assert code == 0 and cpu < start + 1.0
+    code, output, _ = mutation._run_forked(args, 600.0, 0.5, cwd=tree)
+    assert (code, output) == (None, "timeout")
 
 
 def test_test_files_missing_from_an_older_suite(tmp_path, capsys):
