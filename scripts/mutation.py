@@ -14,6 +14,7 @@ Run it through ``make mutation`` (one thread, lowest priority) or directly:
     python scripts/mutation.py --module metrics/referring --sample 0
     python scripts/mutation.py --tests-rev HEAD~5 --out runs/mutation-before   # an older suite
     python scripts/mutation.py --compare runs/mutation-before runs/mutation
+    python scripts/mutation.py --before-tests HEAD~5   # both suites, each mutant applied once
 
 A module whose tests are missing from the suite, or fail unmutated, is skipped with one line
 (a failing suite would score every mutant as killed) and left out of the totals.
@@ -235,9 +236,10 @@ def _run_forked(
                 # Python-level streams too (a parent that captures them, like pytest, replaced them)
                 sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
                 sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-                if cwd is not None:
+                if cwd is not None:  # this tree's project, here and in subprocesses
                     os.chdir(cwd)
                     sys.path.insert(0, str(cwd))
+                    os.environ["PYTHONPATH"] = str(cwd)
                 import pytest
 
                 exit_code = int(pytest.main(pytest_args))
@@ -270,109 +272,135 @@ def _empty_result(module: dict) -> dict:
             "mutants_run": 0, **counts, "survivors": []}  # fmt: skip
 
 
-def _run_module(module: dict, settings: dict, args: argparse.Namespace, tree: Path) -> dict:
-    """Score one module's sampled mutants; a module whose tests are missing from this suite or
-    fail unmutated is skipped with one line (and ``skipped`` in its result), not scored."""
-    path = module["path"]
+def _prepare_suite(module: dict, settings: dict, tree: Path, label: str) -> dict:
+    """The module's result skeleton for the suite in ``tree``: with its command and limits
+    (``run``), or ``skipped`` and why (tests missing from this suite, or failing unmutated),
+    said in one line."""
     wall_limit = float(settings.get("max-wall", 3600))
     try:
         pytest_args = shlex.split(_test_command(module, tree))[3:]  # after "python -m pytest"
         baseline = _baseline(pytest_args, tree, wall_limit)
     except SkipModule as reason:
-        print(f"mutation: {path}: skipped, {reason}", file=sys.stderr, flush=True)
+        where = f"{module['path']} ({label})" if label else module["path"]
+        print(f"mutation: {where}: skipped, {reason}", file=sys.stderr, flush=True)
         return {**_empty_result(module), "skipped": str(reason)}
-    limits = (max(float(settings.get("min-timeout", 60)), 4.0 * baseline), wall_limit)
-    result = _mutate(module, settings, args, pytest_args, limits)
-    return {**result, "baseline_cpu_seconds": round(baseline, 1)}
+    cpu_limit = max(float(settings.get("min-timeout", 60)), 4.0 * baseline)
+    return {
+        **_empty_result(module),
+        "baseline_cpu_seconds": round(baseline, 1),
+        "mutants_cpu_seconds": 0.0,
+        "outcomes": [],
+        "run": (tree, pytest_args, (cpu_limit, wall_limit)),
+    }
 
 
-def _mutate(
-    module: dict,
-    settings: dict,
-    args: argparse.Namespace,
-    pytest_args: list[str],
-    limits: tuple[float, float],
-) -> dict:
-    """Enumerate the module's mutants, keep the seeded sample, run the tests against each."""
+def _run_module(
+    module: dict, settings: dict, args: argparse.Namespace, suites: dict[str, Path]
+) -> dict[str, dict]:
+    """Score one module's sampled mutants against each suite (label -> its tree; the first
+    tree is the one Cosmic Ray enumerates and records; each mutant is applied to every tree).
+    A suite whose tests are missing or fail unmutated is skipped for this module, not scored."""
+    results = {
+        label: _prepare_suite(module, settings, tree, label if len(suites) > 1 else "")
+        for label, tree in suites.items()
+    }
+    if any("run" in r for r in results.values()):
+        _mutate(module, settings, args, results)
+    for r in results.values():
+        r.pop("run", None)
+    return results
+
+
+def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dict) -> None:
+    """Enumerate the module's mutants in the first suite's tree, keep the seeded sample, run
+    every scored suite's tests against each; tallies go into ``results``."""
+    import contextlib
+
     import cosmic_ray.plugins
     from cosmic_ray.mutating import use_mutation
     from cosmic_ray.work_db import WorkDB, use_db
-    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
     from tqdm import tqdm
 
     path = module["path"]
+    scored = {label: r for label, r in results.items() if "run" in r}
     session = args.out / (path.replace("/", "__").removesuffix(".py") + ".sqlite")
     items = _enumerate(path, session, list(settings.get("exclude-operators", [])))
     size = args.sample if args.sample is not None else int(settings.get("sample", 0))
     chosen = _sample(items, size, int(settings.get("seed", 0)))
     chosen_ids = {item.job_id for item in chosen}
-    counts = {"killed": 0, "survived": 0, "incompetent": 0, "no-test": 0}
-    survivors, outcomes = [], []
-    start, cpu_total = time.monotonic(), 0.0
+    start = time.monotonic()
     with use_db(session, mode=WorkDB.Mode.open) as db:
         skipped = WorkResult(output="not in the sample", worker_outcome=WorkerOutcome.SKIPPED)
         for item in db.pending_work_items:
             if item.job_id not in chosen_ids:
                 db.set_result(item.job_id, skipped)
-        bar = tqdm(chosen, desc=path, unit="mutant", disable=args.no_progress)
-        for item in bar:
+        for item in tqdm(chosen, desc=path, unit="mutant", disable=args.no_progress):
             mutation = item.mutations[0]
             operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
-            with use_mutation(mutation.module_path, operator, mutation.occurrence) as (
-                original,
-                mutated,
-            ):
+            relative = Path(mutation.module_path)  # to the current folder, the first tree
+            if relative.is_absolute():
+                relative = relative.relative_to(Path.cwd())
+            with contextlib.ExitStack() as stack:
+                texts = [
+                    stack.enter_context(use_mutation(r["run"][0] / relative, operator, n))
+                    for r in scored.values()
+                    for n in [mutation.occurrence]
+                ]
+                original, mutated = texts[0]
                 if mutated is None:
-                    counts["no-test"] += 1
+                    for r in scored.values():
+                        r["no-test"] += 1
                     db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.NO_TEST))
                     continue
-                code, output, cpu = _run_forked(pytest_args, *limits)
-                cpu_total += cpu
-            outcome = "survived" if code == 0 else "killed"
-            diff = "".join(
-                difflib.unified_diff(
-                    original.splitlines(keepends=True),
-                    mutated.splitlines(keepends=True),
-                    fromfile=str(mutation.module_path),
-                    tofile=str(mutation.module_path),
-                    n=1,
-                )
-            )
-            test_outcome = TestOutcome.KILLED if outcome == "killed" else TestOutcome.SURVIVED
-            db.set_result(
-                item.job_id,
-                WorkResult(
-                    worker_outcome=WorkerOutcome.NORMAL,
-                    test_outcome=test_outcome,
-                    output=output,
-                    diff=diff,
-                ),
-            )
-            counts[outcome] += 1
-            where = {"operator": mutation.operator_name, "occurrence": mutation.occurrence}
-            outcomes.append({**where, "line": mutation.start_pos[0], "outcome": outcome})
-            if outcome == "survived":
-                survivors.append(
-                    {
-                        "operator": mutation.operator_name,
-                        "occurrence": mutation.occurrence,
-                        "line": mutation.start_pos[0],
-                        "diff": diff,
-                    }
-                )
-            bar.set_postfix(survived=counts["survived"])
-            if args.no_progress:
-                print(f"{path}: {outcome} {mutation.operator_name} line {mutation.start_pos[0]}")
-    return {
-        **_empty_result(module),
-        "mutants_total": len(items),
-        "mutants_run": len(chosen),
-        **counts,
-        "mutants_wall_seconds": round(time.monotonic() - start, 1),
-        "mutants_cpu_seconds": round(cpu_total, 1),
-        "survivors": survivors,
-        "outcomes": outcomes,
-    }
+                diff = _diff(original, mutated, str(relative))
+                for label, r in scored.items():
+                    outcome = _score(r, mutation, diff)
+                    if args.no_progress:
+                        line = mutation.start_pos[0]
+                        print(f"{path}: {label}: {outcome} {mutation.operator_name} line {line}")
+            first = next(iter(scored.values()))
+            _record(db, item.job_id, first, diff)
+    for r in results.values():
+        r.update(mutants_total=len(items), mutants_run=len(chosen) if "run" in r else 0)
+        r["mutants_wall_seconds"] = round(time.monotonic() - start, 1)
+
+
+def _diff(original: str, mutated: str, name: str) -> str:
+    lines = difflib.unified_diff(
+        original.splitlines(keepends=True), mutated.splitlines(keepends=True), name, name, n=1
+    )
+    return "".join(lines)
+
+
+def _score(result: dict, mutation: Any, diff: str) -> str:
+    """Run one suite's tests against the applied mutant; tally the outcome in ``result``."""
+    tree, pytest_args, limits = result["run"]
+    code, output, cpu = _run_forked(pytest_args, *limits, cwd=tree)
+    outcome = "survived" if code == 0 else "killed"
+    result[outcome] += 1
+    result["mutants_cpu_seconds"] = round(result["mutants_cpu_seconds"] + cpu, 1)
+    where = {"operator": mutation.operator_name, "occurrence": mutation.occurrence}
+    where["line"] = mutation.start_pos[0]
+    result["outcomes"].append({**where, "outcome": outcome, "output": output[-2000:]})
+    if outcome == "survived":
+        result["survivors"].append({**where, "diff": diff})
+    return outcome
+
+
+def _record(db: Any, job_id: str, result: dict, diff: str) -> None:
+    """The first suite's outcome of the last mutant in the Cosmic Ray session."""
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+    last = result["outcomes"][-1]
+    test_outcome = TestOutcome.SURVIVED if last["outcome"] == "survived" else TestOutcome.KILLED
+    work = WorkResult(
+        worker_outcome=WorkerOutcome.NORMAL,
+        test_outcome=test_outcome,
+        output=last["output"],
+        diff=diff,
+    )
+    db.set_result(job_id, work)
 
 
 def _rate(survived: int, scored: int) -> str:
@@ -481,6 +509,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="take tests/ from this revision (e.g. the suite before a change, same code)",
     )
+    parser.add_argument(
+        "--before-tests",
+        default=None,
+        metavar="REV",
+        help="also score each mutant against tests/ of REV (same code, same sample): "
+        "summary-before.json, report-before.md and the before/after table compare.md",
+    )
     parser.add_argument("--list", action="store_true", help="list the modules and their tests")
     parser.add_argument(
         "--compare",
@@ -491,6 +526,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
+
+
+def _write_run(out: Path, suite: str, results: list[dict], title: str) -> str:
+    """``summary<suite>.json`` and ``report<suite>.md`` of one suite; returns the report."""
+    (out / f"summary{suite}.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
+    report = _report(results, title)
+    (out / f"report{suite}.md").write_text(report, encoding="utf-8")
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -515,28 +558,41 @@ def main(argv: list[str] | None = None) -> int:
     args.out = args.out.resolve()
     _prepare_out(args.out)
     tree = _copy_tree(args.out, args.rev, args.tests_rev)
+    title = args.rev or "working tree"
+    suites = {title + (f", tests of {args.tests_rev}" if args.tests_rev else ""): tree}
+    if args.before_tests:
+        before = args.out / "tree-before"
+        if before.exists():
+            shutil.rmtree(before)
+        shutil.copytree(tree, before)
+        shutil.rmtree(before / "tests")
+        _extract(args.before_tests, before, "tests")
+        suites[f"{title}, tests of {args.before_tests}"] = before
     os.environ["PYTHONPATH"] = str(tree)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ["PYTHONDONTWRITEBYTECODE"] = "1"  # no stale .pyc of a mutant
     sys.dont_write_bytecode = True
     sys.path.insert(0, str(tree))  # the forked test runs import the tree's project
     _preload()
-    rev = args.rev or "working tree"
-    if args.tests_rev:
-        rev += f", tests of {args.tests_rev}"
     previous = os.getcwd()
     os.chdir(tree)  # Cosmic Ray mutates module paths relative to the current folder
-    results = []
+    runs: dict[str, list[dict]] = {label: [] for label in suites}
+    names = dict(zip(suites, ["", "-before"]))
     try:
         for module in modules:
-            results.append(_run_module(module, settings, args, tree))
-            (args.out / "summary.json").write_text(json.dumps(results, indent=2))
+            for label, result in _run_module(module, settings, args, suites).items():
+                runs[label].append(result)
+                _write_run(args.out, names[label], runs[label], label)
     finally:
         os.chdir(previous)
-    report = _report(results, rev)
-    (args.out / "report.md").write_text(report, encoding="utf-8")
-    print(report.split("\n## ")[0])
+    for label, results in runs.items():
+        print(_write_run(args.out, names[label], results, label).split("\n## ")[0])
     print(f"survivors and their diffs: {args.out / 'report.md'}")
+    if args.before_tests:
+        after, before = runs.values()
+        table = compare(before, after)
+        (args.out / "compare.md").write_text(table, encoding="utf-8")
+        print(table, end="")
     return 0
 
 
