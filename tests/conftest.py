@@ -78,3 +78,38 @@ def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny_checkpoint")
     build_model("tiny", pretrained=False).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def tiny_demo_config(tmp_path):
+    """``write(dataset, batch_size=4, **model_overrides)``: a demo config file in ``tmp_path``
+    (random-weight ``tiny`` variant without D-MOLS, 3/2/3 synthetic 64-px images shown at 96
+    px, one epoch, no trackers) for ``rrsisd`` or ``grefs``; returns its path."""
+    import yaml
+
+    def write(dataset: str, *, batch_size: int = 4, **model_overrides) -> Path:
+        config = {
+            "seed": 0,
+            "model": {
+                "variant": "tiny",
+                "pretrained": False,
+                "overrides": {"use_dmols": False, **model_overrides},
+            },
+            "data": {
+                "dataset": dataset,
+                "image_size": 96,
+                "eval_splits": ["val"],
+                "generate_synthetic": {"train": 3, "val": 2, "test": 3, "size": 64, "seed": 2},
+            },
+            "train": {
+                "epochs": 1,
+                "batch_size": batch_size,
+                "eval_batch_size": batch_size,
+                "trackers": "none",
+            },
+        }
+        path = tmp_path / "demo.yaml"
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -29,6 +27,7 @@ from btdnet.evaluation import (
     write_prediction,
 )
 from btdnet.evaluation.report import round_floats
+from tests.launch import run_python
 
 REPO = Path(__file__).resolve().parents[1]
 EVAL_SIZE = 4  # input resolution of the fake dataset
@@ -363,17 +362,7 @@ def test_two_processes_count_every_sample_once(tmp_path: Path) -> None:
             tests=str(REPO / "tests"), pred=str(tmp_path / "pred"), out=str(tmp_path)
         )
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    completed = run_python([str(script)], processes=2, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0] == ranks[1]
@@ -390,9 +379,7 @@ def test_two_processes_count_every_sample_once(tmp_path: Path) -> None:
 
 
 def _run_benchmark(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    command = [sys.executable, str(REPO / "scripts" / "benchmark.py"), *args]
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    return run_python([str(REPO / "scripts" / "benchmark.py"), *args], timeout=240)
 
 
 @pytest.fixture()

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 from btdnet.data import build_referring_dataset
@@ -32,20 +31,8 @@ def _hand_scores(model: BTDNet, dataset) -> tuple[float, float]:
     return 100.0 * sum(inter) / max(sum(union), 1), 100.0 * float(np.mean(ious))
 
 
-def test_demo_pipeline_writes_metrics_overlays_and_checkpoint(tmp_path):
-    config = {
-        "seed": 0,
-        "model": {"variant": "tiny", "pretrained": False, "overrides": {"use_dmols": False}},
-        "data": {
-            "dataset": "rrsisd",
-            "image_size": 96,
-            "eval_splits": ["val"],
-            "generate_synthetic": {"train": 3, "val": 2, "test": 3, "size": 64, "seed": 2},
-        },
-        "train": {"epochs": 1, "batch_size": 4, "eval_batch_size": 4, "trackers": "none"},
-    }
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(config))
+def test_demo_pipeline_writes_metrics_overlays_and_checkpoint(tmp_path, tiny_demo_config):
+    path = tiny_demo_config("rrsisd")
     out = tmp_path / "demo"
     metrics = run_demo(out, config_path=path, show_progress=False)
 

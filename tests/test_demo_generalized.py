@@ -2,29 +2,11 @@
 
 import json
 
-import yaml
-
 from btdnet.demo_generalized import run_generalized_demo
 
 
-def test_generalized_demo_writes_metrics_overlays_and_checkpoint(tmp_path):
-    config = {
-        "seed": 0,
-        "model": {
-            "variant": "tiny",
-            "pretrained": False,
-            "overrides": {"use_dmols": False, "use_presence": True},
-        },
-        "data": {
-            "dataset": "grefs",
-            "image_size": 96,
-            "eval_splits": ["val"],
-            "generate_synthetic": {"train": 3, "val": 2, "test": 3, "size": 64, "seed": 2},
-        },
-        "train": {"epochs": 1, "batch_size": 8, "eval_batch_size": 8, "trackers": "none"},
-    }
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(config))
+def test_generalized_demo_writes_metrics_overlays_and_checkpoint(tmp_path, tiny_demo_config):
+    path = tiny_demo_config("grefs", batch_size=8, use_presence=True)
     out = tmp_path / "demo"
     metrics = run_generalized_demo(out, config_path=path, show_progress=False)
 

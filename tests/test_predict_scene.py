@@ -20,6 +20,7 @@ from btdnet.predict.scene import SceneStateError
 from btdnet.predict.scene_rows import to_uint8_probability
 from btdnet.predict.scene_source import NotGeoreferencedWarning
 from btdnet.predict.tiling import AxisGrid, default_overlap, resolve_tile
+from tests.launch import run_python
 
 rasterio = pytest.importorskip("rasterio")
 fiona = pytest.importorskip("fiona")
@@ -338,26 +339,11 @@ predictor.predict_scene({image!r}, "the red roofs", {out!r}, overlap=16, save_pr
 
 @pytest.mark.slow
 def test_two_processes_give_the_one_process_result(tmp_path) -> None:
-    import os
-    import subprocess
-    import sys
-
     bands = np.random.default_rng(5).integers(0, 256, (3, 230, 200), dtype=np.uint8)
     path = write_tiff(tmp_path / "scene.tif", bands)
     script = tmp_path / "run.py"
     script.write_text(_TWO_PROCESS_SCRIPT.format(image=str(path), out=str(tmp_path / "two")))
-    repo = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": repo}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-    ]
-    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    completed = run_python([str(script)], processes=2, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     torch.manual_seed(0)
     predictor = Predictor(build_model("tiny", pretrained=False), device="cpu", batch_size=2)
