@@ -6,7 +6,8 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             overrides: {...BiCoRConfig fields}}
     data:  {dataset: synthetic_seg | loveda | vaihingen | potsdam, root,
             train_split, eval_splits, crop_size, scales, flips, rot90,
-            split_scheme, image_mode, crops_per_tile, cache_dir, domains,  # real data sets
+            split_scheme, image_mode, cache_dir, domains,                 # real data sets
+            crops_per_tile: int | {patch, stride, copies},               # GeoSeg's count
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
@@ -92,7 +93,7 @@ class SegDataSection:
     rot90: bool = True
     split_scheme: str | None = None
     image_mode: str | None = None
-    crops_per_tile: int | None = None
+    crops_per_tile: int | dict[str, int] | None = None  # a mapping: GeoSeg's square count
     cache_dir: str | None = None
     domains: tuple[str, ...] | None = None
     rot90_p: float | None = None

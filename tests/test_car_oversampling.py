@@ -9,12 +9,15 @@ from bicor.data import build_closed_set_dataset
 from bicor.data.car_oversampling import (
     CarOversampling,
     CarPatch,
+    GeoSegSquares,
     ZoomWindow,
     car_oversampling_from,
     car_patch_pair,
     car_share,
+    crops_per_tile_from,
     draw_zoom_windows,
     plan_car_patches,
+    square_count,
 )
 from bicor.task import SegTask
 from btdnet.engine import load_config
@@ -148,7 +151,7 @@ def test_vaihingen_training_set_gains_the_car_zooms(tmp_path):
     assert item["sample_id"].startswith("top_mosaic_09cm_area1#car:none_")
     assert item["pixel_values"].shape == (3, 16, 16)
     assert set(item["mask"].unique().tolist()) == {CAR}
-    with pytest.raises(ValueError, match="not LoveDA"):
+    with pytest.raises(ValueError, match="car_oversampling=True does not apply to LoveDA"):
         build_closed_set_dataset("loveda", tmp_path, "train", car_oversampling=True, **options)
 
 
@@ -169,3 +172,42 @@ def test_the_vaihingen_config_turns_it_on_and_potsdam_off(tmp_path):
     potsdam = SegTask.from_config(load_config(ROOT / "configs" / "potsdam.yaml"))
     assert vaihingen.config.data.car_oversampling is True
     assert potsdam.config.data.car_oversampling is False
+
+
+def test_geoseg_square_counts_by_hand():
+    # a 2000 x 2500 Vaihingen-like tile pads to 2048 x 3072: 3 x 5 squares of 1024 every 512
+    assert square_count(2000, 2500, 1024, 512) == 15
+    assert GeoSegSquares().count(2000, 2500) == 45  # and its two flipped copies
+    # a 6000 x 6000 Potsdam tile pads to 6144: 6 x 6 squares every 1024
+    assert GeoSegSquares(stride=1024).count(6000, 6000) == 108
+    assert square_count(40, 40, 1024, 512) == 1  # a small tile is one padded square
+    assert crops_per_tile_from({"patch": 16, "stride": 8}) == GeoSegSquares(16, 8, 3)
+    assert crops_per_tile_from(2) == 2 and crops_per_tile_from(None) is None
+    with pytest.raises(ValueError, match="positive number or a mapping"):
+        crops_per_tile_from(0)
+    with pytest.raises(ValueError, match=r"unknown keys \['size'\]"):
+        crops_per_tile_from({"size": 3})
+
+
+@pytest.mark.filterwarnings("ignore:vaihingen train")
+def test_geoseg_epoch_length_with_the_zooms_in_place_of_their_squares(tmp_path):
+    _fixture(tmp_path)
+    options = {"mode": "train", "crop_size": 16, "scales": (1.0,), "seed": 0}
+    grid = {"patch": 16, "stride": 8, "copies": 3}
+    squares = build_closed_set_dataset(
+        "vaihingen", tmp_path, "train", crops_per_tile=grid, **options
+    )
+    assert len(squares) == 2 * 3 * 15  # two 32 x 48 tiles, 3 copies x 3 x 5 squares
+    both = build_closed_set_dataset(
+        "vaihingen",
+        tmp_path,
+        "train",
+        crops_per_tile=grid,
+        car_oversampling={"patch": 16, "stride": 8},
+        **options,
+    )
+    # tile 1 is all car: each of its 45 squares becomes 4 zooms; tile 3 keeps its 45 crops
+    assert len(both) == 45 + 45 * 4
+    ids = [both[i]["sample_id"] for i in range(0, len(both), 15)]
+    assert all(i.startswith("top_mosaic_09cm_area3@") for i in ids[:3])
+    assert all("#car:" in i for i in ids[3:])

@@ -26,7 +26,11 @@ def _check_name_and_mode(name: str, mode: str) -> None:
 
 
 def _refuse_isprs_options(
-    split_scheme: str, image_mode: str | None, eroded_labels: bool | None, include_excluded: bool
+    split_scheme: str,
+    image_mode: str | None,
+    eroded_labels: bool | None,
+    include_excluded: bool,
+    car_oversampling: bool,
 ) -> None:
     """Raise ``ValueError`` for an ISPRS-only option set away from its default for LoveDA."""
     for option, value, default in (
@@ -34,6 +38,7 @@ def _refuse_isprs_options(
         ("image_mode", image_mode, None),
         ("eroded_labels", eroded_labels, None),
         ("include_excluded", include_excluded, False),
+        ("car_oversampling", car_oversampling, False),
     ):
         if value != default:
             raise ValueError(f"{option}={value!r} does not apply to LoveDA")
@@ -55,7 +60,7 @@ def build_closed_set_dataset(
     cache_dir: str | Path | None = None,
     eroded_labels: bool | None = None,
     include_excluded: bool = False,
-    crops_per_tile: int | None = None,
+    crops_per_tile: int | dict[str, int] | None = None,
     crop_mode: str = "random",
     crop_stride: int | None = None,
     seed: int | None = None,
@@ -80,14 +85,15 @@ def build_closed_set_dataset(
             (default ``<root>/.cache``).
         eroded_labels: ISPRS ``_noBoundary`` labels (default: True in eval, False in train).
         include_excluded: keep tiles left out by default (Potsdam 7_10).
-        crops_per_tile: random crops per tile and epoch (default: enough to cover the tile).
+        crops_per_tile: random crops per tile and epoch (default: enough to cover the tile), or
+            GeoSeg's count ``{patch, stride, copies}`` (``car_oversampling.GeoSegSquares``).
         crop_mode, crop_stride: "random" or "sliding" training crops; the sliding grid step
             (default ``crop_size``).
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
         rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
             :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.
-        car_oversampling: Vaihingen/Potsdam training: add GeoSeg's car zooms (true, or a
-            mapping of :class:`~bicor.data.car_oversampling.CarOversampling` settings).
+        car_oversampling: ISPRS training: add GeoSeg's car zooms (true, or a mapping of
+            ``car_oversampling.CarOversampling`` settings).
 
     Items: ``pixel_values`` float32 (3, S, S), ``mask`` int64 (S, S) with 255 = ignore,
     ``sample_id`` str; in eval mode S is the tile's own (H, W).
@@ -101,9 +107,8 @@ def build_closed_set_dataset(
     common: dict[str, Any] = {"mode": mode, "augment": augment, "seed": seed}
     common |= {"crops_per_tile": crops_per_tile, "crop_mode": crop_mode, "crop_stride": crop_stride}
     if name == "loveda":
-        _refuse_isprs_options(split_scheme, image_mode, eroded_labels, include_excluded)
-        if car_oversampling:
-            raise ValueError("car_oversampling applies to Vaihingen and Potsdam (cars), not LoveDA")
+        isprs = (split_scheme, image_mode, eroded_labels, include_excluded, bool(car_oversampling))
+        _refuse_isprs_options(*isprs)
         return build_loveda_dataset(root, split, domains=domains, **common)
     if tuple(domains) != ("Urban", "Rural"):
         raise ValueError(f"domains={tuple(domains)!r} applies to LoveDA only, not {name}")

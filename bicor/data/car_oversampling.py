@@ -9,10 +9,13 @@ to ``patch``; when more than ``threshold`` (10 %) of that zoom is car, the zoom 
 times: as drawn, flipped vertically, flipped horizontally and rotated by k * 90 degrees (k
 uniform in 0..3). Their Potsdam script disables the rule (``cf[4] > 1.0``, "no improvement").
 
-The toolkit crops the whole tiles at random places instead of saving patches, so the car zooms
-are *added* to a tile's random crops (GeoSeg saves them in place of the square they came from).
-The zooms are drawn once, from ``seed``, when the training set is built, as GeoSeg draws them
-once when it writes the patches; every epoch then crops them afresh like tiles.
+The toolkit crops the whole tiles at random places instead of saving patches: the car zooms are
+added to the training items, drawn once from ``seed`` when the training set is built (as GeoSeg
+draws them once when it writes the patches) and cropped afresh every epoch like tiles.
+:class:`GeoSegSquares` (``data.crops_per_tile: {patch, stride, copies}``) gives each tile as
+many random crops per epoch as the script saves squares from the tile and its flipped copies,
+one fewer per car zoom of the same grid (GeoSeg saves the zooms in place of their square), so
+an epoch has GeoSeg's length.
 """
 
 from __future__ import annotations
@@ -95,6 +98,55 @@ def copy_of(array: np.ndarray, copy: str) -> np.ndarray:
     if copy == "vflip":
         return array[::-1]
     return array
+
+
+def square_count(height: int, width: int, patch: int, stride: int) -> int:
+    """GeoSeg's squares in one copy of a tile: the tile padded at the bottom/right to a multiple
+    of ``patch``, squares every ``stride`` pixels that fit inside."""
+    padded_h = math.ceil(height / patch) * patch
+    padded_w = math.ceil(width / patch) * patch
+    return ((padded_h - patch) // stride + 1) * ((padded_w - patch) // stride + 1)
+
+
+@dataclass(frozen=True)
+class GeoSegSquares:
+    """``data.crops_per_tile`` as GeoSeg's patch script counts: ``copies`` (the tile and its
+    two flipped copies) x its ``patch`` squares every ``stride`` pixels. Vaihingen 1024 / 512,
+    Potsdam 1024 / 1024."""
+
+    patch: int = 1024
+    stride: int = 512
+    copies: int = 3
+
+    def __post_init__(self) -> None:
+        if self.patch < 1 or self.stride < 1 or self.copies < 1:
+            raise ValueError(f"crops_per_tile: patch, stride, copies must be positive, got {self}")
+
+    def count(self, height: int, width: int) -> int:
+        """Random crops of a (height, width) tile per epoch."""
+        return self.copies * square_count(height, width, self.patch, self.stride)
+
+    def matches(self, rule: CarOversampling | None) -> bool:
+        """Whether ``rule`` draws its zooms on this grid (then each zoom replaces a crop)."""
+        same = rule is not None and (rule.patch, rule.stride) == (self.patch, self.stride)
+        return same and self.copies == len(COPIES)
+
+
+def crops_per_tile_from(value: int | dict[str, Any] | None) -> int | GeoSegSquares | None:
+    """``data.crops_per_tile``: None (enough 'crop_size' crops to cover the tile), a positive
+    number, or a mapping of :class:`GeoSegSquares` settings."""
+    if value is None or isinstance(value, GeoSegSquares):
+        return value
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"patch", "stride", "copies"})
+        if unknown:
+            raise ValueError(
+                f"crops_per_tile: unknown keys {unknown}; known: patch, stride, copies"
+            )
+        return GeoSegSquares(**value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"crops_per_tile must be a positive number or a mapping, got {value!r}")
+    return value
 
 
 def draw_zoom_windows(

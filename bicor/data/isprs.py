@@ -223,7 +223,7 @@ def build_isprs_dataset(
     cache_dir: str | Path | None = None,
     eroded_labels: bool | None = None,
     include_excluded: bool = False,
-    crops_per_tile: int | None = None,
+    crops_per_tile: int | dict[str, int] | None = None,
     crop_mode: str = "random",
     crop_stride: int | None = None,
     seed: int | None = None,

@@ -128,7 +128,7 @@ def build_loveda_dataset(
     mode: str,
     augment: CropAugment | None,
     domains: Sequence[str] = ("Urban", "Rural"),
-    crops_per_tile: int | None = None,
+    crops_per_tile: int | dict[str, int] | None = None,
     crop_mode: str = "random",
     crop_stride: int | None = None,
     seed: int | None = None,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,14 @@ import torch
 from torch.utils.data import Dataset
 
 from bicor.data.augment import CropAugment, mosaic_pair
-from bicor.data.car_oversampling import CarOversampling, CarPatch, car_patch_pair, plan_car_patches
+from bicor.data.car_oversampling import (
+    CarOversampling,
+    CarPatch,
+    GeoSegSquares,
+    car_patch_pair,
+    crops_per_tile_from,
+    plan_car_patches,
+)
 from bicor.data.palettes import IGNORE_INDEX, Palette
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
 from btdnet.data.transforms import normalize_array as normalise
@@ -77,7 +85,8 @@ class TileSegmentationDataset(Dataset):
         mode: "train" (augmented crops) or "eval" (whole tiles).
         augment: the crop recipe (required in train mode).
         crops_per_tile: random crops drawn per tile and epoch; None = as many as cover the
-            tile, ``ceil(H / S) * ceil(W / S)``.
+            tile, ``ceil(H / S) * ceil(W / S)``; a :class:`GeoSegSquares` (or its mapping) = as
+            many as GeoSeg's patch script saves squares (less the car zooms of its grid).
         crop_mode: "random" places, or "sliding" (a grid with ``crop_stride``).
         crop_stride: grid step of sliding crops (default: ``crop_size``).
         seed: None draws each item's randomness from torch's generator (seeded per worker
@@ -98,7 +107,7 @@ class TileSegmentationDataset(Dataset):
         split: str,
         mode: str,
         augment: CropAugment | None,
-        crops_per_tile: int | None = None,
+        crops_per_tile: int | GeoSegSquares | dict | None = None,
         crop_mode: str = "random",
         crop_stride: int | None = None,
         seed: int | None = None,
@@ -114,8 +123,7 @@ class TileSegmentationDataset(Dataset):
             raise ValueError("train mode needs a CropAugment")
         if mode == "train" and not has_labels:
             raise ValueError(f"{dataset_name} {split} has no labels; it can only be used in eval")
-        if crops_per_tile is not None and crops_per_tile < 1:
-            raise ValueError(f"crops_per_tile must be positive, got {crops_per_tile}")
+        crops_per_tile = crops_per_tile_from(crops_per_tile)
         self.records = list(records)
         self.reader = reader
         self.palette = palette
@@ -140,21 +148,38 @@ class TileSegmentationDataset(Dataset):
         self.car_oversampling = car_oversampling if mode == "train" else None
         self.car_patches: list[CarPatch] = []
         if mode == "train":
-            stride = crop_stride or augment.crop_size
-            for index, record in enumerate(self.records):
-                self._plan.extend(
-                    self._tile_plan(index, record, augment.crop_size, crops_per_tile, stride)
-                )
+            self._plan_items(crops_per_tile, crop_stride or augment.crop_size)
+
+    def _plan_items(self, crops_per_tile: int | GeoSegSquares | None, stride: int) -> None:
+        """The training items: each tile's crops, then the car zooms (drawn here, once)."""
         if self.car_oversampling is not None:
             read_mask = lambda i: self.read_tile(i)[1]  # noqa: E731
-            self.car_patches = plan_car_patches(len(self.records), read_mask, car_oversampling)
-            self._plan += [(p.window.tile_index, None, p) for p in self.car_patches]
+            self.car_patches = plan_car_patches(len(self.records), read_mask, self.car_oversampling)
+        replaced = Counter()  # tile -> car zooms saved in place of one of its squares
+        if isinstance(crops_per_tile, GeoSegSquares) and crops_per_tile.matches(
+            self.car_oversampling
+        ):
+            replaced.update(p.window.tile_index for p in self.car_patches if p.transform == "none")
+        for index, record in enumerate(self.records):
+            self._plan.extend(
+                self._tile_plan(index, record, crops_per_tile, stride, replaced[index])
+            )
+        self._plan += [(p.window.tile_index, None, p) for p in self.car_patches]
 
     def _tile_plan(
-        self, index: int, record: TileRecord, size: int, count: int | None, stride: int
+        self,
+        index: int,
+        record: TileRecord,
+        count: int | GeoSegSquares | None,
+        stride: int,
+        replaced: int,
     ) -> list[tuple[int, tuple[int, int] | None, None]]:
+        size = self.augment.crop_size
         if self.crop_mode == "random":
-            count = count or math.ceil(record.height / size) * math.ceil(record.width / size)
+            if isinstance(count, GeoSegSquares):
+                count = max(0, count.count(record.height, record.width) - replaced)
+            elif count is None:
+                count = math.ceil(record.height / size) * math.ceil(record.width / size)
             return [(index, None, None)] * count
         return [
             (index, (top + size // 2, left + size // 2), None)
