@@ -30,6 +30,7 @@ from .generalized import (
     no_target_expressions,
 )
 from .grefs_writer import format_grefs_stats, generate_synthetic_grefs, summarise_grefs
+from .regimes import REGIMES, Regime, get_regime
 from .scene import (
     CATEGORIES,
     PALETTE,
@@ -53,10 +54,12 @@ __all__ = [
     "NO_TARGET_KINDS",
     "PALETTE",
     "POSITIONS",
+    "REGIMES",
     "RELATIONS",
     "RRSISD_CATEGORIES",
     "CategorySpec",
     "Expression",
+    "Regime",
     "Scene",
     "SceneEvaluator",
     "SceneObject",
@@ -69,6 +72,7 @@ __all__ = [
     "format_stats",
     "generate_synthetic_grefs",
     "generate_synthetic_rrsisd",
+    "get_regime",
     "is_unambiguous",
     "make_synthetic_image",
     "matches",

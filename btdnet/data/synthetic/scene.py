@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 RRSISD_CATEGORIES: tuple[str, ...] = (
     "airplane",
@@ -117,12 +117,19 @@ class SceneObject:
 
 @dataclass(frozen=True)
 class Scene:
-    """A square scene of ``image_size`` pixels: its objects, sun direction and texture seed."""
+    """A square scene of ``image_size`` pixels: its objects, sun direction and texture seed.
+
+    ``contrast`` and ``edge_blur`` are how it is drawn (stress regimes,
+    ``btdnet.data.synthetic.regimes``): 1 and 0 draw objects and shadows at full strength with
+    sharp edges.
+    """
 
     image_size: int
     objects: tuple[SceneObject, ...]
     sun_angle: float
     texture_seed: int
+    contrast: float = 1.0
+    edge_blur: float = 0.0
 
 
 def sample_scene(
@@ -132,20 +139,35 @@ def sample_scene(
     min_objects: int = 3,
     max_objects: int = 7,
     distractor_prob: float = 0.7,
+    distractor_instances: tuple[int, int] = (2, 3),
+    size_scale: float = 1.0,
+    contrast: float = 1.0,
+    edge_blur: float = 0.0,
 ) -> Scene:
     """Draw a scene: ``min_objects``..``max_objects`` non-overlapping objects.
 
-    With probability ``distractor_prob`` one category is given 2-3 instances up front, so
-    that most scenes hold same-category distractors. An object that cannot be placed after
+    With probability ``distractor_prob`` one category is given ``distractor_instances``
+    (fewest, most; 2-3 by default) instances up front, so that most scenes hold same-category
+    distractors. Object lengths are multiplied by ``size_scale``; ``contrast`` and
+    ``edge_blur`` are stored for :func:`render_scene`. An object that cannot be placed after
     200 tries is left out (rare), so a scene may hold fewer objects than drawn.
     """
     if image_size < 32:
         raise ValueError(f"image_size must be at least 32, got {image_size}")
+    low, high = distractor_instances
+    if not 1 <= low <= high or min_objects > max_objects or size_scale <= 0:
+        raise ValueError(
+            f"bad scene options: distractor_instances {distractor_instances}, objects "
+            f"{min_objects}..{max_objects}, size_scale {size_scale}"
+        )
+    if not 0.0 < contrast <= 1.0 or edge_blur < 0:
+        raise ValueError(f"contrast must lie in (0, 1] and edge_blur be >= 0 (got {contrast}, "
+                         f"{edge_blur})")  # fmt: skip
     names = list(CATEGORIES)
     count = int(rng.integers(min_objects, max_objects + 1))
     categories: list[str] = []
     if rng.random() < distractor_prob:
-        categories += [names[int(rng.integers(len(names)))]] * int(rng.integers(2, 4))
+        categories += [names[int(rng.integers(len(names)))]] * int(rng.integers(low, high + 1))
     while len(categories) < count:
         categories.append(names[int(rng.integers(len(names)))])
     categories = categories[:count]
@@ -156,6 +178,7 @@ def sample_scene(
         size = SIZE_CLASSES[int(rng.integers(2))]
         jitter = 1.0 + SIZE_JITTER * (2.0 * rng.random() - 1.0)
         length = spec.length * image_size * jitter * (LARGE_FACTOR if size == "large" else 1.0)
+        length *= size_scale
         colour = spec.colours[int(rng.integers(len(spec.colours)))]
         angle = 0.0 if name == "storagetank" else float(rng.uniform(0.0, 2.0 * np.pi))
         drafts.append((name, colour, size, angle, length))
@@ -179,6 +202,8 @@ def sample_scene(
         objects=tuple(placed[i] for i in order),
         sun_angle=float(rng.uniform(0.0, 2.0 * np.pi)),
         texture_seed=int(rng.integers(2**31)),
+        contrast=float(contrast),
+        edge_blur=float(edge_blur),
     )
 
 
@@ -402,7 +427,8 @@ def render_scene(scene: Scene) -> tuple[np.ndarray, list[np.ndarray]]:
             world = np.array(_to_world(poly, obj))
             swept = _hull(np.concatenate([world, world + offset]))
             sdraw.polygon([(float(x), float(y)) for x, y in swept], fill=255)
-    ground *= np.where(np.asarray(shadow)[..., None] > 0, 0.55, 1.0).astype(np.float32)
+    darkness = 0.55 if scene.contrast >= 1.0 else 1.0 - 0.45 * scene.contrast
+    ground *= np.where(np.asarray(shadow)[..., None] > 0, darkness, 1.0).astype(np.float32)
 
     canvas = Image.fromarray(ground.astype(np.uint8))
     labels = Image.new("L", (size, size), 0)
@@ -423,7 +449,26 @@ def render_scene(scene: Scene) -> tuple[np.ndarray, list[np.ndarray]]:
                     _to_world(points, obj), fill=colour, width=max(1, round(width * obj.length))
                 )
 
-    grain = rng.normal(0.0, 4.0, size=(size, size, 1)).astype(np.float32)
-    image = np.clip(np.asarray(canvas, dtype=np.float32) + grain, 0, 255).astype(np.uint8)
+    drawn = np.asarray(canvas, dtype=np.float32)
     lab = np.asarray(labels)
+    if scene.contrast < 1.0 or scene.edge_blur > 0.0:
+        drawn = _soften(ground, drawn, lab > 0, scene.contrast, scene.edge_blur)
+    grain = rng.normal(0.0, 4.0, size=(size, size, 1)).astype(np.float32)
+    image = np.clip(drawn + grain, 0, 255).astype(np.uint8)
     return image, [lab == index + 1 for index in range(len(scene.objects))]
+
+
+def _soften(
+    ground: np.ndarray, drawn: np.ndarray, inside: np.ndarray, contrast: float, blur: float
+) -> np.ndarray:
+    """Objects blended to ``contrast`` of the way from the ground and their edges blurred.
+
+    ``ground`` and ``drawn`` are (S, S, 3) float images without and with the objects,
+    ``inside`` the (S, S) union of the object masks. The object layer's opacity is the mask
+    blurred by a Gaussian of radius ``blur`` times ``contrast``: (S, S, 3) float.
+    """
+    alpha = Image.fromarray((inside * 255).astype(np.uint8))
+    if blur > 0.0:
+        alpha = alpha.filter(ImageFilter.GaussianBlur(radius=blur))
+    opacity = (np.asarray(alpha, dtype=np.float32) / 255.0 * contrast)[..., None]  # (S, S, 1)
+    return ground * (1.0 - opacity) + drawn * opacity

@@ -38,6 +38,7 @@ from tqdm import tqdm
 from btdnet.safe_write import atomic_output, write_text_atomic
 
 from .expressions import Expression, choose_expressions, describe
+from .regimes import get_regime
 from .scene import CATEGORIES, RRSISD_CATEGORIES, Scene, render_scene, sample_scene
 
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1, "test": 2}
@@ -64,11 +65,18 @@ class SyntheticImage:
     expressions: dict[int, list[tuple[Expression, str]]]
 
 
-def make_synthetic_image(seed: int, split: str, index: int, *, image_size: int) -> SyntheticImage:
-    """Generate image ``index`` of ``split``; the scene is redrawn until an object is named."""
+def make_synthetic_image(
+    seed: int, split: str, index: int, *, image_size: int, regime: str = "default"
+) -> SyntheticImage:
+    """Generate image ``index`` of ``split``; the scene is redrawn until an object is named.
+
+    ``regime`` names a stress regime (``btdnet.data.synthetic.regimes``; ``default``: the
+    standard benchmark).
+    """
     rng = np.random.default_rng([seed, SPLIT_CODES[split], index])
+    options = get_regime(regime).sample_kwargs()
     for _ in range(MAX_SCENE_TRIES):
-        scene = sample_scene(rng, image_size=image_size)
+        scene = sample_scene(rng, image_size=image_size, **options)
         chosen = choose_expressions(scene, rng)
         if chosen:
             break
@@ -119,12 +127,15 @@ def generate_synthetic_rrsisd(
     test: int = 150,
     size: int = 256,
     seed: int = 0,
+    regime: str = "default",
     show_progress: bool = True,
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Generate the synthetic benchmark under ``out_dir`` and return its statistics.
 
-    ``train``, ``val`` and ``test`` are numbers of images of ``size`` x ``size`` pixels. Files
+    ``train``, ``val`` and ``test`` are numbers of images of ``size`` x ``size`` pixels;
+    ``regime`` is a stress regime (``btdnet.data.synthetic.regimes``: ``default``,
+    ``distractors``, ``low_contrast``, ``tiny``). Files
     of an earlier run of the generator in the same folder are overwritten and its surplus
     NNNNN.jpg removed. A non-empty folder without the generator's mark is refused
     (:class:`OutputFolderError`) unless ``overwrite``; then its files of other names are kept
@@ -133,6 +144,7 @@ def generate_synthetic_rrsisd(
     """
     counts = {"train": train, "val": val, "test": test}
     _check_arguments(counts, size, seed)
+    get_regime(regime)  # an unknown name fails before anything is written
     start = time.perf_counter()
     out = Path(out_dir)
     previous_images = claim_output_folder(out, sum(counts.values()), overwrite=overwrite)
@@ -147,7 +159,7 @@ def generate_synthetic_rrsisd(
     )
     for split, count in counts.items():
         for index in range(count):
-            sample = make_synthetic_image(seed, split, index, image_size=size)
+            sample = make_synthetic_image(seed, split, index, image_size=size, regime=regime)
             image_id += 1
             file_name = f"{image_id:05d}.jpg"
             with atomic_output(image_dir / file_name) as tmp:
@@ -186,7 +198,8 @@ def generate_synthetic_rrsisd(
 
     instances = _write_index(out, refs, images, annotations)
     stats = summarise(refs, instances)
-    arguments = {**counts, "size": size, "seed": seed, "counts_are": "images per split"}
+    arguments = {**counts, "size": size, "seed": seed, "regime": regime}
+    arguments["counts_are"] = "images per split"
     record = {"generator": "btdnet.data.synthetic", "arguments": arguments, "stats": stats}
     write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}

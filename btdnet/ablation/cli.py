@@ -1,0 +1,120 @@
+"""The command line of ``scripts/ablate.py`` (kept here so that it is tested)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from btdnet.ablation.plan import detach_from_launcher, launch_info, plan_runs, share_of
+from btdnet.ablation.variants import ABLATION_VARIANTS, select_variants
+
+DESCRIPTION = """\
+Measure what each part of BTDNet buys: train a config under named variants (each a set of
+--set switches) and several seeds, score every run on the synthetic test split (true and
+swapped expressions), and write the table of mean and spread over seeds.
+
+Each run lives in OUT/runs/<variant>/seed-<k>/ and is trained by the project's trainer.
+A finished run (its result.json exists) is never repeated; an interrupted one resumes from
+its last checkpoint: run the same command again. The table (OUT/ablation.md, .json, .png)
+is rewritten from every finished run at the end, or alone with --table-only.
+
+On a CPU the runs go one after another. Under `accelerate launch --num_processes N` (N GPUs)
+each process takes whole variants (round-robin) and trains them alone on its own GPU.
+"""
+
+EPILOG = """\
+variants (--variants NAME ...; default: all, in this order):
+{variants}
+
+examples:
+  python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation
+  python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation_distractors \\
+      --set data.generate_synthetic.regime=distractors
+  accelerate launch --multi_gpu --num_processes 4 scripts/ablate.py --config ... --out ...
+  python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation --table-only
+
+exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    listing = "\n".join(f"  {v.name:<20} {v.description}" for v in ABLATION_VARIANTS.values())
+    parser = argparse.ArgumentParser(
+        prog="ablate.py",
+        description=DESCRIPTION,
+        epilog=EPILOG.format(variants=listing),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, required=True, help="training config (YAML)")
+    parser.add_argument("--out", type=Path, required=True, help="the ablation folder")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value for every run (as in train_rrsis.py)",
+    )
+    parser.add_argument("--variants", nargs="+", metavar="NAME", help="variants (default all)")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="K", help="seeds (0 1 2)"
+    )
+    parser.add_argument(
+        "--order",
+        choices=("seed", "variant"),
+        default="seed",
+        help="seed: every variant's first seed before any second one (default); "
+        "variant: all seeds of a variant before the next",
+    )
+    parser.add_argument("--title", default=None, help="table title (default: the folder name)")
+    parser.add_argument(
+        "--keep-checkpoints",
+        action="store_true",
+        help="keep each finished run's checkpoints (default: removed once it is scored)",
+    )
+    parser.add_argument(
+        "--table-only", action="store_true", help="only rewrite the table from finished runs"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ablation (or this process's share of it); return an exit code."""
+    args = build_parser().parse_args(argv)
+    info = launch_info(os.environ)
+    # Before anything starts CUDA: this process becomes a lone worker on its own GPU.
+    detach_from_launcher(os.environ, info, cuda=True)
+    from btdnet.ablation import runner  # torch and the model after the environment is set
+    from btdnet.engine.cli import LIBRARY_ERRORS, one_line
+    from btdnet.engine.config import load_config
+
+    title = args.title or args.out.name
+    try:
+        variants = select_variants(args.variants)
+        runs = plan_runs(args.out, variants, args.seeds, order=args.order)
+        if not args.table_only:
+            base = runner.base_config(load_config(args.config, args.overrides), args.out)
+            runner.prepare_folder(args.out, base, local_rank=info.local_rank)
+            mine = share_of(runs, info)
+            if info.world_size > 1:
+                print(f"process {info.rank}/{info.world_size}: {len(mine)} runs")
+            runner.run_ablation(
+                mine,
+                base,
+                show_progress=not args.no_progress,
+                keep_checkpoints=args.keep_checkpoints,
+            )
+        summary, files = runner.write_ablation_tables(args.out, variants, title=title)
+    except KeyboardInterrupt:
+        print("ablate.py: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except LIBRARY_ERRORS as error:
+        print(f"ablate.py: error: {one_line(error)}", file=sys.stderr)
+        return 1
+    print(f"{summary['runs_finished']} of {len(runs)} runs finished; table:")
+    for path in files:
+        print(f"  {path}")
+    return 0

@@ -1,0 +1,185 @@
+"""The ablation table: mean and spread over seeds per variant, as JSON, Markdown and a chart.
+
+Spread is the sample standard deviation over seeds (``ddof=1``; none with a single seed).
+A variant's oIoU is *called* different from the reference variant's only when the gap between
+the means exceeds the sum of the two spreads (their mean +- spread bars do not overlap); with
+fewer than two seeds on either side nothing is called.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from btdnet.safe_write import atomic_output, write_text_atomic
+
+METRICS: tuple[tuple[str, str], ...] = (
+    ("oIoU", "oIoU"),
+    ("mIoU", "mIoU"),
+    ("Pr@0.5", "Pr@0.5"),
+    ("Pr@0.7", "Pr@0.7"),
+    ("Pr@0.9", "Pr@0.9"),
+    ("swap_drop", "swap drop"),
+    ("train_seconds", "train s"),
+    ("train_cpu_seconds", "train CPU s"),
+)
+"""(result key, column title) of every reported metric, in table order."""
+
+
+def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
+    """``n``, ``mean``, ``std`` (sample, ddof=1; None for n < 2), ``min``, ``max`` of values.
+
+    An empty sequence gives ``n = 0`` and None everywhere else.
+    """
+    clean = [float(v) for v in values]
+    n = len(clean)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "min": None, "max": None}
+    mean = sum(clean) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in clean) / (n - 1)) if n > 1 else None
+    return {"n": n, "mean": mean, "std": std, "min": min(clean), "max": max(clean)}
+
+
+def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """Gap ``b.mean - a.mean`` of two :func:`mean_and_spread` dicts, and whether it is called.
+
+    ``called`` is True when ``|gap| > a.std + b.std`` (both need n >= 2), False when it is not,
+    None when it cannot be judged (a side has fewer than two values).
+    """
+    if a["mean"] is None or b["mean"] is None:
+        return {"gap": None, "spread": None, "called": None}
+    gap = b["mean"] - a["mean"]
+    if a["std"] is None or b["std"] is None:
+        return {"gap": gap, "spread": None, "called": None}
+    spread = a["std"] + b["std"]
+    return {"gap": gap, "spread": spread, "called": abs(gap) > spread}
+
+
+def summarise_runs(
+    results: Sequence[Mapping[str, Any]],
+    variants: Sequence[tuple[str, str]],
+    *,
+    reference: str = "full",
+) -> dict[str, Any]:
+    """Aggregate finished runs into the table's data.
+
+    Args:
+        results: one dict per finished run with ``variant``, ``seed`` and the METRICS keys.
+        variants: (name, description) of every planned variant, in table order.
+        reference: the variant every other one is compared with (its oIoU gap).
+
+    Returns:
+        ``{"metrics": [...], "reference": ..., "variants": [{name, description, seeds,
+        metrics: {key: mean_and_spread}, vs_reference: compare(...) of oIoU}]}``.
+    """
+    rows = []
+    for name, description in variants:
+        runs = sorted((r for r in results if r["variant"] == name), key=lambda r: r["seed"])
+        stats = {
+            key: mean_and_spread([r[key] for r in runs if r.get(key) is not None])
+            for key, _ in METRICS
+        }
+        rows.append(
+            {
+                "name": name,
+                "description": description,
+                "seeds": [r["seed"] for r in runs],
+                "metrics": stats,
+            }
+        )
+    by_name = {row["name"]: row for row in rows}
+    for row in rows:
+        ref = by_name.get(reference)
+        row["vs_reference"] = (
+            compare(ref["metrics"]["oIoU"], row["metrics"]["oIoU"])
+            if ref is not None and row["name"] != reference
+            else None
+        )
+    return {"metrics": [k for k, _ in METRICS], "reference": reference, "variants": rows}
+
+
+def _cell(stats: Mapping[str, Any], digits: int) -> str:
+    if stats["mean"] is None:
+        return "–"
+    if stats["std"] is None:
+        return f"{stats['mean']:.{digits}f}"
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
+
+
+def _verdict(row: Mapping[str, Any]) -> str:
+    cmp = row["vs_reference"]
+    if cmp is None:
+        return "(reference)"
+    if cmp["gap"] is None:
+        return "no runs"
+    if cmp["called"] is None:
+        return f"{cmp['gap']:+.2f} (fewer than 2 seeds: not judged)"
+    word = "exceeds" if cmp["called"] else "within"
+    return f"{cmp['gap']:+.2f} ({word} the spread {cmp['spread']:.2f})"
+
+
+def format_markdown(summary: Mapping[str, Any], *, title: str = "Ablation") -> str:
+    """The table as Markdown: mean ± spread per metric, runs per variant, oIoU gap verdicts."""
+    titles = dict(METRICS)
+    keys = summary["metrics"]
+    head = ["variant", "seeds", *(titles[k] for k in keys), f"oIoU vs {summary['reference']}"]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in summary["variants"]:
+        digits = {k: 0 if k.endswith("seconds") else 2 for k in keys}
+        cells = [_cell(row["metrics"][k], digits[k]) for k in keys]
+        seeds = ",".join(str(s) for s in row["seeds"]) or "–"
+        lines.append("| " + " | ".join([row["name"], seeds, *cells, _verdict(row)]) + " |")
+    lines += [
+        "",
+        "Mean ± sample standard deviation over seeds (test split, percentages; times in "
+        "seconds). `swap drop`: oIoU with the true expressions minus oIoU with each expression "
+        "swapped for another object's of the same image, on the samples that have such a "
+        "partner. A gap is called only when it exceeds the sum of the two spreads.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(summary: Mapping[str, Any], out_dir: str | Path, *, title: str) -> list[Path]:
+    """Write ``ablation.json``, ``ablation.md`` and ``ablation.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [
+        write_text_atomic(out / "ablation.json", json.dumps(summary, indent=2) + "\n"),
+        write_text_atomic(out / "ablation.md", format_markdown(summary, title=title)),
+    ]
+    chart = plot_chart(summary, out / "ablation.png", title=title)
+    return written + ([chart] if chart is not None else [])
+
+
+def plot_chart(summary: Mapping[str, Any], path: Path, *, title: str) -> Path | None:
+    """Bars of mean test oIoU and mIoU per variant with ±spread error bars (None: no runs)."""
+    rows = [r for r in summary["variants"] if r["metrics"]["oIoU"]["n"] > 0]
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.2))
+    width = 0.38
+    for offset, key in ((-width / 2, "oIoU"), (width / 2, "mIoU")):
+        means = [r["metrics"][key]["mean"] for r in rows]
+        errors = [r["metrics"][key]["std"] or 0.0 for r in rows]
+        xs = [i + offset for i in range(len(rows))]
+        ax.bar(xs, means, width, yerr=errors, capsize=3, label=f"test {key}")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(
+        [f"{r['name']}\n(n={r['metrics']['oIoU']['n']})" for r in rows], rotation=30, ha="right"
+    )
+    ax.set_ylabel("%")
+    ax.set_title(f"{title}: mean ± spread over seeds")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,109 @@
+"""The named ablation variants of BTDNet: each is a set of ``--set`` config overrides.
+
+Every variant switches parts of the model off from the run's config (which is expected to
+hold the full model: BSC, alignment-map supervision, the twin-stream decoder and D-MOLS on).
+The switches are ``BTDNetConfig`` fields (``btdnet/models/config.py``), set through
+``model.overrides.*`` exactly as on the training command line.
+
+| variant | what it removes |
+|---|---|
+| ``full`` | nothing: BSC (bidirectional), alignment loss, T-BTD twin streams, D-MOLS |
+| ``bsc_one_way`` | BSC's language <- vision direction and its map: LAVT-style one-way fusion |
+| ``no_alignment`` | the supervision of BSC's correlation maps (the maps still gate the fusion) |
+| ``single_stream`` | T-BTD's background stream: a target-only decoder |
+| ``dmols_off`` | both D-MOLS objectives (and their heads) |
+| ``dmols_visual_only`` | D-MOLS's word prediction (weight 0): visual reconstruction only |
+| ``dmols_language_only`` | D-MOLS's visual reconstruction (weight 0): word prediction only |
+| ``family_baseline`` | BSC one-way + single stream + no D-MOLS: the LAVT family's plain model |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_SWITCH = "model.overrides."
+_FULL = {"use_bsc": True, "use_alignment_loss": True, "use_twin_stream": True, "use_dmols": True}
+
+
+def _overrides(**changes: bool | float) -> tuple[str, ...]:
+    """``--set`` overrides: every module switch of the full model, with ``changes`` applied.
+
+    Every switch is set explicitly, so that a variant means the same whatever the run's config
+    says about the switches; other values (loss weights, sizes) are the config's.
+    """
+    values: dict[str, bool | float] = {**_FULL, **changes}
+    return tuple(f"{_SWITCH}{key}={str(v).lower()}" for key, v in values.items())
+
+
+@dataclass(frozen=True)
+class AblationVariant:
+    """One ablation variant: a name, what it means, and its ``--set`` overrides."""
+
+    name: str
+    description: str
+    overrides: tuple[str, ...]
+
+
+ABLATION_VARIANTS: dict[str, AblationVariant] = {
+    v.name: v
+    for v in (
+        AblationVariant(
+            "full", "the full model (BSC, alignment loss, T-BTD, D-MOLS)", _overrides()
+        ),
+        AblationVariant(
+            "bsc_one_way",
+            "one-way pixel-word fusion (LAVT-style), no correlation map, no alignment loss",
+            _overrides(use_bsc=False, use_alignment_loss=False),
+        ),
+        AblationVariant(
+            "no_alignment",
+            "BSC without supervision of its correlation maps",
+            _overrides(use_alignment_loss=False),
+        ),
+        AblationVariant(
+            "single_stream",
+            "target stream only (no background stream, no agreement loss)",
+            _overrides(use_twin_stream=False),
+        ),
+        AblationVariant("dmols_off", "no D-MOLS objectives", _overrides(use_dmols=False)),
+        AblationVariant(
+            "dmols_visual_only",
+            "D-MOLS visual reconstruction only (word prediction weight 0)",
+            _overrides(dmols_language_weight=0.0),
+        ),
+        AblationVariant(
+            "dmols_language_only",
+            "D-MOLS word prediction only (visual reconstruction weight 0)",
+            _overrides(dmols_visual_weight=0.0),
+        ),
+        AblationVariant(
+            "family_baseline",
+            "one-way fusion + single stream + no D-MOLS (the LAVT family's plain model)",
+            _overrides(
+                use_bsc=False, use_alignment_loss=False, use_twin_stream=False, use_dmols=False
+            ),
+        ),
+    )
+}
+"""The variants of issue #18, in the order the tables list them."""
+
+
+def select_variants(names: Sequence[str] | None) -> list[AblationVariant]:
+    """The variants named (all when ``names`` is empty or None), in the order given.
+
+    Raises:
+        ValueError: an unknown or repeated name (the message lists the known ones).
+    """
+    if not names:
+        return list(ABLATION_VARIANTS.values())
+    unknown = [n for n in names if n not in ABLATION_VARIANTS]
+    if unknown:
+        raise ValueError(
+            f"unknown ablation variant(s) {', '.join(unknown)}; known: "
+            f"{', '.join(ABLATION_VARIANTS)}"
+        )
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if repeated:
+        raise ValueError(f"ablation variant(s) named twice: {', '.join(repeated)}")
+    return [ABLATION_VARIANTS[n] for n in names]
