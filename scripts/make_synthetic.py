@@ -4,6 +4,7 @@ Usage:
     python scripts/make_synthetic.py --out datasets/synthetic --train 600 --val 100 --test 150
     python scripts/make_synthetic.py --out datasets/synthetic_g --generalized \
         --multi-target-share 0.2 --no-target-share 0.25
+    python scripts/make_synthetic.py --out datasets/synthetic_tiny --regime tiny
 
 Split sizes are numbers of IMAGES (each image gives several samples). Read the result with
 ``build_referring_dataset("rrsisd", <out>, split, tokenizer)`` (``"grefs"`` for --generalized:
@@ -21,6 +22,7 @@ import argparse
 import sys
 
 from btdnet.data.synthetic import (
+    REGIMES,
     format_grefs_stats,
     format_stats,
     generate_synthetic_grefs,
@@ -62,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="--generalized: expected share of no-target expressions (0.25)",
     )
     parser.add_argument(
+        "--regime",
+        choices=sorted(REGIMES),
+        default="default",
+        help="stress regime (single-target set only): "
+        + "; ".join(f"{r.name}: {r.description}" for r in REGIMES.values()).replace("%", "%%"),
+    )
+    parser.add_argument(
         "--overwrite",
         action="store_true",
         help="write into a non-empty folder the generator did not make (its file names only)",
@@ -80,6 +89,8 @@ def _generate(args: argparse.Namespace) -> str:
         overwrite=args.overwrite,
     )
     if args.generalized:
+        if args.regime != "default":
+            raise ValueError("--regime applies to the single-target set (not --generalized)")
         stats = generate_synthetic_grefs(
             args.out,
             multi_target_share=args.multi_target_share,
@@ -87,7 +98,7 @@ def _generate(args: argparse.Namespace) -> str:
             **common,
         )
         return format_grefs_stats(stats)
-    return format_stats(generate_synthetic_rrsisd(args.out, **common))
+    return format_stats(generate_synthetic_rrsisd(args.out, regime=args.regime, **common))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from btdnet.ablation.plan import detach_from_launcher, launch_info, plan_runs, share_of
+from btdnet.ablation.plan import MARK_NAME, detach_from_launcher, launch_info, plan_runs, share_of
 from btdnet.ablation.variants import ABLATION_VARIANTS, select_variants
 
 DESCRIPTION = """\
@@ -95,9 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         variants = select_variants(args.variants)
         runs = plan_runs(args.out, variants, args.seeds, order=args.order)
+        if args.table_only and not (args.out / MARK_NAME).is_file():
+            raise runner.AblationFolderError(f"{args.out}: not an ablation folder (no {MARK_NAME})")
         if not args.table_only:
             base = runner.base_config(load_config(args.config, args.overrides), args.out)
-            runner.prepare_folder(args.out, base, local_rank=info.local_rank)
+            runner.prepare_folder(
+                args.out, base, local_rank=info.local_rank, show_progress=not args.no_progress
+            )
             mine = share_of(runs, info)
             if info.world_size > 1:
                 print(f"process {info.rank}/{info.world_size}: {len(mine)} runs")

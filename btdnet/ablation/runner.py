@@ -55,7 +55,12 @@ def base_config(config: Mapping[str, Any], out: Path) -> dict[str, Any]:
 
 
 def prepare_folder(
-    out: Path, config: Mapping[str, Any], *, local_rank: int = 0, timeout_s: float = 3600.0
+    out: Path,
+    config: Mapping[str, Any],
+    *,
+    local_rank: int = 0,
+    show_progress: bool = True,
+    timeout_s: float = 3600.0,
 ) -> None:
     """Claim ``out``, check that earlier runs there used the same base config, and generate
     the shared synthetic set once. Local rank 0 does the writing; other processes (several
@@ -76,8 +81,10 @@ def prepare_folder(
             f"{out}: holds runs of another base config ({_first_difference(recorded, plain)}); "
             "choose another --out, or give the same config and --set values"
         )
-    if local_rank == 0:
-        task.prepare_data()
+    data = task.config.data
+    if local_rank == 0 and not data.synthetic_marker().is_file():
+        spec = dict(data.generate_synthetic or {})
+        data.generator()(data.root, **spec, show_progress=show_progress)
 
 
 def _read_mark(out: Path) -> dict[str, Any]:

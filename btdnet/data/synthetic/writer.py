@@ -105,7 +105,8 @@ def _annotation(ann_id: int, image_id: int, category_id: int, mask: np.ndarray) 
     }
 
 
-def _check_arguments(counts: dict[str, int], size: int, seed: int) -> None:
+def _check_arguments(counts: dict[str, int], size: int, seed: int, regime: str = "default") -> None:
+    get_regime(regime)  # an unknown name fails before anything is written
     for split, count in counts.items():
         if not isinstance(count, int) or count < 0:
             raise ValueError(f"{split} must be a non-negative number of images, got {count!r}")
@@ -134,17 +135,14 @@ def generate_synthetic_rrsisd(
     """Generate the synthetic benchmark under ``out_dir`` and return its statistics.
 
     ``train``, ``val`` and ``test`` are numbers of images of ``size`` x ``size`` pixels;
-    ``regime`` is a stress regime (``btdnet.data.synthetic.regimes``: ``default``,
-    ``distractors``, ``low_contrast``, ``tiny``). Files
-    of an earlier run of the generator in the same folder are overwritten and its surplus
-    NNNNN.jpg removed. A non-empty folder without the generator's mark is refused
-    (:class:`OutputFolderError`) unless ``overwrite``; then its files of other names are kept
-    and none of its images is deleted. The returned dict is :func:`summarise`'s plus
-    ``seconds`` (wall time).
+    ``regime`` a stress regime (``btdnet.data.synthetic.regimes``). Files of an earlier run of
+    the generator in the same folder are overwritten and its surplus NNNNN.jpg removed. A
+    non-empty folder without the generator's mark is refused (:class:`OutputFolderError`)
+    unless ``overwrite``; then its files of other names are kept and none of its images is
+    deleted. The returned dict is :func:`summarise`'s plus ``seconds`` (wall time).
     """
     counts = {"train": train, "val": val, "test": test}
-    _check_arguments(counts, size, seed)
-    get_regime(regime)  # an unknown name fails before anything is written
+    _check_arguments(counts, size, seed, regime)
     start = time.perf_counter()
     out = Path(out_dir)
     previous_images = claim_output_folder(out, sum(counts.values()), overwrite=overwrite)
@@ -198,8 +196,7 @@ def generate_synthetic_rrsisd(
 
     instances = _write_index(out, refs, images, annotations)
     stats = summarise(refs, instances)
-    arguments = {**counts, "size": size, "seed": seed, "regime": regime}
-    arguments["counts_are"] = "images per split"
+    arguments = dict(counts, size=size, seed=seed, regime=regime, counts_are="images per split")
     record = {"generator": "btdnet.data.synthetic", "arguments": arguments, "stats": stats}
     write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}
