@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -158,22 +159,33 @@ def _prepare_demo(
     return DemoRun(out_dir, config, task, trainer)
 
 
-def _generate_and_train(
-    run: DemoRun, *, data_step: str, train_step: str
-) -> tuple[float, TrainSummary, float]:
-    """Steps 1 and 2 of a demo: write the synthetic set, then train on it, each announced.
+def _generate_train_score(
+    run: DemoRun, score: Callable[..., dict], *, steps: tuple[str, str, str]
+) -> tuple[TrainSummary, dict, dict[str, float]]:
+    """Steps 1-3 of a demo, each announced (``steps``: their titles) and timed: write the
+    synthetic set, train on it, score the best checkpoint with
+    ``score(checkpoint, data_root, batch_size=eval batch size)``.
 
-    Returns ``(data seconds, training summary, training seconds)``.
+    Returns ``(training summary, scores, {data_seconds, train_seconds, benchmark_seconds})``.
     """
+    data_step, train_step, score_step = steps
     print(f"[1/4] {data_step} -> {run.out_dir / 'data'}")
     t0 = time.perf_counter()
     run.task.prepare_data(show_progress=run.trainer.show_progress)
-    data_seconds = time.perf_counter() - t0
+    timings = {"data_seconds": time.perf_counter() - t0}
 
     print(f"[2/4] {train_step} -> {run.out_dir / 'train'}")
     t0 = time.perf_counter()
     summary = run.trainer.fit()
-    return data_seconds, summary, time.perf_counter() - t0
+    timings["train_seconds"] = time.perf_counter() - t0
+
+    print(f"[3/4] {score_step}")
+    t0 = time.perf_counter()
+    checkpoint = run.out_dir / "train" / "checkpoints" / "best"
+    batch = run.trainer.settings.eval_batch_size
+    scores = score(checkpoint, run.config["data"]["root"], batch_size=batch)
+    timings["benchmark_seconds"] = time.perf_counter() - t0
+    return summary, scores, timings
 
 
 def run_demo(
@@ -186,21 +198,17 @@ def run_demo(
     """Run the whole demo into ``out_dir``; return (and write) ``metrics.json``'s content."""
     start = time.perf_counter()
     run = _prepare_demo(out_dir, config_path, overrides, show_progress)
-    out_dir, config, task, trainer = run
-    data_seconds, summary, train_seconds = _generate_and_train(
+    out_dir, variant = run.out_dir, run.task.config.model.variant
+    summary, scores, timings = _generate_train_score(
         run,
-        data_step="synthetic referring benchmark",
-        train_step=f"training ({task.config.model.variant} variant)",
-    )
-
-    print("[3/4] benchmark on the synthetic test split (true and swapped expressions)")
-    t0 = time.perf_counter()
-    batch = trainer.settings.eval_batch_size
-    scores = score_checkpoint(
-        out_dir / "train" / "checkpoints" / "best", config["data"]["root"], batch_size=batch
+        score_checkpoint,
+        steps=(
+            "synthetic referring benchmark",
+            f"training ({variant} variant)",
+            "benchmark on the synthetic test split (true and swapped expressions)",
+        ),
     )
     results, swapped, same_subset = scores["true"], scores["swapped"], scores["swap_subset"]
-    bench_seconds = time.perf_counter() - t0
 
     print(f"[4/4] pictures and report -> {out_dir / 'report.html'}")
     pictures = write_gallery(
@@ -216,16 +224,11 @@ def run_demo(
         read_jsonl(out_dir / "train" / "train_log.jsonl"),
         read_jsonl(out_dir / "train" / "metrics.jsonl"),
         out_dir / "training_curve.png",
-        title=f"{task.config.model.variant} variant on the synthetic benchmark",
+        title=f"{variant} variant on the synthetic benchmark",
     )
     (out_dir / "benchmark.md").write_text(format_markdown(results), encoding="utf-8")
 
-    timings = {
-        "data_seconds": data_seconds,
-        "train_seconds": train_seconds,
-        "benchmark_seconds": bench_seconds,
-        "wall_seconds": time.perf_counter() - start,
-    }
+    timings["wall_seconds"] = time.perf_counter() - start
     metrics = _demo_metrics(results, swapped, same_subset, summary, timings)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     report = _write_report(out_dir, metrics, curve, pictures)

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from btdnet.data import build_referring_dataset
-from btdnet.demo import _denormalise, _generate_and_train, _prepare_demo
+from btdnet.demo import _denormalise, _generate_train_score, _prepare_demo
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
 from btdnet.models import BTDNet, load_model
@@ -96,21 +96,19 @@ def run_generalized_demo(
     """Run the generalized demo into ``out_dir``; return (and write) ``metrics.json``."""
     start = time.perf_counter()
     run = _prepare_demo(out_dir, config_path, overrides, show_progress)
-    out_dir, config, task, trainer = run
-    if task.config.data.dataset != "grefs":
+    if run.task.config.data.dataset != "grefs":
         raise ValueError(f"{config_path}: the generalized demo needs data.dataset: grefs")
-    data_seconds, summary, train_seconds = _generate_and_train(
+    out_dir = run.out_dir
+    summary, scored, timings = _generate_train_score(
         run,
-        data_step="generalized synthetic benchmark (gRefCOCO format)",
-        train_step=f"training ({task.config.model.variant} + presence head)",
+        score_generalized,
+        steps=(
+            "generalized synthetic benchmark (gRefCOCO format)",
+            f"training ({run.task.config.model.variant} + presence head)",
+            "benchmark on the test split (gIoU, cIoU, N_acc, T_acc; targeted oIoU)",
+        ),
     )
-
-    print("[3/4] benchmark on the test split (gIoU, cIoU, N_acc, T_acc; targeted oIoU)")
-    t0 = time.perf_counter()
-    batch = trainer.settings.eval_batch_size
-    scored = score_generalized(out_dir / "train/checkpoints/best", config["data"]["root"], batch)
     result = scored["result"]
-    bench_seconds = time.perf_counter() - t0
 
     print(f"[4/4] overlay pictures -> {out_dir / 'overlays'}")
     pictures = write_generalized_overlays(scored["model"], scored["dataset"], out_dir / "overlays")
@@ -126,9 +124,7 @@ def run_generalized_demo(
             "protocol": result.get("protocol", "lavt"),
             "best_val_gIoU": summary.best_value,
             "train_steps": summary.global_step,
-            "data_seconds": round(data_seconds, 1),
-            "train_seconds": round(train_seconds, 1),
-            "benchmark_seconds": round(bench_seconds, 1),
+            **{name: round(seconds, 1) for name, seconds in timings.items()},
             "wall_seconds": round(wall, 1),
             "torch_threads": torch.get_num_threads(),
         }
