@@ -18,11 +18,10 @@ from bicor.models.variants import DEFAULT_VARIANT, VARIANTS
 from btdnet.models.hub import push_model_to_hub, resolve_model_source
 from btdnet.models.image_encoder import ImageEncoder
 from btdnet.models.serialization import (
-    CONFIG_NAME,
-    CheckpointError,
     load_model_dir,
     load_state_strict,
     save_model_dir,
+    unbuildable_checkpoint,
 )
 
 MODEL_TYPE = "bicor"
@@ -341,10 +340,6 @@ def load_bicor(directory: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
     try:
         model = build_bicor_from_config(BiCoRConfig.from_dict(config_dict), pretrained=False)
     except Exception as error:  # a config this toolkit cannot build: one line, the folder named
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{Path(directory) / CONFIG_NAME}: cannot load the checkpoint "
-            f"({type(error).__name__}: {detail})"
-        ) from error
+        raise unbuildable_checkpoint(directory, error) from error
     load_state_strict(model, state, str(directory))
     return model.to(map_location)

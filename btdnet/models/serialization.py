@@ -45,6 +45,7 @@ __all__ = [
     "read_model_config",
     "read_state_dict",
     "save_model_dir",
+    "unbuildable_checkpoint",
 ]
 
 
@@ -180,6 +181,14 @@ def save_model_dir(
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def unbuildable_checkpoint(directory: str | Path, error: BaseException) -> CheckpointError:
+    """The one-line error for a checkpoint whose config this toolkit cannot build a model
+    from: its ``config.json`` named, then the cause's type and first line."""
+    return CheckpointError(
+        f"{Path(directory) / CONFIG_NAME}: cannot load the checkpoint ({_first_line(error)})"
+    )
 
 
 def _kind(model_type: object) -> str:

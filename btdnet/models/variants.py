@@ -37,6 +37,7 @@ from btdnet.models.serialization import (
     CheckpointError,
     load_model_dir,
     load_state_strict,
+    unbuildable_checkpoint,
 )
 from btdnet.models.text_encoder import TextEncoder, build_text_model, text_config_dict
 from btdnet.models.twin_stream_decoder import TwinStreamDecoder
@@ -280,11 +281,7 @@ def load_model(
     except TextEncoderLoadError as error:  # already one line naming the text encoder's folder
         raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: {error}") from error
     except Exception as error:  # a config this toolkit cannot build: one line, the folder named
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{Path(directory) / CONFIG_NAME}: cannot load the checkpoint "
-            f"({type(error).__name__}: {detail})"
-        ) from error
+        raise unbuildable_checkpoint(directory, error) from error
     if model.dmols is None:
         state = {k: v for k, v in state.items() if not k.startswith(TRAINING_HEADS_PREFIX)}
     elif not has_heads:
