@@ -69,7 +69,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
     the main process, None elsewhere) on ``args.dataset`` / ``args.split``.
 
     Reads ``args``: checkpoint, predictions, save_predictions, dataset, root, split, protocol,
-    window, stride, tta, tta_scales, window_batch, batch_size, num_workers.
+    window, stride, border, tta, tta_scales, window_batch, batch_size, num_workers.
     """
     protocol = _check_args(args)
     tta_spec, tta_scales = getattr(args, "tta", None), getattr(args, "tta_scales", None)
@@ -102,6 +102,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
         stride=stride,
         tta=tta,
         window_batch=args.window_batch,
+        border=getattr(args, "border", "clamp"),
         show_progress=True,
         on_prediction=None
         if save_dir is None
@@ -114,6 +115,7 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
         "protocol": protocol,
         "window": window,
         "stride": stride,
+        "border": getattr(args, "border", "clamp"),
         "tta": tta.describe(),
         "checkpoint": str(args.checkpoint),
     }

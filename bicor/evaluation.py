@@ -36,11 +36,13 @@ def predict_logits(
     tta: TestTimeAugment | None = None,
     window_batch: int = 4,
     device: torch.device | str | None = None,
+    border: str = "clamp",
 ) -> Tensor:
     """(B, 3, H, W) -> (B, K, H, W) logits of a BiCoR model by sliding windows.
 
     ``window`` defaults to the model's ``config.image_size`` and ``stride`` to 2/3 of the window
-    (one third overlap); an image no larger than the window is one forward pass.
+    (one third overlap); an image no larger than the window is one forward pass. ``border``:
+    "clamp" or "pad" (GeoSeg's test patches; :func:`bicor.inference.sliding_window_predict`).
     """
     config = model.config
     window = int(window or config.image_size)
@@ -59,6 +61,7 @@ def predict_logits(
         tta=tta,
         window_batch=window_batch,
         device=device,
+        border=border,
     )
 
 
@@ -75,6 +78,7 @@ def evaluate_closed_set(
     flip_tta: bool = False,
     tta: TestTimeAugment | None = None,
     window_batch: int = 4,
+    border: str = "clamp",
     show_progress: bool = False,
     on_prediction: Callable[[str, Tensor], None] | None = None,
 ) -> dict[str, Any]:
@@ -86,7 +90,7 @@ def evaluate_closed_set(
         accelerator: an ``accelerate.Accelerator`` (None: single process, model's device).
         class_names: K names (default: the model's).
         eval_classes: classes entering mIoU / mF1 (default: all), e.g. a protocol's.
-        window, stride, flip_tta, tta, window_batch: sliding-window settings (see
+        window, stride, flip_tta, tta, window_batch, border: sliding-window settings (see
             :func:`predict_logits`).
         on_prediction: called on each process with ``(sample_id, (H, W) class ids)`` for every
             image of its batches (needs ``sample_id`` in the batches), e.g. to save them.
@@ -114,6 +118,7 @@ def evaluate_closed_set(
                 tta=tta,
                 window_batch=window_batch,
                 device=device,
+                border=border,
             )
             preds = logits.argmax(dim=1)  # (B, H, W)
             if on_prediction is not None:

@@ -3,10 +3,16 @@
 A 6000 x 6000 Potsdam tile never goes to the device whole: windows are cut on the image's own
 device (usually the CPU), sent to the model ``window_batch`` at a time, and their logits summed
 into a (B, K, H, W) buffer on the image's device, then divided by the per-pixel window count.
+
+Two ways to meet the border (``border``): ``"clamp"`` moves the last window of a row or column
+back inside the image (it overlaps its neighbour; the logits are averaged); ``"pad"`` is
+GeoSeg's test patches (the authors' setting): the image is padded at the bottom/right with
+black pixels until the windows tile it exactly, and the padding is cropped from the logits.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -14,8 +20,29 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bicor.tta import TestTimeAugment
+from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 
 ModelFn = Callable[[Tensor], Tensor]
+BORDERS = ("clamp", "pad")
+
+
+def padded_length(length: int, window: int, stride: int) -> int:
+    """The length ``border="pad"`` pads to: windows every ``stride`` end exactly there
+    (``ceil(length / window) * window`` when ``stride == window``, GeoSeg's padding)."""
+    if length <= window:
+        return window
+    return window + math.ceil((length - window) / stride) * stride
+
+
+def pad_black(image: Tensor, height: int, width: int) -> Tensor:
+    """(B, 3, H, W) normalised -> (B, 3, height, width): black pixels (RGB 0, ImageNet
+    normalisation) added at the bottom/right, as GeoSeg pads its test tiles."""
+    mean = torch.tensor(IMAGENET_MEAN, dtype=image.dtype, device=image.device)
+    std = torch.tensor(IMAGENET_STD, dtype=image.dtype, device=image.device)
+    black = (-mean / std).view(1, 3, 1, 1)
+    out = black.expand(image.shape[0], 3, height, width).clone()
+    out[:, :, : image.shape[-2], : image.shape[-1]] = image
+    return out
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
@@ -51,6 +78,7 @@ def sliding_window_predict(
     tta: TestTimeAugment | None = None,
     window_batch: int = 4,
     device: torch.device | str | None = None,
+    border: str = "clamp",
 ) -> Tensor:
     """Logits of a whole image from overlapping windows.
 
@@ -66,6 +94,8 @@ def sliding_window_predict(
         tta: the test-time views averaged on every window (see :mod:`bicor.tta`).
         window_batch: windows per model call.
         device: where the model runs (default: the image's device).
+        border: "clamp" (windows moved inside the image) or "pad" (GeoSeg's black padding at
+            the bottom/right, every window at a multiple of the stride; see the module notes).
 
     Returns:
         (B, K, H, W) float32 logits on the image's device: overlapping windows averaged.
@@ -74,14 +104,20 @@ def sliding_window_predict(
         raise ValueError(f"image must be (B, 3, H, W), got {tuple(image.shape)}")
     if window_batch < 1:
         raise ValueError(f"window_batch must be >= 1, got {window_batch}")
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
     if tta is None:
         tta = TestTimeAugment(hflip=flip_tta, vflip=flip_tta)
     win_h, win_w = _pair(window, "window")
     stride_h, stride_w = _pair(stride, "stride")
     batch, _, height, width = image.shape
     device = torch.device(device) if device is not None else image.device
-    pad_h, pad_w = max(0, win_h - height), max(0, win_w - width)
-    padded = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
+    if border == "pad":
+        full = (padded_length(height, win_h, stride_h), padded_length(width, win_w, stride_w))
+        padded = pad_black(image, *full) if full != (height, width) else image
+    else:
+        pad_h, pad_w = max(0, win_h - height), max(0, win_w - width)
+        padded = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
     full_h, full_w = padded.shape[-2:]
     logits = torch.zeros(batch, num_classes, full_h, full_w, device=image.device)
     counts = torch.zeros(1, 1, full_h, full_w, device=image.device)

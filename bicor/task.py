@@ -11,7 +11,7 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
-    eval:  {protocol: geoseg | mmseg, window, stride, flip_tta, window_batch,
+    eval:  {protocol: geoseg | mmseg, window, stride, border: clamp | pad, flip_tta, window_batch,
             tta: {hflip, vflip, rot90, scales}}                           # bicor.tta
     train: {...}                                                          # TrainSettings
 
@@ -36,6 +36,7 @@ from bicor.data.builder import CLOSED_SET_DATASETS, build_closed_set_dataset
 from bicor.data.synthetic_seg import CLASSES as SYNTHETIC_CLASSES
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
+from bicor.inference import BORDERS
 from bicor.models import BiCoRConfig, BiCoRSeg, build_bicor, load_bicor_weights
 from bicor.models.bicor_seg import LEGACY_FIELDS
 from bicor.models.variants import VARIANTS
@@ -127,12 +128,14 @@ class SegEvalSection:
     protocol: str = "geoseg"
     window: int | None = None
     stride: int | None = None
+    border: str = "clamp"  # or "pad": GeoSeg's test patches (bicor.inference)
     flip_tta: bool = False
     window_batch: int = 4
     tta: dict[str, Any] | None = None  # bicor.tta.TestTimeAugment: {hflip, vflip, rot90, scales}
 
     def __post_init__(self) -> None:
         check_choice(self.protocol, PROTOCOL_NAMES, "eval.protocol")
+        check_choice(self.border, BORDERS, "eval.border")
         if self.tta is not None:
             refuse_unknown_keys(self.tta, ("hflip", "vflip", "rot90", "scales"), "eval.tta")
 
@@ -241,6 +244,7 @@ class SegTask:
             flip_tta=settings.flip_tta,
             tta=TestTimeAugment.from_config(settings.tta),
             window_batch=settings.window_batch,
+            border=settings.border,
         )
 
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:

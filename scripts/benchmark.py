@@ -62,7 +62,8 @@ closed-set (--task seg, BiCoR-Seg checkpoints or prediction files; bicor/benchma
   bicubic rescalings of each window (and back); --tta authors = the setting of the authors'
   test script for --dataset (ttach, as ShiJinghao566/BiCoR-Seg test_*.py): vaihingen flips x
   rot90 x scales 0.5 0.75 1 1.25 1.5 (40 views), loveda hflip x scales 0.75 1 1.25 1.5 (8),
-  potsdam flips (4). The JSON's "tta" records the views used.
+  potsdam flips (4). The JSON's "tta" records the views used. The authors' setting in full:
+  --window 1024 --stride 1024 --border pad --tta authors.
   --predictions DIR: one file per image of the split, named after the image file's stem
   (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding
   class indices 0..K-1 in the toolkit's class order: single-band PNG/TIFF, or a palette/colour
@@ -104,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--window", type=int, default=None, help="seg: sliding-window size")
     parser.add_argument("--stride", type=int, default=None, help="seg: sliding-window step")
     parser.add_argument("--window-batch", type=int, default=4, help="seg: windows per forward")
+    parser.add_argument(
+        "--border",
+        choices=["clamp", "pad"],
+        default="clamp",
+        help="seg: last window moved inside the image (clamp), or the image padded black at the "
+        "bottom/right until the windows tile it (pad: GeoSeg's test patches, the authors')",
+    )
     parser.add_argument(
         "--tta",
         nargs="?",

@@ -46,13 +46,15 @@ def reference_scores(
     *,
     window: int | None = None,
     stride: int | None = None,
+    border: str = "clamp",
 ) -> dict[str, Any]:
     """Score ``model`` (a BiCoRSeg) on every item of ``dataset`` without btdnet.metrics."""
     model.eval()
     pairs = []
     for index in range(len(dataset)):
         item = dataset[index]
-        logits = predict_logits(model, item["pixel_values"][None], window=window, stride=stride)
+        pixels = item["pixel_values"][None]
+        logits = predict_logits(model, pixels, window=window, stride=stride, border=border)
         pairs.append((logits[0].argmax(0).numpy(), item["mask"].numpy()))
     k = model.config.num_classes
     result = scores_from_confusion(confusion(pairs, k, model.config.ignore_index), eval_classes)

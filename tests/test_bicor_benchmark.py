@@ -168,12 +168,14 @@ def test_benchmark_tta_flip_and_scales_match_the_views_written_by_hand(checkpoin
         "--window=64",  # one window per 64 x 64 image: the TTA alone decides
         "--num-workers=0",
     ]
-    tta = [*common, "--tta", "hflip", "--tta-scales", "0.5", "1"]
+    tta = [*common, "--border=pad", "--tta", "hflip", "--tta-scales", "0.5", "1"]
     argv = [*tta, f"--save-predictions={tmp_path / 'tta'}", f"--json={tmp_path / 'r.json'}"]
     assert _script("benchmark").main(argv) == 0
     plain = [*common, f"--save-predictions={tmp_path / 'plain'}"]
     assert _script("benchmark").main(plain) == 0
-    record = json.loads((tmp_path / "r.json").read_text())["tta"]
+    results = json.loads((tmp_path / "r.json").read_text())
+    assert results["border"] == "pad"  # 64 x 64 images in 64 windows: nothing to pad
+    record = results["tta"]
     assert record == {"hflip": True, "vflip": False, "rot90": False, "scales": [0.5, 1.0]} | {
         "views": 4
     }

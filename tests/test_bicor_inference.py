@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bicor.inference import sliding_window_predict, window_starts
+from bicor.inference import padded_length, sliding_window_predict, window_starts
 
 
 def test_window_starts_clamp_the_last_window():
@@ -84,3 +84,32 @@ def test_rejects_wrong_model_output():
 
     with pytest.raises(ValueError, match="model_fn returned"):
         sliding_window_predict(model_fn, torch.zeros(1, 3, 8, 8), num_classes=2, window=4, stride=4)
+
+
+def test_pad_border_is_geoseg_test_patches_by_hand():
+    # 5 x 7 image, 4 x 4 windows every 4: padded to 8 x 8, four windows that do not overlap
+    image = torch.arange(35, dtype=torch.float32).reshape(1, 1, 5, 7).expand(1, 3, 5, 7)
+    seen = []
+
+    def model_fn(batch):  # logits = the window's mean of channel 0, and the pixel itself
+        seen.append(batch[:, 0].clone())
+        mean = batch[:, :1].mean(dim=(-2, -1), keepdim=True).expand_as(batch[:, :1])
+        return torch.cat([mean, batch[:, :1]], dim=1)
+
+    out = sliding_window_predict(
+        model_fn, image, num_classes=2, window=4, stride=4, window_batch=8, border="pad"
+    )
+    assert out.shape == (1, 2, 5, 7)
+    torch.testing.assert_close(out[0, 1], image[0, 0])  # no window overlaps: pixels unchanged
+    black = -0.485 / 0.229  # channel 0 of an RGB 0 pixel after ImageNet normalisation
+    padded = torch.full((8, 8), black)
+    padded[:5, :7] = image[0, 0]
+    windows = [padded[y : y + 4, x : x + 4] for y in (0, 4) for x in (0, 4)]
+    torch.testing.assert_close(seen[0], torch.stack(windows))
+    torch.testing.assert_close(out[0, 0, 4, 6], windows[3].mean())  # bottom-right: half padding
+    assert padded_length(5, 4, 4) == 8 and padded_length(1024, 1024, 1024) == 1024
+    assert padded_length(2000, 1024, 1024) == 2048 and padded_length(10, 4, 3) == 10
+    clamped = sliding_window_predict(model_fn, image, num_classes=2, window=4, stride=4)
+    assert not torch.allclose(clamped[0, 0], out[0, 0])  # clamp: other windows, other means
+    with pytest.raises(ValueError, match="border must be one of"):
+        sliding_window_predict(model_fn, image, num_classes=2, window=4, stride=4, border="x")

@@ -17,7 +17,7 @@ from bicor.models import build_bicor
 
 REPO = Path(__file__).resolve().parents[1]
 TEST_TILES = {"2": (24, 32), "4": (16, 24)}  # GeoSeg test tiles (the others are absent)
-SOURCE_KEYS = {"checkpoint", "window", "stride", "tta", "predictions"}
+SOURCE_KEYS = {"checkpoint", "window", "stride", "border", "tta", "predictions"}
 
 
 def _benchmark(argv: list[str]) -> int:
