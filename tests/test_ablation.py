@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,6 +173,7 @@ def _tiny_config(tmp: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,3 +233,26 @@ def test_a_folder_of_other_files_or_another_config_is_refused(
     other = [*args, "--out", str(out), "--set", "train.lr=0.5"]
     assert ablation_cli.main(other) == 1
     assert "another base config (train.lr" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_two_processes_take_one_variant_each(tmp_path: Path) -> None:
+    """Under a launcher (torchrun, as accelerate launch does) each process trains whole
+    variants alone: the trainer of each sees one process."""
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    assert torchrun, "torchrun not found beside the interpreter"
+    config, out = _tiny_config(tmp_path), tmp_path / "abl"
+    root = Path(__file__).resolve().parents[1]
+    command = [torchrun, "--standalone", "--nproc_per_node=2", str(root / "scripts/ablate.py")]
+    command += ["--config", str(config), "--out", str(out), "--no-progress", "--seeds", "0"]
+    command += ["--variants", "full", "family_baseline"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    workers = {
+        name: json.loads((out / "runs" / name / "seed-0" / "result.json").read_text())["worker"]
+        for name in ("full", "family_baseline")
+    }
+    assert workers == {"full": 0, "family_baseline": 1}
+    config_saved = yaml.safe_load((out / "runs/full/seed-0/train/config.yaml").read_text())
+    assert config_saved["model"]["overrides"]["use_dmols"] is True

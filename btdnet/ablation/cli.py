@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                 base,
                 show_progress=not args.no_progress,
                 keep_checkpoints=args.keep_checkpoints,
+                worker=info.rank,
             )
         summary, files = runner.write_ablation_tables(args.out, variants, title=title)
     except KeyboardInterrupt:

@@ -143,9 +143,16 @@ def _train(spec: RunSpec, config: dict[str, Any], show_progress: bool) -> dict[s
 
 
 def run_one(
-    spec: RunSpec, base: Mapping[str, Any], *, show_progress: bool, keep_checkpoints: bool
+    spec: RunSpec,
+    base: Mapping[str, Any],
+    *,
+    show_progress: bool,
+    keep_checkpoints: bool,
+    worker: int = 0,
 ) -> dict[str, Any]:
-    """Train, score and record one run; return (and write, last) its ``result.json``."""
+    """Train, score and record one run; return (and write, last) its ``result.json``.
+
+    ``worker`` is the rank of the process that ran it (several GPUs), kept in the result."""
     config = run_config(base, spec)
     training = _train(spec, config, show_progress)
     scores = score_checkpoint(
@@ -167,6 +174,7 @@ def run_one(
         "swap_drop": subset["oIoU"] - swapped["oIoU"],
         "swapped_samples": swapped["samples"],
         **training,
+        "worker": worker,
     }
     write_text_atomic(spec.result_path, json.dumps(result, indent=2) + "\n")
     if not keep_checkpoints:
@@ -197,6 +205,7 @@ def run_ablation(
     *,
     show_progress: bool = True,
     keep_checkpoints: bool = False,
+    worker: int = 0,
     report: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Run every spec in order, skipping finished ones; return all their results."""
@@ -209,7 +218,8 @@ def run_ablation(
             results.append(read_result(spec.result_path))
             continue
         report(f"{prefix}: {'resuming' if state == 'interrupted' else 'training'}")
-        result = run_one(spec, base, show_progress=show_progress, keep_checkpoints=keep_checkpoints)
+        options = {"show_progress": show_progress, "keep_checkpoints": keep_checkpoints}
+        result = run_one(spec, base, worker=worker, **options)
         report(
             f"{prefix}: test oIoU {result['oIoU']:.2f}, mIoU {result['mIoU']:.2f}, swap drop "
             f"{result['swap_drop']:.2f}, {result['train_seconds']:.0f} s"
