@@ -23,32 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from pycocotools import mask as mask_utils
-from tqdm import tqdm
 
 from btdnet.safe_write import write_text_atomic
 
 from .generalized import choose_generalized
 from .scene import CATEGORIES, RRSISD_CATEGORIES
 from .writer import (
-    JPEG_QUALITY,
     SPLIT_CODES,
     _check_arguments,
     claim_output_folder,
+    each_image,
     make_synthetic_image,
+    save_jpeg,
+    sentence_entry,
+    write_record,
 )
 
 REFS_NAME = "grefs(unc).json"
 INSTANCES_NAME = "instances.json"
 IMAGES_NAME = "images"
 GENERALIZED_STREAM = 7  # the extra seed element of the generalized expressions' random stream
-
-
-def _sentence(sent_id: int, text: str) -> dict[str, Any]:
-    tokens = text.split()
-    return {"tokens": tokens, "raw": text[0].upper() + text[1:], "sent_id": sent_id,
-            "sent": " ".join(tokens)}  # fmt: skip
 
 
 def _random_round(value: float, rng: np.random.Generator) -> int:
@@ -76,7 +71,7 @@ class _Refs:
             texts: list[str]) -> None:  # fmt: skip
         sentences = []
         for text in texts:
-            sentences.append(_sentence(self.sent_id, text))
+            sentences.append(sentence_entry(self.sent_id, text))
             self.sent_id += 1
         self.refs.append({
             "ref_id": len(self.refs), "image_id": image["id"], "ann_id": ann_ids or [-1],
@@ -92,7 +87,7 @@ def _write_image(
     """Render one scene; return its image entry, annotations and the expressions to add."""
     sample = make_synthetic_image(options["seed"], split, index, image_size=options["size"])
     file_name = f"{image_id:05d}.jpg"
-    Image.fromarray(sample.image).save(out / IMAGES_NAME / file_name, quality=JPEG_QUALITY)
+    save_jpeg(out / IMAGES_NAME / file_name, sample.image)
     size = options["size"]
     image = {"id": image_id, "file_name": file_name, "width": size, "height": size}
     annotations = []
@@ -149,26 +144,21 @@ def generate_synthetic_grefs(
     (out / IMAGES_NAME).mkdir(parents=True, exist_ok=True)
     images, annotations, refs = [], [], _Refs()
     absent = Counter()
-    progress = tqdm(total=sum(counts.values()), desc="synthetic gRefCOCO", unit="img",
-                    disable=not show_progress)  # fmt: skip
-    for split, count in counts.items():
-        for index in range(count):
-            first_ann = len(annotations) + 1
-            image, anns, targeted, negatives = _write_image(
-                out, split, index, len(images) + 1, first_ann, options
-            )
-            images.append(image)
-            annotations.extend(anns)
-            for objects, texts in targeted:
-                objects = (objects,) if isinstance(objects, int) else objects
-                ids = [first_ann + o for o in objects]
-                refs.add(image, split, ids, [anns[o]["category_id"] for o in objects], texts)
-            for kind, expression, text in negatives:
-                absent[kind] += 1
-                category = CATEGORIES[expression.category].category_id
-                refs.add(image, split, [], [category], [text])
-            progress.update(1)
-    progress.close()
+    for split, index in each_image(counts, "synthetic gRefCOCO", show_progress):
+        first_ann = len(annotations) + 1
+        image, anns, targeted, negatives = _write_image(
+            out, split, index, len(images) + 1, first_ann, options
+        )
+        images.append(image)
+        annotations.extend(anns)
+        for objects, texts in targeted:
+            objects = (objects,) if isinstance(objects, int) else objects
+            ids = [first_ann + o for o in objects]
+            refs.add(image, split, ids, [anns[o]["category_id"] for o in objects], texts)
+        for kind, expression, text in negatives:
+            absent[kind] += 1
+            category = CATEGORIES[expression.category].category_id
+            refs.add(image, split, [], [category], [text])
     categories = [{"id": i, "name": name} for i, name in enumerate(RRSISD_CATEGORIES)]
     instances = {"images": images, "annotations": annotations, "categories": categories}
     write_text_atomic(out / REFS_NAME, json.dumps(refs.refs))
@@ -176,10 +166,7 @@ def generate_synthetic_grefs(
     stats = summarise_grefs(refs.refs, len(images))
     stats["no_target_kinds"] = dict(sorted(absent.items()))
     arguments = {**counts, **options, "counts_are": "images per split"}
-    record = {"generator": "btdnet.data.synthetic (generalized)", "arguments": arguments,
-              "stats": stats}  # fmt: skip
-    write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
-    return {**stats, "seconds": round(time.perf_counter() - start, 3)}
+    return write_record(out, "btdnet.data.synthetic (generalized)", arguments, stats, start)
 
 
 def summarise_grefs(refs: list[dict[str, Any]], images: int) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import pickle
 import re
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,53 +152,72 @@ def generate_synthetic_rrsisd(
     (out / REFS_PATH).parent.mkdir(parents=True, exist_ok=True)
 
     images, annotations, refs = [], [], []
-    image_id = ann_id = ref_id = sent_id = 0
-    progress = tqdm(
-        total=sum(counts.values()), desc="synthetic RRSIS-D", unit="img", disable=not show_progress
-    )
-    for split, count in counts.items():
-        for index in range(count):
-            sample = make_synthetic_image(seed, split, index, image_size=size, regime=regime)
-            image_id += 1
-            file_name = f"{image_id:05d}.jpg"
-            with atomic_output(image_dir / file_name) as tmp:
-                Image.fromarray(sample.image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
-            images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
-            for obj_index, (obj, mask) in enumerate(zip(sample.scene.objects, sample.masks)):
-                ann_id += 1
-                category_id = CATEGORIES[obj.category].category_id
-                annotations.append(_annotation(ann_id, image_id, category_id, mask))
-                if obj_index not in sample.expressions:
-                    continue
-                sentences = []
-                for _, text in sample.expressions[obj_index]:
-                    tokens = text.split()
-                    raw = text[0].upper() + text[1:]
-                    sentences.append(
-                        {"tokens": tokens, "raw": raw, "sent_id": sent_id, "sent": " ".join(tokens)}
-                    )
-                    sent_id += 1
-                refs.append(
-                    {
-                        "ref_id": ref_id,
-                        "ann_id": ann_id,
-                        "image_id": image_id,
-                        "sent_ids": [s["sent_id"] for s in sentences],
-                        "split": split,
-                        "file_name": file_name,
-                        "category_id": category_id,
-                        "sentences": sentences,
-                    }
-                )
-                ref_id += 1
-            progress.update(1)
-    progress.close()
+    image_id = ann_id = sent_id = 0
+    for split, index in each_image(counts, "synthetic RRSIS-D", show_progress):
+        sample = make_synthetic_image(seed, split, index, image_size=size, regime=regime)
+        image_id += 1
+        file_name = f"{image_id:05d}.jpg"
+        save_jpeg(image_dir / file_name, sample.image)
+        images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        for obj_index, (obj, mask) in enumerate(zip(sample.scene.objects, sample.masks)):
+            ann_id += 1
+            category_id = CATEGORIES[obj.category].category_id
+            annotations.append(_annotation(ann_id, image_id, category_id, mask))
+            if obj_index not in sample.expressions:
+                continue
+            texts = [text for _, text in sample.expressions[obj_index]]
+            sentences = [sentence_entry(sent_id + k, text) for k, text in enumerate(texts)]
+            sent_id += len(sentences)
+            refs.append(
+                {
+                    "ref_id": len(refs),
+                    "ann_id": ann_id,
+                    "image_id": image_id,
+                    "sent_ids": [s["sent_id"] for s in sentences],
+                    "split": split,
+                    "file_name": file_name,
+                    "category_id": category_id,
+                    "sentences": sentences,
+                }
+            )
     _remove_surplus_images(image_dir, image_id, previous_images)
 
     instances = _write_index(out, refs, images, annotations)
     stats = summarise(refs, instances)
     arguments = dict(counts, size=size, seed=seed, regime=regime, counts_are="images per split")
-    record = {"generator": "btdnet.data.synthetic", "arguments": arguments, "stats": stats}
+    return write_record(out, "btdnet.data.synthetic", arguments, stats, start)
+
+
+def each_image(counts: dict[str, int], desc: str, show_progress: bool) -> Iterator[tuple[str, int]]:
+    """``(split, index)`` of every image to write, in image-id order (train, val, test), under
+    one progress bar named ``desc``."""
+    progress = tqdm(total=sum(counts.values()), desc=desc, unit="img", disable=not show_progress)
+    for split, count in counts.items():
+        for index in range(count):
+            yield split, index
+            progress.update(1)
+    progress.close()
+
+
+def save_jpeg(path: Path, image: np.ndarray) -> None:
+    """Write an (H, W, 3) uint8 scene as JPEG (quality ``JPEG_QUALITY``), atomically."""
+    with atomic_output(path) as tmp:
+        Image.fromarray(image).save(tmp, format="JPEG", quality=JPEG_QUALITY)
+
+
+def sentence_entry(sent_id: int, text: str) -> dict[str, Any]:
+    """A sentence as RRSIS-D and gRefCOCO store it: tokens, raw (capitalised), id, sent."""
+    tokens = text.split()
+    return {"tokens": tokens, "raw": text[0].upper() + text[1:], "sent_id": sent_id,
+            "sent": " ".join(tokens)}  # fmt: skip
+
+
+def write_record(
+    out: Path, generator: str, arguments: dict[str, Any], stats: dict[str, Any], start: float
+) -> dict[str, Any]:
+    """Write ``synthetic.json`` (generator, arguments, statistics); return the statistics plus
+    ``seconds``, the wall time since ``start`` (``time.perf_counter()``)."""
+    record = {"generator": generator, "arguments": arguments, "stats": stats}
     write_text_atomic(out / "synthetic.json", json.dumps(record, indent=2) + "\n")
     return {**stats, "seconds": round(time.perf_counter() - start, 3)}
 
