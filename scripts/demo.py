@@ -9,6 +9,7 @@ import sys
 
 from btdnet.demo import run_demo
 from btdnet.demo_generalized import run_generalized_demo
+from btdnet.engine.cli import add_overrides_argument
 
 
 def main() -> int:
@@ -31,27 +32,17 @@ def main() -> int:
         "no-target expressions, the presence head, and gIoU/cIoU/N_acc/T_acc "
         "(targets: gIoU >= 55, N_acc >= 80, T_acc >= 80, <= 15 min on 2 cores)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value (as in train_rrsis.py)",
-    )
+    add_overrides_argument(parser, "override a config value (as in train_rrsis.py)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args()
-    if args.generalized:
-        run_generalized_demo(
-            args.out or "runs/demo_generalized",
-            config_path=args.config or "configs/synthetic_generalized.yaml",
-            overrides=args.overrides,
-            show_progress=not args.no_progress,
-        )
-        return 0
-    run_demo(
-        args.out or "runs/demo",
-        config_path=args.config or "configs/synthetic.yaml",
+    run, out, config = (
+        (run_generalized_demo, "runs/demo_generalized", "configs/synthetic_generalized.yaml")
+        if args.generalized
+        else (run_demo, "runs/demo", "configs/synthetic.yaml")
+    )
+    run(
+        args.out or out,
+        config_path=args.config or config,
         overrides=args.overrides,
         show_progress=not args.no_progress,
     )

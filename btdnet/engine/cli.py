@@ -65,6 +65,13 @@ def find_run_dir(path: Path) -> Path:
     )
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``args.overrides``, for ``load_config``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
 def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
@@ -73,13 +80,9 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.lr=1e-4 --set data.root=datasets/rrsisd",
+    add_overrides_argument(
+        parser,
+        "override a config value, e.g. --set train.lr=1e-4 --set data.root=datasets/rrsisd",
     )
     parser.add_argument(
         "--output-dir", type=Path, help="where to write (default: the config's output_dir)"
