@@ -10,13 +10,14 @@
 
 The rows are first written, strip by strip, into tiled GeoTIFFs in the parts folder; GDAL's
 COG driver then copies them with overviews, and GDAL's polygonizer reads the mask line by
-line. GeoPackage output uses fiona (GDAL/OGR's vector side, maintained with rasterio).
+line. Each polygon's score and pixel count come from :mod:`scene_objects` (one labelling pass
+over the mask and probability, strip by strip), not from rasterizing it again. GeoPackage
+output uses fiona (GDAL/OGR's vector side, maintained with rasterio).
 """
 
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from btdnet.predict.geo import GeoReference, require_rasterio
+from btdnet.predict.scene_objects import ObjectTable
 from btdnet.predict.scene_rows import RowPart, to_uint8_probability
 from btdnet.predict.tiling import TileGrid
 
 BLOCK = 512
-SCORE_CHUNK_ROWS = 1024
 GPKG_LAYER = "objects"
 
 
@@ -149,45 +150,6 @@ def pixel_area(geo: GeoReference | None) -> float:
     return abs(a * e - b * d)
 
 
-def _pixel_bounds(geometry: dict[str, Any], inverse: Any, height: int, width: int) -> tuple:
-    cols, rows = [], []
-    for x, y in geometry["coordinates"][0]:
-        col, row = inverse @ (x, y)
-        cols.append(col)
-        rows.append(row)
-    c0, c1 = max(0, math.floor(min(cols))), min(width, math.ceil(max(cols)))
-    r0, r1 = max(0, math.floor(min(rows))), min(height, math.ceil(max(rows)))
-    return r0, r1, c0, c1
-
-
-def object_statistics(
-    geometry: dict[str, Any], probability: Any, rasterio: Any
-) -> tuple[float, int]:
-    """(mean probability, pixel count) of a polygon's pixels in an open uint8 probability
-    dataset, read in chunks of :data:`SCORE_CHUNK_ROWS` rows."""
-    from affine import Affine
-    from rasterio.features import geometry_mask
-    from rasterio.windows import Window
-
-    r0, r1, c0, c1 = _pixel_bounds(
-        geometry, ~probability.transform, probability.height, probability.width
-    )
-    total, count = 0.0, 0
-    for top in range(r0, r1, SCORE_CHUNK_ROWS):
-        window = Window(c0, top, c1 - c0, min(SCORE_CHUNK_ROWS, r1 - top))
-        shape = (int(window.height), int(window.width))
-        inside = geometry_mask(
-            [geometry],
-            out_shape=shape,
-            transform=probability.transform * Affine.translation(c0, top),
-            invert=True,
-        )
-        values = probability.read(1, window=window)[inside]  # (n,)
-        total += float(values.sum(dtype=np.float64))
-        count += int(values.size)
-    return (total / count / 255.0 if count else 0.0), count
-
-
 def iter_objects(
     mask_path: Path, probability_path: Path, geo: GeoReference | None
 ) -> Iterator[dict[str, Any]]:
@@ -196,15 +158,14 @@ def iter_objects(
     from rasterio.features import shapes as polygonize
 
     unit = pixel_area(geo)
-    with (
-        quiet_georeference(),
-        rasterio.open(mask_path) as mask,
-        rasterio.open(probability_path) as probability,
-    ):
+    with quiet_georeference():
+        table = ObjectTable.from_files(mask_path, probability_path)
+    with quiet_georeference(), rasterio.open(mask_path) as mask:
         band = rasterio.band(mask, 1)
+        inverse = ~mask.transform
         shapes = polygonize(band, mask=band, connectivity=4, transform=mask.transform)
         for number, (geometry, _value) in enumerate(shapes, start=1):
-            score, pixels = object_statistics(geometry, probability, rasterio)
+            score, pixels = table.for_polygon(geometry, inverse)
             properties = {
                 "id": number,
                 "score": round(score, 4),
