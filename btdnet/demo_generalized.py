@@ -21,6 +21,7 @@ from btdnet.data import build_referring_dataset
 from btdnet.demo import _denormalise, _generate_train_score, _prepare_demo
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
+from btdnet.evaluation.presence_calibration import presence_sweep, store_presence_threshold
 from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
 
@@ -69,21 +70,46 @@ def write_generalized_overlays(
     return written
 
 
-def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size: int) -> dict:
-    """Score a checkpoint on the generalized test split; also returns model and dataset."""
-    model = load_model(checkpoint).eval()
-    accelerator = make_accelerator()
-    test = build_referring_dataset(
+def _split_loader(model: BTDNet, data_root: str | Path, split: str, batch_size: int, accelerator):
+    dataset = build_referring_dataset(
         "grefs",
         data_root,
-        "test",
+        split,
         model.tokenizer,
         image_size=model.config.image_size,
         max_tokens=model.config.max_tokens,
     )
-    loader = accelerator.prepare(DataLoader(test, batch_size=batch_size, shuffle=False))
+    return dataset, accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+
+
+def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size: int) -> dict:
+    """Score a checkpoint on the generalized test split; also returns model and dataset.
+
+    The presence threshold is first chosen on the val split (best gIoU,
+    :mod:`btdnet.evaluation.presence_calibration`), written into the checkpoint's
+    ``config.json`` (so ``btdnet-predict`` uses it) and the test split is scored at it; the
+    test scores at the untuned 0.5 are returned beside them (``result_at_default``).
+    """
+    model = load_model(checkpoint).eval()
+    accelerator = make_accelerator()
+    _, val_loader = _split_loader(model, data_root, "val", batch_size, accelerator)
+    sweep = presence_sweep(model, val_loader, accelerator)
+    default = model.config.presence_threshold
+    model.config.presence_threshold = sweep["threshold"]
+    store_presence_threshold(checkpoint, sweep["threshold"])
+    test, loader = _split_loader(model, data_root, "test", batch_size, accelerator)
     result = evaluate_referring(model, loader, accelerator, show_progress=False)
-    return {"result": result, "model": model, "dataset": test}
+    at_default = evaluate_referring(
+        model, loader, accelerator, show_progress=False, presence_threshold=default
+    )
+    return {
+        "result": result,
+        "result_at_default": at_default,
+        "sweep": sweep,
+        "default_threshold": default,
+        "model": model,
+        "dataset": test,
+    }
 
 
 def run_generalized_demo(
@@ -123,6 +149,12 @@ def run_generalized_demo(
             "split": "test",
             "protocol": result.get("protocol", "lavt"),
             "best_val_gIoU": summary.best_value,
+            "presence_threshold": scored["sweep"]["threshold"],
+            "presence_threshold_chosen_on": "val (best gIoU)",
+            "at_default_threshold": {
+                "threshold": scored["default_threshold"],
+                **{k: scored["result_at_default"].get(k) for k in METRIC_KEYS[:4]},
+            },
             "train_steps": summary.global_step,
             **{name: round(seconds, 1) for name, seconds in timings.items()},
             "wall_seconds": round(wall, 1),
@@ -150,6 +182,11 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path, pictures: int) -> Non
         f"cIoU {_fmt(metrics['cIoU'])}  "
         f"N_acc {_fmt(metrics['N_acc'])} (target >= {TARGETS['N_acc']:.0f})  "
         f"T_acc {_fmt(metrics['T_acc'])} (target >= {TARGETS['T_acc']:.0f})\n"
+        f"  at presence threshold {metrics['presence_threshold']:.2f}, chosen on val "
+        f"(at {metrics['at_default_threshold']['threshold']:.2f}: "
+        f"gIoU {_fmt(metrics['at_default_threshold']['gIoU'])}, "
+        f"N_acc {_fmt(metrics['at_default_threshold']['N_acc'])}, "
+        f"T_acc {_fmt(metrics['at_default_threshold']['T_acc'])})\n"
         f"  targeted samples: oIoU {_fmt(metrics['oIoU'])}  mIoU {_fmt(metrics['mIoU'])}  "
         f"Pr@0.5 {_fmt(metrics['Pr@0.5'])}\n"
         f"wall time {metrics['wall_seconds'] / 60:.1f} min (target <= {TARGET_MINUTES:.0f}): "

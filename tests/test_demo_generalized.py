@@ -19,6 +19,11 @@ def test_generalized_demo_writes_metrics_overlays_and_checkpoint(tmp_path, tiny_
     assert saved["samples"] == saved["samples_no_target"] + saved["samples_targeted"]
     assert set(saved["targets_met"]) == {"gIoU>=55", "N_acc>=80", "T_acc>=80", "minutes<=15"}
     assert (out / "train" / "checkpoints" / "best" / "model.safetensors").is_file()
+    # the threshold chosen on val is the one saved with the best checkpoint
+    config = json.loads((out / "train" / "checkpoints" / "best" / "config.json").read_text())
+    assert config["config"]["presence_threshold"] == saved["presence_threshold"]
+    assert 0.0 < saved["presence_threshold"] < 1.0
+    assert saved["at_default_threshold"]["threshold"] == 0.5
     assert (out / "data" / "grefs(unc).json").is_file()
     logged = [
         json.loads(line) for line in (out / "train" / "metrics.jsonl").read_text().splitlines()

@@ -1,0 +1,113 @@
+"""Choosing the presence threshold on a validation split: hand-valued sweeps, and the sweep of
+one pass agrees with evaluate_referring run again at each threshold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from btdnet.evaluation import evaluate_referring
+from btdnet.evaluation.presence_calibration import (
+    PresenceRow,
+    choose_threshold,
+    collect_presence_rows,
+    rows_at_threshold,
+    store_presence_threshold,
+    sweep_rows,
+)
+from tests.test_benchmark_generalized import BlockModel, val  # noqa: F401 (fixture)
+
+# A: targeted, painted I 30 / U 50 (pred 40), p 0.9      B: targeted, I 10 / U 40 (pred 20,
+# so |gt| = 30), p 0.3      C: no-target painted 12 px, p 0.4      D: no-target painted 8 px, p 0.7
+ROWS = [
+    PresenceRow(30, 50, 40, False, 0.9),
+    PresenceRow(10, 40, 20, False, 0.3),
+    PresenceRow(0, 12, 12, True, 0.4),
+    PresenceRow(0, 8, 8, True, 0.7),
+]
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        # every answer painted: IoUs 0.6, 0.25, 0, 0; cIoU 40 / 110
+        (0.25, {"gIoU": 21.25, "cIoU": 100 * 40 / 110, "N_acc": 0, "T_acc": 100}),
+        # B and C empty: IoUs 0.6, 0, 1, 0; U of B becomes |gt| = 30: cIoU 30 / 88
+        (0.5, {"gIoU": 40.0, "cIoU": 100 * 30 / 88, "N_acc": 50, "T_acc": 50}),
+        # only A painted: IoUs 0.6, 0, 1, 1; cIoU 30 / 80
+        (0.8, {"gIoU": 65.0, "cIoU": 37.5, "N_acc": 100, "T_acc": 50}),
+        # nothing painted: IoUs 0, 0, 1, 1; cIoU 0 / (|gt A| = 40 + 30)
+        (0.95, {"gIoU": 50.0, "cIoU": 0.0, "N_acc": 100, "T_acc": 0}),
+    ],
+)
+def test_rows_at_threshold_by_hand(threshold, expected):
+    result = rows_at_threshold(ROWS, threshold).compute()
+    for key, value in expected.items():
+        assert result[key] == pytest.approx(value), key
+
+
+def test_sweep_chooses_the_best_giou():
+    table = sweep_rows(ROWS, [0.25, 0.5, 0.8, 0.95])
+    assert [row["threshold"] for row in table] == [0.25, 0.5, 0.8, 0.95]
+    assert [row["gIoU"] for row in table] == pytest.approx([21.25, 40.0, 65.0, 50.0])
+    assert choose_threshold(table) == 0.8
+
+
+def test_ties_go_to_the_threshold_closest_to_one_half():
+    table = [{"threshold": t, "gIoU": g} for t, g in [(0.2, 70), (0.4, 80), (0.6, 80), (0.7, 80)]]
+    assert choose_threshold(table) == 0.4  # 0.4 and 0.6 equally close: the lower
+    assert choose_threshold(table[2:]) == 0.6
+
+
+def test_empty_inputs_are_refused():
+    with pytest.raises(ValueError, match="no samples"):
+        sweep_rows([])
+    with pytest.raises(ValueError, match="empty sweep"):
+        choose_threshold([])
+
+
+def _loader(dataset):
+    items = [{**dataset[i], "input_ids": torch.zeros(3, dtype=torch.long)} for i in range(2)]
+    for item in items:
+        item["attention_mask"] = torch.ones(3, dtype=torch.long)
+    return DataLoader(items, batch_size=1)
+
+
+def test_one_pass_sweep_equals_evaluating_at_each_threshold(val):  # noqa: F811
+    from accelerate import Accelerator
+
+    _, dataset = val
+    presence = [-1.0, 0.5]  # p = 0.27 (no-target sample), 0.62 (targeted sample)
+    accelerator = Accelerator(cpu=True)
+    rows = collect_presence_rows(BlockModel(presence), _loader(dataset), accelerator)
+    assert [round(r.presence, 3) for r in rows] == [0.269, 0.622]
+    for threshold in (0.1, 0.5, 0.7):
+        direct = evaluate_referring(
+            BlockModel(presence), _loader(dataset), accelerator, protocol="lavt",
+            dataset=dataset, show_progress=False, presence_threshold=threshold,
+        )  # fmt: skip
+        swept = rows_at_threshold(rows, threshold).compute()
+        for key in ("gIoU", "cIoU", "N_acc", "T_acc"):
+            assert swept[key] == pytest.approx(direct[key]), (threshold, key)
+
+
+def test_model_without_presence_head_is_refused(val):  # noqa: F811
+    from accelerate import Accelerator
+
+    _, dataset = val
+    with pytest.raises(ValueError, match="presence head"):
+        collect_presence_rows(BlockModel(None), _loader(dataset), Accelerator(cpu=True))
+
+
+def test_store_presence_threshold_rewrites_only_the_threshold(tmp_path):
+    from btdnet import build_model, load_model
+
+    model = build_model("tiny", pretrained=False, use_presence=True)
+    model.save_pretrained(tmp_path / "m")
+    weights = (tmp_path / "m" / "model.safetensors").read_bytes()
+    store_presence_threshold(tmp_path / "m", 0.35)
+    assert load_model(tmp_path / "m").config.presence_threshold == 0.35
+    assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        store_presence_threshold(tmp_path / "m", 1.5)
