@@ -341,11 +341,11 @@ def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dic
             relative = Path(mutation.module_path)  # to the current folder, the first tree
             if relative.is_absolute():
                 relative = relative.relative_to(Path.cwd())
+            occurrence = mutation.occurrence
             with contextlib.ExitStack() as stack:
                 texts = [
-                    stack.enter_context(use_mutation(r["run"][0] / relative, operator, n))
+                    stack.enter_context(use_mutation(r["run"][0] / relative, operator, occurrence))
                     for r in scored.values()
-                    for n in [mutation.occurrence]
                 ]
                 original, mutated = texts[0]
                 if mutated is None:
