@@ -220,6 +220,44 @@ def test_nan_pixels_are_never_target(tmp_path, tiny) -> None:
     assert mask[:40, :65].all() and not mask[:, 65:].any()
 
 
+def test_mask_band_of_a_four_band_uint16_scene_is_never_target(tmp_path, tiny) -> None:
+    """Nodata given by a GDAL mask band (not a value), on 4 uint16 bands."""
+    values = np.full((4, 140, 150), 200, dtype=np.uint16)
+    values[:, :, :75] = 60000  # stretched to bright
+    path = write_tiff(tmp_path / "four.tif", values)
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "r+") as dataset:
+        valid = np.full((140, 150), 255, dtype=np.uint8)
+        valid[20:60, 10:50] = 0  # masked out, inside the bright half
+        dataset.write_mask(valid)
+    result = Predictor(BrightModel(tiny), device="cpu").predict_scene(
+        path, "roof", tmp_path / "out", overlap=16
+    )
+    mask = read_band(result.record["mask_geotiff"]) > 0
+    assert not mask[20:60, 10:50].any()
+    assert mask[:20, :75].all() and mask[60:, :75].all() and not mask[:, 75:].any()
+
+
+def test_progress_bar_counts_tiles_with_rate_and_eta(tmp_path, tiny, capsys) -> None:
+    path = write_tiff(tmp_path / "scene.tif", scene_pixels(150, 170))
+    Predictor(BrightModel(tiny), device="cpu").predict_scene(
+        path, "roof", tmp_path / "out", overlap=16, progress=True
+    )
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "scene.tif" in bar and "4/4" in bar  # 2 x 2 tiles done
+    assert "tile/s" in bar or "s/tile" in bar  # the rate
+    assert "<" in bar  # elapsed<remaining (the ETA)
+
+
+def test_help_says_expressions_refer_to_a_tile(capsys) -> None:
+    from btdnet.predict.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--tile SIZE|auto" in text and "--overlap" in text and "--save-probability" in text
+    assert "the left of a tile, not of the scene" in text
+
+
 # --- plain TIFF --------------------------------------------------------------------------
 
 
