@@ -12,6 +12,8 @@ Targets (issue #13): peak RSS of the largest scene within 10% of the smallest sc
 does not grow with the scene) and time per pixel within +-20% (time linear in the area). Time
 per pixel is taken from the process's CPU time (user + system), which a machine shared with
 other jobs disturbs far less than wall time; both are reported.
+Each run first predicts a small 256^2 scene untimed (``--no-warmup`` to skip), so that
+one-time process costs (imports, first forward) are not counted as time growing with the scene.
 Random weights: the masks (and the object counts) mean nothing; only the costs do.
 """
 
@@ -29,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 PIXEL_M = 0.5
+WARMUP_SIDE = 256
 
 
 def _pattern(seed: int) -> np.ndarray:
@@ -90,6 +93,11 @@ def worker(args: argparse.Namespace) -> None:
         device=args.device,
         batch_size=args.batch_size,
     )
+    if args.warmup:
+        # One-time process costs (imports, first forward, GDAL drivers) are paid on a small
+        # scene first, so that the timed run measures what grows with the scene.
+        warm = write_scene(Path(args.scene).parent / f"scene_{WARMUP_SIDE}.tif", WARMUP_SIDE)
+        predictor.predict_scene(warm, "the red roofs", args.out, name=f"{args.variant}_warmup")
     before = resource.getrusage(resource.RUSAGE_SELF)
     cpu_before = before.ru_utime + before.ru_stime
     started = time.perf_counter()
@@ -141,6 +149,8 @@ def run_one(args: argparse.Namespace, variant: str, scene: Path) -> dict:
         "--threads",
         str(args.threads),
     ]
+    if not args.no_warmup:
+        command.append("--warmup")
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         raise SystemExit(f"run {variant} {scene} failed:\n{completed.stderr[-3000:]}")
@@ -189,7 +199,15 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="time the first scene of each process too (by default every run first predicts "
+        f"a {WARMUP_SIDE}x{WARMUP_SIDE} scene untimed, so that imports and the first forward "
+        "do not count as time that grows with the scene; peak RSS includes it)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--warmup", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--scene", help=argparse.SUPPRESS)
     args = parser.parse_args()
