@@ -357,8 +357,8 @@ def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dic
                 for label, r in scored.items():
                     outcome = _score(r, mutation, diff)
                     if args.no_progress:
-                        line = mutation.start_pos[0]
-                        print(f"{path}: {label}: {outcome} {mutation.operator_name} line {line}")
+                        where = f"{mutation.operator_name} line {mutation.start_pos[0]}"
+                        print(f"{path}: {label}: {outcome} {where}", flush=True)  # a log file
             first = next(iter(scored.values()))
             _record(db, item.job_id, first, diff)
     for r in results.values():
