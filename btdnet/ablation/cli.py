@@ -33,7 +33,7 @@ examples:
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation_distractors \\
       --set data.generate_synthetic.regime=distractors
   accelerate launch --multi_gpu --num_processes 4 scripts/ablate.py --config ... --out ...
-  python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation --table-only
+  python scripts/ablate.py --out runs/ablation --table-only
 
 exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
 """
@@ -47,7 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG.format(variants=listing),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, required=True, help="training config (YAML)")
+    parser.add_argument(
+        "--config", type=Path, help="training config (YAML); not needed with --table-only"
+    )
     parser.add_argument("--out", type=Path, required=True, help="the ablation folder")
     parser.add_argument(
         "--set",
@@ -83,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ablation (or this process's share of it); return an exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config is None and not args.table_only:
+        parser.error("--config is required (except with --table-only)")
     info = launch_info(os.environ)
     # Before anything starts CUDA: this process becomes a lone worker on its own GPU.
     detach_from_launcher(os.environ, info, cuda=True)
