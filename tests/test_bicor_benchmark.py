@@ -26,6 +26,17 @@ def _script(name: str):
     return module
 
 
+def _seg_args(checkpoint: Path) -> list[str]:
+    """The benchmark arguments every closed-set test starts with: the tiny checkpoint, val split."""
+    return [
+        "--task=seg",
+        f"--checkpoint={checkpoint / 'ckpt'}",
+        "--dataset=synthetic_seg",
+        f"--root={checkpoint / 'data'}",
+        "--split=val",
+    ]
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bicor")
@@ -39,11 +50,7 @@ def checkpoint(tmp_path_factory):
 def test_benchmark_script_scores_a_seg_checkpoint(checkpoint):
     out = checkpoint / "report"
     argv = [
-        "--task=seg",
-        f"--checkpoint={checkpoint / 'ckpt'}",
-        "--dataset=synthetic_seg",
-        f"--root={checkpoint / 'data'}",
-        "--split=val",
+        *_seg_args(checkpoint),
         "--window=48",
         "--stride=16",
         "--num-workers=0",
@@ -70,11 +77,7 @@ def test_benchmark_script_scores_a_seg_checkpoint(checkpoint):
 
 def test_benchmark_rejects_referring_protocol_for_seg(checkpoint, capsys):
     argv = [
-        "--task=seg",
-        f"--checkpoint={checkpoint / 'ckpt'}",
-        "--dataset=synthetic_seg",
-        f"--root={checkpoint / 'data'}",
-        "--split=val",
+        *_seg_args(checkpoint),
         "--protocol=lavt",
     ]
     assert _script("benchmark").main(argv) == 1
@@ -160,11 +163,7 @@ def _hand_tta_prediction(model, image: torch.Tensor) -> np.ndarray:
 
 def test_benchmark_tta_flip_and_scales_match_the_views_written_by_hand(checkpoint, tmp_path):
     common = [
-        "--task=seg",
-        f"--checkpoint={checkpoint / 'ckpt'}",
-        "--dataset=synthetic_seg",
-        f"--root={checkpoint / 'data'}",
-        "--split=val",
+        *_seg_args(checkpoint),
         "--window=64",  # one window per 64 x 64 image: the TTA alone decides
         "--num-workers=0",
     ]
@@ -195,11 +194,7 @@ def test_benchmark_tta_flip_and_scales_match_the_views_written_by_hand(checkpoin
 
 def test_benchmark_tta_authors_needs_an_authors_dataset(checkpoint, capsys):
     argv = [
-        "--task=seg",
-        f"--checkpoint={checkpoint / 'ckpt'}",
-        "--dataset=synthetic_seg",
-        f"--root={checkpoint / 'data'}",
-        "--split=val",
+        *_seg_args(checkpoint),
         "--tta=authors",
     ]
     assert _script("benchmark").main(argv) == 1
