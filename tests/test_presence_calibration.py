@@ -111,3 +111,15 @@ def test_store_presence_threshold_rewrites_only_the_threshold(tmp_path):
     assert (tmp_path / "m" / "model.safetensors").read_bytes() == weights
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         store_presence_threshold(tmp_path / "m", 1.5)
+
+
+def test_store_presence_threshold_names_a_missing_or_broken_config(tmp_path):
+    with pytest.raises(ValueError, match=r"config\.json: cannot read the model config"):
+        store_presence_threshold(tmp_path, 0.4)
+    (tmp_path / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the model config"):
+        store_presence_threshold(tmp_path, 0.4)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="not a BTDNet config"):
+        store_presence_threshold(tmp_path, 0.4)
+    assert (tmp_path / "config.json").read_text() == "[1, 2]"  # nothing overwritten

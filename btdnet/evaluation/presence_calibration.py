@@ -88,8 +88,15 @@ def store_presence_threshold(model_dir: str | Path, threshold: float) -> None:
     """Write ``threshold`` as ``presence_threshold`` into a model folder's ``config.json``
     (atomically; the weights are not touched)."""
     path = Path(model_dir) / CONFIG_NAME
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(meta.get("config"), dict) or "presence_threshold" not in meta["config"]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read the model config ({type(exc).__name__})") from exc
+    if (
+        not isinstance(meta, dict)
+        or not isinstance(meta.get("config"), dict)
+        or "presence_threshold" not in meta["config"]
+    ):
         raise ValueError(f"{path}: not a BTDNet config with a presence threshold")
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"presence threshold must lie in [0, 1], got {threshold}")
