@@ -26,6 +26,7 @@ from btdnet.evaluation import (
     write_json,
     write_prediction,
 )
+from btdnet.evaluation.referring_eval import find_referring_dataset
 from btdnet.evaluation.report import round_floats
 from tests.launch import run_python
 
@@ -309,6 +310,24 @@ def test_swapped_expressions_pairing_and_language_check() -> None:
     same = _evaluate(Subset(dataset, swapped.indices), model)
     assert (same["samples"], same["oIoU"]) == (4, pytest.approx(100.0))
     assert set(same["per_category"]) == {"ship", "car"}
+
+
+def test_evaluate_referring_finds_the_dataset_under_any_depth_of_wrappers() -> None:
+    dataset = FakeReferringDataset()
+    wrapped: Dataset = dataset
+    for _ in range(12):  # Subset of Subset ...: records and original sizes still found
+        wrapped = Subset(wrapped, list(range(len(FAKE_SAMPLES))))
+    assert find_referring_dataset(DataLoader(wrapped)) is dataset
+    deep = _evaluate(wrapped, protocol="original")
+    assert deep["oIoU"] == pytest.approx(_evaluate(dataset, protocol="original")["oIoU"])
+    assert set(deep["per_category"]) == {"ship", "car"}
+
+    class Loop(Dataset):  # a wrapper whose .dataset leads back to itself: no hang, no dataset
+        def __init__(self) -> None:
+            self.dataset = self
+
+    assert find_referring_dataset(DataLoader(Loop())) is None
+    assert find_referring_dataset(DataLoader([1, 2])) is None
 
 
 def test_swap_prefers_ann_id_and_random_choice_is_seeded() -> None:

@@ -81,3 +81,20 @@ def test_bad_statistics_are_refused() -> None:
     metrics.update_stats(0, 4, 0, no_target=False)
     metrics.reset()
     assert len(metrics) == 0 and len(metrics.targeted) == 0
+
+
+def test_report_is_generalized_exactly_when_the_set_has_a_no_target_sample() -> None:
+    # targeted only: report() is the classic LAVT dict (no gIoU), unless generalized is asked
+    classic = GeneralizedMetrics()
+    classic.update(_mask([(0, 0), (0, 1)]), _mask([(0, 0)]))  # I=1, U=2
+    assert classic.report() == classic.targeted.compute()
+    assert "gIoU" not in classic.report() and "N_acc" not in classic.report()
+    assert classic.report(generalized=True)["gIoU"] == pytest.approx(50.0)
+    # one no-target sample (answered empty: IoU 1) makes the report generalized by itself
+    mixed = GeneralizedMetrics()
+    mixed.update(_mask([(0, 0), (0, 1)]), _mask([(0, 0)]))
+    mixed.update(_mask([]), _mask([]), no_target=True)
+    report = mixed.report()
+    assert report["gIoU"] == pytest.approx(100 * (0.5 + 1.0) / 2)  # 75
+    assert report["N_acc"] == 100.0 and report["T_acc"] == 100.0
+    assert report["oIoU"] == pytest.approx(50.0)  # the targeted sample alone

@@ -40,11 +40,11 @@ def find_referring_dataset(dataloader: Any, dataset: Any = None) -> Any:
     if dataset is not None:
         return dataset
     candidate = getattr(dataloader, "dataset", None)
-    for _ in range(8):
-        if candidate is None:
-            return None
+    seen: set[int] = set()  # a wrapper whose .dataset leads back to itself ends the search
+    while candidate is not None and id(candidate) not in seen:
         if hasattr(candidate, "records") and hasattr(candidate, "original_mask"):
             return candidate
+        seen.add(id(candidate))
         candidate = getattr(candidate, "dataset", None)
     return None
 
