@@ -28,7 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from btdnet.engine.modes import eval_mode
-from btdnet.evaluation.referring_eval import _batch_stats, _forward, find_referring_dataset
+from btdnet.evaluation.referring_eval import batch_stats, find_referring_dataset, forward_batch
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.models.serialization import CONFIG_NAME
 from btdnet.safe_write import write_text_atomic
@@ -125,8 +125,8 @@ def collect_presence_rows(
     )
     with eval_mode(model), torch.no_grad():
         for batch in progress:
-            output = _forward(model, batch, accelerator)
-            stats = _batch_stats(output.target_logits.float(), batch, "lavt", dataset)  # (B, 6)
+            output = forward_batch(model, batch, accelerator)
+            stats = batch_stats(output.target_logits.float(), batch, "lavt", dataset)  # (B, 6)
             presence = torch.sigmoid(output.presence_logits.float())  # (B,)
             joined = torch.cat([stats.double(), presence.double()[:, None]], dim=1)  # (B, 7)
             for row in accelerator.gather_for_metrics(joined).cpu().tolist():

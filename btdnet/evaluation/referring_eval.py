@@ -76,7 +76,7 @@ def answer_logits(output: Any, presence_threshold: float = 0.5) -> torch.Tensor:
     return torch.where(present[:, None, None, None], logits, torch.full_like(logits, -1e4))
 
 
-def _batch_stats(
+def batch_stats(
     logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
 ) -> torch.Tensor:
     """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` of one
@@ -136,7 +136,7 @@ def _save_owned_predictions(
         write_prediction(pred, save_dir / prediction_filename(str(batch["sample_id"][b])))
 
 
-def _forward(model: nn.Module, batch: dict[str, Any], accelerator: Any) -> Any:
+def forward_batch(model: nn.Module, batch: dict[str, Any], accelerator: Any) -> Any:
     """One evaluation forward pass (autocast as the accelerator says)."""
     missing = [key for key in _REQUIRED_KEYS if key not in batch]
     if missing:
@@ -204,9 +204,9 @@ def evaluate_referring(
     )
     with eval_mode(model), torch.no_grad():
         for batch in progress:
-            output = _forward(model, batch, accelerator)
+            output = forward_batch(model, batch, accelerator)
             logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
-            stats = _batch_stats(logits, batch, protocol, dataset)  # (B, 6)
+            stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
             gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
             if folder is not None:
                 # Gathered rows are in rank order; the truncated tail holds the duplicates.
