@@ -113,3 +113,12 @@ def test_pad_border_is_geoseg_test_patches_by_hand():
     assert not torch.allclose(clamped[0, 0], out[0, 0])  # clamp: other windows, other means
     with pytest.raises(ValueError, match="border must be one of"):
         sliding_window_predict(model_fn, image, num_classes=2, window=4, stride=4, border="x")
+
+
+def test_rejects_an_image_without_a_batch_axis():
+    def model_fn(x):
+        return torch.zeros(x.shape[0], 2, x.shape[2], x.shape[3])
+
+    for shape in [(3, 8, 8), (1, 1, 3, 8, 8)]:
+        with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+            sliding_window_predict(model_fn, torch.zeros(shape), num_classes=2, window=4, stride=4)

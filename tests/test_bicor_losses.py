@@ -142,3 +142,10 @@ def test_criterion_returns_every_term_and_weighted_total():
     assert terms["fisher_final"].item() == pytest.approx(fisher_layer_ratio(emb[1]).item(), 1e-6)
     no_extras = criterion(logits=logits, target=target)
     assert no_extras["aux_ce"].item() == no_extras["hier"].item() == no_extras["fisher"].item() == 0
+
+
+def test_fisher_loss_needs_exactly_one_weight_per_layer():
+    layers = [torch.randn(2, 3, 4), torch.randn(2, 3, 4)]
+    for weights in ([1.0], [1.0, 2.0, 3.0]):  # too few would drop a layer silently
+        with pytest.raises(ValueError, match="2 layers"):
+            fisher_discriminative_loss(layers, weights=weights)

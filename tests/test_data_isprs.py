@@ -30,7 +30,7 @@ from bicor.data import (
     colour_to_ids,
     is_usable,
 )
-from bicor.data.augment import flip_rotate, read_window
+from bicor.data.augment import flip_rotate, random_window_origin, read_window
 from bicor.data.image_io import read_rgb
 from bicor.data.splits import split_tiles
 from bicor.data.tile_dataset import IMAGENET_MEAN, IMAGENET_STD, sliding_starts
@@ -280,6 +280,19 @@ def test_flips_and_rotations_keep_image_and_mask_aligned():
         image, mask, np.random.default_rng(0), flips=False, rot90=False
     )
     np.testing.assert_array_equal(out_mask, mask)
+
+
+def test_window_origins_reach_every_offset_of_tile_and_padding():
+    rng = np.random.default_rng(0)
+    # tile 3 px taller than the window: tops 0..3 (every row can be the first);
+    # tile 2 px narrower: lefts -2..0 (the tile lands anywhere inside the padded window)
+    tops, lefts = set(), set()
+    for _ in range(400):
+        top, left = random_window_origin(10, 5, 7, rng)
+        tops.add(top)
+        lefts.add(left)
+    assert tops == {0, 1, 2, 3} and lefts == {-2, -1, 0}
+    assert random_window_origin(7, 7, 7, rng) == (0, 0)
 
 
 def test_read_window_pads_outside_the_tile():

@@ -40,3 +40,17 @@ def test_cells_in_and_around_the_target_use_the_region_rate():
     assert torch.equal(context_only, ~expected)
     # no target: every cell is context
     assert not _dmols(region=1.0, context=0.0).mask_cells(torch.zeros(1, 16, 16), (8, 8)).any()
+
+
+def test_visual_mask_token_starts_at_bert_initialiser_scale() -> None:
+    # the learned [MASK] cell starts as BERT initialises embeddings: N(0, 0.02^2), so a masked
+    # cell begins near zero rather than as a large random feature
+    torch.manual_seed(0)
+    head = _dmols(region=0.5, context=0.5)
+    token = DualModalObjectLearning(
+        visual_dim=512, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
+        region_mask_ratio=0.5, context_mask_ratio=0.5, word_mask_ratio=0.5,
+    ).visual.mask_token.detach()  # fmt: skip
+    assert token.shape == (512,)
+    assert 0.015 < float(token.std()) < 0.025 and abs(float(token.mean())) < 0.005
+    assert head.visual.mask_token.shape == (4,)

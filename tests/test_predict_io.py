@@ -165,6 +165,20 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
 
 
+def test_geojson_names_a_crs_without_epsg_code_by_its_wkt_and_omits_an_absent_one():
+    mask = np.zeros((4, 4), bool)
+    mask[1:3, 1:3] = True
+    transform = (2.0, 0.0, 100.0, 0.0, -2.0, 200.0)
+    wkt = 'LOCAL_CS["site grid",UNIT["metre",1]]'  # a local CRS: no EPSG code
+    local = mask_to_geojson(mask, GeoReference(crs_wkt=wkt, transform=transform))
+    assert local["crs"] == {"type": "name", "properties": {"name": wkt}}
+    # pixel-to-map by hand: column 1 -> x = 100 + 2 * 1, row 1 -> y = 200 - 2 * 1
+    ring = np.asarray(local["features"][0]["geometry"]["coordinates"][0])
+    assert ring[:, 0].min() == 102.0 and ring[:, 1].max() == 198.0
+    bare = mask_to_geojson(mask, GeoReference(crs_wkt="", transform=transform))
+    assert "crs" not in bare and len(bare["features"]) == 1
+
+
 def test_overlay_caption_above_enlarged_image_with_outlines():
     pixels = np.full((60, 90, 3), 40, np.uint8)
     pixels[0, :] = 90  # the image's top row: must stay visible below the caption

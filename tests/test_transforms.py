@@ -14,6 +14,7 @@ from btdnet.data.transforms import (
     image_to_tensor,
     mask_to_tensor,
     normalize_array,
+    read_gray_array,
     resize_mask,
 )
 
@@ -78,3 +79,13 @@ def test_image_is_resized_bilinear_to_a_square():
     expected = np.asarray(image.resize((4, 4), Image.Resampling.BILINEAR))[..., 0] / 255.0
     np.testing.assert_allclose(red.numpy(), expected, atol=1e-6)
     assert 0.0 < red[0, 1].item() < red[0, 2].item() < 1.0  # blended, not nearest
+
+
+def test_grey_masks_keep_their_values_and_bilevel_ones_read_as_0_255(tmp_path):
+    values = np.array([[0, 1, 7], [128, 254, 255]], dtype=np.uint8)
+    Image.fromarray(values, mode="L").save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(read_gray_array(tmp_path / "grey.png"), values)
+    bits = np.array([[0, 1, 1], [1, 0, 0]], dtype=bool)
+    Image.fromarray(bits).save(tmp_path / "bits.png")  # mode "1"
+    assert Image.open(tmp_path / "bits.png").mode == "1"
+    np.testing.assert_array_equal(read_gray_array(tmp_path / "bits.png"), bits * 255)
