@@ -327,7 +327,8 @@ def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dic
     session = args.out / (path.replace("/", "__").removesuffix(".py") + ".sqlite")
     items = _enumerate(path, session, list(settings.get("exclude-operators", [])))
     size = args.sample if args.sample is not None else int(settings.get("sample", 0))
-    chosen = _sample(items, size, int(settings.get("seed", 0)))
+    seed = args.seed if args.seed is not None else int(settings.get("seed", 0))
+    chosen = _sample(items, size, seed)
     chosen_ids = {item.job_id for item in chosen}
     start = time.monotonic()
     with use_db(session, mode=WorkDB.Mode.open) as db:
@@ -503,6 +504,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only modules whose path contains this text (repeatable)",
     )
     parser.add_argument("--sample", type=int, default=None, help="mutants per module (0 = all)")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the sample (default: mutation.toml's); a new seed draws mutants that no "
+        "test was written against, for an unbiased survival rate after fixing a sample's",
+    )
     parser.add_argument("--rev", default=None, help="test this git revision instead of the tree")
     parser.add_argument(
         "--tests-rev",
