@@ -54,6 +54,15 @@ def test_failing_baseline_skips_the_module_with_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()  # no Cosmic Ray session was started
 
 
+def test_a_module_missing_from_an_older_revision_is_skipped_not_a_crash(tmp_path, capsys):
+    tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
+    module = {"path": "pkg/newer.py", "tests": ["tests/test_mod.py"]}
+    (result,) = mutation._run_module(module, {}, _args(tmp_path), {"now": tree}).values()
+    assert result["skipped"] == "pkg/newer.py is not in this revision"
+    assert result["mutants_run"] == 0
+    assert "pkg/newer.py: skipped" in capsys.readouterr().err
+
+
 def test_a_selection_that_matches_no_test_is_a_failing_baseline(tmp_path):
     tree = _tree(tmp_path, "    assert add(2, 3) == 5\n")
     module = {"path": "pkg/mod.py", "tests": ["tests/test_mod.py"], "pytest-args": ["-k", "nope"]}
