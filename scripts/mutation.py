@@ -278,9 +278,9 @@ def _prepare_suite(module: dict, settings: dict, tree: Path, label: str) -> dict
     said in one line."""
     wall_limit = float(settings.get("max-wall", 3600))
     try:
+        pytest_args = shlex.split(_test_command(module, tree))[3:]  # after "python -m pytest"
         if not (tree / module["path"]).exists():  # an older revision (--rev) without it
             raise SkipModule(f"{module['path']} is not in this revision")
-        pytest_args = shlex.split(_test_command(module, tree))[3:]  # after "python -m pytest"
         baseline = _baseline(pytest_args, tree, wall_limit)
     except SkipModule as reason:
         where = f"{module['path']} ({label})" if label else module["path"]
