@@ -73,3 +73,25 @@ def test_dataset_assembles_mosaics_from_four_tiles(tmp_path):
     assert item["sample_id"].startswith("mosaic:") and item["sample_id"].count("+") == 3
     assert item["pixel_values"].shape == (3, 16, 16) and item["mask"].shape == (16, 16)
     assert not never[0]["sample_id"].startswith("mosaic:")
+
+
+def test_smart_crop_gives_up_after_the_eleventh_window_like_smartcrop_v1(monkeypatch):
+    import bicor.data.augment as augment
+
+    draws = []
+    original = augment.random_window_origin
+
+    def counting(*args, **kwargs):
+        draws.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(augment, "random_window_origin", counting)
+    one_class = np.zeros((64, 64), dtype=np.uint8)  # no window is ever balanced
+    smart = CropAugment(8, (1.0,), False, False, smart_crop_ratio=0.75)
+    smart(np.zeros((64, 64, 3), dtype=np.uint8), one_class, np.random.default_rng(0))
+    assert len(draws) == 11  # the first window and 10 redraws
+    draws.clear()
+    two_classes = one_class.copy()
+    two_classes[:, ::2] = 1  # every window is balanced: the first one is kept
+    smart(np.zeros((64, 64, 3), dtype=np.uint8), two_classes, np.random.default_rng(0))
+    assert len(draws) == 1

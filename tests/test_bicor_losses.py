@@ -149,3 +149,20 @@ def test_fisher_loss_needs_exactly_one_weight_per_layer():
     for weights in ([1.0], [1.0, 2.0, 3.0]):  # too few would drop a layer silently
         with pytest.raises(ValueError, match="2 layers"):
             fisher_discriminative_loss(layers, weights=weights)
+
+
+def test_combined_is_ce_plus_weighted_dice_by_hand():
+    torch.manual_seed(0)
+    logits, target = torch.randn(2, 3, 4, 5), torch.randint(0, 3, (2, 4, 5))
+    loss = SegmentationLoss(dice_weight=0.5)
+    terms = loss(logits, target)
+    assert float(terms["dice"]) > 0.01
+    expected = float(terms["ce"]) + 0.5 * float(terms["dice"])
+    assert float(loss.combined(logits, target)) == pytest.approx(expected)
+
+
+def test_targets_must_be_three_dimensional_class_ids():
+    loss = SegmentationLoss()
+    for shape in [(2, 1, 4, 5), (4, 5)]:  # a channel axis, or no batch axis
+        with pytest.raises(ValueError):
+            loss(torch.randn(2, 3, 4, 5), torch.zeros(shape, dtype=torch.long))

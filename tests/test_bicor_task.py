@@ -112,6 +112,42 @@ def test_predict_logits_with_windows_smaller_than_the_image():
     assert logits.shape == (1, 3, 100, 90) and torch.isfinite(logits).all()
 
 
+class _WindowRecorder(torch.nn.Module):
+    """Records the (H, W) of every window it is given; per-pixel logits = the pixel values."""
+
+    def __init__(self, image_size: int) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"image_size": image_size, "num_classes": 2})()
+        self.calls: list[int] = []
+        self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        self.calls.append(int(x.shape[0]))
+        return type("Out", (), {"logits": x[:, :2] + self.anchor})()
+
+
+def test_predict_logits_default_stride_is_two_thirds_of_the_window():
+    model = _WindowRecorder(image_size=6)
+    image = torch.randn(1, 3, 12, 12)
+    logits = predict_logits(model, image, window_batch=1)
+    # window 6, stride 4: starts 0, 4 and the clamped 6 on each axis -> 3 x 3 windows
+    assert sum(model.calls) == 9
+    torch.testing.assert_close(logits, image[:, :2])  # pointwise model: averaging is exact
+    one = _WindowRecorder(image_size=1)  # a 1-pixel window still advances (stride 1)
+    torch.testing.assert_close(predict_logits(one, image[..., :3, :2]), image[:, :2, :3, :2])
+    assert sum(one.calls) == 6
+
+
+def test_evaluate_is_quiet_unless_asked(tmp_path, capsys):
+    root = write_synthetic_seg(tmp_path / "d", train=1, val=2, size=32)
+    model = build_bicor("tiny", num_classes=6, image_size=32).eval()
+    loader = DataLoader(SyntheticSegDataset(root, "val"), batch_size=2)
+    evaluate_closed_set(model, loader)
+    assert capsys.readouterr().err == ""  # a library call draws no progress bar by default
+    evaluate_closed_set(model, loader, show_progress=True)
+    assert "evaluate" in capsys.readouterr().err
+
+
 def test_param_groups_split_decay():
     task = SegTask.from_config(
         {"model": {"variant": "tiny", "encoder_lr_factor": 0.1, "decay_all_parameters": False}}

@@ -107,3 +107,9 @@ def test_benchmark_words_and_the_authors_settings():
 def test_the_dataset_configs_use_the_authors_tta(name):
     config = yaml.safe_load((ROOT / "configs" / f"{name}.yaml").read_text())
     assert TestTimeAugment.from_config(config["eval"]["tta"]) == AUTHORS_TTA[name]
+
+
+def test_negative_or_missing_scales_are_refused():
+    for scales in ((-0.5,), (1.0, -1.0), ()):
+        with pytest.raises(ValueError, match="positive"):
+            TestTimeAugment(scales=scales)

@@ -211,3 +211,11 @@ def test_geoseg_epoch_length_with_the_zooms_in_place_of_their_squares(tmp_path):
     ids = [both[i]["sample_id"] for i in range(0, len(both), 15)]
     assert all(i.startswith("top_mosaic_09cm_area3@") for i in ids[:3])
     assert all("#car:" in i for i in ids[3:])
+
+
+def test_only_the_rot90_version_turns_and_its_quarter_turns_are_drawn():
+    cars = np.full((32, 48), CAR, dtype=np.uint8)
+    plan = plan_car_patches(1, lambda i: cars, SMALL)
+    assert {p.rot_k for p in plan if p.transform != "rot90"} == {0}
+    turns = [p.rot_k for p in plan if p.transform == "rot90"]
+    assert set(turns) <= {0, 1, 2, 3} and len(set(turns)) >= 3  # 45 draws: not one value

@@ -133,3 +133,29 @@ def test_geoseg_protocol_excludes_clutter_from_means():
     mm = closed_set_protocol("vaihingen", "mmseg")
     assert cm.compute(mm.class_names, mm.eval_classes)["mIoU"] == pytest.approx(450 / 6)
     assert geo["OA"] == pytest.approx(500 / 6)
+
+
+def test_class_count_must_be_positive_and_one_class_works():
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match="num_classes must be >= 1"):
+            ConfusionMatrix(bad)
+    single = ConfusionMatrix(1)
+    single.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+    assert single.compute()["OA"] == pytest.approx(100.0)
+
+
+def test_protocol_names_built_at_run_time_select_the_same_classes():
+    # names from argv or a YAML file are new string objects, not the interned literals
+    geoseg = "".join(["geo", "seg"])
+    vaihingen = "".join(["vai", "hingen"])
+    protocol = closed_set_protocol(vaihingen, geoseg)
+    assert protocol == closed_set_protocol("vaihingen", "geoseg")
+    assert protocol.eval_classes == (0, 1, 2, 3, 4)  # clutter (5) left out
+    assert closed_set_protocol(vaihingen, "".join(["mm", "seg"])).eval_classes == (0, 1, 2, 3, 4, 5)
+
+
+def test_a_protocol_cannot_be_changed_by_a_caller():
+    protocol = closed_set_protocol("potsdam", "geoseg")
+    with pytest.raises(AttributeError):
+        protocol.eval_classes = (0, 1, 2, 3, 4, 5)  # frozen: a shared protocol stays what it says
+    assert closed_set_protocol("potsdam", "geoseg").eval_classes == (0, 1, 2, 3, 4)

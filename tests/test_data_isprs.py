@@ -282,7 +282,7 @@ def test_flips_and_rotations_keep_image_and_mask_aligned():
     np.testing.assert_array_equal(out_mask, mask)
 
 
-def test_window_origins_reach_every_offset_of_tile_and_padding():
+def test_crop_window_origins_reach_every_offset_of_tile_and_padding():
     rng = np.random.default_rng(0)
     # tile 3 px taller than the window: tops 0..3 (every row can be the first);
     # tile 2 px narrower: lefts -2..0 (the tile lands anywhere inside the padded window)

@@ -196,3 +196,22 @@ def test_fit_returns_a_plain_summary(tmp_path):
     )
     with pytest.raises(dataclasses.FrozenInstanceError):
         summary.epochs_done = 2
+
+
+def test_cuda_rng_states_are_saved_and_restored_where_cuda_exists(monkeypatch):
+    # a CPU-only machine stands in for a CUDA one: the CUDA RNG calls are recorded
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state_all", lambda: [torch.tensor([1, 2, 3], dtype=torch.uint8)]
+    )
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda states: restored.extend(states))
+    state = ckpt.capture_rng()
+    assert state["cuda"] == [[1, 2, 3]]
+    json.dumps(state)  # stored as JSON in the checkpoint
+    ckpt.restore_rng(state)
+    assert [s.tolist() for s in restored] == [[1, 2, 3]]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert "cuda" not in ckpt.capture_rng()
+    ckpt.restore_rng(state)  # a CUDA checkpoint resumed on a CPU: the CUDA part is not applied
+    assert len(restored) == 1

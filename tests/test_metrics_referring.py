@@ -160,3 +160,18 @@ def test_errors() -> None:
         metrics.update_stats(3, 2, None, "small")
     with pytest.raises(ValueError, match="size_bucket"):
         metrics.update_stats(1, 2, None, "huge")
+
+
+def test_one_pixel_objects_score_like_any_other() -> None:
+    # tiny targets are common in remote sensing: a 1-pixel target hit exactly has I = U = 1
+    gt = np.zeros((4, 5), dtype=bool)
+    gt[2, 3] = True
+    metrics = ReferringMetrics()
+    metrics.update(gt.copy(), gt)  # IoU 1
+    missed = np.zeros_like(gt)
+    missed[0, 0] = True
+    metrics.update(missed, gt)  # I = 0, U = 2: IoU 0
+    result = metrics.compute()
+    assert result["mIoU"] == pytest.approx(50.0)  # (1 + 0) / 2
+    assert result["oIoU"] == pytest.approx(100 * 1 / 3)  # I = 1, U = 1 + 2
+    assert result["Pr@0.9"] == pytest.approx(50.0)

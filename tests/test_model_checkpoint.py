@@ -123,3 +123,14 @@ def test_param_groups() -> None:
     assert by_name["model_decay"]["lr"] == pytest.approx(1e-4)
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     torch.optim.AdamW(groups)  # accepted as is
+
+
+def test_a_training_run_folder_points_to_its_best_checkpoint(tmp_path):
+    model = build_model("tiny", pretrained=False, training=False)
+    run = tmp_path / "run"
+    model.save_pretrained(run / "checkpoints" / "best")
+    with pytest.raises(CheckpointError) as caught:
+        load_model(run)
+    message = str(caught.value)
+    assert "\n" not in message and str(run) in message
+    assert message.endswith(f"; did you mean {run / 'checkpoints' / 'best'}?")

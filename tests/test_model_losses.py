@@ -104,3 +104,16 @@ def test_criterion_without_streams_alignment_or_unknown_terms():
             targets=torch.ones(1, 2, 2),
             extra={"dmols_language": torch.tensor(1.0)},
         )
+
+
+def test_presence_term_is_off_unless_weighted():
+    torch.manual_seed(0)
+    criterion = BTDNetCriterion(
+        class_weights=(1.0, 1.0), dice_weight=1.0, target_stream_weight=0.0,
+        background_weight=0.0, agreement_weight=0.0, alignment_weight=0.0, extra_weights={},
+    )  # fmt: skip
+    joint, targets = torch.randn(2, 1, 4, 4), (torch.rand(2, 4, 4) > 0.5).long()
+    losses = criterion(joint_logits=joint, targets=targets, presence_logits=torch.randn(2))
+    assert float(losses["presence"]) > 0  # computed and reported ...
+    expected = float(losses["joint_ce"]) + float(losses["dice"])
+    assert float(losses["total"]) == pytest.approx(expected)  # ... but weighted 0 by default

@@ -64,8 +64,12 @@ def test_normalisation_hand_values():
     image[0, 1] = (255, 0, 51)
     out = normalize_array(image)
     assert out.shape == (3, 1, 2) and out.dtype == torch.float32
+    # ImageNet statistics written out here, not taken from the module under test
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    assert (IMAGENET_MEAN, IMAGENET_STD) == (mean, std)
     for c in range(3):
-        assert out[c, 0, 0].item() == pytest.approx(-IMAGENET_MEAN[c] / IMAGENET_STD[c], 1e-6)
+        assert out[c, 0, 0].item() == pytest.approx(-mean[c] / std[c], 1e-6)
+    assert out[1, 0, 1].item() == pytest.approx((0.0 - 0.456) / 0.224, 1e-6)
     assert out[0, 0, 1].item() == pytest.approx((1.0 - 0.485) / 0.229, 1e-6)
     assert out[2, 0, 1].item() == pytest.approx((0.2 - 0.406) / 0.225, 1e-6)
 

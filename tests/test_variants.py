@@ -10,12 +10,13 @@ from timm.models.swin_transformer import SwinTransformerBlock
 from btdnet.models import build_model
 
 # The table of btdnet/models/variants.py (and README), written out independently: input size,
-# Swin widths per stage, blocks per stage, attention window; text encoder width and depth.
+# Swin widths per stage, blocks per stage, attention window; text encoder width, depth and MLP
+# width (all-MiniLM-L6-v2: 384 / 6 / 1536; bert-base-uncased: 768 / 12 / 3072).
 DOCUMENTED = {
-    "tiny": (96, [16, 32, 64, 128], [1, 1, 1, 1], 3, 32, 2),
-    "demo": (128, [32, 64, 128, 256], [1, 1, 2, 1], 4, 384, 6),
-    "small": (480, [96, 192, 384, 768], [2, 2, 6, 2], 7, 384, 6),  # Swin-T + MiniLM
-    "paper": (480, [128, 256, 512, 1024], [2, 2, 18, 2], 12, 768, 12),  # Swin-B + BERT-base
+    "tiny": (96, [16, 32, 64, 128], [1, 1, 1, 1], 3, (32, 2, 64)),
+    "demo": (128, [32, 64, 128, 256], [1, 1, 2, 1], 4, (384, 6, 1536)),
+    "small": (480, [96, 192, 384, 768], [2, 2, 6, 2], 7, (384, 6, 1536)),  # Swin-T + MiniLM
+    "paper": (480, [128, 256, 512, 1024], [2, 2, 18, 2], 12, (768, 12, 3072)),  # Swin-B + BERT
 }
 
 
@@ -25,7 +26,7 @@ def _swin_blocks(model) -> list[SwinTransformerBlock]:
 
 @pytest.mark.parametrize("variant", list(DOCUMENTED))
 def test_variant_is_the_documented_architecture(variant: str) -> None:
-    size, widths, depths, window, text_width, text_layers = DOCUMENTED[variant]
+    size, widths, depths, window, text_shape = DOCUMENTED[variant]
     model = build_model(variant, pretrained=False, training=False)
     assert model.config.image_size == size
     assert list(model.image_encoder.channels) == widths
@@ -39,7 +40,8 @@ def test_variant_is_the_documented_architecture(variant: str) -> None:
         stage_side = side[widths.index(block.dim)]
         assert block.window_size == (min(window, stage_side),) * 2
     text = model.text_encoder.model.config
-    assert (model.text_encoder.hidden_size, text.num_hidden_layers) == (text_width, text_layers)
+    assert model.text_encoder.hidden_size == text.hidden_size
+    assert (text.hidden_size, text.num_hidden_layers, text.intermediate_size) == text_shape
 
 
 def _words_entering_each_stage(model, pixel_values, input_ids, attention_mask) -> list:
