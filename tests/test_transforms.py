@@ -66,7 +66,7 @@ def test_normalisation_hand_values():
     assert out.shape == (3, 1, 2) and out.dtype == torch.float32
     # ImageNet statistics written out here, not taken from the module under test
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    assert (IMAGENET_MEAN, IMAGENET_STD) == (mean, std)
+    assert (mean, std) == (IMAGENET_MEAN, IMAGENET_STD)
     for c in range(3):
         assert out[c, 0, 0].item() == pytest.approx(-mean[c] / std[c], 1e-6)
     assert out[1, 0, 1].item() == pytest.approx((0.0 - 0.456) / 0.224, 1e-6)
