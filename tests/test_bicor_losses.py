@@ -163,6 +163,7 @@ def test_combined_is_ce_plus_weighted_dice_by_hand():
 
 def test_targets_must_be_three_dimensional_class_ids():
     loss = SegmentationLoss()
-    for shape in [(2, 1, 4, 5), (4, 5)]:  # a channel axis, or no batch axis
-        with pytest.raises(ValueError):
-            loss(torch.randn(2, 3, 4, 5), torch.zeros(shape, dtype=torch.long))
+    # a channel axis, or no batch axis (sizes chosen so that every other check would pass)
+    for logits, target in [((2, 3, 4, 5), (2, 1, 4, 5)), ((4, 3, 4, 5), (4, 5))]:
+        with pytest.raises(ValueError, match=r"target \(B, H, W\)"):
+            loss(torch.randn(logits), torch.zeros(target, dtype=torch.long))

@@ -18,6 +18,13 @@ DOCUMENTED = {
     "small": (480, [96, 192, 384, 768], [2, 2, 6, 2], 7, (384, 6, 1536)),  # Swin-T + MiniLM
     "paper": (480, [128, 256, 512, 1024], [2, 2, 18, 2], 12, (768, 12, 3072)),  # Swin-B + BERT
 }
+# attention heads per stage (Swin-T 3-6-12-24 and Swin-B 4-8-16-32, as in the Swin paper)
+HEADS = {
+    "tiny": [1, 1, 2, 2],
+    "demo": [1, 2, 4, 8],
+    "small": [3, 6, 12, 24],
+    "paper": [4, 8, 16, 32],
+}
 
 
 def _swin_blocks(model) -> list[SwinTransformerBlock]:
@@ -34,6 +41,8 @@ def test_variant_is_the_documented_architecture(variant: str) -> None:
     blocks = _swin_blocks(model)
     per_stage = [sum(1 for b in blocks if b.dim == width) for width in widths]
     assert per_stage == depths
+    heads = [{b.attn.num_heads for b in blocks if b.dim == width} for width in widths]
+    assert heads == [{h} for h in HEADS[variant]]
     # the window is the configured one wherever the stage is at least that large
     side = [size // stride for stride in (4, 8, 16, 32)]
     for block in blocks:
