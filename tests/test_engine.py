@@ -215,3 +215,38 @@ def test_cuda_rng_states_are_saved_and_restored_where_cuda_exists(monkeypatch):
     assert "cuda" not in ckpt.capture_rng()
     ckpt.restore_rng(state)  # a CUDA checkpoint resumed on a CPU: the CUDA part is not applied
     assert len(restored) == 1
+
+
+def _complete_checkpoint(root: Path, name: str, progress: str | None) -> Path:
+    state = root / name / ckpt.STATE_DIR
+    state.mkdir(parents=True)
+    (state / ckpt.COMPLETE_MARK).write_text("")
+    if progress is not None:
+        (state / ckpt.PROGRESS_FILE).write_text(progress)
+    return root / name
+
+
+def test_resume_without_last_takes_the_highest_step_not_the_last_name(tmp_path):
+    # by name "step-10" < "step-9"; by the step they hold, 10 > 9
+    _complete_checkpoint(tmp_path, "step-9", '{"global_step": 9}')
+    newest = _complete_checkpoint(tmp_path, "step-10", '{"global_step": 10}')
+    assert ckpt.find_resume_checkpoint(tmp_path) == newest.resolve()
+
+
+@pytest.mark.parametrize(
+    "progress",
+    [None, "{not json", '{"epoch": 3}', '{"global_step": null}', "[1, 2]"],
+    ids=["missing", "corrupt", "no-step", "null-step", "not-a-mapping"],
+)
+def test_a_checkpoint_with_unreadable_progress_sorts_below_every_readable_one(tmp_path, progress):
+    good = _complete_checkpoint(tmp_path, "a-good", '{"global_step": 0}')
+    _complete_checkpoint(tmp_path, "z-odd", progress)  # the later name, but no usable step
+    assert ckpt.find_resume_checkpoint(tmp_path) == good.resolve()
+
+
+def test_a_folder_that_cannot_be_fsynced_is_not_an_error(tmp_path, monkeypatch):
+    def refuse(fd):
+        raise OSError("fsync not supported for directories here")
+
+    monkeypatch.setattr(os, "fsync", refuse)
+    ckpt._fsync_dir(tmp_path)  # some file systems refuse it: the save goes on

@@ -98,3 +98,12 @@ def test_report_is_generalized_exactly_when_the_set_has_a_no_target_sample() -> 
     assert report["gIoU"] == pytest.approx(100 * (0.5 + 1.0) / 2)  # 75
     assert report["N_acc"] == 100.0 and report["T_acc"] == 100.0
     assert report["oIoU"] == pytest.approx(50.0)  # the targeted sample alone
+
+
+def test_per_sample_generalized_iou_by_hand() -> None:
+    metrics = GeneralizedMetrics()
+    metrics.update(_mask([(0, 0), (0, 1)]), _mask([(0, 0)]), sample_id="a")  # I 1, U 2
+    metrics.update(_mask([]), _mask([]), no_target=True, sample_id="b")  # empty answer: 1
+    metrics.update(_mask([(1, 1)]), _mask([]), no_target=True, sample_id="c")  # painted: 0
+    metrics.update(_mask([]), _mask([(2, 2)]), sample_id="d")  # target missed: 0
+    assert metrics.sample_ious() == [("a", 0.5), ("b", 1.0), ("c", 0.0), ("d", 0.0)]

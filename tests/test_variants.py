@@ -19,6 +19,8 @@ DOCUMENTED = {
     "paper": (480, [128, 256, 512, 1024], [2, 2, 18, 2], 12, (768, 12, 3072)),  # Swin-B + BERT
 }
 # attention heads per stage (Swin-T 3-6-12-24 and Swin-B 4-8-16-32, as in the Swin paper)
+# BSC correlation width and decoder width
+WIDTHS = {"tiny": (16, 16), "demo": (32, 32), "small": (64, 64), "paper": (128, 64)}
 HEADS = {
     "tiny": [1, 1, 2, 2],
     "demo": [1, 2, 4, 8],
@@ -41,6 +43,9 @@ def test_variant_is_the_documented_architecture(variant: str) -> None:
     blocks = _swin_blocks(model)
     per_stage = [sum(1 for b in blocks if b.dim == width) for width in widths]
     assert per_stage == depths
+    fusion_dim, decoder_dim = WIDTHS[variant]
+    assert {f.dim for f in model.fusions} == {fusion_dim}
+    assert model.decoder.target_head.in_channels == decoder_dim
     heads = [{b.attn.num_heads for b in blocks if b.dim == width} for width in widths]
     assert heads == [{h} for h in HEADS[variant]]
     # the window is the configured one wherever the stage is at least that large
