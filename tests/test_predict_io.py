@@ -165,7 +165,7 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
 
 
-def test_bounds_of_a_rotated_grid_come_from_all_four_corners():
+def test_geo_bounds_of_a_rotated_grid_come_from_all_four_corners():
     # x = 0.8 col + 0.6 row + 100, y = 0.6 col - 0.8 row + 200 (a rotated 1 m grid), 5 x 10:
     # corners (0,0) -> (100, 200), (5,0) -> (104, 203), (0,10) -> (106, 192), (5,10) -> (110, 195)
     geo = GeoReference(crs_wkt="", transform=(0.8, 0.6, 100.0, 0.6, -0.8, 200.0))
