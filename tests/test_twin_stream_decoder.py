@@ -88,3 +88,23 @@ def test_matches_the_documented_equations():
     torch.testing.assert_close(out.background_logits, background)
     torch.testing.assert_close(out.target_features, target_features)
     assert [tuple(lat.shape[-2:]) for lat in out.laterals] == [(20, 28), (10, 14), (5, 7), (3, 4)]
+
+
+def test_single_stream_matches_its_documented_equations():
+    # the target stream alone: t_in = L_i + up(T_{i+1}) (L_i at the coarsest), T_i = t_in +
+    # block_t(t_in), the head on the finest T
+    features = _features()
+    decoder = _decoder(twin=False)
+    _perturb(decoder)  # no near-zero blocks: a wrong combination must show
+    with torch.no_grad():
+        out = decoder(features)
+        laterals = [proj(f) for proj, f in zip(decoder.laterals, features)]
+        t = None
+        for i in (3, 2, 1, 0):
+            lat = laterals[i]
+            up = None if t is None else F.interpolate(t, size=lat.shape[-2:], mode="bilinear")
+            t_in = lat if up is None else lat + up
+            t = t_in + decoder.target_blocks[i](t_in)
+        expected = decoder.target_head(t)
+    torch.testing.assert_close(out.target_logits, expected)
+    torch.testing.assert_close(out.target_features, t)
