@@ -95,3 +95,27 @@ def test_smart_crop_gives_up_after_the_eleventh_window_like_smartcrop_v1(monkeyp
     two_classes[:, ::2] = 1  # every window is balanced: the first one is kept
     smart(np.zeros((64, 64, 3), dtype=np.uint8), two_classes, np.random.default_rng(0))
     assert len(draws) == 1
+
+
+def test_flips_are_independent_coins_of_one_half():
+    image = np.arange(12, dtype=np.uint8).reshape(3, 4, 1).repeat(3, axis=2)
+    seen = {"none": 0, "h": 0, "v": 0, "hv": 0}
+    for seed in range(400):
+        out, _ = flip_rotate(image, None, np.random.default_rng(seed), rot90=False)
+        for name, want in (("none", image), ("h", image[:, ::-1]), ("v", image[::-1])):
+            seen[name] += np.array_equal(out, want)
+        seen["hv"] += np.array_equal(out, image[::-1, ::-1])
+    assert sum(seen.values()) == 400
+    assert all(60 < count < 140 for count in seen.values()), seen  # 100 expected each
+
+
+def test_mosaic_split_reaches_both_ends_of_its_range():
+    tiles = [(np.zeros((40, 50, 3), np.uint8), np.full((40, 50), i, np.uint8)) for i in range(4)]
+    splits_y, splits_x = set(), set()
+    for seed in range(600):
+        _, mask = mosaic_pair(tiles, 32, np.random.default_rng(seed))
+        ys, xs = np.nonzero(mask == 3)
+        splits_y.add(int(ys.min()))
+        splits_x.add(int(xs.min()))
+    # size 32: the split lies anywhere in [32 // 4, 32 - 32 // 4] = [8, 24], ends included
+    assert splits_y == set(range(8, 25)) and splits_x == set(range(8, 25))

@@ -219,3 +219,10 @@ def test_only_the_rot90_version_turns_and_its_quarter_turns_are_drawn():
     assert {p.rot_k for p in plan if p.transform != "rot90"} == {0}
     turns = [p.rot_k for p in plan if p.transform == "rot90"]
     assert set(turns) <= {0, 1, 2, 3} and len(set(turns)) >= 3  # 45 draws: not one value
+
+
+def test_a_zoom_needs_at_least_two_pixels_and_a_positive_stride():
+    for patch, stride in ((1, 1), (0, 1), (16, 0)):
+        with pytest.raises(ValueError, match="patch >= 2 and stride >= 1"):
+            CarOversampling(class_id=CAR, patch=patch, stride=stride)
+    assert CarOversampling(class_id=CAR, patch=2, stride=1).patch == 2

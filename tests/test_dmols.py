@@ -54,3 +54,19 @@ def test_visual_mask_token_starts_at_bert_initialiser_scale() -> None:
     assert token.shape == (512,)
     assert 0.015 < float(token.std()) < 0.025 and abs(float(token.mean())) < 0.005
     assert head.visual.mask_token.shape == (4,)
+
+
+def test_word_masking_spares_cls_sep_and_padding_and_reaches_every_word() -> None:
+    torch.manual_seed(0)
+    head = DualModalObjectLearning(
+        visual_dim=4, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
+        region_mask_ratio=0.5, context_mask_ratio=0.5, word_mask_ratio=1.0,
+    )  # fmt: skip
+    # [CLS] w w w [SEP] pad pad, and a short one: [CLS] w [SEP] pad ...
+    ids = torch.tensor([[1, 5, 6, 7, 2, 0, 0], [1, 8, 2, 0, 0, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
+    masked, selected = head.mask_words(ids, mask)
+    # ratio 1: every word between [CLS] and [SEP] is masked, nothing else
+    expected = torch.tensor([[0, 1, 1, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    assert torch.equal(selected, expected)
+    assert masked.tolist() == [[1, 3, 3, 3, 2, 0, 0], [1, 3, 2, 0, 0, 0, 0]]
