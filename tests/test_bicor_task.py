@@ -113,7 +113,7 @@ def test_predict_logits_with_windows_smaller_than_the_image():
 
 
 class _WindowRecorder(torch.nn.Module):
-    """Records the (H, W) of every window it is given; per-pixel logits = the pixel values."""
+    """Records how many windows each call gets; per-pixel logits = the first two channels."""
 
     def __init__(self, image_size: int) -> None:
         super().__init__()

@@ -22,10 +22,12 @@ def test_pool_region_is_the_area_weighted_mean_under_the_mask():
     assert pool_region(features, torch.zeros(1, 4, 4)).tolist() == [[2.5]]
 
 
-def _dmols(region: float, context: float) -> DualModalObjectLearning:
+def _dmols(
+    region: float, context: float, *, words: float = 0.5, visual_dim: int = 4
+) -> DualModalObjectLearning:
     return DualModalObjectLearning(
-        visual_dim=4, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
-        region_mask_ratio=region, context_mask_ratio=context, word_mask_ratio=0.5,
+        visual_dim=visual_dim, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
+        region_mask_ratio=region, context_mask_ratio=context, word_mask_ratio=words,
     )  # fmt: skip
 
 
@@ -47,10 +49,7 @@ def test_visual_mask_token_starts_at_bert_initialiser_scale() -> None:
     # cell begins near zero rather than as a large random feature
     torch.manual_seed(0)
     head = _dmols(region=0.5, context=0.5)
-    token = DualModalObjectLearning(
-        visual_dim=512, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
-        region_mask_ratio=0.5, context_mask_ratio=0.5, word_mask_ratio=0.5,
-    ).visual.mask_token.detach()  # fmt: skip
+    token = _dmols(region=0.5, context=0.5, visual_dim=512).visual.mask_token.detach()
     assert token.shape == (512,)
     assert 0.015 < float(token.std()) < 0.025 and abs(float(token.mean())) < 0.005
     assert head.visual.mask_token.shape == (4,)
@@ -58,10 +57,7 @@ def test_visual_mask_token_starts_at_bert_initialiser_scale() -> None:
 
 def test_word_masking_spares_cls_sep_and_padding_and_reaches_every_word() -> None:
     torch.manual_seed(0)
-    head = DualModalObjectLearning(
-        visual_dim=4, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
-        region_mask_ratio=0.5, context_mask_ratio=0.5, word_mask_ratio=1.0,
-    )  # fmt: skip
+    head = _dmols(region=0.5, context=0.5, words=1.0)
     # [CLS] w w w [SEP] pad pad, and a short one: [CLS] w [SEP] pad ...
     ids = torch.tensor([[1, 5, 6, 7, 2, 0, 0], [1, 8, 2, 0, 0, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 1, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
