@@ -15,6 +15,7 @@ import yaml
 
 from btdnet.ablation import (
     ABLATION_VARIANTS,
+    READING_VARIANTS,
     LaunchInfo,
     compare,
     detach_from_launcher,
@@ -103,6 +104,27 @@ def test_variants_are_valid_switches_of_the_model() -> None:
     family = seen["family_baseline"]
     assert not family["use_bsc"] and not family["use_twin_stream"] and not family["use_dmols"]
     assert len(ABLATION_VARIANTS) == 8
+
+
+def test_alternative_readings_are_the_full_model_with_one_value_changed() -> None:
+    base = {"model": {"variant": "tiny", "overrides": {"use_dmols": False}}}
+    full = ReferringConfig.from_config(
+        apply_overrides(base, ABLATION_VARIANTS["full"].overrides)
+    ).model.overrides
+    changed = {}
+    for variant in READING_VARIANTS.values():
+        config = apply_overrides(base, variant.overrides)
+        overrides = ReferringConfig.from_config(config).model.overrides
+        assert {k: overrides[k] for k in full} == full
+        changed[variant.name] = {k: v for k, v in overrides.items() if k not in full}
+    assert changed == {
+        "bsc_language_first": {"bsc_reading": "language_first"},
+        "alignment_spatial": {"alignment_kind": "spatial"},
+        "dmols_features": {"dmols_reconstruct": "features"},
+    }
+    # run only when named
+    assert [v.name for v in select_variants(None)] == list(ABLATION_VARIANTS)
+    assert select_variants(["dmols_features"]) == [READING_VARIANTS["dmols_features"]]
 
 
 def test_select_variants_refuses_unknown_and_repeated_names() -> None:
@@ -210,6 +232,12 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     assert ablation_cli.main(args) == 0
     assert fits[2:] == [(str(baseline.train_dir), True)]
     assert json.loads(baseline.result_path.read_text())["resumed"] is True
+
+    # a process that names one variant keeps the other finished rows in the table
+    one = ["--config", str(config), "--out", str(out), "--no-progress", "--seeds", "0"]
+    assert ablation_cli.main([*one, "--variants", "family_baseline"]) == 0
+    rows = json.loads((out / "ablation.json").read_text())["variants"]
+    assert [r["name"] for r in rows] == ["full", "family_baseline"] and len(fits) == 3
 
 
 def test_a_folder_of_other_files_or_another_config_is_refused(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -120,3 +121,56 @@ def test_switches():
     injected = torch.tanh(one_way.visual_gate(product)) * one_way.visual_update(product)
     expected = (pixels + injected).transpose(1, 2).reshape(visual.shape)
     torch.testing.assert_close(out.visual, expected.detach())
+
+
+def _language_first_reference(m: BidirectionalSpatialCorrelation, visual, words, mask):
+    """The module docstring's second reading: step 4, then step 2 on the refined words (no map
+    weight), then the map of step 3 from the refined sentence."""
+    b, c, h, w = visual.shape
+    pixels = visual.flatten(2).transpose(1, 2)  # (B, HW, C)
+    normed = F.layer_norm(pixels, (c,), m.pixel_norm.weight, m.pixel_norm.bias)
+    q = _linear(m.pixel_proj, normed)  # (B, HW, d)
+    a = torch.einsum("bpd,btd->bpt", q, _linear(m.word_key, words)) / math.sqrt(DIM)
+    to_pixels = torch.softmax(a.transpose(1, 2), dim=-1)  # (B, T, HW)
+    normed_words = F.layer_norm(words, (D_TEXT,), m.word_norm.weight, m.word_norm.bias)
+    refined = words + m.word_update(torch.cat([normed_words, to_pixels @ q], dim=-1))
+    a = torch.einsum("bpd,btd->bpt", q, _linear(m.word_key, refined)) / math.sqrt(DIM)
+    e = torch.exp(a - a.max(-1, keepdim=True).values) * mask[:, None, :]
+    product = (e / e.sum(-1, keepdim=True) @ _linear(m.word_value, refined)) * q
+    injected = torch.tanh(_linear(m.visual_gate, product)) * _linear(m.visual_update, product)
+    sentence = (refined * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+    s = _linear(m.sentence_proj, sentence)
+    corr = torch.einsum("bpd,bd->bp", q, s) / math.sqrt(DIM) * m.map_scale + m.map_bias
+    return (
+        (pixels + injected).transpose(1, 2).reshape(b, c, h, w),
+        refined,
+        corr.reshape(b, 1, h, w),
+    )
+
+
+def test_language_first_reading_matches_its_equations_and_the_map_gates_nothing():
+    # update_words=False (the last stage) is ignored: this reading needs the refined words
+    block = _block(reading="language_first", update_words=False)
+    visual, words, mask = _inputs()
+    with torch.no_grad():
+        out = block(visual, words, mask)
+        fused, refined, corr = _language_first_reference(block, visual, words, mask)
+    torch.testing.assert_close(out.visual, fused)
+    torch.testing.assert_close(out.words, refined)
+    torch.testing.assert_close(out.correlation, corr)
+    with torch.no_grad():  # the map's own parameters move the map, never the fused features
+        block.map_bias.add_(5.0)
+        block.sentence_proj.weight.mul_(-3.0)
+        moved = block(visual, words, mask)
+    torch.testing.assert_close(moved.visual, out.visual)
+    assert not torch.allclose(moved.correlation, out.correlation)
+    gated = _block()
+    with torch.no_grad():  # ... whereas in the gated reading they do
+        before = gated(visual, words, mask).visual
+        gated.map_bias.add_(5.0)
+        assert not torch.allclose(gated(visual, words, mask).visual, before)
+
+
+def test_an_unknown_reading_is_refused():
+    with pytest.raises(ValueError, match="language_first"):
+        BidirectionalSpatialCorrelation(visual_dim=C, text_dim=D_TEXT, dim=DIM, reading="both")

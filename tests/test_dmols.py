@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from btdnet.models.dmols import DualModalObjectLearning, pool_region
@@ -23,11 +24,17 @@ def test_pool_region_is_the_area_weighted_mean_under_the_mask():
 
 
 def _dmols(
-    region: float, context: float, *, words: float = 0.5, visual_dim: int = 4
+    region: float,
+    context: float,
+    *,
+    words: float = 0.5,
+    visual_dim: int = 4,
+    reconstruct: str = "inputs",
 ) -> DualModalObjectLearning:
     return DualModalObjectLearning(
         visual_dim=visual_dim, text_dim=4, vocab_size=10, patch=2, mask_token_id=3,
         region_mask_ratio=region, context_mask_ratio=context, word_mask_ratio=words,
+        reconstruct=reconstruct,
     )  # fmt: skip
 
 
@@ -66,3 +73,53 @@ def test_word_masking_spares_cls_sep_and_padding_and_reaches_every_word() -> Non
     expected = torch.tensor([[0, 1, 1, 1, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0]], dtype=torch.bool)
     assert torch.equal(selected, expected)
     assert masked.tolist() == [[1, 3, 3, 3, 2, 0, 0], [1, 3, 2, 0, 0, 0, 0]]
+
+
+def test_feature_reading_reconstructs_the_clean_detached_features() -> None:
+    torch.manual_seed(0)
+    head = _dmols(region=1.0, context=1.0, reconstruct="features")  # every cell masked
+    assert head.visual.to_pixels.out_channels == 4 and head.language.bias is None
+    assert _dmols(region=1.0, context=1.0).visual.to_pixels.out_channels == 3 * 2 * 2
+    features = torch.randn(2, 4, 3, 5, requires_grad=True)
+    sentence = torch.randn(2, 4)
+    loss = head.visual_loss(
+        features=features,
+        pixel_values=torch.randn(2, 3, 6, 10),
+        targets=torch.zeros(2, 6, 10),
+        sentence=sentence,
+    )
+    # by hand: the head's output against the per-cell normalised features, every cell masked
+    prediction = head.visual(features, torch.ones(2, 1, 3, 5, dtype=torch.bool), sentence)
+    truth = features.detach()
+    truth = (truth - truth.mean(1, keepdim=True)) / (
+        truth.var(1, keepdim=True, unbiased=False) + 1e-6
+    ).sqrt()
+    torch.testing.assert_close(loss, (prediction - truth).pow(2).mean())
+    # the target is detached: the features get their gradient through the prediction alone
+    (grad,) = torch.autograd.grad(loss, features)
+    (through_prediction,) = torch.autograd.grad((prediction - truth).pow(2).mean(), features)
+    torch.testing.assert_close(grad, through_prediction)
+
+    # words: 1 - cosine of the predicted feature and the clean word feature, masked words only
+    masked_words = torch.randn(2, 5, 4)
+    clean = torch.randn(2, 5, 4, requires_grad=True)
+    selected = torch.zeros(2, 5, dtype=torch.bool)
+    selected[0, 1], selected[1, 3] = True, True
+    region = torch.randn(2, 4)
+    loss = head.language_loss(
+        masked_words=masked_words, selected=selected, input_ids=torch.zeros(2, 5, dtype=torch.long),
+        region=region, embeddings=torch.randn(10, 4), clean_words=clean,
+    )  # fmt: skip
+    predicted = head.language.hidden(masked_words[selected], region)
+    expected = 1 - torch.nn.functional.cosine_similarity(predicted, clean[selected].detach())
+    torch.testing.assert_close(loss, expected.mean())
+    assert torch.autograd.grad(loss, clean, allow_unused=True)[0] is None
+    with pytest.raises(ValueError, match="clean_words"):
+        head.language_loss(
+            masked_words=masked_words, selected=selected, input_ids=torch.zeros(2, 5).long(),
+            region=region, embeddings=torch.randn(10, 4),
+        )  # fmt: skip
+    with pytest.raises(RuntimeError, match="features only"):
+        head.language(masked_words[0], region, torch.randn(10, 4))
+    with pytest.raises(ValueError, match="reconstruct"):
+        _dmols(region=0.5, context=0.5, reconstruct="tokens")

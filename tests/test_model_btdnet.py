@@ -93,10 +93,21 @@ def test_joint_logit_is_target_minus_background() -> None:
     torch.testing.assert_close(out.target_logits, t - out.background_logits)
 
 
-def test_every_parameter_gets_a_gradient() -> None:
+@pytest.mark.parametrize(
+    "reading",
+    [
+        {},
+        {"bsc_reading": "language_first"},
+        {"alignment_kind": "spatial"},
+        {"dmols_reconstruct": "features"},
+    ],
+)
+def test_every_parameter_gets_a_gradient(reading: dict[str, str]) -> None:
+    """Under every reading of issue #18 too (distributed training needs every parameter used)."""
     torch.manual_seed(0)
-    model = build_model("tiny", pretrained=False).train()
+    model = build_model("tiny", pretrained=False, **reading).train()
     out = model(**make_batch(96))
+    assert "alignment" in out.losses and "dmols_language" in out.losses
     out.loss.backward()
     without = [n for n, p in model.named_parameters() if p.grad is None]
     assert without == []
@@ -161,6 +172,20 @@ def test_dmols_absent_at_inference(monkeypatch) -> None:
     assert model.strip_training_heads().dmols is None
     out = model.train()(**batch)
     assert not any(k.startswith("dmols") for k in out.losses)
+
+
+def test_readings_are_config_values_checked_by_name() -> None:
+    language_first = build_model("tiny", pretrained=False, bsc_reading="language_first")
+    assert all(f.language_first and f.update_words for f in language_first.fusions)
+    features = build_model("tiny", pretrained=False, dmols_reconstruct="features")
+    assert features.dmols is not None and features.dmols.reconstruct == "features"
+    for field, value in [
+        ("bsc_reading", "both"),
+        ("alignment_kind", "l1"),
+        ("dmols_reconstruct", "ids"),
+    ]:
+        with pytest.raises(ValueError, match=field):
+            variant_config("tiny", **{field: value})
 
 
 def test_bad_inputs_give_clear_errors() -> None:

@@ -7,7 +7,13 @@ import math
 import pytest
 import torch
 
-from btdnet.models.losses import BTDNetCriterion, alignment_loss, dice_loss, weighted_bce
+from btdnet.models.losses import (
+    BTDNetCriterion,
+    alignment_loss,
+    dice_loss,
+    spatial_alignment_loss,
+    weighted_bce,
+)
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 
@@ -117,3 +123,41 @@ def test_presence_term_is_off_unless_weighted():
     assert float(losses["presence"]) > 0  # computed and reported ...
     expected = float(losses["joint_ce"]) + float(losses["dice"])
     assert float(losses["total"]) == pytest.approx(expected)  # ... but weighted 0 by default
+
+
+def test_spatial_alignment_loss_hand_value():
+    # sample 1: mask on the right pixel of a 1x2 map, logits (0, ln 3): softmax (.25, .75),
+    # KL(p || q) = 1 * ln(1 / .75). Sample 2 has an empty mask: left out of the mean.
+    targets = torch.tensor([[[[0.0, 1.0]]], [[[0.0, 0.0]]]])
+    maps = [torch.tensor([[[[0.0, LN3]]], [[[9.0, -9.0]]]])]
+    assert spatial_alignment_loss(maps, targets).item() == pytest.approx(-math.log(0.75))
+    # the level of the map does not matter, only where it points
+    shifted = [maps[0] + 7.0]
+    assert spatial_alignment_loss(shifted, targets).item() == pytest.approx(-math.log(0.75))
+    # a half-covered 2x2 mask area-down-sampled to 1x2: (0.5, 0) -> p = (1, 0) as well
+    wide = torch.zeros(1, 1, 2, 4)
+    wide[..., 0, 2:] = 1
+    assert spatial_alignment_loss([maps[0][:1]], wide).item() == pytest.approx(-math.log(0.75))
+    # every mask empty: zero, still part of the graph
+    logits = torch.zeros(2, 1, 1, 2, requires_grad=True)
+    empty = spatial_alignment_loss([logits], torch.zeros(2, 1, 1, 2))
+    empty.backward()
+    assert empty.item() == 0.0 and logits.grad is not None
+
+
+def test_criterion_uses_the_chosen_alignment_kind():
+    targets = torch.tensor([[[0.0, 1.0]]])  # (B, H, W)
+    maps = [torch.tensor([[[[0.0, LN3]]]])]
+    common = dict(
+        class_weights=(1.0, 1.0), dice_weight=0.0, target_stream_weight=0.0,
+        background_weight=0.0, agreement_weight=0.0, alignment_weight=1.0, extra_weights={},
+    )  # fmt: skip
+    logits = torch.zeros(1, 1, 1, 2)
+    spatial = BTDNetCriterion(**common, alignment_kind="spatial")
+    bce = BTDNetCriterion(**common)
+    got = spatial(joint_logits=logits, targets=targets, correlation_maps=maps)["alignment"]
+    assert got.item() == pytest.approx(-math.log(0.75))
+    got = bce(joint_logits=logits, targets=targets, correlation_maps=maps)["alignment"]
+    assert got.item() == pytest.approx(alignment_loss(maps, targets[:, None]).item())
+    with pytest.raises(ValueError, match="alignment_kind"):
+        BTDNetCriterion(**common, alignment_kind="l2")

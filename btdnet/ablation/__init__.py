@@ -19,10 +19,18 @@ from btdnet.ablation.plan import (
     share_of,
 )
 from btdnet.ablation.table import compare, format_markdown, mean_and_spread, summarise_runs
-from btdnet.ablation.variants import ABLATION_VARIANTS, AblationVariant, select_variants
+from btdnet.ablation.variants import (
+    ABLATION_VARIANTS,
+    KNOWN_VARIANTS,
+    READING_VARIANTS,
+    AblationVariant,
+    select_variants,
+)
 
 __all__ = [
     "ABLATION_VARIANTS",
+    "KNOWN_VARIANTS",
+    "READING_VARIANTS",
     "AblationFolderError",
     "AblationVariant",
     "LaunchInfo",

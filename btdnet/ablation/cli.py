@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from btdnet.ablation.plan import MARK_NAME, detach_from_launcher, launch_info, plan_runs, share_of
-from btdnet.ablation.variants import ABLATION_VARIANTS, select_variants
+from btdnet.ablation.variants import ABLATION_VARIANTS, READING_VARIANTS, select_variants
 
 DESCRIPTION = """\
 Measure what each part of BTDNet buys: train a config under named variants (each a set of
@@ -25,8 +25,11 @@ each process takes whole variants (round-robin) and trains them alone on its own
 """
 
 EPILOG = """\
-variants (--variants NAME ...; default: all, in this order):
+variants (--variants NAME ...; default: all of these, in this order):
 {variants}
+
+alternative readings (run only when named; docs/method.md, "Readings tried"):
+{readings}
 
 examples:
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation
@@ -41,10 +44,11 @@ exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
 
 def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {v.name:<20} {v.description}" for v in ABLATION_VARIANTS.values())
+    readings = "\n".join(f"  {v.name:<20} {v.description}" for v in READING_VARIANTS.values())
     parser = argparse.ArgumentParser(
         prog="ablate.py",
         description=DESCRIPTION,
-        epilog=EPILOG.format(variants=listing),
+        epilog=EPILOG.format(variants=listing, readings=readings),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

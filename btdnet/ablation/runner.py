@@ -25,7 +25,7 @@ from btdnet.ablation.plan import (
     run_state,
 )
 from btdnet.ablation.table import summarise_runs, write_tables
-from btdnet.ablation.variants import AblationVariant
+from btdnet.ablation.variants import KNOWN_VARIANTS, AblationVariant
 from btdnet.demo import score_checkpoint
 from btdnet.engine.config import apply_overrides
 from btdnet.engine.trainer import Trainer
@@ -190,10 +190,19 @@ def collect_results(out: Path) -> list[dict[str, Any]]:
 def write_ablation_tables(
     out: Path, variants: Sequence[AblationVariant], *, title: str
 ) -> tuple[dict[str, Any], list[Path]]:
-    """Aggregate the finished runs of ``variants`` into the table files under ``out``."""
-    names = {v.name for v in variants}
-    results = [r for r in collect_results(out) if r["variant"] in names]
-    summary = summarise_runs(results, [(v.name, v.description) for v in variants])
+    """Aggregate the finished runs under ``out`` into its table files.
+
+    The table lists ``variants`` and every other known variant with a finished run in the
+    folder (so a process that ran a few variants does not drop the others' rows), in the
+    registry's order; runs of names no longer known are left out.
+    """
+    results = collect_results(out)
+    finished = {r["variant"] for r in results}
+    chosen = {v.name for v in variants}
+    shown = [v for v in KNOWN_VARIANTS.values() if v.name in chosen or v.name in finished]
+    names = {v.name for v in shown}
+    results = [r for r in results if r["variant"] in names]
+    summary = summarise_runs(results, [(v.name, v.description) for v in shown])
     summary["runs_finished"] = len(results)
     summary["resumed_runs"] = [f"{r['variant']}/seed-{r['seed']}" for r in results if r["resumed"]]
     return summary, write_tables(summary, out, title=title)

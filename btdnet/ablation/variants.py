@@ -15,6 +15,15 @@ The switches are ``BTDNetConfig`` fields (``btdnet/models/config.py``), set thro
 | ``dmols_visual_only`` | D-MOLS's word prediction (weight 0): visual reconstruction only |
 | ``dmols_language_only`` | D-MOLS's visual reconstruction (weight 0): word prediction only |
 | ``family_baseline`` | BSC one-way + single stream + no D-MOLS: the LAVT family's plain model |
+
+Alternative readings (``READING_VARIANTS``; run only when named): the full model with one module
+read another way that the paper's description also allows (docs/method.md, "Readings tried").
+
+| variant | what it changes |
+|---|---|
+| ``bsc_language_first`` | BSC refines the words from the pixels, then injects them; no map gate |
+| ``alignment_spatial`` | maps supervised by a KL divergence over pixels, not a per-pixel BCE |
+| ``dmols_features`` | D-MOLS reconstructs clean features of masked cells and words |
 """
 
 from __future__ import annotations
@@ -26,13 +35,13 @@ _SWITCH = "model.overrides."
 _FULL = {"use_bsc": True, "use_alignment_loss": True, "use_twin_stream": True, "use_dmols": True}
 
 
-def _overrides(**changes: bool | float) -> tuple[str, ...]:
+def _overrides(**changes: bool | float | str) -> tuple[str, ...]:
     """``--set`` overrides: every module switch of the full model, with ``changes`` applied.
 
     Every switch is set explicitly, so that a variant means the same whatever the run's config
     says about the switches; other values (loss weights, sizes) are the config's.
     """
-    values: dict[str, bool | float] = {**_FULL, **changes}
+    values: dict[str, bool | float | str] = {**_FULL, **changes}
     return tuple(f"{_SWITCH}{key}={str(v).lower()}" for key, v in values.items())
 
 
@@ -86,24 +95,48 @@ ABLATION_VARIANTS: dict[str, AblationVariant] = {
         ),
     )
 }
-"""The variants of issue #18, in the order the tables list them."""
+"""The variants of issue #18, in the order the tables list them (the default selection)."""
+
+READING_VARIANTS: dict[str, AblationVariant] = {
+    v.name: v
+    for v in (
+        AblationVariant(
+            "bsc_language_first",
+            "full, BSC read language-first: words refined, then injected; the map gates nothing",
+            _overrides(bsc_reading="language_first"),
+        ),
+        AblationVariant(
+            "alignment_spatial",
+            "full, alignment maps supervised by KL over pixels (where, not how much)",
+            _overrides(alignment_kind="spatial"),
+        ),
+        AblationVariant(
+            "dmols_features",
+            "full, D-MOLS reconstructs clean features of masked cells and words",
+            _overrides(dmols_reconstruct="features"),
+        ),
+    )
+}
+"""Alternative readings of modules that bought nothing; run only when named."""
+
+KNOWN_VARIANTS: dict[str, AblationVariant] = {**ABLATION_VARIANTS, **READING_VARIANTS}
+"""Every variant a run may name, in table order."""
 
 
 def select_variants(names: Sequence[str] | None) -> list[AblationVariant]:
-    """The variants named (all when ``names`` is empty or None), in the order given.
+    """The variants named (the ablation variants when ``names`` is empty or None), in order.
 
     Raises:
         ValueError: an unknown or repeated name (the message lists the known ones).
     """
     if not names:
         return list(ABLATION_VARIANTS.values())
-    unknown = [n for n in names if n not in ABLATION_VARIANTS]
+    unknown = [n for n in names if n not in KNOWN_VARIANTS]
     if unknown:
         raise ValueError(
-            f"unknown ablation variant(s) {', '.join(unknown)}; known: "
-            f"{', '.join(ABLATION_VARIANTS)}"
+            f"unknown ablation variant(s) {', '.join(unknown)}; known: {', '.join(KNOWN_VARIANTS)}"
         )
     repeated = sorted({n for n in names if list(names).count(n) > 1})
     if repeated:
         raise ValueError(f"ablation variant(s) named twice: {', '.join(repeated)}")
-    return [ABLATION_VARIANTS[n] for n in names]
+    return [KNOWN_VARIANTS[n] for n in names]

@@ -22,6 +22,13 @@ directions, guided by the mask); it gives no equations, so this is our reading o
 With ``bidirectional=False`` only the plain one-way fusion of step 2 (without the map weighting)
 remains: the LAVT-style baseline that the BSC ablation compares against. The fused visual map
 feeds the next image-encoder stage (early fusion).
+
+A second reading (``reading="language_first"``, issue #18's alternative; docs/method.md) orders
+the two directions the other way round inside a stage: the words are first refined from the
+pixels (step 4, at every stage, the last included), then the *refined* words are injected into
+the pixels (step 2, with keys and scores recomputed from them, no map weighting), and the map of
+step 3 is computed from the refined sentence as an output to supervise: the mask guides the
+alignment only through the loss, never by gating the fusion.
 """
 
 from __future__ import annotations
@@ -59,8 +66,12 @@ class BidirectionalSpatialCorrelation(nn.Module):
         text_dim: width of the word features.
         dim: correlation width (small: the module's cost is linear in it).
         bidirectional: build the correlation map and (with ``update_words``) the word update.
-        update_words: update the words from vision (False for the last stage).
+        update_words: update the words from vision (False for the last stage); ignored by the
+            ``language_first`` reading, which updates them at every stage.
+        reading: ``"gated"`` (the module docstring's steps 1-4) or ``"language_first"``.
     """
+
+    READINGS = ("gated", "language_first")
 
     def __init__(
         self,
@@ -70,11 +81,15 @@ class BidirectionalSpatialCorrelation(nn.Module):
         dim: int,
         bidirectional: bool = True,
         update_words: bool = True,
+        reading: str = "gated",
     ) -> None:
         super().__init__()
+        if reading not in self.READINGS:
+            raise ValueError(f"BSC reading must be one of {self.READINGS}, got {reading!r}")
         self.dim = dim
         self.bidirectional = bidirectional
-        self.update_words = bidirectional and update_words
+        self.language_first = bidirectional and reading == "language_first"
+        self.update_words = bidirectional and (update_words or self.language_first)
         self.pixel_norm = nn.LayerNorm(visual_dim)
         self.pixel_proj = nn.Linear(visual_dim, dim)
         self.word_key = nn.Linear(text_dim, dim)
@@ -104,13 +119,14 @@ class BidirectionalSpatialCorrelation(nn.Module):
         b, c, h, w = visual.shape
         pixels = visual.flatten(2).transpose(1, 2)  # (B, HW, C)
         query = self.pixel_proj(self.pixel_norm(pixels))  # (B, HW, d)
-        keys = self.word_key(words)  # (B, T, d)
-        values = self.word_value(words)  # (B, T, d)
-        scores = torch.matmul(query, keys.transpose(1, 2)) / math.sqrt(self.dim)  # (B, HW, T)
+        scores = self._scores(query, words)  # (B, HW, T)
+        if self.language_first:
+            words = self._refine_words(words, scores, query)
+            scores = self._scores(query, words)
 
         pad = ~word_mask[:, None, :]  # (B, 1, T)
         to_words = scores.masked_fill(pad, torch.finfo(scores.dtype).min).softmax(dim=-1)
-        language_context = torch.matmul(to_words, values)  # (B, HW, d)
+        language_context = torch.matmul(to_words, self.word_value(words))  # (B, HW, d)
         product = language_context * query  # (B, HW, d)
         injected = torch.tanh(self.visual_gate(product)) * self.visual_update(product)  # (B, HW, C)
 
@@ -119,14 +135,25 @@ class BidirectionalSpatialCorrelation(nn.Module):
             sentence = self.sentence_proj(masked_mean(words, word_mask))  # (B, d)
             corr = torch.matmul(query, sentence.unsqueeze(-1)) / math.sqrt(self.dim)  # (B, HW, 1)
             corr = corr * self.map_scale + self.map_bias
-            injected = injected * torch.sigmoid(corr)
+            if not self.language_first:
+                injected = injected * torch.sigmoid(corr)
             correlation = corr.transpose(1, 2).reshape(b, 1, h, w)  # (B, 1, H, W)
 
         fused = (pixels + injected).transpose(1, 2).reshape(b, c, h, w)  # (B, C, H, W)
-
-        if self.update_words:
-            to_pixels = scores.transpose(1, 2).softmax(dim=-1)  # (B, T, HW)
-            visual_context = torch.matmul(to_pixels, query)  # (B, T, d)
-            delta = self.word_update(torch.cat([self.word_norm(words), visual_context], dim=-1))
-            words = words + delta  # (B, T, D_text)
+        if self.update_words and not self.language_first:
+            words = self._refine_words(words, scores, query)
         return BSCOutput(visual=fused, words=words, correlation=correlation)
+
+    def _scores(self, query: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
+        """Pixel-word scaled dot products: query (B, HW, d), words (B, T, D) -> (B, HW, T)."""
+        keys = self.word_key(words)  # (B, T, d)
+        return torch.matmul(query, keys.transpose(1, 2)) / math.sqrt(self.dim)
+
+    def _refine_words(
+        self, words: torch.Tensor, scores: torch.Tensor, query: torch.Tensor
+    ) -> torch.Tensor:
+        """Language <- vision (step 4): words (B, T, D) + MLP([LN(words), visual context])."""
+        to_pixels = scores.transpose(1, 2).softmax(dim=-1)  # (B, T, HW)
+        visual_context = torch.matmul(to_pixels, query)  # (B, T, d)
+        delta = self.word_update(torch.cat([self.word_norm(words), visual_context], dim=-1))
+        return words + delta  # (B, T, D_text)

@@ -258,6 +258,7 @@ class BTDNet(nn.Module):
                     input_ids=input_ids,
                     region=pool_region(decoded.target_features, targets),
                     embeddings=self.text_encoder.word_embeddings,
+                    clean_words=text.words,
                 )
             losses = self.criterion(
                 joint_logits=joint,

@@ -40,6 +40,15 @@ class BTDNetConfig:
         use_twin_stream: target + background streams; off = target stream only.
         use_dmols: D-MOLS auxiliary heads (training only).
         use_alignment_loss: supervise BSC's correlation maps (needs ``use_bsc``; ignored without).
+        bsc_reading: ``"gated"`` (the correlation map gates the language injection, words are
+            refined after it) or ``"language_first"`` (words refined first, then injected; the
+            map is supervised but gates nothing): ``btdnet/models/bsc.py``.
+        alignment_kind: ``"bce"`` (each map against the down-sampled mask, pixel by pixel) or
+            ``"spatial"`` (KL divergence of the map's softmax over pixels from the mask's
+            normalised area: where the sentence points, whatever the level).
+        dmols_reconstruct: ``"inputs"`` (D-MOLS predicts the pixels of masked cells and the ids
+            of masked words) or ``"features"`` (it predicts the clean, detached features of both:
+            the decoder's stride-8 lateral map and the text encoder's word features).
         use_presence: the presence head of generalized referring (no-target expressions); off =
             every expression is answered "present" (the paper's model). Off by default, so
             checkpoints written before the head existed load unchanged.
@@ -69,6 +78,9 @@ class BTDNetConfig:
     use_twin_stream: bool = True
     use_dmols: bool = True
     use_alignment_loss: bool = True
+    bsc_reading: str = "gated"
+    alignment_kind: str = "bce"
+    dmols_reconstruct: str = "inputs"
     use_presence: bool = False
     presence_threshold: float = 0.5
     ce_class_weights: tuple[float, float] = (0.9, 1.1)
@@ -99,6 +111,13 @@ class BTDNetConfig:
         for name in ("max_tokens", "fusion_dim", "decoder_dim"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name, allowed in (
+            ("bsc_reading", ("gated", "language_first")),
+            ("alignment_kind", ("bce", "spatial")),
+            ("dmols_reconstruct", ("inputs", "features")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if len(self.ce_class_weights) != 2:
             raise ValueError(f"ce_class_weights needs 2 values, got {self.ce_class_weights}")
         weights = [f.name for f in dataclasses.fields(self) if f.name.endswith("_weight")]

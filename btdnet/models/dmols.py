@@ -17,6 +17,12 @@ training. Our reading, chosen so that both heads are light and the main forward 
   target-stream features pooled with the ground-truth mask) by a small MLP whose output is scored
   against the text encoder's own word-embedding matrix (tied: no V x D matrix is added).
 
+A second reading (``reconstruct="features"``, issue #18's alternative; docs/method.md) takes
+"feature reconstruction" literally: the visual head predicts the clean lateral features of the
+masked cells (detached, normalised per cell like the pixels) and the word head predicts the
+text encoder's clean contextual feature of each masked word (detached; loss 1 - cosine), so no
+vocabulary is scored and the targets are what the model itself computes without masking.
+
 ``BTDNet`` calls this module only when training with targets; ``strip_training_heads`` removes it,
 so inference neither runs nor stores it.
 """
@@ -44,26 +50,27 @@ def pool_region(features: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 class VisualReconstructionHead(nn.Module):
-    """Masked feature cells (+ sentence) -> the pixels of each cell.
+    """Masked feature cells (+ sentence) -> the pixels (or the features) of each cell.
 
     Args:
         dim: channels of the input map.
         text_dim: width of the sentence feature.
         patch: pixels per cell side (the map's stride).
+        out_channels: channels predicted per cell (3 p² pixels, or ``dim`` features).
     """
 
-    def __init__(self, *, dim: int, text_dim: int, patch: int) -> None:
+    def __init__(self, *, dim: int, text_dim: int, patch: int, out_channels: int) -> None:
         super().__init__()
         self.patch = patch
         self.mask_token = nn.Parameter(torch.randn(dim) * 0.02)
         self.film = nn.Linear(text_dim, 2 * dim)
         self.body = nn.Sequential(ConvNormAct(dim, dim, 3), ConvNormAct(dim, dim, 3))
-        self.to_pixels = nn.Conv2d(dim, 3 * patch * patch, 1)
+        self.to_pixels = nn.Conv2d(dim, out_channels, 1)
 
     def forward(
         self, features: torch.Tensor, cell_mask: torch.Tensor, sentence: torch.Tensor
     ) -> torch.Tensor:
-        """features (B, C, h, w), cell_mask (B, 1, h, w) bool, sentence (B, D) -> (B, 3p², h, w)."""
+        """features (B, C, h, w), cell_mask (B, 1, h, w) bool, sentence (B, D) -> (B, out, h, w)."""
         token = self.mask_token.to(features.dtype)[None, :, None, None]  # (1, C, 1, 1)
         x = torch.where(cell_mask, token, features)
         scale, shift = self.film(sentence).chunk(2, dim=-1)  # (B, C) each
@@ -77,21 +84,28 @@ class WordPredictionHead(nn.Module):
     Args:
         text_dim: width of the word features (and of the embedding matrix rows).
         visual_dim: width of the region feature.
-        vocab_size: rows of the embedding matrix.
+        vocab_size: rows of the embedding matrix (its logit bias), or None when the head only
+            predicts word features (``hidden``).
     """
 
-    def __init__(self, *, text_dim: int, visual_dim: int, vocab_size: int) -> None:
+    def __init__(self, *, text_dim: int, visual_dim: int, vocab_size: int | None) -> None:
         super().__init__()
         self.fuse = nn.Sequential(
             nn.Linear(text_dim + visual_dim, text_dim), nn.GELU(), nn.LayerNorm(text_dim)
         )
-        self.bias = nn.Parameter(torch.zeros(vocab_size))
+        self.bias = nn.Parameter(torch.zeros(vocab_size)) if vocab_size is not None else None
+
+    def hidden(self, words: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+        """words (N, D), region (N, C) -> the predicted word feature (N, D)."""
+        return self.fuse(torch.cat([words, region], dim=-1))
 
     def forward(
         self, words: torch.Tensor, region: torch.Tensor, embeddings: torch.Tensor
     ) -> torch.Tensor:
         """words (N, D), region (N, C), embeddings (V, D) -> logits (N, V)."""
-        hidden = self.fuse(torch.cat([words, region], dim=-1))  # (N, D)
+        if self.bias is None:
+            raise RuntimeError("this word head predicts features only (built without vocab_size)")
+        hidden = self.hidden(words, region)  # (N, D)
         return F.linear(hidden, embeddings.to(hidden.dtype), self.bias.to(hidden.dtype))
 
 
@@ -107,7 +121,10 @@ class DualModalObjectLearning(nn.Module):
         region_mask_ratio: masking rate of cells in and around the target.
         context_mask_ratio: masking rate of the other cells.
         word_mask_ratio: masking rate of the real words (at least one word per sentence).
+        reconstruct: ``"inputs"`` (pixels and word ids) or ``"features"`` (the clean features).
     """
+
+    RECONSTRUCT = ("inputs", "features")
 
     def __init__(
         self,
@@ -120,15 +137,25 @@ class DualModalObjectLearning(nn.Module):
         region_mask_ratio: float,
         context_mask_ratio: float,
         word_mask_ratio: float,
+        reconstruct: str = "inputs",
     ) -> None:
         super().__init__()
+        if reconstruct not in self.RECONSTRUCT:
+            raise ValueError(f"reconstruct must be one of {self.RECONSTRUCT}, got {reconstruct!r}")
+        self.reconstruct = reconstruct
+        features = reconstruct == "features"
         self.mask_token_id = mask_token_id
         self.region_mask_ratio = region_mask_ratio
         self.context_mask_ratio = context_mask_ratio
         self.word_mask_ratio = word_mask_ratio
-        self.visual = VisualReconstructionHead(dim=visual_dim, text_dim=text_dim, patch=patch)
+        self.visual = VisualReconstructionHead(
+            dim=visual_dim,
+            text_dim=text_dim,
+            patch=patch,
+            out_channels=visual_dim if features else 3 * patch * patch,
+        )
         self.language = WordPredictionHead(
-            text_dim=text_dim, visual_dim=visual_dim, vocab_size=vocab_size
+            text_dim=text_dim, visual_dim=visual_dim, vocab_size=None if features else vocab_size
         )
 
     # ------------------------------------------------------------------ language branch
@@ -161,8 +188,9 @@ class DualModalObjectLearning(nn.Module):
         input_ids: torch.Tensor,
         region: torch.Tensor,
         embeddings: torch.Tensor,
+        clean_words: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Cross-entropy of the masked words.
+        """Cross-entropy of the masked words (``"features"``: 1 - cosine to their clean features).
 
         Args:
             masked_words: (B, T, D) text-encoder features of the masked sentences.
@@ -170,7 +198,19 @@ class DualModalObjectLearning(nn.Module):
             input_ids: (B, T) original ids (the labels).
             region: (B, C) target-region features.
             embeddings: (V, D) the text encoder's word-embedding matrix.
+            clean_words: (B, T, D) features of the unmasked sentences (needed by ``"features"``).
         """
+        if self.reconstruct == "features":
+            if clean_words is None:
+                raise ValueError("feature reconstruction needs clean_words")
+            if not bool(selected.any()):  # as below: every parameter in the graph, at weight 0
+                hidden = self.language.hidden(masked_words[:1, 0], region[:1])
+                return hidden.float().sum() * 0.0
+            batch_index = selected.nonzero(as_tuple=True)[0]  # (N,)
+            predicted = self.language.hidden(masked_words[selected], region[batch_index])
+            truth = clean_words[selected].detach()  # (N, D)
+            cosine = F.cosine_similarity(predicted.float(), truth.float(), dim=-1)  # (N,)
+            return (1 - cosine).mean()
         if not bool(selected.any()):
             # No maskable word in the batch: run the head once at zero weight, so that every
             # parameter still takes part in the graph (distributed training expects that).
@@ -197,7 +237,8 @@ class DualModalObjectLearning(nn.Module):
         targets: torch.Tensor,
         sentence: torch.Tensor,
     ) -> torch.Tensor:
-        """Mean squared error of the reconstructed (per-cell normalised) pixels of masked cells.
+        """Mean squared error of the reconstructed (per-cell normalised) pixels of masked cells
+        (``"features"``: of their clean, detached features).
 
         Args:
             features: (B, C, H/p, W/p) map to reconstruct from (p = ``patch``).
@@ -206,8 +247,11 @@ class DualModalObjectLearning(nn.Module):
             sentence: (B, D) sentence feature.
         """
         cell_mask = self.mask_cells(targets, tuple(features.shape[-2:]))  # (B, 1, h, w)
-        prediction = self.visual(features, cell_mask, sentence).float()  # (B, 3p^2, h, w)
-        truth = F.pixel_unshuffle(pixel_values.float(), self.visual.patch)  # (B, 3p^2, h, w)
+        prediction = self.visual(features, cell_mask, sentence).float()  # (B, out, h, w)
+        if self.reconstruct == "features":
+            truth = features.detach().float()  # (B, C, h, w)
+        else:
+            truth = F.pixel_unshuffle(pixel_values.float(), self.visual.patch)  # (B, 3p^2, h, w)
         mean = truth.mean(dim=1, keepdim=True)
         var = truth.var(dim=1, keepdim=True, unbiased=False)
         truth = (truth - mean) / (var + 1e-6).sqrt()

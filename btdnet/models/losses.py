@@ -11,7 +11,9 @@ Terms (all computed in float32; logits (B, 1, H, W), targets (B, H, W) 0/1):
 - ``agreement`` (twin stream only): the two streams should be complementary,
   ``mean((sigmoid(t) + sigmoid(b) - 1)^2)``;
 - ``alignment`` (when correlation maps exist): BCE of every stage's sentence-to-pixel map against
-  the area-down-sampled mask, averaged over stages;
+  the area-down-sampled mask, averaged over stages (``alignment_kind="bce"``), or the KL
+  divergence of the map's softmax over pixels from the mask's normalised area
+  (``"spatial"``: samples with an empty mask are skipped);
 - ``presence`` (generalized referring, when presence logits are given): BCE of the presence
   logit (B,) against whether the sample has a target (a no-target sample's mask is empty, so
   the mask terms above teach it to paint nothing);
@@ -54,6 +56,26 @@ def alignment_loss(maps: Sequence[torch.Tensor], targets: torch.Tensor) -> torch
     return torch.stack(terms).mean()
 
 
+def spatial_alignment_loss(maps: Sequence[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+    """Mean KL(mask distribution || softmax of the map over pixels), per stage and sample.
+
+    The target distribution is the area-down-sampled mask (B, 1, h, w) divided by its sum;
+    samples whose mask is empty have no distribution and are left out (0 when all are).
+    """
+    terms = []
+    for corr in maps:
+        soft = F.interpolate(targets, size=corr.shape[-2:], mode="area").flatten(1)  # (B, hw)
+        mass = soft.sum(1)  # (B,)
+        keep = mass > 0
+        if not bool(keep.any()):
+            terms.append(corr.float().sum() * 0.0)
+            continue
+        truth = soft[keep] / mass[keep, None]  # (B', hw)
+        log_q = corr.float().flatten(1)[keep].log_softmax(dim=1)  # (B', hw)
+        terms.append(F.kl_div(log_q, truth, reduction="batchmean"))
+    return torch.stack(terms).mean()
+
+
 class BTDNetCriterion(nn.Module):
     """Computes the named loss terms and their weighted ``total`` (no parameters).
 
@@ -64,6 +86,8 @@ class BTDNetCriterion(nn.Module):
         background_weight: weight of ``background_stream``.
         agreement_weight: weight of ``agreement``.
         alignment_weight: weight of ``alignment`` (0 disables it).
+        alignment_kind: ``"bce"`` (:func:`alignment_loss`) or ``"spatial"``
+            (:func:`spatial_alignment_loss`).
         presence_weight: weight of ``presence``.
         extra_weights: weights of extra terms by name (e.g. ``dmols_visual``).
     """
@@ -79,8 +103,13 @@ class BTDNetCriterion(nn.Module):
         alignment_weight: float,
         extra_weights: Mapping[str, float],
         presence_weight: float = 0.0,
+        alignment_kind: str = "bce",
     ) -> None:
         super().__init__()
+        kinds = {"bce": alignment_loss, "spatial": spatial_alignment_loss}
+        if alignment_kind not in kinds:
+            raise ValueError(f"alignment_kind must be one of {sorted(kinds)}: {alignment_kind!r}")
+        self.alignment = kinds[alignment_kind]
         self.class_weights = (float(class_weights[0]), float(class_weights[1]))
         self.weights = {
             "joint_ce": 1.0,
@@ -129,7 +158,7 @@ class BTDNetCriterion(nn.Module):
             losses["background_stream"] = F.binary_cross_entropy_with_logits(b, 1 - truth)
             losses["agreement"] = (torch.sigmoid(t) + torch.sigmoid(b) - 1).pow(2).mean()
         if correlation_maps and self.weights["alignment"] > 0:
-            losses["alignment"] = alignment_loss(correlation_maps, truth)
+            losses["alignment"] = self.alignment(correlation_maps, truth)
         if presence_logits is not None:
             if present is None:
                 present = targets.flatten(1).amax(dim=1) > 0  # (B,)

@@ -147,6 +147,7 @@ def _build_criterion(config: BTDNetConfig) -> BTDNetCriterion:
         background_weight=config.background_weight,
         agreement_weight=config.agreement_weight,
         alignment_weight=config.alignment_weight if config.use_alignment_loss else 0.0,
+        alignment_kind=config.alignment_kind,
         extra_weights={
             "dmols_visual": config.dmols_visual_weight,
             "dmols_language": config.dmols_language_weight,
@@ -190,6 +191,7 @@ def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = Tru
             dim=config.fusion_dim,
             bidirectional=config.use_bsc,
             update_words=index < stages - 1,
+            reading=config.bsc_reading,
         )
         for index, channels in enumerate(image_encoder.channels)
     ]
@@ -208,6 +210,7 @@ def build_btdnet(config: BTDNetConfig, *, pretrained: bool, training: bool = Tru
             region_mask_ratio=config.dmols_region_mask_ratio,
             context_mask_ratio=config.dmols_context_mask_ratio,
             word_mask_ratio=config.dmols_word_mask_ratio,
+            reconstruct=config.dmols_reconstruct,
         )
     presence_head = None
     if config.use_presence:
