@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from btdnet.models.config import BSC_READINGS
 from btdnet.models.text_encoder import masked_mean
 
 
@@ -71,7 +72,7 @@ class BidirectionalSpatialCorrelation(nn.Module):
         reading: ``"gated"`` (the module docstring's steps 1-4) or ``"language_first"``.
     """
 
-    READINGS = ("gated", "language_first")
+    READINGS = BSC_READINGS
 
     def __init__(
         self,

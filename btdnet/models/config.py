@@ -6,6 +6,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+# The allowed values of the three reading switches (issue #18; docs/method.md, "Readings tried").
+# The modules that implement them read these, so a value is named in one place.
+BSC_READINGS = ("gated", "language_first")
+ALIGNMENT_KINDS = ("bce", "spatial")
+DMOLS_RECONSTRUCTIONS = ("inputs", "features")
+
 
 def _json_form(value: Any) -> Any:
     if isinstance(value, dict):
@@ -112,9 +118,9 @@ class BTDNetConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name, allowed in (
-            ("bsc_reading", ("gated", "language_first")),
-            ("alignment_kind", ("bce", "spatial")),
-            ("dmols_reconstruct", ("inputs", "features")),
+            ("bsc_reading", BSC_READINGS),
+            ("alignment_kind", ALIGNMENT_KINDS),
+            ("dmols_reconstruct", DMOLS_RECONSTRUCTIONS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from btdnet.models.config import DMOLS_RECONSTRUCTIONS
 from btdnet.models.layers import ConvNormAct
 
 
@@ -124,7 +125,7 @@ class DualModalObjectLearning(nn.Module):
         reconstruct: ``"inputs"`` (pixels and word ids) or ``"features"`` (the clean features).
     """
 
-    RECONSTRUCT = ("inputs", "features")
+    RECONSTRUCT = DMOLS_RECONSTRUCTIONS
 
     def __init__(
         self,
