@@ -98,7 +98,7 @@ def test_joint_logit_is_target_minus_background() -> None:
     [
         {},
         {"bsc_reading": "language_first"},
-        {"alignment_kind": "spatial"},
+        {"alignment_kind": "bce"},
         {"dmols_reconstruct": "features"},
     ],
 )

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from btdnet import BTDNet, CheckpointError, build_model, load_model
+from btdnet.models.config import BTDNetConfig
 from btdnet.models.serialization import load_model_dir, save_model_dir
-from btdnet.models.variants import variant_config
+from btdnet.models.variants import load_weights, variant_config
 from tests.test_model_btdnet import make_batch
 
 
@@ -92,6 +93,43 @@ def test_weights_of_another_architecture_are_refused(tmp_path) -> None:
     save_model_dir(tmp_path / "mixed", wide.state_dict(), narrow.config.to_dict(), "btdnet")
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(tmp_path / "mixed")
+
+
+def test_configs_saved_before_the_alignment_default_changed_keep_their_reading(tmp_path) -> None:
+    """``alignment_kind`` became "spatial" by default; a config without it meant "bce"."""
+    model = build_model("tiny", pretrained=False)
+    assert model.config.alignment_kind == "spatial"
+    old = {k: v for k, v in model.config.to_dict().items() if k != "alignment_kind"}
+    assert BTDNetConfig.from_dict(old).alignment_kind == "bce"
+    save_model_dir(tmp_path / "old", model.state_dict(), old, "btdnet")
+    assert load_model(tmp_path / "old").config.alignment_kind == "bce"
+
+
+def test_resuming_under_another_objective_reading_is_refused(tmp_path) -> None:
+    """The readings shape no tensor: without the check a resumed run would load and silently
+    train towards another objective."""
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False, alignment_kind="bce")
+    model.save_pretrained(tmp_path / "ckpt")
+    spatial = build_model("tiny", pretrained=False)
+    with pytest.raises(
+        CheckpointError, match=r"ckpt: trained with alignment_kind='bce'.*'spatial'"
+    ):
+        load_weights(spatial, tmp_path / "ckpt")
+    same = load_weights(
+        build_model("tiny", pretrained=False, alignment_kind="bce"), tmp_path / "ckpt"
+    )
+    assert torch.equal(_eval_outputs(same), _eval_outputs(model))
+    # a checkpoint saved before the field existed was trained with "bce"
+    old = {k: v for k, v in model.config.to_dict().items() if k != "alignment_kind"}
+    save_model_dir(tmp_path / "old", model.state_dict(), old, "btdnet")
+    with pytest.raises(CheckpointError, match="alignment_kind='bce'"):
+        load_weights(spatial, tmp_path / "old")
+    language_first = build_model(
+        "tiny", pretrained=False, alignment_kind="bce", bsc_reading="language_first"
+    )
+    with pytest.raises(CheckpointError, match="bsc_reading='gated'"):
+        load_weights(language_first, tmp_path / "ckpt")
 
 
 def test_serialization_helpers(tmp_path) -> None:

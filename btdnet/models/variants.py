@@ -25,7 +25,7 @@ from typing import Any
 
 from btdnet.models.bsc import BidirectionalSpatialCorrelation
 from btdnet.models.btdnet import MODEL_TYPE, TRAINING_HEADS_PREFIX, BTDNet
-from btdnet.models.config import BTDNetConfig
+from btdnet.models.config import LEGACY_VALUES, OBJECTIVE_READINGS, BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning
 from btdnet.models.hf_loading import TextEncoderLoadError
 from btdnet.models.hub import resolve_model_source
@@ -247,9 +247,22 @@ def load_weights(model: BTDNet, directory: str | Path) -> BTDNet:
     """Load the weights of a BTDNet folder into a built ``model`` (all must fit; in place).
 
     Used to resume training: the training task builds the model from its config and the
-    checkpoint's tensors must match it exactly.
+    checkpoint's tensors must match it exactly, and so must the readings that shape the
+    objective but no tensor (``OBJECTIVE_READINGS``: resumed under another one, the run would
+    load and silently train towards something else).
+
+    Raises:
+        CheckpointError: one line naming the folder and the first reading that differs.
     """
-    state, _ = load_model_dir(directory, MODEL_TYPE)
+    state, saved = load_model_dir(directory, MODEL_TYPE)
+    for name in OBJECTIVE_READINGS:
+        was = saved.get(name, LEGACY_VALUES.get(name, getattr(BTDNetConfig, name)))
+        now = getattr(model.config, name)
+        if was != now:
+            raise CheckpointError(
+                f"{directory}: trained with {name}={was!r}, but the run's config now builds "
+                f"{name}={now!r}; resume with --set model.overrides.{name}={was}"
+            )
     load_state_strict(model, state, str(directory))
     return model
 
