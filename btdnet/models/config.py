@@ -14,7 +14,7 @@ DMOLS_RECONSTRUCTIONS = ("inputs", "features")
 
 # What a saved config that lacks a field was trained with, where that differs from today's
 # default: ``alignment_kind`` became ``"spatial"`` by default on 2026-12-03 (issue #18's
-# evidence: +6.6 and +4.6 oIoU over ``"bce"`` in two regimes, beyond the seed spread); configs
+# evidence: +6.6 and +4.5 oIoU over ``"bce"`` in two regimes, beyond the seed spread); configs
 # saved before the field existed were trained with the per-pixel BCE.
 LEGACY_VALUES: dict[str, Any] = {"alignment_kind": "bce"}
 
