@@ -77,8 +77,7 @@ class BTDNetConfig:
         alignment_weight, dmols_visual_weight, dmols_language_weight: term weights.
         presence_weight: weight of the presence BCE (only with ``use_presence``); 0.1 since
             2026-12-03: on the generalized demo 0.1 / 0.3 / 1.0 / 3.0 gave gIoU 58.9 / 57.1 /
-            52.9 / 46.9
-            (a heavier presence term takes the shared features from the grounding).
+            52.9 / 46.9 (a heavier presence term takes the shared features from grounding).
         dmols_region_mask_ratio / dmols_context_mask_ratio: visual masking rates in and around /
             away from the target; dmols_word_mask_ratio: word masking rate.
     """

@@ -25,7 +25,7 @@ from typing import Any
 
 from btdnet.models.bsc import BidirectionalSpatialCorrelation
 from btdnet.models.btdnet import MODEL_TYPE, TRAINING_HEADS_PREFIX, BTDNet
-from btdnet.models.config import LEGACY_VALUES, OBJECTIVE_READINGS, BTDNetConfig
+from btdnet.models.config import OBJECTIVE_READINGS, BTDNetConfig
 from btdnet.models.dmols import DualModalObjectLearning
 from btdnet.models.hf_loading import TextEncoderLoadError
 from btdnet.models.hub import resolve_model_source
@@ -254,10 +254,13 @@ def load_weights(model: BTDNet, directory: str | Path) -> BTDNet:
     Raises:
         CheckpointError: one line naming the folder and the first reading that differs.
     """
-    state, saved = load_model_dir(directory, MODEL_TYPE)
+    state, config_dict = load_model_dir(directory, MODEL_TYPE)
+    try:
+        saved = BTDNetConfig.from_dict(config_dict)  # missing fields: LEGACY_VALUES, defaults
+    except ValueError as error:
+        raise unbuildable_checkpoint(directory, error) from error
     for name in OBJECTIVE_READINGS:
-        was = saved.get(name, LEGACY_VALUES.get(name, getattr(BTDNetConfig, name)))
-        now = getattr(model.config, name)
+        was, now = getattr(saved, name), getattr(model.config, name)
         if was != now:
             raise CheckpointError(
                 f"{directory}: trained with {name}={was!r}, but the run's config now builds "
