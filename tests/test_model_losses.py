@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
+from btdnet.models.config import ALIGNMENT_KINDS
 from btdnet.models.losses import (
+    ALIGNMENT_LOSSES,
     BTDNetCriterion,
     alignment_loss,
     dice_loss,
@@ -161,3 +163,8 @@ def test_criterion_uses_the_chosen_alignment_kind():
     assert got.item() == pytest.approx(alignment_loss(maps, targets[:, None]).item())
     with pytest.raises(ValueError, match="alignment_kind"):
         BTDNetCriterion(**common, alignment_kind="l2")
+
+
+def test_every_configurable_alignment_kind_has_a_loss():
+    # config.validate accepts ALIGNMENT_KINDS; the criterion must build each one, and no other
+    assert set(ALIGNMENT_LOSSES) == set(ALIGNMENT_KINDS)

@@ -76,6 +76,10 @@ def spatial_alignment_loss(maps: Sequence[torch.Tensor], targets: torch.Tensor) 
     return torch.stack(terms).mean()
 
 
+# alignment_kind -> its loss; the keys are config.ALIGNMENT_KINDS (tests/test_model_losses.py)
+ALIGNMENT_LOSSES = {"bce": alignment_loss, "spatial": spatial_alignment_loss}
+
+
 class BTDNetCriterion(nn.Module):
     """Computes the named loss terms and their weighted ``total`` (no parameters).
 
@@ -106,10 +110,11 @@ class BTDNetCriterion(nn.Module):
         alignment_kind: str = "bce",
     ) -> None:
         super().__init__()
-        kinds = {"bce": alignment_loss, "spatial": spatial_alignment_loss}
-        if alignment_kind not in kinds:
-            raise ValueError(f"alignment_kind must be one of {sorted(kinds)}: {alignment_kind!r}")
-        self.alignment = kinds[alignment_kind]
+        if alignment_kind not in ALIGNMENT_LOSSES:
+            raise ValueError(
+                f"alignment_kind must be one of {sorted(ALIGNMENT_LOSSES)}: {alignment_kind!r}"
+            )
+        self.alignment = ALIGNMENT_LOSSES[alignment_kind]
         self.class_weights = (float(class_weights[0]), float(class_weights[1]))
         self.weights = {
             "joint_ce": 1.0,
