@@ -85,10 +85,11 @@ def _split_loader(model: BTDNet, data_root: str | Path, split: str, batch_size: 
 def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size: int) -> dict:
     """Score a checkpoint on the generalized test split; also returns model and dataset.
 
-    The presence threshold is first chosen on the val split (best gIoU,
-    :mod:`btdnet.evaluation.presence_calibration`), written into the checkpoint's
-    ``config.json`` (so ``btdnet-predict`` uses it) and the test split is scored at it; the
-    test scores at the untuned 0.5 are returned beside them (``result_at_default``).
+    The presence threshold is first chosen on the val split (the ``balanced`` criterion: the
+    largest min(N_acc, T_acc), :mod:`btdnet.evaluation.presence_calibration`), written into
+    the checkpoint's ``config.json`` (so ``btdnet-predict`` uses it) and the test split is
+    scored at it; the test scores at the untuned 0.5 are returned beside them
+    (``result_at_default``).
     """
     model = load_model(checkpoint).eval()
     accelerator = make_accelerator()
@@ -150,7 +151,7 @@ def run_generalized_demo(
             "protocol": result.get("protocol", "lavt"),
             "best_val_gIoU": summary.best_value,
             "presence_threshold": scored["sweep"]["threshold"],
-            "presence_threshold_chosen_on": "val (best gIoU)",
+            "presence_threshold_chosen_on": f"val ({scored['sweep']['criterion']})",
             "at_default_threshold": {
                 "threshold": scored["default_threshold"],
                 **{k: scored["result_at_default"].get(k) for k in METRIC_KEYS[:4]},
@@ -182,7 +183,8 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path, pictures: int) -> Non
         f"cIoU {_fmt(metrics['cIoU'])}  "
         f"N_acc {_fmt(metrics['N_acc'])} (target >= {TARGETS['N_acc']:.0f})  "
         f"T_acc {_fmt(metrics['T_acc'])} (target >= {TARGETS['T_acc']:.0f})\n"
-        f"  at presence threshold {metrics['presence_threshold']:.2f}, chosen on val "
+        f"  at presence threshold {metrics['presence_threshold']:.2f}, chosen on "
+        f"{metrics['presence_threshold_chosen_on']} "
         f"(at {metrics['at_default_threshold']['threshold']:.2f}: "
         f"gIoU {_fmt(metrics['at_default_threshold']['gIoU'])}, "
         f"N_acc {_fmt(metrics['at_default_threshold']['N_acc'])}, "

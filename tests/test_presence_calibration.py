@@ -51,13 +51,40 @@ def test_sweep_chooses_the_best_giou():
     table = sweep_rows(ROWS, [0.25, 0.5, 0.8, 0.95])
     assert [row["threshold"] for row in table] == [0.25, 0.5, 0.8, 0.95]
     assert [row["gIoU"] for row in table] == pytest.approx([21.25, 40.0, 65.0, 50.0])
-    assert choose_threshold(table) == 0.8
+    assert choose_threshold(table, "gIoU") == 0.8
 
 
 def test_ties_go_to_the_threshold_closest_to_one_half():
     table = [{"threshold": t, "gIoU": g} for t, g in [(0.2, 70), (0.4, 80), (0.6, 80), (0.7, 80)]]
-    assert choose_threshold(table) == 0.4  # 0.4 and 0.6 equally close: the lower
-    assert choose_threshold(table[2:]) == 0.6
+    assert choose_threshold(table, "gIoU") == 0.4  # 0.4 and 0.6 equally close: the lower
+    assert choose_threshold(table[2:], "gIoU") == 0.6
+    assert choose_threshold(table) == 0.4  # no N_acc / T_acc: balanced decides by gIoU
+
+
+def test_balanced_criterion_takes_the_largest_min_of_n_and_t_acc():
+    rows = [  # gIoU alone prefers 0.8 (N_acc 100, T_acc 50); 0.5 keeps both at 75
+        {"threshold": 0.3, "gIoU": 50.0, "N_acc": 50.0, "T_acc": 100.0},
+        {"threshold": 0.5, "gIoU": 60.0, "N_acc": 75.0, "T_acc": 75.0},
+        {"threshold": 0.6, "gIoU": 61.0, "N_acc": 80.0, "T_acc": 75.0},
+        {"threshold": 0.8, "gIoU": 65.0, "N_acc": 100.0, "T_acc": 50.0},
+    ]
+    assert choose_threshold(rows, "gIoU") == 0.8
+    assert choose_threshold(rows) == 0.6  # min 75 at 0.5 and 0.6: the better gIoU
+    assert choose_threshold(rows[:2]) == 0.5
+    assert choose_threshold(sweep_rows(ROWS, [0.25, 0.5, 0.8, 0.95])) == 0.8  # by hand above
+
+
+def test_balanced_criterion_falls_back_to_giou_without_both_kinds():
+    rows = [
+        {"threshold": 0.4, "gIoU": 70.0, "N_acc": None, "T_acc": 100.0},
+        {"threshold": 0.6, "gIoU": 75.0, "N_acc": None, "T_acc": 90.0},
+    ]
+    assert choose_threshold(rows) == 0.6
+
+
+def test_unknown_criterion_is_refused():
+    with pytest.raises(ValueError, match="criterion"):
+        choose_threshold([{"threshold": 0.5, "gIoU": 1.0}], "oIoU")
 
 
 def test_empty_inputs_are_refused():
