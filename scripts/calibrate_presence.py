@@ -1,0 +1,106 @@
+"""Choose a generalized model's presence threshold on a split, and optionally store it.
+
+Runs the checkpoint once over the split (default: val), scores every threshold of the grid
+0.05 ... 0.95 with ReLA's gIoU, cIoU, N_acc and T_acc, prints the table and the chosen value:
+
+  balanced  (default) the largest min(N_acc, T_acc); ties: the better gIoU, then closest to 0.5
+  gIoU      the best gIoU; ties: closest to 0.5
+
+--store writes the chosen value into the checkpoint's config.json (the weights are not touched),
+so btdnet-predict, btdnet-serve and benchmark.py use it. Choose on val and report test: choosing
+on the split you report flatters it. See docs/generalized.md.
+
+    python scripts/calibrate_presence.py --checkpoint runs/x/checkpoints/best \\
+        --dataset grefs --root datasets/grefs --split val --store
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from btdnet.engine.cli import one_line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--checkpoint", required=True, help="model folder with a presence head")
+    parser.add_argument("--dataset", default="grefs", help="dataset format (default: grefs)")
+    parser.add_argument("--root", required=True, help="dataset folder")
+    parser.add_argument("--split", default="val", help="split to choose on (default: val)")
+    parser.add_argument(
+        "--criterion", default="balanced", choices=("balanced", "gIoU"), help="see above"
+    )
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument(
+        "--store", action="store_true", help="write the chosen threshold into config.json"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the sweep here")
+    return parser
+
+
+def calibrate(args: argparse.Namespace) -> dict:
+    """Sweep the split and return ``presence_sweep``'s dict (plus the split)."""
+    from torch.utils.data import DataLoader
+
+    from btdnet.data import build_referring_dataset
+    from btdnet.engine.accelerator import make_accelerator
+    from btdnet.evaluation.presence_calibration import presence_sweep
+    from btdnet.models import load_model
+
+    model = load_model(args.checkpoint, training=False).eval()
+    dataset = build_referring_dataset(
+        args.dataset,
+        args.root,
+        args.split,
+        model.tokenizer,
+        image_size=model.config.image_size,
+        max_tokens=model.config.max_tokens,
+    )
+    accelerator = make_accelerator()
+    loader = accelerator.prepare(DataLoader(dataset, batch_size=args.batch_size, shuffle=False))
+    sweep = presence_sweep(
+        model.to(accelerator.device), loader, accelerator, criterion=args.criterion
+    )
+    return {**sweep, "split": args.split, "checkpoint": str(args.checkpoint)}
+
+
+def format_table(sweep: dict) -> str:
+    """The sweep as a Markdown table, the chosen row marked."""
+    lines = ["| threshold | gIoU | cIoU | N_acc | T_acc |", "|---|---|---|---|---|"]
+    for row in sweep["table"]:
+        mark = " **chosen**" if row["threshold"] == sweep["threshold"] else ""
+        cells = [row[k] for k in ("gIoU", "cIoU", "N_acc", "T_acc")]
+        text = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
+        lines.append(f"| {row['threshold']:.2f}{mark} | {text} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from btdnet.data.errors import DatasetError
+    from btdnet.errors import CheckpointError
+    from btdnet.evaluation.presence_calibration import store_presence_threshold
+    from btdnet.safe_write import write_text_atomic
+
+    try:
+        sweep = calibrate(args)
+        if args.store:
+            store_presence_threshold(args.checkpoint, sweep["threshold"])
+        if args.json is not None:
+            write_text_atomic(args.json, json.dumps(sweep, indent=2) + "\n")
+    except (DatasetError, CheckpointError, OSError, ValueError) as error:
+        print(f"calibrate_presence.py: error: {one_line(error)}", file=sys.stderr)
+        return 1
+    print(f"{args.split}, {sweep['samples']} samples:\n{format_table(sweep)}")
+    stored = f"; written into {Path(args.checkpoint) / 'config.json'}" if args.store else ""
+    print(f"presence threshold {sweep['threshold']:.2f} ({sweep['criterion']}){stored}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
