@@ -18,7 +18,7 @@ presence probability; the answer at any threshold follows without running the mo
   no-target or without targeted samples has no such point; the gIoU criterion decides there.
 - ``gIoU``: the best gIoU (ties: the threshold closest to 0.5). gIoU scores a correct "no
   target" 1 and a found target only its IoU, so its best threshold leans to "no target": on
-  the generalized demo it cost T_acc (74-79 on test in 6 of 7 runs) and did not even give the
+  the generalized demo it cost T_acc (73-79 on test in 6 of 7 runs) and did not even give the
   best test gIoU (the balanced choice's was equal or higher in all 7; docs/generalized.md).
 
 Choose on a validation split and report the test split at the chosen value: choosing on the
