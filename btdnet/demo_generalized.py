@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
-from btdnet.data import build_referring_dataset
 from btdnet.demo import _denormalise, _generate_train_score, _prepare_demo
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
 from btdnet.evaluation.presence_calibration import presence_sweep, store_presence_threshold
+from btdnet.evaluation.referring_eval import split_loader
 from btdnet.models import BTDNet, load_model
 from btdnet.predict.overlay import render_overlay
 
@@ -70,18 +69,6 @@ def write_generalized_overlays(
     return written
 
 
-def _split_loader(model: BTDNet, data_root: str | Path, split: str, batch_size: int, accelerator):
-    dataset = build_referring_dataset(
-        "grefs",
-        data_root,
-        split,
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
-    return dataset, accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
-
-
 def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size: int) -> dict:
     """Score a checkpoint on the generalized test split; also returns model and dataset.
 
@@ -93,12 +80,12 @@ def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size:
     """
     model = load_model(checkpoint).eval()
     accelerator = make_accelerator()
-    _, val_loader = _split_loader(model, data_root, "val", batch_size, accelerator)
+    _, val_loader = split_loader(model, "grefs", data_root, "val", batch_size, accelerator)
     sweep = presence_sweep(model, val_loader, accelerator)
     default = model.config.presence_threshold
     model.config.presence_threshold = sweep["threshold"]
     store_presence_threshold(checkpoint, sweep["threshold"])
-    test, loader = _split_loader(model, data_root, "test", batch_size, accelerator)
+    test, loader = split_loader(model, "grefs", data_root, "test", batch_size, accelerator)
     result = evaluate_referring(model, loader, accelerator, show_progress=False)
     at_default = evaluate_referring(
         model, loader, accelerator, show_progress=False, presence_threshold=default

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from btdnet.engine.cli import one_line
+from btdnet.evaluation.presence_calibration import CRITERIA
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,9 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", default="grefs", help="dataset format (default: grefs)")
     parser.add_argument("--root", required=True, help="dataset folder")
     parser.add_argument("--split", default="val", help="split to choose on (default: val)")
-    parser.add_argument(
-        "--criterion", default="balanced", choices=("balanced", "gIoU"), help="see above"
-    )
+    parser.add_argument("--criterion", default="balanced", choices=CRITERIA, help="see above")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument(
         "--store", action="store_true", help="write the chosen threshold into config.json"
@@ -45,24 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def calibrate(args: argparse.Namespace) -> dict:
     """Sweep the split and return ``presence_sweep``'s dict (plus the split)."""
-    from torch.utils.data import DataLoader
-
-    from btdnet.data import build_referring_dataset
     from btdnet.engine.accelerator import make_accelerator
     from btdnet.evaluation.presence_calibration import presence_sweep
+    from btdnet.evaluation.referring_eval import split_loader
     from btdnet.models import load_model
 
     model = load_model(args.checkpoint, training=False).eval()
-    dataset = build_referring_dataset(
-        args.dataset,
-        args.root,
-        args.split,
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
     accelerator = make_accelerator()
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=args.batch_size, shuffle=False))
+    _, loader = split_loader(
+        model, args.dataset, args.root, args.split, args.batch_size, accelerator
+    )
     sweep = presence_sweep(
         model.to(accelerator.device), loader, accelerator, criterion=args.criterion
     )

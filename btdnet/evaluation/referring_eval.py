@@ -49,6 +49,26 @@ def find_referring_dataset(dataloader: Any, dataset: Any = None) -> Any:
     return None
 
 
+def split_loader(
+    model: Any, dataset_name: str, root: str | Path, split: str, batch_size: int, accelerator: Any
+) -> tuple[Any, Any]:
+    """``(dataset, prepared loader)`` of one split, read at ``model``'s own image size and
+    expression length with its tokenizer, in order (no shuffling)."""
+    from torch.utils.data import DataLoader
+
+    from btdnet.data import build_referring_dataset
+
+    dataset = build_referring_dataset(
+        dataset_name,
+        root,
+        split,
+        model.tokenizer,
+        image_size=model.config.image_size,
+        max_tokens=model.config.max_tokens,
+    )
+    return dataset, accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+
+
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinearly resize (N, 1, h, w) logits to ``size`` unless they already have it."""
     if tuple(logits.shape[-2:]) == tuple(size):
