@@ -1,7 +1,8 @@
 """Choose a generalized model's presence threshold on a split, and optionally store it.
 
 Runs the checkpoint once over the split (default: val), scores every threshold of the grid
-0.05 ... 0.95 with ReLA's gIoU, cIoU, N_acc and T_acc, prints the table and the chosen value:
+0.01 ... 0.99 with ReLA's gIoU, cIoU, N_acc and T_acc, prints the table (every 0.05, and each
+row within 0.03 of the choice; --json writes all 99) and the chosen value:
 
   balanced  (default) the largest min(N_acc, T_acc); ties: the better gIoU, then closest to 0.5
   gIoU      the best gIoU; ties: closest to 0.5
@@ -61,9 +62,14 @@ def calibrate(args: argparse.Namespace) -> dict:
 
 
 def format_table(sweep: dict) -> str:
-    """The sweep as a Markdown table, the chosen row marked."""
+    """The sweep as a Markdown table: the rows at multiples of 0.05 and those within 0.03 of the
+    chosen threshold, the chosen row marked."""
     lines = ["| threshold | gIoU | cIoU | N_acc | T_acc |", "|---|---|---|---|---|"]
+    chosen = sweep["threshold"]
     for row in sweep["table"]:
+        on_coarse_grid = round(row["threshold"] * 100) % 5 == 0
+        if not on_coarse_grid and abs(row["threshold"] - chosen) > 0.03 + 1e-9:
+            continue
         mark = " **chosen**" if row["threshold"] == sweep["threshold"] else ""
         cells = [row[k] for k in ("gIoU", "cIoU", "N_acc", "T_acc")]
         text = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)

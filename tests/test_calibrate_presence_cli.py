@@ -37,15 +37,20 @@ def test_sweep_is_printed_written_and_stored(setup, capsys):
 
     root = setup
     out = root / "sweep.json"
-    store_presence_threshold(root / "model", 0.97)  # off the grid: --store must replace it
+    store_presence_threshold(root / "model", 0.975)  # off the grid: --store must replace it
     args = ["--checkpoint", str(root / "model"), "--root", str(root / "data"), "--split", "val"]
     assert _script().main([*args, "--store", "--json", str(out)]) == 0
     sweep = json.loads(out.read_text())
     assert sweep["criterion"] == "balanced" and sweep["samples"] == 2
-    assert len(sweep["table"]) == 19
-    assert load_model(root / "model").config.presence_threshold == sweep["threshold"] != 0.97
+    assert [row["threshold"] for row in sweep["table"]] == [k / 100 for k in range(1, 100)]
+    assert load_model(root / "model").config.presence_threshold == sweep["threshold"] != 0.975
     printed = capsys.readouterr().out
     assert f"| {sweep['threshold']:.2f} **chosen** |" in printed
+    # the printed table: every 0.05 and the rows within 0.03 of the choice
+    rows = [line for line in printed.splitlines() if line.startswith("| 0.")]
+    shown = {float(line.split("|")[1].split()[0]) for line in rows}
+    near = {k / 100 for k in range(1, 100) if abs(k / 100 - sweep["threshold"]) <= 0.03 + 1e-9}
+    assert shown == {k / 20 for k in range(1, 20)} | near
     assert "written into" in printed
 
 

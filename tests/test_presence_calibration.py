@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader
 
 from btdnet.evaluation import evaluate_referring
 from btdnet.evaluation.presence_calibration import (
+    DEFAULT_THRESHOLDS,
     PresenceRow,
     choose_threshold,
     collect_presence_rows,
@@ -52,6 +53,20 @@ def test_sweep_chooses_the_best_giou():
     assert [row["threshold"] for row in table] == [0.25, 0.5, 0.8, 0.95]
     assert [row["gIoU"] for row in table] == pytest.approx([21.25, 40.0, 65.0, 50.0])
     assert choose_threshold(table, "gIoU") == 0.8
+
+
+def test_default_grid_finds_a_crossing_between_twentieths():
+    # no-target p 0.30 and 0.62, targeted p 0.63 and 0.90: only a threshold in (0.62, 0.63]
+    # answers all four right; a grid in steps of 0.05 has min(N_acc, T_acc) = 50 at best
+    rows = [PresenceRow(0, 5, 5, True, 0.30), PresenceRow(0, 5, 5, True, 0.62)]
+    rows += [PresenceRow(4, 6, 5, False, 0.63), PresenceRow(4, 6, 5, False, 0.90)]
+    assert tuple(k / 100 for k in range(1, 100)) == DEFAULT_THRESHOLDS
+    table = sweep_rows(rows)
+    assert choose_threshold(table) == 0.63
+    best = next(row for row in table if row["threshold"] == 0.63)
+    assert best["N_acc"] == best["T_acc"] == 100
+    coarse = sweep_rows(rows, [k / 20 for k in range(1, 20)])
+    assert max(min(row["N_acc"], row["T_acc"]) for row in coarse) == 50
 
 
 def test_ties_go_to_the_threshold_closest_to_one_half():
