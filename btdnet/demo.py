@@ -46,10 +46,17 @@ def _denormalise(pixel_values: torch.Tensor) -> np.ndarray:
     return (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (S, S, 3)
 
 
+def _forward_item(model: BTDNet, item: dict) -> Any:
+    """The model's output for one dataset item, its tensors moved to the model's device."""
+    device = next(model.parameters()).device
+    keys = ("pixel_values", "input_ids", "attention_mask")
+    return model(*(item[key][None].to(device) for key in keys))
+
+
 @torch.no_grad()
 def _draw(model: BTDNet, item: dict, iou: float, caption: str, path: Path) -> Path:
     """Predict ``item`` and draw it: prediction filled and outlined, ground truth outlined."""
-    out = model(item["pixel_values"][None], item["input_ids"][None], item["attention_mask"][None])
+    out = _forward_item(model, item)
     pred = (answer_logits(out)[0, 0] > 0).cpu().numpy()  # (S, S), the scored answer
     truth = item["mask"].numpy().astype(bool)  # (S, S)
     picture = render_overlay(
@@ -111,9 +118,9 @@ def score_checkpoint(
     object's expression from the same image), ``swap_subset`` (the samples that have such a
     partner, with their true expressions), plus the loaded ``model`` and the ``dataset``.
     """
-    model = load_model(checkpoint)
-    model.eval()
     accelerator = make_accelerator()
+    model = load_model(checkpoint).to(accelerator.device)  # the prepared loaders' device
+    model.eval()
     test = build_referring_dataset(
         "rrsisd",
         data_root,

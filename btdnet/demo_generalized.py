@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from btdnet.demo import _denormalise, _generate_train_score, _prepare_demo
+from btdnet.demo import _denormalise, _forward_item, _generate_train_score, _prepare_demo
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
 from btdnet.evaluation.presence_calibration import presence_sweep, store_presence_threshold
@@ -48,9 +48,7 @@ def write_generalized_overlays(
     written = []
     for index in chosen:
         item = dataset[index]
-        out = model(
-            item["pixel_values"][None], item["input_ids"][None], item["attention_mask"][None]
-        )
+        out = _forward_item(model, item)
         presence = float(out.presence()[0])
         found = presence >= model.config.presence_threshold
         pred = (out.masks(model.config.presence_threshold)[0, 0]).cpu().numpy()
@@ -78,8 +76,8 @@ def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size:
     scored at it; the test scores at the untuned 0.5 are returned beside them
     (``result_at_default``).
     """
-    model = load_model(checkpoint).eval()
     accelerator = make_accelerator()
+    model = load_model(checkpoint).eval().to(accelerator.device)  # the prepared loaders' device
     _, val_loader = split_loader(model, "grefs", data_root, "val", batch_size, accelerator)
     sweep = presence_sweep(model, val_loader, accelerator)
     default = model.config.presence_threshold
