@@ -70,7 +70,7 @@ def format_table(sweep: dict) -> str:
         on_coarse_grid = round(row["threshold"] * 100) % 5 == 0
         if not on_coarse_grid and abs(row["threshold"] - chosen) > 0.03 + 1e-9:
             continue
-        mark = " **chosen**" if row["threshold"] == sweep["threshold"] else ""
+        mark = " **chosen**" if row["threshold"] == chosen else ""
         cells = [row[k] for k in ("gIoU", "cIoU", "N_acc", "T_acc")]
         text = " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
         lines.append(f"| {row['threshold']:.2f}{mark} | {text} |")
