@@ -173,10 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
     """Load the checkpoint, run it over the split and return the metrics (every process)."""
-    from torch.utils.data import DataLoader
-
-    from btdnet.data import build_referring_dataset
     from btdnet.evaluation import evaluate_referring
+    from btdnet.evaluation.referring_eval import split_loader
     from btdnet.models import load_model
 
     model = load_model(args.checkpoint, training=False)
@@ -186,18 +184,16 @@ def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> d
             f"{args.checkpoint}: the model was built for --image-size {model.config.image_size}, "
             f"got {image_size}"
         )
-    dataset = build_referring_dataset(
+    dataset, loader = split_loader(
+        model,
         args.dataset,
         args.root,
         args.split,
-        model.tokenizer,
-        image_size=image_size,
-        max_tokens=args.max_tokens or model.config.max_tokens,
+        args.batch_size,
+        accelerator,
+        max_tokens=args.max_tokens,
+        num_workers=args.num_workers,
     )
-    loader = DataLoader(
-        dataset, batch_size=args.batch_size, shuffle=False, num_workers=args.num_workers
-    )
-    loader = accelerator.prepare(loader)
     model = model.to(accelerator.device)
     results = evaluate_referring(
         model,

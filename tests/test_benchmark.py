@@ -469,3 +469,22 @@ def test_benchmark_cli_checkpoint_saves_predictions(rrsisd_root: Path, tmp_path:
     rescored = score_prediction_files(test, tmp_path / "saved", "original")
     for key in ["oIoU", "mIoU", "Pr@0.5", "Pr@0.9"]:
         assert round(rescored[key], 2) == data[key], key
+
+
+def test_split_loader_reads_at_the_models_sizes_unless_told(rrsisd_root: Path) -> None:
+    from btdnet.evaluation.referring_eval import split_loader
+    from btdnet.models import build_model
+
+    model = build_model("tiny", pretrained=False)
+    own, own_loader = split_loader(model, "rrsisd", rrsisd_root, "train", 2, _accelerator())
+    cut, cut_loader = split_loader(
+        model, "rrsisd", rrsisd_root, "train", 2, _accelerator(), max_tokens=3, num_workers=0
+    )
+    batch, short = next(iter(own_loader)), next(iter(cut_loader))
+    assert batch["pixel_values"].shape[-2:] == (model.config.image_size,) * 2
+    assert batch["input_ids"].shape[1] == model.config.max_tokens
+    assert short["input_ids"].shape[1] == 3
+    assert len(own) == len(cut) == 3  # in order, nothing dropped
+    # Cut at 3 tokens: [CLS], the first word, [SEP] (the tokenizer's truncation).
+    assert torch.equal(batch["input_ids"][:, :2], short["input_ids"][:, :2])
+    assert (short["input_ids"][:, 2] == model.tokenizer.sep_token_id).all()

@@ -50,10 +50,19 @@ def find_referring_dataset(dataloader: Any, dataset: Any = None) -> Any:
 
 
 def split_loader(
-    model: Any, dataset_name: str, root: str | Path, split: str, batch_size: int, accelerator: Any
+    model: Any,
+    dataset_name: str,
+    root: str | Path,
+    split: str,
+    batch_size: int,
+    accelerator: Any,
+    *,
+    max_tokens: int | None = None,
+    num_workers: int = 0,
 ) -> tuple[Any, Any]:
-    """``(dataset, prepared loader)`` of one split, read at ``model``'s own image size and
-    expression length with its tokenizer, in order (no shuffling)."""
+    """``(dataset, prepared loader)`` of one split, read at ``model``'s own image size with its
+    tokenizer, in order (no shuffling); expressions are cut at ``max_tokens`` (default: the
+    model's own length)."""
     from torch.utils.data import DataLoader
 
     from btdnet.data import build_referring_dataset
@@ -64,9 +73,10 @@ def split_loader(
         split,
         model.tokenizer,
         image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
+        max_tokens=max_tokens or model.config.max_tokens,
     )
-    return dataset, accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+    return dataset, accelerator.prepare(loader)
 
 
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
