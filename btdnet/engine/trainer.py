@@ -32,6 +32,7 @@ from btdnet.engine.config import save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
 from btdnet.engine.modes import eval_mode
 from btdnet.engine.optimizer import OPTIMIZERS, build_optimizer
+from btdnet.engine.phase_timer import PhaseTimer
 from btdnet.engine.sampler import EpochShuffleSampler
 from btdnet.engine.schedule import SCHEDULES, build_scheduler
 from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
@@ -131,12 +132,17 @@ class Trainer:
         *,
         resume: str | Path | None = None,
         show_progress: bool = True,
+        time_phases: bool = False,
     ) -> None:
         self.task = task
         self.config = config
         self.output_dir = Path(output_dir)
         self.resume = Path(resume) if resume is not None else None
         self.show_progress = show_progress
+        # time_phases: a PhaseTimer times each step's phases (scripts/profile_training.py);
+        # it synchronises the device at every phase, so ordinary runs leave it off.
+        self.time_phases = time_phases
+        self.phase_timer: PhaseTimer | None = None
         refuse_unknown_keys(config, {*RUN_KEYS, *task.config_sections}, "")
         self.settings = TrainSettings.from_config(config)
 
@@ -151,6 +157,8 @@ class Trainer:
             step_scheduler_with_optimizer=False,
         )
         acc = self.accelerator
+        if self.time_phases:
+            self.phase_timer = PhaseTimer(acc.device)
         set_seed(s.seed)
         if acc.is_main_process:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -381,8 +389,11 @@ class Trainer:
             dynamic_ncols=True,
         )
         tick, seen = time.perf_counter(), 0
+        if self.phase_timer is not None:
+            self.phase_timer.restart()
         try:
             for batch in loader:
+                self._mark("data")
                 loss, terms = self._train_step(batch)
                 self.batches_done_in_epoch += 1
                 seen += _batch_size(batch) * acc.num_processes
@@ -390,7 +401,9 @@ class Trainer:
                 if not acc.sync_gradients:
                     continue
                 rate = seen / max(1e-9, time.perf_counter() - tick)
-                if self._after_update(loss, terms, bar, rate):
+                stop = self._after_update(loss, terms, bar, rate)
+                self._mark("bookkeeping", end_step=True)
+                if stop:
                     return True
         finally:
             bar.close()
@@ -401,14 +414,24 @@ class Trainer:
         acc, clip = self.accelerator, self.settings.clip_grad_norm
         with acc.accumulate(self.model):
             loss, terms = self.task.compute_loss(self.model, batch)
+            self._mark("forward")
             self._check_finite(loss, terms)
             acc.backward(loss)
+            self._mark("backward")
             if acc.sync_gradients:
                 norm = acc.clip_grad_norm_(self.model.parameters(), clip) if clip else None
                 self._check_gradients(norm)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
+            self._mark("optimizer")
         return loss, terms
+
+    def _mark(self, phase: str, *, end_step: bool = False) -> None:
+        """Charge the time since the last mark to ``phase`` when a phase timer is attached."""
+        if self.phase_timer is not None:
+            self.phase_timer.mark(phase)
+            if end_step:
+                self.phase_timer.end_step()
 
     def _after_update(
         self, loss: torch.Tensor, terms: dict[str, torch.Tensor], bar: Any, rate: float
