@@ -84,10 +84,10 @@ def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size:
     model.config.presence_threshold = sweep["threshold"]
     store_presence_threshold(checkpoint, sweep["threshold"])
     test, loader = split_loader(model, "grefs", data_root, "test", batch_size, accelerator)
-    result = evaluate_referring(model, loader, accelerator, show_progress=False)
-    at_default = evaluate_referring(
-        model, loader, accelerator, show_progress=False, presence_threshold=default
+    result = evaluate_referring(
+        model, loader, accelerator, show_progress=False, also_at_thresholds=[default]
     )
+    at_default = result.pop("at_thresholds")[float(default)]
     return {
         "result": result,
         "result_at_default": at_default,

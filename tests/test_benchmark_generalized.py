@@ -86,6 +86,19 @@ def test_threshold_turns_both_answers_into_no_target(val):
     _check(result, {"gIoU": 50, "cIoU": 0, "N_acc": 100, "T_acc": 0, "oIoU": 0})
 
 
+def test_further_thresholds_score_the_same_forward_passes(val):
+    _, dataset = val
+    model = BlockModel([-3.0, 3.0])
+    result = _evaluate(dataset, model, also_at_thresholds=[0.99, 0.01])
+    assert model.calls == 2  # one pass over the two samples serves all three thresholds
+    _check(result, {"gIoU": 100, "N_acc": 100, "T_acc": 100})  # at the model's own 0.5
+    _check(result["at_thresholds"][0.99], {"gIoU": 50, "cIoU": 0, "N_acc": 100, "T_acc": 0})
+    # at 0.01 both answer "present": the no-target sample painted (IoU 0, U += 45)
+    _check(result["at_thresholds"][0.01], {"gIoU": 50, "cIoU": 50, "N_acc": 0, "T_acc": 100})
+    alone = _evaluate(dataset, BlockModel([-3.0, 3.0]), presence_threshold=0.99)
+    assert result["at_thresholds"][0.99] == alone
+
+
 def test_model_without_head_always_paints(val):
     _, dataset = val
     result = _evaluate(dataset, BlockModel(None))

@@ -8,6 +8,7 @@ every sample counts exactly once, and every process returns the same dict.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,7 @@ def evaluate_referring(
     show_progress: bool = True,
     presence_threshold: float | None = None,
     keep_samples: bool = False,
+    also_at_thresholds: Sequence[float] = (),
 ) -> dict[str, Any]:
     """Evaluate a referring model on a (prepared) dataloader under one protocol.
 
@@ -204,6 +206,8 @@ def evaluate_referring(
         presence_threshold: "no target" (empty mask) below it; None: the model's config.
         keep_samples: also return ``sample_ious``, ``{sample_id: IoU in [0, 1]}`` of every
             sample (generalized IoU: a no-target sample answered empty scores 1).
+        also_at_thresholds: further presence thresholds scored from the same forward passes;
+            their results (without ``sample_ious``) are under ``result["at_thresholds"][t]``.
 
     Returns:
         :func:`finish_metrics`'s dict, identical on every process. Without a dataset the size
@@ -227,6 +231,7 @@ def evaluate_referring(
             getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
         )
     metrics = GeneralizedMetrics()
+    others = {float(t): GeneralizedMetrics() for t in also_at_thresholds}
     progress = tqdm(
         dataloader,
         desc=f"evaluate ({protocol})",
@@ -244,12 +249,20 @@ def evaluate_referring(
                 owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
                 _save_owned_predictions(logits, batch, owned, folder)
             _add_rows(metrics, gathered.tolist(), records)
+            for threshold, other in others.items():
+                rows = batch_stats(answer_logits(output, threshold), batch, protocol, dataset)
+                _add_rows(other, accelerator.gather_for_metrics(rows).cpu().tolist(), records)
     if folder is not None:
         accelerator.wait_for_everyone()
     generalized = getattr(inner, "presence_head", None) is not None
     result = finish_metrics(metrics, protocol, dataset, generalized=generalized)
     if keep_samples:
         result["sample_ious"] = dict(metrics.sample_ious())
+    if others:
+        result["at_thresholds"] = {
+            threshold: finish_metrics(other, protocol, dataset, generalized=generalized)
+            for threshold, other in others.items()
+        }
     return result
 
 
