@@ -97,6 +97,9 @@ def test_further_thresholds_score_the_same_forward_passes(val):
     _check(result["at_thresholds"][0.01], {"gIoU": 50, "cIoU": 50, "N_acc": 0, "T_acc": 100})
     alone = _evaluate(dataset, BlockModel([-3.0, 3.0]), presence_threshold=0.99)
     assert result["at_thresholds"][0.99] == alone
+    # The model's own threshold asked again: the same numbers as the result itself.
+    again = _evaluate(dataset, BlockModel([-3.0, 3.0]), also_at_thresholds=[0.5])
+    assert again.pop("at_thresholds") == {0.5: again}
 
 
 def test_model_without_head_always_paints(val):

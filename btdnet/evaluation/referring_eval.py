@@ -213,25 +213,15 @@ def evaluate_referring(
         :func:`finish_metrics`'s dict, identical on every process. Without a dataset the size
         buckets use an estimated original area and ``per_category`` is empty.
     """
-    check_protocol(protocol)
-    dataset = find_referring_dataset(dataloader, dataset)
-    if protocol == "original" and dataset is None:
-        raise ValueError(
-            "evaluate_referring(protocol='original') needs the dataset (original_mask); pass "
-            "dataset= or use a dataloader over a ReferringDataset"
-        )
+    dataset, folder = _checked_inputs(dataloader, dataset, protocol, save_dir)
     records = getattr(dataset, "records", None)
-    folder = Path(save_dir) if save_dir is not None else None
-    if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
-
     inner = getattr(model, "module", model)  # DDP wraps it
     if presence_threshold is None:
         presence_threshold = float(
             getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
         )
-    metrics = GeneralizedMetrics()
-    others = {float(t): GeneralizedMetrics() for t in also_at_thresholds}
+    # One GeneralizedMetrics per distinct threshold; the first is the result's own.
+    scored = {float(t): GeneralizedMetrics() for t in (presence_threshold, *also_at_thresholds)}
     progress = tqdm(
         dataloader,
         desc=f"evaluate ({protocol})",
@@ -240,30 +230,47 @@ def evaluate_referring(
     with eval_mode(model), torch.no_grad():
         for batch in progress:
             output = forward_batch(model, batch, accelerator)
-            logits = answer_logits(output, presence_threshold)  # (B, 1, H, W)
-            stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
-            gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
-            if folder is not None:
-                # Gathered rows are in rank order; the truncated tail holds the duplicates.
-                offset = accelerator.process_index * stats.shape[0]
-                owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
-                _save_owned_predictions(logits, batch, owned, folder)
-            _add_rows(metrics, gathered.tolist(), records)
-            for threshold, other in others.items():
-                rows = batch_stats(answer_logits(output, threshold), batch, protocol, dataset)
-                _add_rows(other, accelerator.gather_for_metrics(rows).cpu().tolist(), records)
+            for threshold, metrics in scored.items():
+                logits = answer_logits(output, threshold)  # (B, 1, H, W)
+                stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
+                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
+                if folder is not None and threshold == float(presence_threshold):
+                    # Gathered rows are in rank order; the truncated tail holds the duplicates.
+                    offset = accelerator.process_index * stats.shape[0]
+                    owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
+                    _save_owned_predictions(logits, batch, owned, folder)
+                _add_rows(metrics, gathered.tolist(), records)
     if folder is not None:
         accelerator.wait_for_everyone()
     generalized = getattr(inner, "presence_head", None) is not None
-    result = finish_metrics(metrics, protocol, dataset, generalized=generalized)
+    own = scored[float(presence_threshold)]
+    result = finish_metrics(own, protocol, dataset, generalized=generalized)
     if keep_samples:
-        result["sample_ious"] = dict(metrics.sample_ious())
-    if others:
+        result["sample_ious"] = dict(own.sample_ious())
+    if also_at_thresholds:
         result["at_thresholds"] = {
-            threshold: finish_metrics(other, protocol, dataset, generalized=generalized)
-            for threshold, other in others.items()
+            float(t): finish_metrics(scored[float(t)], protocol, dataset, generalized=generalized)
+            for t in also_at_thresholds
         }
     return result
+
+
+def _checked_inputs(
+    dataloader: Any, dataset: Any, protocol: str, save_dir: str | Path | None
+) -> tuple[Any, Path | None]:
+    """The samples' dataset (found under the loader's wrappers) and the created ``save_dir``;
+    raises on an unknown protocol, or ``"original"`` without a dataset."""
+    check_protocol(protocol)
+    dataset = find_referring_dataset(dataloader, dataset)
+    if protocol == "original" and dataset is None:
+        raise ValueError(
+            "evaluate_referring(protocol='original') needs the dataset (original_mask); pass "
+            "dataset= or use a dataloader over a ReferringDataset"
+        )
+    folder = Path(save_dir) if save_dir is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    return dataset, folder
 
 
 def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) -> None:
