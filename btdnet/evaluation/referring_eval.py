@@ -217,11 +217,10 @@ def evaluate_referring(
     records = getattr(dataset, "records", None)
     inner = getattr(model, "module", model)  # DDP wraps it
     if presence_threshold is None:
-        presence_threshold = float(
-            getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
-        )
+        presence_threshold = getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
+    own_threshold = float(presence_threshold)
     # One GeneralizedMetrics per distinct threshold; the first is the result's own.
-    scored = {float(t): GeneralizedMetrics() for t in (presence_threshold, *also_at_thresholds)}
+    scored = {float(t): GeneralizedMetrics() for t in (own_threshold, *also_at_thresholds)}
     progress = tqdm(
         dataloader,
         desc=f"evaluate ({protocol})",
@@ -234,7 +233,7 @@ def evaluate_referring(
                 logits = answer_logits(output, threshold)  # (B, 1, H, W)
                 stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
                 gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
-                if folder is not None and threshold == float(presence_threshold):
+                if folder is not None and threshold == own_threshold:
                     # Gathered rows are in rank order; the truncated tail holds the duplicates.
                     offset = accelerator.process_index * stats.shape[0]
                     owned = [b for b in range(stats.shape[0]) if offset + b < gathered.shape[0]]
@@ -243,7 +242,7 @@ def evaluate_referring(
     if folder is not None:
         accelerator.wait_for_everyone()
     generalized = getattr(inner, "presence_head", None) is not None
-    own = scored[float(presence_threshold)]
+    own = scored[own_threshold]
     result = finish_metrics(own, protocol, dataset, generalized=generalized)
     if keep_samples:
         result["sample_ious"] = dict(own.sample_ious())
