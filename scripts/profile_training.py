@@ -1,8 +1,9 @@
 """Time the trainer's own steps on a config's real data: where does a training step go?
 
 Runs the training loop of ``scripts/train_rrsis.py`` (or ``train_seg.py`` with ``--task seg``)
-for ``--warmup`` + ``--steps`` updates into a temporary folder (nothing is saved, no tracker is
-written), and reports the median wall time per update of each phase:
+for ``--warmup`` + ``--steps`` updates into a temporary folder (no checkpoint, log or tracker is
+kept; a synthetic set the config generates on first use is written to its ``data.root``, as
+training would), and reports the median wall time per update of each phase:
 
   data         waiting for the batch (loading, collation, transfer to the device)
   forward      the model and its loss
@@ -35,7 +36,7 @@ import torch
 from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, one_line
 from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.trainer import Trainer
-from btdnet.safe_write import write_text_atomic
+from btdnet.safe_write import check_output_path, write_text_atomic
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be >= 1")
     return args
 
 
@@ -136,16 +139,18 @@ def format_report(report: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        if args.json is not None:  # refused before the run, not after it
+            check_output_path(args.json)
         report = profile(args)
+        if not report["is_main_process"]:
+            return 0
+        print(format_report(report))
+        if args.json is not None:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
     except LIBRARY_ERRORS as error:
         print(f"profile_training.py: {one_line(error)}", file=sys.stderr)
         return 1
-    if not report["is_main_process"]:
-        return 0
-    print(format_report(report))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 

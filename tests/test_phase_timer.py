@@ -185,3 +185,24 @@ def test_profile_training_bad_config_is_one_line(tmp_path: Path) -> None:
     assert completed.returncode == 1
     assert completed.stderr.strip().count("\n") == 0, completed.stderr
     assert "bad.yaml" in completed.stderr and "no_such_key" in completed.stderr
+
+
+def test_profile_training_refuses_a_folder_as_json_before_running(
+    tmp_path: Path, tiny_data: Path
+) -> None:
+    config = _tiny_referring_config(tmp_path, tiny_data)
+    (tmp_path / "taken").mkdir()
+    args = ["--json", str(tmp_path / "taken"), "--threads", "1"]
+    completed = run_python([str(SCRIPT), "--config", str(config), *args], timeout=300)
+    assert completed.returncode == 1
+    assert completed.stderr.strip().count("\n") == 0, completed.stderr
+    assert "taken" in completed.stderr and "not a regular file" in completed.stderr
+    assert "step" not in completed.stdout  # refused before any training
+    assert (tmp_path / "taken").is_dir()
+
+
+def test_profile_training_refuses_zero_threads(tmp_path: Path, tiny_data: Path) -> None:
+    config = _tiny_referring_config(tmp_path, tiny_data)
+    completed = run_python([str(SCRIPT), "--config", str(config), "--threads", "0"], timeout=300)
+    assert completed.returncode == 2
+    assert "--threads must be >= 1" in completed.stderr
