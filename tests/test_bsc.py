@@ -104,6 +104,17 @@ def test_pixel_order_is_irrelevant():
     torch.testing.assert_close(b.words, a.words)
 
 
+def test_memory_layout_changes_nothing():
+    """A channels_last map (what the image encoder hands on) gives the same fusion."""
+    m = _block()
+    visual, words, mask = _inputs()
+    plain = m(visual, words, mask)
+    cl = m(visual.contiguous(memory_format=torch.channels_last), words, mask)
+    torch.testing.assert_close(cl.visual, plain.visual, rtol=0, atol=0)
+    torch.testing.assert_close(cl.words, plain.words, rtol=0, atol=0)
+    torch.testing.assert_close(cl.correlation, plain.correlation, rtol=0, atol=0)
+
+
 def test_switches():
     visual, words, mask = _inputs()
     last = _block(update_words=False)

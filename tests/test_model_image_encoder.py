@@ -40,6 +40,18 @@ def test_swin_stages_match_timm_forward_intermediates() -> None:
         torch.testing.assert_close(ours, expected)
 
 
+def test_swin_stage_maps_are_channels_last_views() -> None:
+    """Swin computes (B, H, W, C): each stage hands it on as an NCHW view in channels_last
+    memory (no copy; convolutions take that layout as is), so going back is free as well."""
+    encoder = ImageEncoder(SWIN, 96, **TINY_SWIN).eval()
+    y = encoder.stem(torch.randn(2, 3, 96, 96))
+    for index in range(4):
+        y = encoder.stage(index, y)
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        native = encoder._to_native(y)
+        assert native.is_contiguous() and native.data_ptr() == y.data_ptr()
+
+
 def test_size_must_be_multiple_of_32() -> None:
     with pytest.raises(ValueError, match="multiple of 32"):
         ImageEncoder(SWIN, 100, **TINY_SWIN)

@@ -118,7 +118,8 @@ class BidirectionalSpatialCorrelation(nn.Module):
             word_mask: (B, T) bool, True for real tokens.
         """
         b, c, h, w = visual.shape
-        pixels = visual.flatten(2).transpose(1, 2)  # (B, HW, C)
+        # A view when the map is channels_last (as the image encoder gives it), else one copy.
+        pixels = visual.permute(0, 2, 3, 1).reshape(b, h * w, c)  # (B, HW, C)
         query = self.pixel_proj(self.pixel_norm(pixels))  # (B, HW, d)
         scores = self._scores(query, words)  # (B, HW, T)
         if self.language_first:

@@ -159,7 +159,9 @@ class ImageEncoder(nn.Module):
     # ------------------------------------------------------------------ layout helpers
 
     def _to_nchw(self, x: torch.Tensor) -> torch.Tensor:
-        return x.permute(0, 3, 1, 2).contiguous() if self.nhwc else x  # (B, C, H, W)
+        # A view, no copy: (B, C, H, W) in channels_last memory, which convolutions take as is
+        # (and oneDNN prefers on CPUs); permuting back in _to_native is then free as well.
+        return x.permute(0, 3, 1, 2) if self.nhwc else x  # (B, C, H, W)
 
     def _to_native(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 2, 3, 1).contiguous() if self.nhwc else x  # (B, H, W, C) for NHWC nets
