@@ -33,9 +33,8 @@ from typing import Any
 
 import torch
 
-from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, one_line
-from btdnet.engine.config import ConfigError, load_config
-from btdnet.engine.trainer import Trainer
+from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, build_trainer, one_line
+from btdnet.engine.config import load_config
 from btdnet.safe_write import check_output_path, write_text_atomic
 
 
@@ -87,11 +86,14 @@ def profile(args: argparse.Namespace) -> dict[str, Any]:
     train.update(epochs=max(int(train.get("epochs", 1)), total), eval_every=total + 1)
     with tempfile.TemporaryDirectory(prefix="profile_training_") as out:
         config["output_dir"] = out
-        try:
-            task = _task_factory(args.task)(config)
-            trainer = Trainer(task, config, out, show_progress=False, time_phases=True)
-        except ConfigError as error:  # a key of the file or of --set: name the file too
-            raise ConfigError(f"{args.config}: {error}") from error
+        trainer = build_trainer(
+            _task_factory(args.task),
+            config,
+            args.config,
+            out,
+            show_progress=False,
+            time_phases=True,
+        )
         summary = trainer.fit()
     timer, settings, acc = trainer.phase_timer, trainer.settings, trainer.accelerator
     assert timer is not None

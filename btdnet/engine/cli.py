@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.task import TrainingTask
@@ -100,6 +101,21 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def build_trainer(
+    task_factory: Callable[[dict], TrainingTask],
+    config: dict,
+    config_path: str | Path,
+    output_dir: str | Path,
+    **options: Any,
+) -> Trainer:
+    """The task and its Trainer (``options``: Trainer's keywords); a bad key of the config file
+    or of --set is raised as a ConfigError that names ``config_path``."""
+    try:
+        return Trainer(task_factory(config), config, output_dir, **options)
+    except ConfigError as error:  # a key of the file or of --set: name the file too
+        raise ConfigError(f"{config_path}: {error}") from error
+
+
 def main(
     task_factory: Callable[[dict], TrainingTask],
     *,
@@ -128,16 +144,14 @@ def main(
         resume = None
         if args.resume is not None:
             resume = Path(args.resume) if args.resume else output_dir
-        try:
-            trainer = Trainer(
-                task_factory(config),
-                config,
-                output_dir,
-                resume=resume,
-                show_progress=not args.no_progress,
-            )
-        except ConfigError as error:  # a key of the file or of --set: name the file too
-            raise ConfigError(f"{config_path}: {error}") from error
+        trainer = build_trainer(
+            task_factory,
+            config,
+            config_path,
+            output_dir,
+            resume=resume,
+            show_progress=not args.no_progress,
+        )
         summary = trainer.fit()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; resume with --resume (checkpoints are kept)", file=sys.stderr)
