@@ -76,7 +76,8 @@ def spatial_alignment_loss(maps: Sequence[torch.Tensor], targets: torch.Tensor) 
     return torch.stack(terms).mean()
 
 
-# alignment_kind -> its loss; the keys are config.ALIGNMENT_KINDS (tests/test_model_losses.py)
+# alignment_kind -> its loss; the keys are config.ALIGNMENT_KINDS
+# (tests/btdnet/models/test_model_losses.py)
 ALIGNMENT_LOSSES = {"bce": alignment_loss, "spatial": spatial_alignment_loss}
 
 

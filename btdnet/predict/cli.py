@@ -31,7 +31,7 @@ from btdnet.predict.reporting import (
     open_predictions_file,
     prepare_output_folder,
 )
-from btdnet.predict.scene_cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\

@@ -424,7 +424,7 @@ class Predictor:
         :class:`~btdnet.predict.scene.SceneOptions` for the arguments. Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
-        from btdnet.predict.scene import SceneOptions, predict_scene
+        from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
 
         options = SceneOptions(
             tile=tile,

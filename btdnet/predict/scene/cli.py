@@ -1,0 +1,199 @@
+"""The scene mode of ``btdnet-predict`` (``--tile``): its options and its run loop."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import warnings
+from typing import Any
+
+SCENE_HELP = """\
+Scene mode (--tile SIZE|auto): for large (Geo)TIFF scenes. The scene is read window by window
+and predicted in square tiles at native resolution (auto = the model's input side; another
+SIZE is resized to it), overlapping by --overlap pixels and blended smoothly, in bounded
+memory. The words of an expression then refer to ONE TILE: "the ship on the left" means on
+the left of a tile, not of the scene; say what to find ("the storage tanks", "ships").
+Per prompt OUT receives <name>.tif (mask, Cloud-Optimized GeoTIFF with overviews, the
+scene's CRS and transform), <name>.geojson and <name>.gpkg (one polygon per object with its
+score and its area in map units), optionally <name>_probability.tif, and <name>.json (the
+JSON line: objects, area, tiles, tiles skipped). Nodata pixels are never target. An
+interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing finished rows
+of tiles. Under `accelerate launch --num_processes N` the rows of tiles are shared among the
+processes and the result equals one process's."""
+
+
+def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tile``, ``--overlap``, ``--gsd``, ``--save-probability`` and ``--resume``."""
+    group = parser.add_argument_group("scene mode (large scenes, tile by tile)", SCENE_HELP)
+    group.add_argument(
+        "--tile",
+        metavar="SIZE|auto",
+        help="predict tile by tile: tile side in pixels, or auto (the model's input side)",
+    )
+    group.add_argument(
+        "--overlap",
+        type=int,
+        metavar="PX",
+        help="pixels shared by neighbouring tiles, at most half a tile (default: tile/8)",
+    )
+    group.add_argument(
+        "--gsd",
+        type=float,
+        metavar="M",
+        help="resample the scene to M metres (CRS units) per pixel first (GeoTIFF only)",
+    )
+    group.add_argument(
+        "--save-probability",
+        action="store_true",
+        help="also write <name>_probability.tif (uint8, probability x 255)",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish an interrupted scene run in OUT, keeping its finished rows of tiles",
+    )
+
+
+def check_scene_arguments(args: argparse.Namespace) -> str | None:
+    """A usage problem of the scene options, or None."""
+    if args.tile is None:
+        used = [
+            name
+            for name, value in (
+                ("--overlap", args.overlap),
+                ("--gsd", args.gsd),
+                ("--save-probability", args.save_probability or None),
+                ("--resume", args.resume or None),
+            )
+            if value is not None
+        ]
+        return f"{', '.join(used)} needs --tile (see --help)" if used else None
+    tile = str(args.tile).strip().lower()
+    if tile != "auto" and (not tile.isdigit() or int(tile) < 32):
+        return f"--tile must be auto or a number of pixels >= 32, got {args.tile!r}"
+    if args.overlap is not None and args.overlap < 0:
+        return f"--overlap must be >= 0, got {args.overlap}"
+    if args.gsd is not None and args.gsd <= 0:
+        return f"--gsd must be positive, got {args.gsd}"
+    return None
+
+
+def scene_device(device: str) -> Any:
+    """``auto`` under several processes -> this process's own device (accelerate)."""
+    if device == "auto" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        return PartialState(cpu=not torch.cuda.is_available()).device
+    return device
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from btdnet.predict.scene.pipeline import SceneOptions
+
+    return SceneOptions(
+        tile=args.tile,
+        overlap=args.overlap,
+        gsd=args.gsd,
+        save_probability=args.save_probability,
+        resume=args.resume,
+        batch_size=args.batch_size,
+    )
+
+
+def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: Any) -> bool:
+    """Predict one prompt over one scene; report the record or the problem.
+
+    Returns True on success. Raises :class:`FatalError` for a problem in single mode.
+    """
+    from btdnet.predict.geo import GeoDependencyError
+    from btdnet.predict.image_io import ImageReadError
+    from btdnet.predict.outputs import output_name
+    from btdnet.predict.reporting import FatalError
+    from btdnet.predict.scene.pipeline import SceneStateError, predict_scene
+
+    name = output_name(job.image, job.index, job.text)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = predict_scene(
+                predictor,
+                job.image,
+                job.text,
+                args.out,
+                name=name,
+                options=_options(args),
+                progress=not args.no_progress,
+            )
+    except (ImageReadError, GeoDependencyError, SceneStateError, ValueError, OSError) as exc:
+        if args.prompts is None:
+            raise FatalError(str(exc)) from exc
+        reporter.error(f"{job.source}: {exc}")
+        return False
+    except Exception as exc:  # out of device or host memory, tokenizer, ...: this prompt only
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if args.prompts is None:
+            raise FatalError(f"{job.image}: prediction failed ({reason})") from exc
+        reporter.error(f"{job.source}: prediction failed ({reason})")
+        return False
+    for item in caught:
+        if issubclass(item.category, UserWarning):
+            reporter.warning(str(item.message))
+    if result.record:
+        reporter.record(result.record)
+    return True
+
+
+class _SilentReporter:
+    """Reporter of the non-main processes: the main process prints everything."""
+
+    failures = 0
+
+    def record(self, record: dict[str, Any]) -> None:
+        pass
+
+    def warning(self, message: str) -> None:
+        pass
+
+    def error(self, message: str, count: int = 1) -> None:
+        self.failures += count
+
+
+def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str]) -> int:
+    """``btdnet-predict --tile``: every job as a scene; returns the exit status."""
+    from btdnet.predict.predictor import Predictor
+    from btdnet.predict.reporting import (
+        EXIT_OK,
+        EXIT_PARTIAL,
+        FatalError,
+        Reporter,
+        open_predictions_file,
+    )
+    from btdnet.predict.scene.pipeline import Processes
+
+    processes = Processes()
+    try:
+        predictor = Predictor.from_pretrained(
+            args.checkpoint,
+            device=scene_device(args.device),
+            amp=args.amp,
+            batch_size=args.batch_size,
+            presence_threshold=getattr(args, "presence_threshold", None),
+        )
+    except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
+        raise FatalError(str(exc)) from exc
+    if not processes.is_main:
+        reporter: Any = _SilentReporter()
+        for job in jobs:
+            run_scene_job(predictor, job, args, reporter)
+        return EXIT_PARTIAL if reporter.failures or problems else EXIT_OK
+    with open_predictions_file(args.out) as predictions:
+        reporter = Reporter(None, predictions)
+        for message in problems:
+            reporter.error(message)
+        for job in jobs:
+            run_scene_job(predictor, job, args, reporter)
+    return EXIT_PARTIAL if reporter.failures else EXIT_OK
+
+
+__all__ = ["SCENE_HELP", "add_scene_arguments", "check_scene_arguments", "run_scene_mode"]

@@ -1,0 +1,229 @@
+"""Stream the row parts of a scene into its output files, in bounded memory.
+
+- ``<name>.tif``: the mask (uint8 0/255), a Cloud-Optimized GeoTIFF (512-pixel tiles,
+  DEFLATE, nearest-neighbour overviews) with the scene's CRS and transform;
+- ``<name>_probability.tif`` (optional): the blended probability x 255 as uint8, same layout,
+  averaged overviews;
+- ``<name>.geojson`` and ``<name>.gpkg`` (layer ``objects``): one polygon per 4-connected
+  object with ``score`` (mean probability over its pixels), ``area`` (map units, squared
+  pixels without a georeference) and ``area_pixels``.
+
+The rows are first written, strip by strip, into tiled GeoTIFFs in the parts folder; GDAL's
+COG driver then copies them with overviews, and GDAL's polygonizer reads the mask line by
+line. Each polygon's score and pixel count come from :mod:`~btdnet.predict.scene.objects`
+(one labelling pass over the mask and probability, strip by strip), not from rasterizing it
+again. GeoPackage output uses fiona (GDAL/OGR's vector side, maintained with rasterio).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from btdnet.predict.geo import GeoReference, require_rasterio
+from btdnet.predict.scene.objects import ObjectTable
+from btdnet.predict.scene.rows import RowPart, to_uint8_probability
+from btdnet.tiling import TileGrid
+
+BLOCK = 512
+GPKG_LAYER = "objects"
+
+
+@contextmanager
+def quiet_georeference() -> Iterator[None]:
+    """Silence rasterio's NotGeoreferencedWarning on our own files (the runner warned once)."""
+    rasterio = require_rasterio("scene outputs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+        yield
+
+
+@dataclass
+class SceneTotals:
+    """What the assembly counted over the whole scene."""
+
+    tiles: int = 0
+    tiles_nodata: int = 0
+    tiles_absent: int = 0
+    area_pixels: int = 0
+
+
+def _profile(rasterio: Any, grid: TileGrid, geo: GeoReference | None) -> dict[str, Any]:
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "height": grid.height,
+        "width": grid.width,
+        "count": 1,
+        "dtype": "uint8",
+        "tiled": True,
+        "blockxsize": BLOCK,
+        "blockysize": BLOCK,
+        "compress": "deflate",
+        "BIGTIFF": "IF_SAFER",
+    }
+    if geo is not None:
+        profile["transform"] = rasterio.Affine(*geo.transform)
+        if geo.crs_wkt:
+            profile["crs"] = rasterio.crs.CRS.from_wkt(geo.crs_wkt)
+    return profile
+
+
+def _strips(
+    parts_dir: Path, grid: TileGrid
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, RowPart]]:
+    """(first row, bool mask (h, W), uint8 probability (h, W), part) strips in scene order."""
+    rows = grid.rows
+    previous_bottom: np.ndarray | None = None
+    for index in range(rows.count):
+        part = RowPart.load(parts_dir, index)
+        start = rows.start(index)
+        if part.top is not None and previous_bottom is not None:
+            shared = previous_bottom + part.top  # (O, W) the two weights sum to one
+            yield start, shared > 0.5, to_uint8_probability(shared), part
+            start += rows.overlap
+        yield start, part.core_mask, part.core_probability, part
+        previous_bottom = part.bottom
+
+
+def write_rasters(
+    parts_dir: Path, grid: TileGrid, geo: GeoReference | None
+) -> tuple[Path, Path, SceneTotals]:
+    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``."""
+    rasterio = require_rasterio("writing the scene mask")
+    from rasterio.windows import Window
+
+    totals = SceneTotals()
+    mask_path, probability_path = parts_dir / "mask.tif", parts_dir / "probability.tif"
+    profile = _profile(rasterio, grid, geo)
+    counted: set[int] = set()
+    with (
+        quiet_georeference(),
+        rasterio.open(mask_path, "w", **profile) as mask_out,
+        rasterio.open(probability_path, "w", **profile) as probability_out,
+    ):
+        for start, mask, probability, part in _strips(parts_dir, grid):
+            if part.index not in counted:
+                counted.add(part.index)
+                totals.tiles += part.tiles
+                totals.tiles_nodata += part.nodata
+                totals.tiles_absent += part.absent
+            if mask.shape[0] == 0:
+                continue
+            window = Window(0, start, grid.width, mask.shape[0])
+            mask_out.write(mask.astype(np.uint8) * 255, 1, window=window)
+            probability_out.write(probability, 1, window=window)
+            totals.area_pixels += int(mask.sum())
+    return mask_path, probability_path, totals
+
+
+def to_cog(source: Path, target: Path, resampling: str) -> Path:
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews."""
+    require_rasterio("writing a Cloud-Optimized GeoTIFF")
+    from rasterio.shutil import copy
+
+    target.unlink(missing_ok=True)
+    with quiet_georeference():
+        copy(
+            str(source),
+            str(target),
+            driver="COG",
+            COMPRESS="DEFLATE",
+            BLOCKSIZE=str(BLOCK),
+            OVERVIEW_RESAMPLING=resampling,
+            BIGTIFF="IF_SAFER",
+        )
+    return target
+
+
+def pixel_area(geo: GeoReference | None) -> float:
+    """Area of one pixel in map units (1 without a georeference)."""
+    if geo is None:
+        return 1.0
+    a, b, _, d, e, _ = geo.transform
+    return abs(a * e - b * d)
+
+
+def iter_objects(
+    mask_path: Path, probability_path: Path, geo: GeoReference | None
+) -> Iterator[dict[str, Any]]:
+    """GeoJSON features of the mask's 4-connected objects with score and area."""
+    rasterio = require_rasterio("polygons of the scene mask")
+    from rasterio.features import shapes as polygonize
+
+    unit = pixel_area(geo)
+    with quiet_georeference():
+        table = ObjectTable.from_files(mask_path, probability_path)
+    with quiet_georeference(), rasterio.open(mask_path) as mask:
+        band = rasterio.band(mask, 1)
+        inverse = ~mask.transform
+        shapes = polygonize(band, mask=band, connectivity=4, transform=mask.transform)
+        for number, (geometry, _value) in enumerate(shapes, start=1):
+            score, pixels = table.for_polygon(geometry, inverse)
+            properties = {
+                "id": number,
+                "score": round(score, 4),
+                "area": pixels * unit,
+                "area_pixels": pixels,
+            }
+            yield {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def crs_member(geo: GeoReference | None) -> dict[str, Any] | None:
+    """The pre-RFC GeoJSON ``crs`` member naming the scene's CRS (see :mod:`geo`)."""
+    if geo is None:
+        return None
+    if geo.epsg is not None:
+        return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{geo.epsg}"}}
+    if geo.crs_wkt:
+        return {"type": "name", "properties": {"name": geo.crs_wkt}}
+    return None
+
+
+def write_vectors(
+    features: Iterator[dict[str, Any]],
+    geojson_path: Path,
+    gpkg_path: Path,
+    geo: GeoReference | None,
+    text: str,
+) -> int:
+    """Write features one by one to GeoJSON and GeoPackage; returns how many."""
+    import fiona
+
+    schema = {
+        "geometry": "Polygon",
+        "properties": {
+            "id": "int",
+            "text": "str",
+            "score": "float",
+            "area": "float",
+            "area_pixels": "int",
+        },
+    }
+    crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None
+    gpkg_path.unlink(missing_ok=True)
+    header: dict[str, Any] = {"type": "FeatureCollection"}
+    member = crs_member(geo)
+    if member is not None:
+        header["crs"] = member
+    count = 0
+    with (
+        geojson_path.open("w", encoding="utf-8") as stream,
+        fiona.open(
+            gpkg_path, "w", driver="GPKG", schema=schema, crs=crs, layer=GPKG_LAYER
+        ) as layer,
+    ):
+        stream.write(json.dumps(header)[:-1] + ', "features": [\n')
+        for feature in features:
+            feature["properties"] = {"text": text, **feature["properties"]}
+            stream.write((",\n" if count else "") + json.dumps(feature))
+            layer.write(feature)
+            count += 1
+        stream.write("\n]}\n")
+    return count

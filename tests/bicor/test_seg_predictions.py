@@ -1,0 +1,151 @@
+"""benchmark.py --task seg --predictions: other models' closed-set outputs, scored as a model's."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from closed_set_fixtures import ISPRS_COLOURS, write_vaihingen_fixture
+from PIL import Image
+
+from bicor.data.synthetic_seg import write_synthetic_seg
+from bicor.models import build_bicor
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_TILES = {"2": (24, 32), "4": (16, 24)}  # GeoSeg test tiles (the others are absent)
+SOURCE_KEYS = {"checkpoint", "window", "stride", "border", "tta", "predictions"}
+
+
+def _benchmark(argv: list[str]) -> int:
+    spec = importlib.util.spec_from_file_location("benchmark", REPO / "scripts" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def _seg_args(root: Path, source: list[str], dataset: str = "vaihingen", split="test") -> list:
+    return ["--task=seg", f"--dataset={dataset}", f"--root={root}", f"--split={split}", *source]
+
+
+@pytest.fixture
+def vaihingen(tmp_path: Path) -> tuple[Path, dict]:
+    return tmp_path / "vaihingen", write_vaihingen_fixture(tmp_path / "vaihingen", TEST_TILES)
+
+
+def _write_ids(folder: Path, name: str, ids: np.ndarray, colour: bool = False) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    if colour:
+        path = folder / f"{name}.tif"
+        Image.fromarray(ISPRS_COLOURS[ids]).save(path, format="TIFF")
+    else:
+        path = folder / f"{name}.png"
+        Image.fromarray(ids.astype(np.uint8), mode="L").save(path)
+    return path
+
+
+def test_hand_counted_scores_from_single_band_and_colour_files(vaihingen, tmp_path, capsys):
+    root, tiles = vaihingen
+    # Every pixel predicted impervious surface (class 0). Eroded ground truth (GeoSeg scoring):
+    # n0 = labelled class-0 pixels, n = all labelled pixels. IoU_0 = n0 / n, OA = n0 / n, the
+    # other classes have IoU 0 and no F1 (no true positive); F1_0 = 2 n0 / (n0 + n).
+    gts = [tiles[t]["eroded_ids"] for t in ("2", "4")]
+    n0 = sum(int((g == 0).sum()) for g in gts)
+    n = sum(int((g != 255).sum()) for g in gts)
+    approx = lambda value: pytest.approx(value, abs=0.0051)  # noqa: E731  (JSON: 2 decimals)
+    for colour in (False, True):
+        folder = tmp_path / f"preds_{colour}"
+        for tile in ("2", "4"):
+            zeros = np.zeros_like(tiles[tile]["ids"])
+            _write_ids(folder, tiles[tile]["name"], zeros, colour=colour)
+        out = tmp_path / f"r_{colour}.json"
+        assert _benchmark(_seg_args(root, [f"--predictions={folder}", f"--json={out}"])) == 0
+        results = json.loads(out.read_text())
+        assert results["images"] == 2 and results["pixels"] == n
+        assert results["OA"] == approx(100 * n0 / n)
+        assert results["per_class"]["impervious_surface"]["IoU"] == approx(100 * n0 / n)
+        assert results["per_class"]["impervious_surface"]["F1"] == approx(200 * n0 / (n0 + n))
+        assert results["per_class"]["building"]["F1"] is None
+        # GeoSeg: mIoU over the five classes without clutter; mF1 over the defined F1 only
+        assert results["mIoU"] == approx(100 * n0 / n / 5)
+        assert results["mF1"] == approx(200 * n0 / (n0 + n))
+        assert results["protocol"] == "geoseg" and results["predictions"] == str(folder)
+    assert "| building | 0.00 | – |" in capsys.readouterr().out
+
+
+def test_save_predictions_round_trip_gives_identical_numbers(tmp_path):
+    torch.manual_seed(0)
+    model = build_bicor("tiny", num_classes=6, img_size=64, class_names=list("abcdef"))
+    model.save_pretrained(tmp_path / "ckpt")
+    write_synthetic_seg(tmp_path / "data", train=1, val=2, size=64)
+    common = ["--window=48", "--stride=16", "--num-workers=0"]
+    saved = tmp_path / "saved"
+    first = [f"--checkpoint={tmp_path / 'ckpt'}", f"--save-predictions={saved}", *common]
+    assert (
+        _benchmark(
+            _seg_args(
+                tmp_path / "data", [*first, f"--json={tmp_path / 'a.json'}"], "synthetic_seg", "val"
+            )
+        )
+        == 0
+    )
+    assert sorted(p.name for p in saved.iterdir()) == ["val_00000.png", "val_00001.png"]
+    second = [f"--predictions={saved}", f"--json={tmp_path / 'b.json'}"]
+    assert _benchmark(_seg_args(tmp_path / "data", second, "synthetic_seg", "val")) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert set(a) - SOURCE_KEYS == set(b) - SOURCE_KEYS
+    assert {k: v for k, v in a.items() if k not in SOURCE_KEYS} == {
+        k: v for k, v in b.items() if k not in SOURCE_KEYS
+    }
+
+
+def _expect_error(root: Path, folder: Path, capsys, *fragments: str) -> None:
+    assert _benchmark(_seg_args(root, [f"--predictions={folder}"])) == 1
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if "benchmark.py: error:" in line]
+    for fragment in fragments:
+        assert fragment in line, line
+
+
+def test_bad_prediction_folders_are_one_line_errors_naming_the_file(vaihingen, tmp_path, capsys):
+    root, tiles = vaihingen
+    names = {t: tiles[t]["name"] for t in tiles}
+    good = {t: tiles[t]["ids"] for t in tiles}
+
+    def fresh(label: str) -> Path:
+        folder = tmp_path / label
+        for tile, ids in good.items():
+            _write_ids(folder, names[tile], ids)
+        return folder
+
+    folder = fresh("missing")
+    (folder / f"{names['4']}.png").unlink()
+    _expect_error(root, folder, capsys, str(folder / f"{names['4']}.png"), "missing")
+
+    folder = fresh("extra")
+    _write_ids(folder, "top_mosaic_09cm_area1", good["2"])  # a train tile
+    _expect_error(root, folder, capsys, str(folder / "top_mosaic_09cm_area1.png"), "extra")
+
+    folder = fresh("doubled")
+    _write_ids(folder, names["2"], good["2"], colour=True)
+    _expect_error(root, folder, capsys, f"{names['2']}.tif", "two predictions")
+
+    folder = fresh("missized")
+    _write_ids(folder, names["4"], np.zeros((16, 25), dtype=np.uint8))
+    _expect_error(root, folder, capsys, str(folder / f"{names['4']}.png"), "16x25", "16x24")
+
+    folder = fresh("range")
+    bad = good["2"].copy()
+    bad[3, 4] = 6  # six classes: 0..5
+    _write_ids(folder, names["2"], bad)
+    _expect_error(root, folder, capsys, str(folder / f"{names['2']}.png"), "0..5", "[6]")
+
+    folder = fresh("colour")
+    rgb = ISPRS_COLOURS[good["4"]]
+    rgb[0, 0] = (9, 9, 9)
+    Image.fromarray(rgb).save(folder / f"{names['4']}.png")
+    _expect_error(root, folder, capsys, str(folder / f"{names['4']}.png"), "(9, 9, 9)")
