@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from btdnet.engine.modes import eval_mode
-from btdnet.predict.colormap import colorize
+from btdnet.colormap import colorize
 from btdnet.safe_write import atomic_output
 
 MODES = ("sigmoid", "softmax")

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bicor.tta import TestTimeAugment
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 ModelFn = Callable[[Tensor], Tensor]
 BORDERS = ("clamp", "pad")
