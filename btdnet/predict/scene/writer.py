@@ -30,7 +30,7 @@ import numpy as np
 from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
-from btdnet.tiling import TileGrid
+from btdnet.tiling import RowSplit, TileGrid, stitch
 
 BLOCK = 512
 GPKG_LAYER = "objects"
@@ -79,17 +79,17 @@ def _strips(
     parts_dir: Path, grid: TileGrid
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, RowPart]]:
     """(first row, bool mask (h, W), uint8 probability (h, W), part) strips in scene order."""
-    rows = grid.rows
-    previous_bottom: np.ndarray | None = None
-    for index in range(rows.count):
-        part = RowPart.load(parts_dir, index)
-        start = rows.start(index)
-        if part.top is not None and previous_bottom is not None:
-            shared = previous_bottom + part.top  # (O, W) the two weights sum to one
-            yield start, shared > 0.5, to_uint8_probability(shared), part
-            start += rows.overlap
-        yield start, part.core_mask, part.core_probability, part
-        previous_bottom = part.bottom
+    splits = (
+        RowSplit(part.index, part.top, part, part.bottom)
+        for part in (RowPart.load(parts_dir, index) for index in range(grid.rows.count))
+    )
+    part = None
+    for start, strip, shared in stitch(grid.rows, splits):
+        if shared:  # (O, W) blended probability of the band two rows share
+            yield start, strip > 0.5, to_uint8_probability(strip), part
+        else:
+            part = strip
+            yield start, part.core_mask, part.core_probability, part
 
 
 def write_rasters(

@@ -19,7 +19,6 @@ from btdnet.predict.predictor import Predictor
 from btdnet.predict.scene.pipeline import SceneStateError
 from btdnet.predict.scene.rows import to_uint8_probability
 from btdnet.predict.scene.source import NotGeoreferencedWarning
-from btdnet.tiling import AxisGrid, default_overlap, resolve_tile
 from tests.launch import run_python
 
 rasterio = pytest.importorskip("rasterio")
@@ -88,34 +87,6 @@ def read_band(path: str) -> np.ndarray:
 
 def features(path: str) -> list[dict]:
     return json.loads(Path(path).read_text())["features"]
-
-
-# --- tiling ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("length", "tile", "overlap"),
-    [(1, 96, 12), (96, 96, 12), (250, 96, 16), (301, 64, 32), (333, 128, 0)],
-)
-def test_tile_weights_sum_to_one_everywhere(length: int, tile: int, overlap: int) -> None:
-    axis = AxisGrid(length, tile, overlap)
-    total = np.zeros(axis.count * axis.stride + tile, dtype=np.float64)
-    for index in range(axis.count):
-        start = axis.start(index)
-        total[start : start + tile] += axis.weights(index)
-    assert np.allclose(total[:length], 1.0, atol=1e-6)
-    assert axis.start(axis.count - 1) + tile >= length  # covered
-    assert axis.count == 1 or axis.start(axis.count - 2) + tile < length  # no tile too many
-
-
-def test_tile_options_are_checked() -> None:
-    assert resolve_tile("auto", 96) == 96
-    assert resolve_tile("64", 96) == 64
-    assert default_overlap(480) == 60
-    with pytest.raises(ValueError, match="overlap"):
-        AxisGrid(100, 96, 49)
-    with pytest.raises(ValueError, match="at least 32"):
-        resolve_tile(16, 96)
 
 
 # --- equality with the whole-image predictor ---------------------------------------------
