@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ from btdnet.predict.scene.writer import (
     write_rasters,
     write_vectors,
 )
+from btdnet.predict.vectors import VectorOptions
 from btdnet.presence import check_presence_threshold
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
@@ -67,6 +68,7 @@ class SceneOptions:
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
         presence_threshold: a tile whose presence probability is below it answers "no
             target" (``None``: the predictor's threshold); models with a presence head only.
+        vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
     tile: int | str = "auto"
@@ -76,6 +78,7 @@ class SceneOptions:
     resume: bool = False
     batch_size: int | None = None
     presence_threshold: float | None = None
+    vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
 @dataclass
@@ -275,6 +278,7 @@ def _finished_record(
         and (options.overlap is None or record.get("overlap") == options.overlap)
         and (str(options.tile) == "auto" or record.get("tile") == int(options.tile))
         and (not options.save_probability or "probability_geotiff" in record)
+        and record.get("vectors") == asdict(options.vectors)
     )
     files_there = all(Path(path).is_file() for path in _record_files(record).values())
     return record if same and files_there else None
@@ -342,12 +346,13 @@ def _assemble(
         target = out_dir / f"{name}_probability.tif"
         files["probability_geotiff"] = str(to_cog(probability_tmp, target, "AVERAGE"))
     geojson, gpkg = out_dir / f"{name}.geojson", out_dir / f"{name}.gpkg"
-    objects = write_vectors(
+    objects, small = write_vectors(
         iter_objects(mask_tmp, probability_tmp, source.geo),
         geojson,
         gpkg,
         source.geo,
         manifest["text"],
+        options.vectors,
     )
     files.update(geojson=str(geojson), gpkg=str(gpkg))
     record = {
@@ -355,6 +360,7 @@ def _assemble(
         "image_resolved": manifest["image"],
         "text": manifest["text"],
         "objects": objects,
+        "objects_below_min_area": small,
         "area": totals.area_pixels * pixel_area(source.geo),
         "area_pixels": totals.area_pixels,
         "area_units": "map" if source.geo is not None else "pixel",
@@ -367,6 +373,7 @@ def _assemble(
         "tile": grid.tile,
         "overlap": grid.overlap,
         "gsd": options.gsd,
+        "vectors": asdict(options.vectors),
         **files,
     }
     shutil.rmtree(parts)
