@@ -1,6 +1,9 @@
 """The generalized demo pipeline end to end on a tiny configuration (not its accuracy targets)."""
 
 import json
+import os
+
+import torch
 
 from btdnet.demo_generalized import run_generalized_demo
 
@@ -17,7 +20,10 @@ def test_generalized_demo_writes_metrics_overlays_and_checkpoint(tmp_path, tiny_
     assert 0.0 <= saved["gIoU"] <= 100.0 and 0.0 <= saved["N_acc"] <= 100.0
     assert saved["samples_no_target"] >= 1 and saved["samples_targeted"] >= 1
     assert saved["samples"] == saved["samples_no_target"] + saved["samples_targeted"]
-    assert set(saved["targets_met"]) == {"gIoU>=55", "N_acc>=80", "T_acc>=80", "minutes<=15"}
+    # quality targets only (a time target depends on the machine); the machine is reported
+    assert set(saved["targets_met"]) == {"gIoU>=55", "N_acc>=80", "T_acc>=80"}
+    assert saved["machine"]["cpu_cores"] == os.cpu_count()
+    assert saved["machine"]["torch_threads"] == torch.get_num_threads()
     assert (out / "train" / "checkpoints" / "best" / "model.safetensors").is_file()
     # the threshold chosen on val is the one saved with the best checkpoint
     config = json.loads((out / "train" / "checkpoints" / "best" / "config.json").read_text())
