@@ -30,6 +30,7 @@ import numpy as np
 from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
+from btdnet.safe_write import check_output_path
 from btdnet.tiling import TileGrid
 
 BLOCK = 512
@@ -82,7 +83,7 @@ def _strips(
     rows = grid.rows
     previous_bottom: np.ndarray | None = None
     for index in range(rows.count):
-        part = RowPart.load(parts_dir, index)
+        part = RowPart.load(parts_dir, index, grid)
         start = rows.start(index)
         if part.top is not None and previous_bottom is not None:
             shared = previous_bottom + part.top  # (O, W) the two weights sum to one
@@ -100,7 +101,8 @@ def write_rasters(
     from rasterio.windows import Window
 
     totals = SceneTotals()
-    mask_path, probability_path = parts_dir / "mask.tif", parts_dir / "probability.tif"
+    mask_path = check_output_path(parts_dir / "mask.tif")  # never written through a link
+    probability_path = check_output_path(parts_dir / "probability.tif")
     profile = _profile(rasterio, grid, geo)
     counted: set[int] = set()
     with (
@@ -124,11 +126,15 @@ def write_rasters(
 
 
 def to_cog(source: Path, target: Path, resampling: str) -> Path:
-    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews."""
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews.
+
+    ``target`` is a fresh temporary (:func:`btdnet.safe_write.atomic_outputs`): the previous
+    output is replaced only when the whole set of outputs is written.
+    """
     require_rasterio("writing a Cloud-Optimized GeoTIFF")
     from rasterio.shutil import copy
 
-    target.unlink(missing_ok=True)
+    check_output_path(target)
     with quiet_georeference():
         copy(
             str(source),
@@ -193,7 +199,10 @@ def write_vectors(
     geo: GeoReference | None,
     text: str,
 ) -> int:
-    """Write features one by one to GeoJSON and GeoPackage; returns how many."""
+    """Write features one by one to GeoJSON and GeoPackage; returns how many.
+
+    Both paths are fresh temporaries (:func:`btdnet.safe_write.atomic_outputs`).
+    """
     import fiona
 
     schema = {
@@ -207,7 +216,8 @@ def write_vectors(
         },
     }
     crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None
-    gpkg_path.unlink(missing_ok=True)
+    check_output_path(geojson_path)
+    check_output_path(gpkg_path)
     header: dict[str, Any] = {"type": "FeatureCollection"}
     member = crs_member(geo)
     if member is not None:
