@@ -32,6 +32,7 @@ from btdnet.predict.reporting import (
     prepare_output_folder,
 )
 from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.predict.vectors import VectorOptions, add_vector_arguments, vector_options
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
     )
     add_scene_arguments(parser)
+    add_vector_arguments(parser)
     return parser
 
 
@@ -168,6 +170,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     scene_problem = check_scene_arguments(args)
     if scene_problem is not None:
         raise UsageError(scene_problem)
+    try:
+        vector_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
@@ -274,8 +280,10 @@ def run_jobs(
     *,
     single: bool,
     max_pixels: int | None = None,
+    vectors: VectorOptions | None = None,
 ) -> None:
-    """Answer every job; any per-job failure is reported on its line (fatal in single mode)."""
+    """Answer every job; any per-job failure is reported on its line (fatal in single mode).
+    ``vectors``: how GeoJSON polygons are written (default: WGS 84, as traced)."""
     from btdnet.predict.image_io import read_image
 
     for run in _runs_by_image(jobs):
@@ -290,7 +298,9 @@ def run_jobs(
             continue
         for start in range(0, len(run), predictor.batch_size):
             chunk = run[start : start + predictor.batch_size]
-            _answer_chunk(predictor, chunk, image, out_dir, reporter, single=single)
+            _answer_chunk(
+                predictor, chunk, image, out_dir, reporter, single=single, vectors=vectors
+            )
             _advance(reporter, len(chunk))
 
 
@@ -302,6 +312,7 @@ def _answer_chunk(
     reporter: Reporter,
     *,
     single: bool,
+    vectors: VectorOptions | None = None,
 ) -> None:
     """Predict one chunk of prompts on the set image and write each one's files and record."""
     from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
@@ -317,7 +328,7 @@ def _answer_chunk(
     for job, prediction in zip(chunk, predictions):
         name = output_name(job.image, job.index, job.text)
         try:
-            files = write_prediction_files(out_dir, name, image, prediction)
+            files = write_prediction_files(out_dir, name, image, prediction, vectors)
         except Exception as exc:  # removed what it wrote: no file without its record
             if single:
                 raise FatalError(f"{out_dir / name}: cannot write ({_failure(exc)})") from exc
@@ -379,7 +390,15 @@ def _run(args: argparse.Namespace) -> int:
         for message in problems:
             reporter.error(message)
         try:
-            run_jobs(predictor, jobs, args.out, reporter, single=single, max_pixels=args.max_pixels)
+            run_jobs(
+                predictor,
+                jobs,
+                args.out,
+                reporter,
+                single=single,
+                max_pixels=args.max_pixels,
+                vectors=vector_options(args),
+            )
         finally:
             if progress is not None:
                 progress.close()

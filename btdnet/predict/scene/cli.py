@@ -117,6 +117,7 @@ def scene_device(device: str) -> Any:
 
 def _options(args: argparse.Namespace) -> Any:
     from btdnet.predict.scene.pipeline import SceneOptions
+    from btdnet.predict.vectors import vector_options
 
     return SceneOptions(
         tile=args.tile,
@@ -127,6 +128,7 @@ def _options(args: argparse.Namespace) -> Any:
         batch_size=args.batch_size,
         max_pixels=args.scene_max_pixels or None,
         max_tiles=args.scene_max_tiles or None,
+        vectors=vector_options(args),
     )
 
 

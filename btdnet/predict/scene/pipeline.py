@@ -31,7 +31,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,7 @@ from btdnet.predict.scene.writer import (
     write_rasters,
     write_vectors,
 )
+from btdnet.predict.vectors import VectorOptions
 from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
@@ -78,6 +79,7 @@ class SceneOptions:
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
         max_pixels: refuse a scene (after ``gsd``) with more pixels (``None``: no limit).
         max_tiles: refuse a scene with more tiles (``None``: no limit).
+        vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
     tile: int | str = "auto"
@@ -88,6 +90,7 @@ class SceneOptions:
     batch_size: int | None = None
     max_pixels: int | None = DEFAULT_SCENE_MAX_PIXELS
     max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
+    vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
 @dataclass
@@ -192,7 +195,7 @@ def predict_scene(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(image, options.gsd) as source:
         grid = _grid(source, options, predictor.input_side)
         manifest = build_manifest(Path(image), text.strip(), grid, options.gsd, predictor)
-        key = run_key(manifest)
+        key = run_key({**manifest, "vectors": asdict(options.vectors)})  # outputs, not parts
         if options.resume:
             finished = finished_record(out_dir, name, key, options.save_probability)
             if finished is not None:
@@ -315,12 +318,13 @@ def _assemble(
         to_cog(mask_tmp, temporary["mask_geotiff"], "NEAREST")
         if options.save_probability:
             to_cog(probability_tmp, temporary["probability_geotiff"], "AVERAGE")
-        objects = write_vectors(
+        objects, small = write_vectors(
             iter_objects(mask_tmp, probability_tmp, source.geo),
             temporary["geojson"],
             temporary["gpkg"],
             source.geo,
             manifest["text"],
+            options.vectors,
         )
         files = {key: str(path) for key, path in finals.items() if key != "record"}
         record = {
@@ -328,6 +332,7 @@ def _assemble(
             "image_resolved": manifest["image"],
             "text": manifest["text"],
             "objects": objects,
+            "objects_below_min_area": small,
             "area": totals.area_pixels * pixel_area(source.geo),
             "area_pixels": totals.area_pixels,
             "area_units": "map" if source.geo is not None else "pixel",
@@ -340,6 +345,7 @@ def _assemble(
             "tile": grid.tile,
             "overlap": grid.overlap,
             "gsd": options.gsd,
+            "vectors": asdict(options.vectors),
             **files,
             **extra,
         }
