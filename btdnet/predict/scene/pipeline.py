@@ -60,6 +60,7 @@ from btdnet.predict.scene.writer import (
     write_vectors,
 )
 from btdnet.predict.vectors import VectorOptions
+from btdnet.presence import check_presence_threshold
 from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
@@ -79,6 +80,8 @@ class SceneOptions:
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
         max_pixels: refuse a scene (after ``gsd``) with more pixels (``None``: no limit).
         max_tiles: refuse a scene with more tiles (``None``: no limit).
+        presence_threshold: a tile whose presence probability is below it answers "no
+            target" (``None``: the predictor's threshold); models with a presence head only.
         vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
@@ -90,6 +93,7 @@ class SceneOptions:
     batch_size: int | None = None
     max_pixels: int | None = DEFAULT_SCENE_MAX_PIXELS
     max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
+    presence_threshold: float | None = None
     vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
@@ -135,8 +139,15 @@ class Processes:
 def _tokens(predictor: Any, text: str) -> tuple[Any, Any, bool]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the text is empty: give an expression such as 'the storage tanks'")
-    input_ids, attention_mask, truncated = predictor._tokenize([text.strip()])
+    input_ids, attention_mask, truncated = predictor.tokenize([text.strip()])
     return input_ids, attention_mask, truncated[0]
+
+
+def _threshold(predictor: Any, options: SceneOptions) -> float:
+    """This scene's presence threshold: the options', else the predictor's default."""
+    if options.presence_threshold is None:
+        return float(predictor.presence_threshold)
+    return check_presence_threshold(options.presence_threshold)
 
 
 def _open(image: str | Path, gsd: float | None) -> SceneSource:
@@ -194,41 +205,62 @@ def predict_scene(
     started = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(image, options.gsd) as source:
         grid = _grid(source, options, predictor.input_side)
-        manifest = build_manifest(Path(image), text.strip(), grid, options.gsd, predictor)
+        threshold = _threshold(predictor, options)
+        manifest = build_manifest(
+            Path(image), text.strip(), grid, options.gsd, predictor, threshold
+        )
         key = run_key({**manifest, "vectors": asdict(options.vectors)})  # outputs, not parts
         if options.resume:
             finished = finished_record(out_dir, name, key, options.save_probability)
             if finished is not None:
                 return SceneResult(record=finished, files=record_files(finished))
+        runner = RowRunner(
+            predictor,
+            source,
+            grid,
+            input_ids,
+            attention_mask,
+            options.batch_size or predictor.batch_size,
+            threshold,
+            on_tiles,
+        )
         processes = Processes()
-        parts = out_dir / f"{name}.parts"
-        with contextlib.ExitStack() as stack:
-            if processes.is_main:
-                output_paths(out_dir, name, options.save_probability)  # refused before any work
-                out_dir.mkdir(parents=True, exist_ok=True)
-                stack.enter_context(PartsLock(parts))
-                prepare_parts(parts, manifest, options.resume)
-            processes.barrier()
-            runner = RowRunner(
-                predictor,
-                source,
-                grid,
-                input_ids,
-                attention_mask,
-                options.batch_size or predictor.batch_size,
-                on_tiles,
-            )
-            resumed = _run_rows(runner, parts, processes, progress)
-            processes.barrier()
-            result = SceneResult(record={}, resumed_rows=resumed)
-            if processes.is_main:
-                extra = {"truncated": truncated, "run_key": key}
-                result = _assemble(parts, out_dir, name, grid, source, manifest, options, extra)
-                result.resumed_rows = resumed
-                result.record["wall_seconds"] = round(time.perf_counter() - started, 3)
-        processes.barrier()
+        extra = {"truncated": truncated, "run_key": key}
+        result = _run_scene(runner, processes, out_dir, name, manifest, options, progress, extra)
+        if processes.is_main:
+            result.record["wall_seconds"] = round(time.perf_counter() - started, 3)
     if not processes.is_main:
         result.record = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
+    return result
+
+
+def _run_scene(
+    runner: RowRunner,
+    processes: Processes,
+    out_dir: Path,
+    name: str,
+    manifest: dict[str, Any],
+    options: SceneOptions,
+    progress: bool,
+    extra: dict[str, Any],
+) -> SceneResult:
+    """Claim and lock the parts folder, run the rows, assemble the outputs (main process)."""
+    parts = out_dir / f"{name}.parts"
+    with contextlib.ExitStack() as stack:
+        if processes.is_main:
+            output_paths(out_dir, name, options.save_probability)  # refused before any work
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(PartsLock(parts))
+            prepare_parts(parts, manifest, options.resume)
+        processes.barrier()
+        resumed = _run_rows(runner, parts, processes, progress)
+        processes.barrier()
+        result = SceneResult(record={}, resumed_rows=resumed)
+        if processes.is_main:
+            grid, source = runner.grid, runner.source
+            result = _assemble(parts, out_dir, name, grid, source, manifest, options, extra)
+            result.resumed_rows = resumed
+    processes.barrier()
     return result
 
 

@@ -63,7 +63,12 @@ def model_digest(model: Any) -> str:
 
 
 def build_manifest(
-    image: Path, text: str, grid: TileGrid, gsd: float | None, predictor: Any
+    image: Path,
+    text: str,
+    grid: TileGrid,
+    gsd: float | None,
+    predictor: Any,
+    presence_threshold: float,
 ) -> dict[str, Any]:
     """Everything a part of this run depends on (see the module docstring)."""
     return {
@@ -72,7 +77,7 @@ def build_manifest(
         "image_blake2b": file_digest(image),
         "model_blake2b": model_digest(predictor.model),
         "amp": str(getattr(predictor, "amp_dtype", None)),
-        "presence_threshold": float(getattr(predictor, "presence_threshold", 0.5)),
+        "presence_threshold": float(presence_threshold),
         "text": text,
         "height": grid.height,
         "width": grid.width,
