@@ -344,7 +344,11 @@ def test_area_and_polygon_of_rotated_and_non_square_pixels(
     properties = feature["properties"]
     assert properties["area_pixels"] == 80 * 70 and properties["score"] > 0.99
     assert properties["area"] == pytest.approx(80 * 70 * pixel_area)
-    ring = {tuple(np.round(p, 6)) for p in feature["geometry"]["coordinates"][0]}
+    import fiona
+
+    with fiona.open(record["gpkg"]) as layer:  # the scene's CRS (the GeoJSON is WGS 84)
+        (stored,) = list(layer)
+    ring = {tuple(np.round(p, 6)) for p in stored["geometry"]["coordinates"][0]}
     corners = {tuple(np.round(transform @ (c, r), 6)) for c in (60, 130) for r in (30, 110)}
     assert corners <= ring
     with rasterio.open(record["mask_geotiff"]) as mask:
