@@ -22,6 +22,7 @@ from btdnet.ablation.table import compare, format_markdown, mean_and_spread, sum
 from btdnet.ablation.variants import (
     ABLATION_VARIANTS,
     KNOWN_VARIANTS,
+    DEMO_VARIANTS,
     READING_VARIANTS,
     AblationVariant,
     select_variants,
@@ -30,6 +31,7 @@ from btdnet.ablation.variants import (
 __all__ = [
     "ABLATION_VARIANTS",
     "KNOWN_VARIANTS",
+    "DEMO_VARIANTS",
     "READING_VARIANTS",
     "AblationFolderError",
     "AblationVariant",
