@@ -21,8 +21,8 @@ from btdnet.ablation.plan import (
 from btdnet.ablation.table import compare, format_markdown, mean_and_spread, summarise_runs
 from btdnet.ablation.variants import (
     ABLATION_VARIANTS,
-    KNOWN_VARIANTS,
     DEMO_VARIANTS,
+    KNOWN_VARIANTS,
     READING_VARIANTS,
     AblationVariant,
     select_variants,
@@ -30,8 +30,8 @@ from btdnet.ablation.variants import (
 
 __all__ = [
     "ABLATION_VARIANTS",
-    "KNOWN_VARIANTS",
     "DEMO_VARIANTS",
+    "KNOWN_VARIANTS",
     "READING_VARIANTS",
     "AblationFolderError",
     "AblationVariant",

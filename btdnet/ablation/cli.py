@@ -14,6 +14,7 @@ from btdnet.ablation.variants import (
     READING_VARIANTS,
     select_variants,
 )
+from btdnet.cli_options import add_progress_option
 
 DESCRIPTION = """\
 Measure what each part of BTDNet buys: train a config under named variants (each a set of
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from finished runs"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     return parser
 
 
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.table_only:
             base = runner.base_config(load_config(args.config, args.overrides), args.out)
             runner.prepare_folder(
-                args.out, base, local_rank=info.local_rank, show_progress=not args.no_progress
+                args.out, base, local_rank=info.local_rank, show_progress=args.progress
             )
             mine = share_of(runs, info)
             if info.world_size > 1:
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_ablation(
                 mine,
                 base,
-                show_progress=not args.no_progress,
+                show_progress=args.progress,
                 keep_checkpoints=args.keep_checkpoints,
                 worker=info.rank,
             )

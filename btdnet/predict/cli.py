@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.reporting import (
     EXIT_FATAL,
@@ -32,6 +32,7 @@ from btdnet.predict.reporting import (
     prepare_output_folder,
 )
 from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.predict.vectors import VectorOptions, add_vector_arguments, vector_options
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\
@@ -113,17 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTDIR",
         help="output folder (created if needed)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
-    parser.add_argument(
-        "--amp",
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        choices=MIXED_PRECISION_CHOICES,
-        help="mixed precision for the forward pass: no (default), bf16, fp16 or auto (bf16 "
-        "where the device computes it natively), as in training's train.mixed_precision",
-    )
+    add_device_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -147,10 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole-image mode: refuse images with more pixels than N (default: %(default)s; "
         "larger scenes: --tile or resize)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
-    )
+    add_progress_option(parser)
     add_scene_arguments(parser)
+    add_vector_arguments(parser)
     return parser
 
 
@@ -168,6 +159,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     scene_problem = check_scene_arguments(args)
     if scene_problem is not None:
         raise UsageError(scene_problem)
+    try:
+        vector_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
@@ -274,8 +269,10 @@ def run_jobs(
     *,
     single: bool,
     max_pixels: int | None = None,
+    vectors: VectorOptions | None = None,
 ) -> None:
-    """Answer every job; any per-job failure is reported on its line (fatal in single mode)."""
+    """Answer every job; any per-job failure is reported on its line (fatal in single mode).
+    ``vectors``: how GeoJSON polygons are written (default: WGS 84, as traced)."""
     from btdnet.predict.image_io import read_image
 
     for run in _runs_by_image(jobs):
@@ -290,7 +287,9 @@ def run_jobs(
             continue
         for start in range(0, len(run), predictor.batch_size):
             chunk = run[start : start + predictor.batch_size]
-            _answer_chunk(predictor, chunk, image, out_dir, reporter, single=single)
+            _answer_chunk(
+                predictor, chunk, image, out_dir, reporter, single=single, vectors=vectors
+            )
             _advance(reporter, len(chunk))
 
 
@@ -302,6 +301,7 @@ def _answer_chunk(
     reporter: Reporter,
     *,
     single: bool,
+    vectors: VectorOptions | None = None,
 ) -> None:
     """Predict one chunk of prompts on the set image and write each one's files and record."""
     from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
@@ -317,7 +317,7 @@ def _answer_chunk(
     for job, prediction in zip(chunk, predictions):
         name = output_name(job.image, job.index, job.text)
         try:
-            files = write_prediction_files(out_dir, name, image, prediction)
+            files = write_prediction_files(out_dir, name, image, prediction, vectors)
         except Exception as exc:  # removed what it wrote: no file without its record
             if single:
                 raise FatalError(f"{out_dir / name}: cannot write ({_failure(exc)})") from exc
@@ -371,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:
         progress = None
-        if not single and not args.no_progress:
+        if not single and args.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
@@ -379,7 +379,15 @@ def _run(args: argparse.Namespace) -> int:
         for message in problems:
             reporter.error(message)
         try:
-            run_jobs(predictor, jobs, args.out, reporter, single=single, max_pixels=args.max_pixels)
+            run_jobs(
+                predictor,
+                jobs,
+                args.out,
+                reporter,
+                single=single,
+                max_pixels=args.max_pixels,
+                vectors=vector_options(args),
+            )
         finally:
             if progress is not None:
                 progress.close()

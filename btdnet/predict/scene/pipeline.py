@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ from btdnet.predict.scene.writer import (
     write_rasters,
     write_vectors,
 )
+from btdnet.predict.vectors import VectorOptions
+from btdnet.presence import check_presence_threshold
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
 MANIFEST = "manifest.json"
@@ -64,6 +66,9 @@ class SceneOptions:
         save_probability: also write ``<name>_probability.tif`` (uint8, probability x 255).
         resume: keep the finished rows of an interrupted run (its parts folder).
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
+        presence_threshold: a tile whose presence probability is below it answers "no
+            target" (``None``: the predictor's threshold); models with a presence head only.
+        vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
     tile: int | str = "auto"
@@ -72,6 +77,8 @@ class SceneOptions:
     save_probability: bool = False
     resume: bool = False
     batch_size: int | None = None
+    presence_threshold: float | None = None
+    vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
 @dataclass
@@ -152,8 +159,15 @@ def _prepare_parts(folder: Path, manifest: dict[str, Any], resume: bool) -> None
 def _tokens(predictor: Any, text: str) -> tuple[Any, Any, bool]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the text is empty: give an expression such as 'the storage tanks'")
-    input_ids, attention_mask, truncated = predictor._tokenize([text.strip()])
+    input_ids, attention_mask, truncated = predictor.tokenize([text.strip()])
     return input_ids, attention_mask, truncated[0]
+
+
+def _threshold(predictor: Any, options: SceneOptions) -> float:
+    """This scene's presence threshold: the options', else the predictor's default."""
+    if options.presence_threshold is None:
+        return float(predictor.presence_threshold)
+    return check_presence_threshold(options.presence_threshold)
 
 
 def _open(image: str | Path, gsd: float | None) -> SceneSource:
@@ -228,6 +242,7 @@ def predict_scene(
             input_ids,
             attention_mask,
             options.batch_size or predictor.batch_size,
+            _threshold(predictor, options),
             on_tiles,
         )
         resumed = _run_rows(runner, parts, processes, progress)
@@ -263,6 +278,7 @@ def _finished_record(
         and (options.overlap is None or record.get("overlap") == options.overlap)
         and (str(options.tile) == "auto" or record.get("tile") == int(options.tile))
         and (not options.save_probability or "probability_geotiff" in record)
+        and record.get("vectors") == asdict(options.vectors)
     )
     files_there = all(Path(path).is_file() for path in _record_files(record).values())
     return record if same and files_there else None
@@ -330,12 +346,13 @@ def _assemble(
         target = out_dir / f"{name}_probability.tif"
         files["probability_geotiff"] = str(to_cog(probability_tmp, target, "AVERAGE"))
     geojson, gpkg = out_dir / f"{name}.geojson", out_dir / f"{name}.gpkg"
-    objects = write_vectors(
+    objects, small = write_vectors(
         iter_objects(mask_tmp, probability_tmp, source.geo),
         geojson,
         gpkg,
         source.geo,
         manifest["text"],
+        options.vectors,
     )
     files.update(geojson=str(geojson), gpkg=str(gpkg))
     record = {
@@ -343,6 +360,7 @@ def _assemble(
         "image_resolved": manifest["image"],
         "text": manifest["text"],
         "objects": objects,
+        "objects_below_min_area": small,
         "area": totals.area_pixels * pixel_area(source.geo),
         "area_pixels": totals.area_pixels,
         "area_units": "map" if source.geo is not None else "pixel",
@@ -355,6 +373,7 @@ def _assemble(
         "tile": grid.tile,
         "overlap": grid.overlap,
         "gsd": options.gsd,
+        "vectors": asdict(options.vectors),
         **files,
     }
     shutil.rmtree(parts)
