@@ -102,7 +102,12 @@ class SceneJob:
             for index, text in enumerate(self.texts):
                 try:
                     result = predictor.predict_scene(
-                        path, text, Path(folder) / f"out{index}", tile=self.tile, name="mask"
+                        path,
+                        text,
+                        Path(folder) / f"out{index}",
+                        tile=self.tile,
+                        name="mask",
+                        presence_threshold=self.presence_threshold,
                     )
                 except ImageReadError as error:
                     message = str(error).replace(str(path), self.name).splitlines()[0]

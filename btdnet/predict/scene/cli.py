@@ -125,7 +125,7 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
                 args.out,
                 name=name,
                 options=_options(args),
-                progress=not args.no_progress,
+                progress=args.progress,
             )
     except (ImageReadError, GeoDependencyError, SceneStateError, ValueError, OSError) as exc:
         if args.prompts is None:

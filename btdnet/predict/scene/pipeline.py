@@ -44,6 +44,7 @@ from btdnet.predict.scene.writer import (
     write_vectors,
 )
 from btdnet.predict.vectors import VectorOptions
+from btdnet.presence import check_presence_threshold
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
 MANIFEST = "manifest.json"
@@ -65,6 +66,8 @@ class SceneOptions:
         save_probability: also write ``<name>_probability.tif`` (uint8, probability x 255).
         resume: keep the finished rows of an interrupted run (its parts folder).
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
+        presence_threshold: a tile whose presence probability is below it answers "no
+            target" (``None``: the predictor's threshold); models with a presence head only.
         vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
@@ -74,6 +77,7 @@ class SceneOptions:
     save_probability: bool = False
     resume: bool = False
     batch_size: int | None = None
+    presence_threshold: float | None = None
     vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
@@ -155,8 +159,15 @@ def _prepare_parts(folder: Path, manifest: dict[str, Any], resume: bool) -> None
 def _tokens(predictor: Any, text: str) -> tuple[Any, Any, bool]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the text is empty: give an expression such as 'the storage tanks'")
-    input_ids, attention_mask, truncated = predictor._tokenize([text.strip()])
+    input_ids, attention_mask, truncated = predictor.tokenize([text.strip()])
     return input_ids, attention_mask, truncated[0]
+
+
+def _threshold(predictor: Any, options: SceneOptions) -> float:
+    """This scene's presence threshold: the options', else the predictor's default."""
+    if options.presence_threshold is None:
+        return float(predictor.presence_threshold)
+    return check_presence_threshold(options.presence_threshold)
 
 
 def _open(image: str | Path, gsd: float | None) -> SceneSource:
@@ -231,6 +242,7 @@ def predict_scene(
             input_ids,
             attention_mask,
             options.batch_size or predictor.batch_size,
+            _threshold(predictor, options),
             on_tiles,
         )
         resumed = _run_rows(runner, parts, processes, progress)

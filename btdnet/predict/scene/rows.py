@@ -26,8 +26,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from btdnet.data.transforms import normalize_array
+from btdnet.normalization import normalize_array
 from btdnet.predict.scene.source import SceneSource
+from btdnet.presence import output_present
 from btdnet.tiling import RowBlend, TileGrid
 
 
@@ -102,6 +103,8 @@ class RowRunner:
         grid: its tiles.
         input_ids, attention_mask: (1, T) tokens of the prompt.
         batch_size: tiles per forward pass.
+        presence_threshold: tiles whose presence probability is below it are "no target"
+            (:func:`btdnet.presence.output_present`).
         on_tiles: called with the number of tiles finished after every batch.
     """
 
@@ -113,6 +116,7 @@ class RowRunner:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         batch_size: int,
+        presence_threshold: float,
         on_tiles: Callable[[int], None] | None = None,
     ) -> None:
         self.predictor = predictor
@@ -122,7 +126,7 @@ class RowRunner:
         self.attention_mask = attention_mask
         self.batch_size = batch_size
         self.on_tiles = on_tiles
-        self.presence_threshold = float(getattr(predictor, "presence_threshold", 0.5))
+        self.presence_threshold = float(presence_threshold)
 
     @torch.inference_mode()
     def forward(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,18 +146,14 @@ class RowRunner:
         count = pixels.shape[0]  # (B, 3, S, S)
         ids = self.input_ids.to(predictor.device).expand(count, -1)  # (B, T)
         attention = self.attention_mask.to(predictor.device).expand(count, -1)  # (B, T)
-        with predictor._autocast():
+        with predictor.autocast():
             output = predictor.model(pixels, ids, attention)
         probability = torch.sigmoid(output.target_logits.float())  # (B, 1, h, w)
         if probability.shape[-2:] != (tile, tile):
             probability = F.interpolate(
                 probability, size=(tile, tile), mode="bilinear", align_corners=False
             )
-        present = np.ones(count, dtype=bool)
-        logits = getattr(output, "presence_logits", None)
-        if logits is not None:  # generalized referring: the model can answer "no target"
-            presence = torch.sigmoid(logits.float()).reshape(count).cpu().numpy()
-            present = presence >= self.presence_threshold
+        present = output_present(output, self.presence_threshold).cpu().numpy()  # (B,)
         return probability[:, 0].clamp_(0.0, 1.0).cpu().numpy(), present
 
     def run(self, index: int) -> RowPart:
