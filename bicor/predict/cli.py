@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         "half a tile (default: tile/8); overlapping logits are blended with cos^2 weights"
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu…")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, else CPU), cpu, cuda:1, ...")
     parser.add_argument(
         "--tta",
         metavar="WORDS",
@@ -61,12 +61,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def pick_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; another name as given (checked)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)  # RuntimeError for a name torch does not know
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
 def _run(args: argparse.Namespace) -> dict:
     from bicor.models import load_bicor
     from bicor.predict.outputs import write_outputs
     from bicor.predict.palette import palette_for
     from bicor.predict.scene import SegmentOptions
-    from btdnet.predict.predictor import resolve_device
     from btdnet.predict.scene.source import SceneSource
 
     if args.batch_size < 1:
@@ -75,10 +86,10 @@ def _run(args: argparse.Namespace) -> dict:
     if not args.image.is_file():
         state = "not found" if not args.image.exists() else "is not a file"
         raise ValueError(f"{args.image}: image file {state}")
-    device = resolve_device(args.device)
-    model = load_bicor(args.checkpoint, map_location=str(device))
+    device = pick_device(args.device)
+    model = load_bicor(args.checkpoint, map_location=device)
     palette = palette_for(model.class_names, args.palette)
-    options = SegmentOptions(args.tile, args.overlap, args.batch_size, tta, str(device))
+    options = SegmentOptions(args.tile, args.overlap, args.batch_size, tta, device)
     args.out.mkdir(parents=True, exist_ok=True)
     with SceneSource(args.image) as source:
         return write_outputs(model, source, args.out, palette, options)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from bicor.tta import TestTimeAugment
-from btdnet.data.transforms import normalize_array
+from btdnet.normalization import normalize_array
 from btdnet.predict.scene.source import SceneSource
 from btdnet.tiling import RowBlend, RowSplit, TileGrid, default_overlap, resolve_tile, stitch
 

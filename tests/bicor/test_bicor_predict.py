@@ -102,7 +102,7 @@ class PixelModel(nn.Module):
 
 
 def test_tiles_blend_to_the_per_pixel_answer_and_nodata_stays_nodata(tmp_path) -> None:
-    from btdnet.data.transforms import normalize_array
+    from btdnet.normalization import normalize_array
 
     bands = np.random.default_rng(4).integers(0, 256, (3, 75, 101), dtype=np.uint8)
     bands[:, 40:50, 60:70] = 0
