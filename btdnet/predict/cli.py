@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.reporting import (
     EXIT_FATAL,
@@ -114,17 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTDIR",
         help="output folder (created if needed)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
-    parser.add_argument(
-        "--amp",
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        choices=MIXED_PRECISION_CHOICES,
-        help="mixed precision for the forward pass: no (default), bf16, fp16 or auto (bf16 "
-        "where the device computes it natively), as in training's train.mixed_precision",
-    )
+    add_device_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -148,9 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole-image mode: refuse images with more pixels than N (default: %(default)s; "
         "larger scenes: --tile or resize)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
-    )
+    add_progress_option(parser)
     add_scene_arguments(parser)
     add_vector_arguments(parser)
     return parser
@@ -382,7 +371,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:
         progress = None
-        if not single and not args.no_progress:
+        if not single and args.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
