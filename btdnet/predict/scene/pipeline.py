@@ -16,7 +16,8 @@ How it works (each step in its own module):
    file in ``<out>/<name>.parts/`` -- the unit of resumption and of the split across
    processes (row ``r`` goes to process ``r mod N``, so the result does not depend on N);
 4. :mod:`~btdnet.predict.scene.writer` streams the parts into a COG mask (and probability),
-   polygons (GeoJSON, GeoPackage) and totals, then removes the parts folder.
+   polygons (GeoJSON, GeoPackage) and totals, :mod:`~btdnet.predict.scene.preview` draws a
+   downsampled picture of the result, then the parts folder is removed.
 
 A referring expression is answered per tile: "on the left" means the left of a tile.
 """
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from btdnet.predict.scene.preview import write_preview
 from btdnet.predict.scene.rows import RowPart, RowRunner, part_path
 from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
 from btdnet.predict.scene.writer import (
@@ -269,7 +271,7 @@ def _finished_record(
 
 
 def _record_files(record: dict[str, Any]) -> dict[str, str]:
-    keys = ("mask_geotiff", "probability_geotiff", "geojson", "gpkg")
+    keys = ("mask_geotiff", "probability_geotiff", "geojson", "gpkg", "preview")
     return {key: record[key] for key in keys if key in record}
 
 
@@ -338,6 +340,12 @@ def _assemble(
         manifest["text"],
     )
     files.update(geojson=str(geojson), gpkg=str(gpkg))
+    caption = (
+        f"{manifest['text']}  [{objects} object{'s' if objects != 1 else ''}; scene mode, "
+        f"{grid.height}x{grid.width} px in tiles of {grid.tile}]"
+    )
+    preview = write_preview(source, mask_tmp, out_dir / f"{name}_preview.png", caption)
+    files["preview"] = str(preview)
     record = {
         "image": str(source.path),
         "image_resolved": manifest["image"],
@@ -355,6 +363,7 @@ def _assemble(
         "tile": grid.tile,
         "overlap": grid.overlap,
         "gsd": options.gsd,
+        "mode": "scene",
         **files,
     }
     shutil.rmtree(parts)
