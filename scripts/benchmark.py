@@ -12,7 +12,7 @@ Examples::
     accelerate launch --num_processes 2 scripts/benchmark.py --checkpoint ... --amp bf16
     python scripts/benchmark.py --predictions my_masks/ --dataset rrsisd \\
         --root datasets/rrsisd --split test --protocol original
-    python scripts/benchmark.py --checkpoint runs/synthetic_generalized/checkpoints/best \
+    python scripts/benchmark.py --checkpoint runs/synthetic_generalized/checkpoints/best \\
         --dataset grefs --root runs/synthetic_generalized_data --split test
 """
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_num_workers_option
 
 EPILOG = """\
 protocols:
@@ -139,14 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-tokens", type=int, default=None, help="expression length (default: checkpoint's)"
     )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument(
-        "--amp",
-        choices=MIXED_PRECISION_CHOICES,
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        help="mixed precision (the vocabulary of train.mixed_precision; auto: bf16 where native)",
-    )
+    add_num_workers_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--presence-threshold",
         type=float,

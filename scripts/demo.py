@@ -7,6 +7,7 @@ python scripts/demo.py --generalized --out runs/demo_generalized   # no-target +
 import argparse
 import sys
 
+from btdnet.cli_options import add_progress_option
 from btdnet.demo import run_demo
 from btdnet.demo_generalized import run_generalized_demo
 from btdnet.engine.cli import add_overrides_argument
@@ -33,7 +34,7 @@ def main() -> int:
         "(targets: gIoU >= 55, N_acc >= 80, T_acc >= 80, <= 15 min on 2 cores)",
     )
     add_overrides_argument(parser, "override a config value (as in train_rrsis.py)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     args = parser.parse_args()
     run, out, config = (
         (run_generalized_demo, "runs/demo_generalized", "configs/synthetic_generalized.yaml")
@@ -44,7 +45,7 @@ def main() -> int:
         args.out or out,
         config_path=args.config or config,
         overrides=args.overrides,
-        show_progress=not args.no_progress,
+        show_progress=args.progress,
     )
     return 0
 

@@ -43,6 +43,7 @@ from bicor.data.car_oversampling import (
 from bicor.data.palettes import IGNORE_INDEX, Palette
 from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
 from btdnet.data.transforms import normalize_array as normalise
+from btdnet.tiling import window_starts
 
 MODES = ("train", "eval")
 CROP_MODES = ("random", "sliding")
@@ -63,14 +64,6 @@ class TileReader(Protocol):
     """Reads a tile: ((H, W, 3) uint8 image, (H, W) uint8 ids or None without a label)."""
 
     def __call__(self, record: TileRecord) -> tuple[np.ndarray, np.ndarray | None]: ...
-
-
-def sliding_starts(length: int, window: int, stride: int) -> list[int]:
-    """Window starts covering ``length``: every ``stride``, the last one flush with the end."""
-    if length <= window:
-        return [0]
-    starts = list(range(0, length - window, stride))
-    return [*starts, length - window]
 
 
 class TileSegmentationDataset(Dataset):
@@ -183,8 +176,8 @@ class TileSegmentationDataset(Dataset):
             return [(index, None, None)] * count
         return [
             (index, (top + size // 2, left + size // 2), None)
-            for top in sliding_starts(record.height, size, stride)
-            for left in sliding_starts(record.width, size, stride)
+            for top in window_starts(record.height, size, stride)
+            for left in window_starts(record.width, size, stride)
         ]
 
     @property

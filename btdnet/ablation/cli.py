@@ -9,6 +9,7 @@ from pathlib import Path
 
 from btdnet.ablation.plan import MARK_NAME, detach_from_launcher, launch_info, plan_runs, share_of
 from btdnet.ablation.variants import ABLATION_VARIANTS, READING_VARIANTS, select_variants
+from btdnet.cli_options import add_progress_option
 
 DESCRIPTION = """\
 Measure what each part of BTDNet buys: train a config under named variants (each a set of
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from finished runs"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     return parser
 
 
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.table_only:
             base = runner.base_config(load_config(args.config, args.overrides), args.out)
             runner.prepare_folder(
-                args.out, base, local_rank=info.local_rank, show_progress=not args.no_progress
+                args.out, base, local_rank=info.local_rank, show_progress=args.progress
             )
             mine = share_of(runs, info)
             if info.world_size > 1:
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_ablation(
                 mine,
                 base,
-                show_progress=not args.no_progress,
+                show_progress=args.progress,
                 keep_checkpoints=args.keep_checkpoints,
                 worker=info.rank,
             )

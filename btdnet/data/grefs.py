@@ -60,15 +60,22 @@ def _read_json(path: Path, what: str, log: ProblemLog) -> Any:
         return None
 
 
-def _segmentation_rles(annotation: dict[str, Any], image: dict[str, Any] | None) -> list[Any]:
-    """The annotation's segmentation as a list of RLE dicts (polygons converted)."""
+Polygons = list[list[float]]
+
+
+def _segmentation_rles(
+    annotation: dict[str, Any], image: dict[str, Any] | None
+) -> tuple[list[Any], Polygons]:
+    """The annotation's segmentation as (RLE dicts, polygons): RLE-coded annotations give
+    ``(rles, [])``; polygon annotations give their rasterised RLEs and the polygons (kept so
+    that the input-size mask is drawn from them, as ReLA does)."""
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, dict):
-        return [segmentation]
+        return [segmentation], []
     if not isinstance(segmentation, list) or not segmentation:
         raise ValueError("segmentation is neither polygons nor an RLE")
     if all(isinstance(part, dict) for part in segmentation):
-        return segmentation
+        return segmentation, []
     polygons = [
         p
         for p in segmentation
@@ -81,7 +88,8 @@ def _segmentation_rles(annotation: dict[str, Any], image: dict[str, Any] | None)
     width = image.get("width") if image else None
     if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
         raise ValueError("polygons need the image's height and width in instances.json")
-    return mask_utils.frPyObjects(polygons, height, width)
+    polygons = [[float(v) for v in p] for p in polygons]
+    return mask_utils.frPyObjects(polygons, height, width), polygons
 
 
 def _target_ids(ref: dict[str, Any], refs_path: Path, log: ProblemLog) -> list[Any] | None:
@@ -121,10 +129,11 @@ class _Index:
             for c in instances.get("categories", [])
             if isinstance(c, dict)
         }
-        self._rles: dict[Any, list[Any] | None] = {}
+        self._rles: dict[Any, tuple[list[Any], Polygons] | None] = {}
 
-    def rles(self, ann_id: Any, ref_id: Any) -> list[Any] | None:
-        """RLE dicts of one annotation; None when unknown or unusable (reported once)."""
+    def rles(self, ann_id: Any, ref_id: Any) -> tuple[list[Any], Polygons] | None:
+        """(RLE dicts, polygons) of one annotation; None when unknown or unusable (reported
+        once)."""
         if ann_id in self._rles:
             return self._rles[ann_id]
         annotation = self.annotations.get(ann_id)
@@ -159,8 +168,17 @@ class _Index:
                 self.log.add("bad_annotation", self.path, f"ref {ref['ref_id']}: only crowd")
             return None
         label = "annotation " + "+".join(str(a) for a in usable)
+        rle_parts = [r for rles, polygons in parts if not polygons for r in rles]
+        polygon_rles = [r for rles, polygons in parts if polygons for r in rles]
+        polygons = tuple(tuple(p) for _, polygons in parts for p in polygons)
         try:
-            return RleMask.from_segmentation([r for p in parts for r in p], self.path, label)
+            return RleMask.from_segmentation(
+                rle_parts + polygon_rles,
+                self.path,
+                label,
+                polygons=polygons,
+                polygon_parts=len(polygon_rles),
+            )
         except ValueError as exc:
             self.log.add("bad_annotation", self.path, f"{label}: {exc}")
             return None

@@ -168,7 +168,10 @@ class _Index:
         if ann_id not in self.masks:
             try:
                 self.masks[ann_id] = RleMask.from_segmentation(
-                    annotation.get("segmentation"), self.instances_path, f"annotation {ann_id}"
+                    annotation.get("segmentation"),
+                    self.instances_path,
+                    f"annotation {ann_id}",
+                    lavt_parts=True,
                 )
             except ValueError as exc:
                 self.masks[ann_id] = None

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from btdnet.cli_options import add_progress_option
 from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
@@ -97,7 +98,7 @@ def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
         help="resume from PATH (a run or checkpoint folder); alone: from the output folder. "
         "Without --config the run's own config.yaml is used.",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     return parser
 
 
@@ -150,7 +151,7 @@ def main(
             config_path,
             output_dir,
             resume=resume,
-            show_progress=not args.no_progress,
+            show_progress=args.progress,
         )
         summary = trainer.fit()
     except KeyboardInterrupt:

@@ -22,6 +22,7 @@ from btdnet.engine.modes import eval_mode
 from btdnet.evaluation.prediction_files import (
     check_protocol,
     dataset_split,
+    is_generalized_set,
     prediction_filename,
     write_prediction,
 )
@@ -291,13 +292,14 @@ def finish_metrics(
     metrics: GeneralizedMetrics, protocol: str, dataset: Any, *, generalized: bool = False
 ) -> dict[str, Any]:
     """The result dict: the LAVT metrics over the targeted samples, plus the generalized
-    metrics (gIoU, cIoU, N_acc, T_acc, sample counts) when the set holds a no-target sample or
-    ``generalized`` is set (a model with a presence head), plus ``protocol`` and ``split``.
+    metrics (gIoU, cIoU, N_acc, T_acc, sample counts) when the set holds a no-target sample, is
+    a generalized set (gRefCOCO format, :func:`is_generalized_set`) or ``generalized`` is set (a
+    model with a presence head), plus ``protocol`` and ``split``.
 
     A set without no-target samples scored without a presence head gives exactly the keys and
     numbers of the classic evaluation.
     """
-    result = metrics.report(generalized=generalized)
+    result = metrics.report(generalized=generalized or is_generalized_set(dataset))
     result["protocol"] = protocol
     split = dataset_split(dataset) if dataset is not None else None
     if split is not None:

@@ -18,10 +18,11 @@ pixel counts of ``pred AND gt`` and ``pred OR gt``.
   :class:`~btdnet.metrics.referring.ReferringMetrics` over the targeted samples only, so that a
   set without no-target samples gives exactly the numbers it gave before.
 
-Differences from the code released with ReLA (``refer_evaluation.py``): it adds 1 to the
-denominators of N_acc and T_acc and writes T_acc from its no-target confusion counts; we use the
-plain ratios defined in the paper text (above). ``N_acc``/``T_acc`` are ``None`` when the set
-has no sample of that kind.
+ReLA's current ``refer_evaluation.py`` computes the same plain ratios, ``TP / (TP + FN)`` and
+``TN / (TN + FP)`` from its no-target confusion counts (its first release added 1 to the
+denominators; that was fixed). Where a set has no no-target sample, ReLA writes 0 for both;
+here both are ``None`` (printed "n/a"), as is ``T_acc`` for a set without a targeted sample,
+and ``compute`` says why under ``"N_acc_note"`` / ``"T_acc_note"``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import torch
 from btdnet.metrics.referring import ReferringMetrics, _as_bool_array, size_bucket
 
 GENERALIZED_KEYS: tuple[str, ...] = ("gIoU", "cIoU", "N_acc", "T_acc")
+# Why N_acc or T_acc has no value (ReLA's code writes 0 for both in that case).
+NOT_APPLICABLE = "n/a: the set has no {kind} expression (ReLA's code writes 0 here)"
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,11 @@ class GeneralizedMetrics:
                 "T_acc": _share([s.pred_area > 0 for s in targeted]),
             }
         )
+        if not no_target:  # the question "is it there?" is never posed: neither accuracy
+            result["N_acc"] = result["T_acc"] = None
+            result["N_acc_note"] = result["T_acc_note"] = NOT_APPLICABLE.format(kind="no-target")
+        elif not targeted:
+            result["T_acc_note"] = NOT_APPLICABLE.format(kind="targeted")
         return result
 
     def report(self, *, generalized: bool = False) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.reporting import (
@@ -34,6 +34,7 @@ from btdnet.predict.reporting import (
     prepare_output_folder,
 )
 from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.predict.vectors import VectorOptions, add_vector_arguments, vector_options
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\
@@ -117,17 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTDIR",
         help="output folder (created if needed)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
-    parser.add_argument(
-        "--amp",
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        choices=MIXED_PRECISION_CHOICES,
-        help="mixed precision for the forward pass: no (default), bf16, fp16 or auto (bf16 "
-        "where the device computes it natively), as in training's train.mixed_precision",
-    )
+    add_device_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -151,11 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole-image mode: refuse images with more pixels than N (default: %(default)s; "
         "larger scenes: --tile or resize)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
-    )
+    add_progress_option(parser)
     add_image_arguments(parser)
     add_scene_arguments(parser)
+    add_vector_arguments(parser)
     return parser
 
 
@@ -187,6 +178,10 @@ def _check_arguments(args: argparse.Namespace) -> None:
     scene_problem = check_scene_arguments(args)
     if scene_problem is not None:
         raise UsageError(scene_problem)
+    try:
+        vector_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
@@ -309,12 +304,14 @@ def run_jobs(
     *,
     single: bool,
     max_pixels: int | None = None,
+    vectors: VectorOptions | None = None,
     args: argparse.Namespace | None = None,
 ) -> None:
     """Answer every job; any per-job failure is reported on its line (fatal in single mode).
 
-    With ``args`` (the command line), an image the rule of :mod:`btdnet.predict.mode` sends to
-    scene mode is announced and predicted tile by tile (``--whole-image``: warned about).
+    ``vectors``: how GeoJSON polygons are written (default: WGS 84, as traced). With ``args``
+    (the command line), an image the rule of :mod:`btdnet.predict.mode` sends to scene mode is
+    announced and predicted tile by tile (``--whole-image``: warned about).
     """
     from btdnet.predict.image_io import read_image
     from btdnet.predict.scene.cli import run_scene_job
@@ -342,7 +339,16 @@ def run_jobs(
         facts = {} if choice is None else choice.facts()
         for start in range(0, len(run), predictor.batch_size):
             chunk = run[start : start + predictor.batch_size]
-            _answer_chunk(predictor, chunk, image, out_dir, reporter, single=single, facts=facts)
+            _answer_chunk(
+                predictor,
+                chunk,
+                image,
+                out_dir,
+                reporter,
+                single=single,
+                vectors=vectors,
+                facts=facts,
+            )
             _advance(reporter, len(chunk))
 
 
@@ -354,6 +360,7 @@ def _answer_chunk(
     reporter: Reporter,
     *,
     single: bool,
+    vectors: VectorOptions | None = None,
     facts: dict[str, Any] | None = None,
 ) -> None:
     """Predict one chunk of prompts on the set image and write each one's files and record
@@ -371,7 +378,7 @@ def _answer_chunk(
     for job, prediction in zip(chunk, predictions):
         name = output_name(job.image, job.index, job.text)
         try:
-            files = write_prediction_files(out_dir, name, image, prediction)
+            files = write_prediction_files(out_dir, name, image, prediction, vectors)
         except Exception as exc:  # removed what it wrote: no file without its record
             if single:
                 raise FatalError(f"{out_dir / name}: cannot write ({_failure(exc)})") from exc
@@ -425,7 +432,7 @@ def _run(args: argparse.Namespace) -> int:
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:
         progress = None
-        if not single and not args.no_progress:
+        if not single and args.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
@@ -440,6 +447,7 @@ def _run(args: argparse.Namespace) -> int:
                 reporter,
                 single=single,
                 max_pixels=args.max_pixels,
+                vectors=vector_options(args),
                 args=args,
             )
         finally:

@@ -417,11 +417,13 @@ class Predictor:
         name: str | None = None,
         progress: bool = False,
         on_tiles: Any = None,
+        vectors: Any = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
         See :func:`btdnet.predict.scene.predict_scene` and
-        :class:`~btdnet.predict.scene.SceneOptions` for the arguments. Returns a
+        :class:`~btdnet.predict.scene.SceneOptions` for the arguments (``vectors``: a
+        :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
@@ -433,6 +435,7 @@ class Predictor:
             save_probability=save_probability,
             resume=resume,
             batch_size=batch_size,
+            **({} if vectors is None else {"vectors": vectors}),
         )
         return predict_scene(
             self,

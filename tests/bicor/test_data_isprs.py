@@ -33,7 +33,8 @@ from bicor.data import (
 from bicor.data.augment import flip_rotate, random_window_origin, read_window
 from bicor.data.image_io import read_rgb
 from bicor.data.splits import split_tiles
-from bicor.data.tile_dataset import IMAGENET_MEAN, IMAGENET_STD, sliding_starts
+from bicor.data.tile_dataset import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.tiling import window_starts
 
 ALL_VAIHINGEN = [
     "1", "2", "3", "4", "5", "6", "7", "8", "10", "11", "12", "13", "14", "15", "16", "17",
@@ -310,8 +311,8 @@ def test_sliding_crops_cover_the_tile_on_a_grid(tmp_path):
         "vaihingen", tmp_path, "train", crop_size=32, scales=(1.0,), crop_mode="sliding",
         crop_stride=24, seed=0,
     )  # fmt: skip
-    assert sliding_starts(64, 32, 24) == [0, 24, 32]
-    assert sliding_starts(80, 32, 24) == [0, 24, 48]
+    assert window_starts(64, 32, 24) == [0, 24, 32]
+    assert window_starts(80, 32, 24) == [0, 24, 48]
     origins = [crop_origin(dataset[i]["sample_id"])[1:3] for i in range(len(dataset))]
     assert origins == [(t, left) for t in (0, 24, 32) for left in (0, 24, 48)]
 

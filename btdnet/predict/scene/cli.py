@@ -101,6 +101,7 @@ def scene_device(device: str) -> Any:
 
 def _options(args: argparse.Namespace) -> Any:
     from btdnet.predict.scene.pipeline import SceneOptions
+    from btdnet.predict.vectors import vector_options
 
     return SceneOptions(
         tile=args.tile,
@@ -109,6 +110,7 @@ def _options(args: argparse.Namespace) -> Any:
         save_probability=args.save_probability,
         resume=args.resume,
         batch_size=args.batch_size,
+        vectors=vector_options(args),
     )
 
 
@@ -134,7 +136,7 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
                 args.out,
                 name=name,
                 options=_options(args),
-                progress=not args.no_progress,
+                progress=args.progress,
             )
     except (ImageReadError, GeoDependencyError, SceneStateError, ValueError, OSError) as exc:
         if args.prompts is None:

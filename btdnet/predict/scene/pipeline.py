@@ -31,7 +31,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from btdnet.predict.scene.writer import (
     write_rasters,
     write_vectors,
 )
+from btdnet.predict.vectors import VectorOptions
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
 MANIFEST = "manifest.json"
@@ -66,6 +67,7 @@ class SceneOptions:
         save_probability: also write ``<name>_probability.tif`` (uint8, probability x 255).
         resume: keep the finished rows of an interrupted run (its parts folder).
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
+        vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
     tile: int | str = "auto"
@@ -74,6 +76,7 @@ class SceneOptions:
     save_probability: bool = False
     resume: bool = False
     batch_size: int | None = None
+    vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
 @dataclass
@@ -265,6 +268,7 @@ def _finished_record(
         and (options.overlap is None or record.get("overlap") == options.overlap)
         and (str(options.tile) == "auto" or record.get("tile") == int(options.tile))
         and (not options.save_probability or "probability_geotiff" in record)
+        and record.get("vectors") == asdict(options.vectors)
     )
     files_there = all(Path(path).is_file() for path in _record_files(record).values())
     return record if same and files_there else None
@@ -332,12 +336,13 @@ def _assemble(
         target = out_dir / f"{name}_probability.tif"
         files["probability_geotiff"] = str(to_cog(probability_tmp, target, "AVERAGE"))
     geojson, gpkg = out_dir / f"{name}.geojson", out_dir / f"{name}.gpkg"
-    objects = write_vectors(
+    objects, small = write_vectors(
         iter_objects(mask_tmp, probability_tmp, source.geo),
         geojson,
         gpkg,
         source.geo,
         manifest["text"],
+        options.vectors,
     )
     files.update(geojson=str(geojson), gpkg=str(gpkg))
     caption = (
@@ -351,6 +356,7 @@ def _assemble(
         "image_resolved": manifest["image"],
         "text": manifest["text"],
         "objects": objects,
+        "objects_below_min_area": small,
         "area": totals.area_pixels * pixel_area(source.geo),
         "area_pixels": totals.area_pixels,
         "area_units": "map" if source.geo is not None else "pixel",
@@ -363,6 +369,7 @@ def _assemble(
         "tile": grid.tile,
         "overlap": grid.overlap,
         "gsd": options.gsd,
+        "vectors": asdict(options.vectors),
         "mode": "scene",
         **files,
     }

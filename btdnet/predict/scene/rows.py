@@ -10,7 +10,8 @@ A row part holds, for the full scene width:
 - ``bottom``: float32 (O, W), weighted probability on the rows shared with the row below.
 
 The rows of a scene are independent of one another; the final map over a shared band is
-``bottom(r) + top(r + 1)`` (the weights sum to one, :mod:`btdnet.tiling`).
+``bottom(r) + top(r + 1)`` (the weights sum to one): :class:`btdnet.tiling.RowBlend` blends
+and splits a row, :func:`btdnet.tiling.stitch` joins them.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from PIL import Image
 
 from btdnet.data.transforms import normalize_array
 from btdnet.predict.scene.source import SceneSource
-from btdnet.tiling import TileGrid
+from btdnet.tiling import RowBlend, TileGrid
 
 
 @dataclass
@@ -157,10 +158,10 @@ class RowRunner:
 
     def run(self, index: int) -> RowPart:
         """Compute row ``index``: every tile of it, blended along x, split along y."""
-        rows, columns = self.grid.rows, self.grid.columns
-        y0, y1 = rows.extent(index)
-        width, tile = self.grid.width, self.grid.tile
-        accumulator = np.zeros((y1 - y0, width), dtype=np.float32)  # (h, W)
+        columns = self.grid.columns
+        y0 = self.grid.rows.start(index)
+        tile = self.grid.tile
+        blend = RowBlend(self.grid, index)  # (1, h, W)
         nodata = absent = 0
         for first in range(0, columns.count, self.batch_size):
             batch = list(range(first, min(first + self.batch_size, columns.count)))
@@ -173,33 +174,18 @@ class RowRunner:
                     if not present[slot]:
                         absent += 1
                         continue
-                    j = batch[k]
-                    x0, x1 = columns.extent(j)
-                    weighted = probability[slot] * reads[k][1] * columns.weights(j)[None, :]
-                    accumulator[:, x0:x1] += weighted[: y1 - y0, : x1 - x0]
+                    blend.add(batch[k], (probability[slot] * reads[k][1])[None])
             if self.on_tiles is not None:
                 self.on_tiles(len(batch))
-        return self._split(index, accumulator, columns.count, nodata, absent)
-
-    def _split(
-        self, index: int, accumulator: np.ndarray, tiles: int, nodata: int, absent: int
-    ) -> RowPart:
-        rows = self.grid.rows
-        overlap, stride = rows.overlap, rows.stride
-        weights = rows.weights(index)[: accumulator.shape[0], None]  # (h, 1)
-        first, last = index == 0, index == rows.count - 1
-        core_start = 0 if first else overlap
-        core_stop = accumulator.shape[0] if last else stride
-        top = None if first else accumulator[:overlap] * weights[:overlap]
-        bottom = None if last else accumulator[stride:] * weights[stride:]
-        core = accumulator[core_start:core_stop]  # weights are 1 here
+        split = blend.split()
+        core = split.core[0]
         return RowPart(
             index=index,
-            top=top,
+            top=None if split.top is None else split.top[0],
             core_mask=core > 0.5,
             core_probability=to_uint8_probability(core),
-            bottom=bottom,
-            tiles=tiles,
+            bottom=None if split.bottom is None else split.bottom[0],
+            tiles=columns.count,
             nodata=nodata,
             absent=absent,
         )

@@ -378,7 +378,9 @@ def test_two_processes_count_every_sample_once(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
     script.write_text(
         _MULTI_PROCESS_SCRIPT.format(
-            tests=str(REPO / "tests"), pred=str(tmp_path / "pred"), out=str(tmp_path)
+            tests=str(Path(__file__).resolve().parent),
+            pred=str(tmp_path / "pred"),
+            out=str(tmp_path),
         )
     )
     completed = run_python([str(script)], processes=2, timeout=240)

@@ -14,12 +14,7 @@ from PIL import Image, ImageDraw
 from btdnet.errors import CheckpointError
 from btdnet.models.serialization import check_model_dir
 from btdnet.predict.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
-from btdnet.predict.geo import (
-    GeoDependencyError,
-    GeoReference,
-    mask_to_geojson,
-    write_mask_geotiff,
-)
+from btdnet.predict.geo import GeoDependencyError, GeoReference, write_mask_geotiff
 from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify
 from btdnet.predict.overlay import (
@@ -30,6 +25,7 @@ from btdnet.predict.overlay import (
     render_overlay,
     wrap_text,
 )
+from btdnet.predict.vectors import VectorOptions, mask_to_geojson
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -151,7 +147,8 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     with rasterio.open(tmp_path / "m.tif") as ds:
         assert ds.crs.to_epsg() == 32633 and ds.transform == TRANSFORM
         np.testing.assert_array_equal(ds.read(1), mask.astype(np.uint8) * 255)
-    collection = mask_to_geojson(mask, geo, {"text": "two boxes"})
+    native = VectorOptions(geojson_crs="native")
+    collection = mask_to_geojson(mask, geo, {"text": "two boxes"}, native)
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 2
     assert collection["crs"]["properties"]["name"].endswith("EPSG::32633")
     min_x, min_y, max_x, max_y = geo.bounds(20, 30)
@@ -162,7 +159,7 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
             assert min_x <= x <= max_x and min_y <= y <= max_y
     ring = np.asarray(first["geometry"]["coordinates"][0])
     assert ring[:, 0].min() == 500000.0 + 3 * 0.5 and ring[:, 1].max() == 5400000.0 - 2 * 0.5
-    assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
+    assert mask_to_geojson(np.zeros((4, 4), bool), geo, None, native)["features"] == []
 
 
 def test_geo_bounds_of_a_rotated_grid_come_from_all_four_corners():
@@ -178,6 +175,7 @@ def test_geojson_names_a_crs_without_epsg_code_by_its_wkt_and_omits_an_absent_on
     transform = (2.0, 0.0, 100.0, 0.0, -2.0, 200.0)
     wkt = 'LOCAL_CS["site grid",UNIT["metre",1]]'  # a local CRS: no EPSG code
     local = mask_to_geojson(mask, GeoReference(crs_wkt=wkt, transform=transform))
+    # a local grid has no way to WGS 84: its own coordinates, named by the crs member
     assert local["crs"] == {"type": "name", "properties": {"name": wkt}}
     # pixel-to-map by hand: column 1 -> x = 100 + 2 * 1, row 1 -> y = 200 - 2 * 1
     ring = np.asarray(local["features"][0]["geometry"]["coordinates"][0])

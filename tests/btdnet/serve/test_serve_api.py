@@ -127,10 +127,10 @@ def test_geotiff_upload_gets_geojson_and_geotiff(client, tmp_path):
     prediction = answer["predictions"][0]
     assert answer["image"]["georeferenced"] and answer["image"]["crs_epsg"] == 32633
     collection = prediction["geojson"]
-    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    assert "crs" not in collection  # RFC 7946: WGS 84 longitude/latitude
     if prediction["area"]:
-        x, y = collection["features"][0]["geometry"]["coordinates"][0][0]
-        assert 500000.0 <= x <= 500000.0 + 47 * 0.5 and 4200000.0 - 33 * 0.5 <= y <= 4200000.0
+        lon, lat = collection["features"][0]["geometry"]["coordinates"][0][0]
+        assert 14.99 < lon < 15.01 and 37.9 < lat < 38.0  # UTM 33N (500000, 4200000)
     with MemoryFile(base64.b64decode(prediction["mask_geotiff"])) as memory, memory.open() as tif:
         assert tif.crs.to_epsg() == 32633 and tif.transform == transform
         np.testing.assert_array_equal(tif.read(1), decode_png(prediction["mask_png"]))
