@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from bicor.tta import TestTimeAugment
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
 from btdnet.tiling import coverage, padded_length, window_starts
 
 ModelFn = Callable[[Tensor], Tensor]

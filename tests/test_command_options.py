@@ -35,6 +35,10 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 CHOICES = re.compile(r"(--[a-z][a-z0-9-]*) \{([^}]*)\}")
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_|.]*$|\.\.\.|^<|^\[|^\$")
+# A list of two or more backticked words (`a` (default), `b` or `c`): an option's values.
+VALUE_LIST = re.compile(
+    r"(?:`[a-z0-9]+`(?:\s*\(default[^)]*\))?(?:,\s*|\s+or\s+|/)\s*)+`[a-z0-9]+`"
+)
 _HELP: dict[str, str] = {}
 
 
@@ -185,14 +189,19 @@ def documented_uses() -> list[tuple[str, str, str, str | None]]:
 
 def table_uses(doc: Path, command: str) -> list[tuple[str, str, str, str | None]]:
     """(doc, command, option, a value named in its row) for every row of a doc's option
-    tables; a row with no backticked single word gives one use with value None."""
+    tables: the values are the words of a list of backticked words in the row; a row
+    without such a list gives one use with value None."""
     uses = []
     for line in doc.read_text(encoding="utf-8").splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if not line.startswith("|") or len(cells) < 2:
             continue
         options = OPTION.findall(cells[0])
-        values = re.findall(r"`([a-z0-9]+)`", " ".join(cells[1:]))
+        values = [
+            word
+            for run in VALUE_LIST.finditer(" ".join(cells[1:]))
+            for word in re.findall(r"`([a-z0-9]+)`", run.group(0))
+        ]
         for option in options:
             uses += [(str(doc.relative_to(ROOT)), command, option, v) for v in values or [None]]
     return uses
@@ -250,13 +259,14 @@ def test_the_table_check_reads_each_value_of_a_row(tmp_path, monkeypatch):
     planted = tmp_path / "predict.md"
     planted.write_text(
         "| option | meaning |\n|---|---|\n| `--amp` | `none` (default), `bf16` |\n"
-        "| `--tile SIZE` | tiles |\n",
+        "| `--tile SIZE` | tiles |\n| `--geojson-crs` | `wgs84`: no `crs` member |\n",
         encoding="utf-8",
     )
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     uses = table_uses(planted, "btdnet-predict")
     assert ("predict.md", "btdnet-predict", "--amp", "none") in uses
     assert ("predict.md", "btdnet-predict", "--tile", None) in uses
+    assert ("predict.md", "btdnet-predict", "--geojson-crs", None) in uses
     monkeypatch.setattr(sys.modules[__name__], "TABLES", {"predict.md": "btdnet-predict"})
     monkeypatch.setattr(sys.modules[__name__], "DOCS", [])
     with pytest.raises(AssertionError, match="--amp none"):

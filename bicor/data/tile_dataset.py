@@ -41,8 +41,8 @@ from bicor.data.car_oversampling import (
     plan_car_patches,
 )
 from bicor.data.palettes import IGNORE_INDEX, Palette
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
-from btdnet.data.transforms import normalize_array as normalise
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (re-exported)
+from btdnet.normalization import normalize_array as normalise
 from btdnet.tiling import window_starts
 
 MODES = ("train", "eval")

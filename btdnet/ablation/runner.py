@@ -26,9 +26,9 @@ from btdnet.ablation.plan import (
 )
 from btdnet.ablation.table import summarise_runs, write_tables
 from btdnet.ablation.variants import KNOWN_VARIANTS, AblationVariant
-from btdnet.demo import score_checkpoint
 from btdnet.engine.config import apply_overrides
 from btdnet.engine.trainer import Trainer
+from btdnet.evaluation.checkpoint_scores import score_checkpoint
 from btdnet.safe_write import write_text_atomic
 from btdnet.task import ReferringTask
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
+from btdnet.data.coco_refs import index_by_id, is_id, ref_expressions
 from btdnet.data.errors import ProblemLog
 from btdnet.data.records import (
     EmptyMask,
@@ -37,7 +38,6 @@ from btdnet.data.records import (
     note_empty_masks,
     sort_splits,
 )
-from btdnet.data.rrsisd import _by_id, _expressions, _is_id
 from btdnet.data.transforms import read_image_size
 
 REFS_FILE = Path("grefs(unc).json")
@@ -96,7 +96,7 @@ def _target_ids(ref: dict[str, Any], refs_path: Path, log: ProblemLog) -> list[A
     """The ref's annotation ids ([] for no target); None when unusable (reported)."""
     ann_ids = ref.get("ann_id")
     ann_ids = ann_ids if isinstance(ann_ids, list) else [ann_ids]
-    if not ann_ids or not all(_is_id(a) for a in ann_ids):
+    if not ann_ids or not all(is_id(a) for a in ann_ids):
         log.add("unreadable_file", refs_path, f"ref {ref.get('ref_id')} has no usable ann_id")
         return None
     targets = [a for a in ann_ids if a != NO_TARGET_ID]
@@ -122,8 +122,8 @@ class _Index:
 
     def __init__(self, instances: dict[str, Any], path: Path, log: ProblemLog) -> None:
         self.path, self.log = path, log
-        self.annotations = _by_id(instances.get("annotations", []), "annotation", path, log)
-        self.images = _by_id(instances.get("images", []), "image", path, log)
+        self.annotations = index_by_id(instances.get("annotations", []), "annotation", path, log)
+        self.images = index_by_id(instances.get("images", []), "image", path, log)
         self.categories = {
             c.get("id"): str(c.get("name", ""))
             for c in instances.get("categories", [])
@@ -223,7 +223,7 @@ def _ref_records(
 ) -> list[ReferringRecord]:
     category, category_id = index.category(ref)
     records = []
-    for sent_id, text in _expressions(ref):
+    for sent_id, text in ref_expressions(ref):
         sample_id = f"{ref['ref_id']}-{sent_id}"
         if not text:
             log.add("bad_expression", refs_path, f"sample {sample_id}: expression is empty")
@@ -288,7 +288,7 @@ def load_grefs_records(
     for position, ref in enumerate(refs):
         if split is not None and str(ref.get("split")) != split:
             continue
-        if not all(_is_id(ref.get(key)) for key in ("ref_id", "image_id")):
+        if not all(is_id(ref.get(key)) for key in ("ref_id", "image_id")):
             log.add("unreadable_file", refs_path, f"ref #{position} lacks a ref_id or image_id")
             continue
         targets = _target_ids(ref, refs_path, log)

@@ -28,6 +28,11 @@ from btdnet.evaluation.prediction_files import (
 )
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.metrics.referring import size_bucket
+from btdnet.presence import (
+    DEFAULT_PRESENCE_THRESHOLD,
+    output_present,
+    resolve_presence_threshold,
+)
 
 _REQUIRED_KEYS = ("pixel_values", "input_ids", "attention_mask", "mask", "index", "orig_size")
 
@@ -94,17 +99,16 @@ def _original_mask(dataset: Any, index: int, device: torch.device) -> torch.Tens
     return torch.from_numpy(mask).to(device)
 
 
-def answer_logits(output: Any, presence_threshold: float = 0.5) -> torch.Tensor:
+def answer_logits(
+    output: Any, presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD
+) -> torch.Tensor:
     """(B, 1, H, W) float logits whose ``> 0`` is the answer mask.
 
-    With a presence head, samples whose presence probability is below the threshold ("no
-    target") get a uniformly negative map, so their mask is empty at any resolution.
+    Samples the presence rule answers "no target" (:func:`btdnet.presence.output_present`)
+    get a uniformly negative map, so their mask is empty at any resolution.
     """
     logits = output.target_logits.float()  # (B, 1, H, W)
-    presence_logits = getattr(output, "presence_logits", None)
-    if presence_logits is None:
-        return logits
-    present = torch.sigmoid(presence_logits.float()) >= presence_threshold  # (B,)
+    present = output_present(output, presence_threshold)  # (B,)
     return torch.where(present[:, None, None, None], logits, torch.full_like(logits, -1e4))
 
 
@@ -177,6 +181,13 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], accelerator: Any) -> 
         return model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
 
 
+def forward_item(model: nn.Module, item: dict[str, Any]) -> Any:
+    """The model's output for one dataset item, its tensors moved to the model's device."""
+    device = next(model.parameters()).device
+    keys = ("pixel_values", "input_ids", "attention_mask")
+    return model(*(item[key][None].to(device) for key in keys))
+
+
 def evaluate_referring(
     model: nn.Module,
     dataloader: Any,
@@ -217,9 +228,7 @@ def evaluate_referring(
     dataset, folder = _checked_inputs(dataloader, dataset, protocol, save_dir)
     records = getattr(dataset, "records", None)
     inner = getattr(model, "module", model)  # DDP wraps it
-    if presence_threshold is None:
-        presence_threshold = getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
-    own_threshold = float(presence_threshold)
+    own_threshold = resolve_presence_threshold(presence_threshold, inner)
     # One GeneralizedMetrics per distinct threshold; the first is the result's own.
     scored = {float(t): GeneralizedMetrics() for t in (own_threshold, *also_at_thresholds)}
     progress = tqdm(

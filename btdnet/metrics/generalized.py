@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from btdnet.metrics.referring import ReferringMetrics, _as_bool_array, size_bucket
+from btdnet.metrics.referring import ReferringMetrics, as_bool_array, size_bucket
 
 GENERALIZED_KEYS: tuple[str, ...] = ("gIoU", "cIoU", "N_acc", "T_acc")
 # Why N_acc or T_acc has no value (ReLA's code writes 0 for both in that case).
@@ -98,7 +98,7 @@ class GeneralizedMetrics:
             no_target: the expression refers to nothing; None: "the ground truth is empty".
             category, gt_area_original, sample_id: as :meth:`ReferringMetrics.update`.
         """
-        pred_b, gt_b = _as_bool_array(pred), _as_bool_array(gt)
+        pred_b, gt_b = as_bool_array(pred), as_bool_array(gt)
         if pred_b.shape != gt_b.shape:
             raise ValueError(
                 f"GeneralizedMetrics: prediction shape {pred_b.shape} differs from "

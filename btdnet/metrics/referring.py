@@ -51,7 +51,7 @@ def size_bucket(area: int) -> str:
     return "large"
 
 
-def _as_bool_array(mask: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_bool_array(mask: np.ndarray | torch.Tensor) -> np.ndarray:
     """Convert a mask (numpy array or tensor, bool or 0/1) to a numpy bool array."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
@@ -65,8 +65,8 @@ def intersection_union(
     pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor
 ) -> tuple[int, int]:
     """Return ``(|pred AND gt|, |pred OR gt|)`` for two masks of equal shape."""
-    pred_b = _as_bool_array(pred)
-    gt_b = _as_bool_array(gt)
+    pred_b = as_bool_array(pred)
+    gt_b = as_bool_array(gt)
     if pred_b.shape != gt_b.shape:
         raise ValueError(
             f"ReferringMetrics: prediction shape {pred_b.shape} differs from ground-truth "
@@ -161,7 +161,7 @@ class ReferringMetrics:
             sample_id: optional identifier kept with the sample (see :meth:`sample_ious`).
         """
         intersection, union = intersection_union(pred, gt)
-        area = int(_as_bool_array(gt).sum()) if gt_area_original is None else gt_area_original
+        area = int(as_bool_array(gt).sum()) if gt_area_original is None else gt_area_original
         self.update_stats(intersection, union, category, size_bucket(int(area)), sample_id)
 
     def update_stats(

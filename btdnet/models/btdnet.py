@@ -32,6 +32,7 @@ from btdnet.models.text_encoder import (
     trim_trailing_padding,
 )
 from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, is_present
 from btdnet.resources import resolve_text_encoder
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,11 @@ class BTDNetOutput:
             return self.target_logits.new_ones(self.target_logits.shape[0]).float()
         return torch.sigmoid(self.presence_logits.float())
 
-    def present(self, threshold: float = 0.5) -> torch.Tensor:
-        """(B,) bool: the answer is "there is a target" (``presence() >= threshold``)."""
-        return self.presence() >= threshold
+    def present(self, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> torch.Tensor:
+        """(B,) bool: the answer is "there is a target" (:func:`btdnet.presence.is_present`)."""
+        return is_present(self.presence(), threshold)
 
-    def masks(self, threshold: float = 0.5) -> torch.Tensor:
+    def masks(self, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> torch.Tensor:
         """(B, 1, H, W) bool answer masks: ``target_logits > 0``, emptied where not present."""
         return (self.target_logits > 0) & self.present(threshold)[:, None, None, None]
 

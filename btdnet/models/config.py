@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD
+
 # The allowed values of the three reading switches (issue #18; docs/method.md, "Readings tried").
 # The modules that implement them read these, so a value is named in one place.
 BSC_READINGS = ("gated", "language_first")
@@ -101,7 +103,7 @@ class BTDNetConfig:
     alignment_kind: str = "spatial"
     dmols_reconstruct: str = "inputs"
     use_presence: bool = False
-    presence_threshold: float = 0.5
+    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD
     ce_class_weights: tuple[float, float] = (0.9, 1.1)
     dice_weight: float = 0.1
     target_stream_weight: float = 0.5

@@ -2,14 +2,14 @@
 drawn outline-first (a ring just outside it over a dark halo, so the object keeps its own
 colour), its bounding box, an optional ground-truth outline, the referring expression in a
 caption strip above the image (never over it) and a legend strip below it. The colours are the
-shared scheme of :mod:`btdnet.predict.colormap`."""
+shared scheme of :mod:`btdnet.colormap`."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from btdnet.predict.colormap import BOX_COLOR, HALO_COLOR, LEGEND, PREDICTION_COLOR, TRUTH_COLOR
+from btdnet.colormap import BOX_COLOR, HALO_COLOR, LEGEND, PREDICTION_COLOR, TRUTH_COLOR
 
 DEFAULT_COLOR = PREDICTION_COLOR
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from btdnet.predict.colormap import colorize
+from btdnet.colormap import colorize
 from btdnet.predict.geo import write_mask_geotiff
 from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Prediction

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import warnings
 from typing import Any
+
+from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
 Scene mode (chosen by default for an image more than 2x the model's input side; --tile
@@ -52,7 +55,24 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--resume",
         action="store_true",
-        help="finish an interrupted scene run in OUT, keeping its finished rows of tiles",
+        help="finish an interrupted scene run in OUT, keeping its finished rows of tiles "
+        "(only for the same model, options and scene content)",
+    )
+    group.add_argument(
+        "--scene-max-pixels",
+        type=int,
+        default=DEFAULT_SCENE_MAX_PIXELS,
+        metavar="N",
+        help="refuse a scene (after --gsd) with more pixels; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_PIXELS:,})",
+    )
+    group.add_argument(
+        "--scene-max-tiles",
+        type=int,
+        default=DEFAULT_SCENE_MAX_TILES,
+        metavar="N",
+        help="refuse a scene needing more tiles; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_TILES:,})",
     )
 
 
@@ -80,12 +100,19 @@ def check_scene_arguments(args: argparse.Namespace) -> str | None:
             return f"{', '.join(used)} apply to scene mode, not to --whole-image (see --help)"
         args.tile = "auto"
     tile = str(args.tile).strip().lower()
-    if tile != "auto" and (not tile.isdigit() or int(tile) < 32):
+    digits = tile.isascii() and tile.isdigit()  # "¹²⁸" passes isdigit() alone
+    if tile != "auto" and (not digits or int(tile) < 32):
         return f"--tile must be auto or a number of pixels >= 32, got {args.tile!r}"
     if args.overlap is not None and args.overlap < 0:
         return f"--overlap must be >= 0, got {args.overlap}"
-    if args.gsd is not None and args.gsd <= 0:
-        return f"--gsd must be positive, got {args.gsd}"
+    if args.gsd is not None and not (math.isfinite(args.gsd) and args.gsd > 0):
+        return f"--gsd must be a positive number, got {args.gsd}"
+    for option, value in (
+        ("--scene-max-pixels", args.scene_max_pixels),
+        ("--scene-max-tiles", args.scene_max_tiles),
+    ):
+        if value < 0:
+            return f"{option} must be >= 0 (0: no limit), got {value}"
     return None
 
 
@@ -110,6 +137,8 @@ def _options(args: argparse.Namespace) -> Any:
         save_probability=args.save_probability,
         resume=args.resume,
         batch_size=args.batch_size,
+        max_pixels=args.scene_max_pixels or None,
+        max_tiles=args.scene_max_tiles or None,
         vectors=vector_options(args),
     )
 

@@ -4,7 +4,7 @@ The scene is read downsampled (its longer side at most :data:`PREVIEW_MAX_SIDE` 
 the bands and stretch the model saw), the mask is read at the same size (a preview pixel is on
 when any scene pixel under it is), and every object's polygon at that size (its
 polygon's outline) is drawn outline-first in the shared colour scheme
-(:mod:`btdnet.predict.colormap`): a ring just outside it over a dark halo, its own pixels left
+(:mod:`btdnet.colormap`): a ring just outside it over a dark halo, its own pixels left
 visible. A caption strip above gives the expression,
 the object count and the tiling; a legend strip below names the colours. The file is written
 through :func:`btdnet.safe_write.atomic_output` (a temporary file renamed into place, never
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from btdnet.predict.colormap import PREDICTION_COLOR
+from btdnet.colormap import PREDICTION_COLOR
 from btdnet.predict.geo import require_rasterio
 from btdnet.predict.scene.source import SceneSource
 from btdnet.safe_write import atomic_output

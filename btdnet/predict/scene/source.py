@@ -100,6 +100,8 @@ class SceneSource:
         self._dataset: Any = None
         self._pixels: np.ndarray | None = None  # (H, W, 3) uint8 for PIL-read images
         self._limits: list[tuple[float, float]] | None = None
+        self._stretch = False  # its limits are sampled on the first read, never for a
+        # scene refused for its size
         self._bands: list[int] = []
         self._scale = (1.0, 1.0)  # source pixels per scene pixel along (y, x)
         if self.path.suffix.lower() in TIFF_SUFFIXES:
@@ -123,8 +125,7 @@ class SceneSource:
             self.geo = georeference_of(dataset)
             self.height, self.width = dataset.height, dataset.width
             self._bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
-            if any(dtype != "uint8" for dtype in dataset.dtypes[:3]):
-                self._limits = self._compute_limits()
+            self._stretch = any(dtype != "uint8" for dtype in dataset.dtypes[:3])
         except ImageReadError:
             raise
         except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
@@ -148,8 +149,8 @@ class SceneSource:
         return math.sqrt(abs(a * e - b * d))
 
     def _resample_to(self, gsd: float) -> None:
-        if gsd <= 0:
-            raise SceneReadError(f"{self.path}: --gsd must be positive, got {gsd}")
+        if not math.isfinite(gsd) or gsd <= 0:
+            raise SceneReadError(f"{self.path}: --gsd must be a positive number, got {gsd}")
         if self.geo is None or self._dataset is None:
             raise SceneReadError(f"{self.path}: --gsd needs a georeferenced GeoTIFF")
         a, b, c, d, e, f = self.geo.transform
@@ -185,6 +186,8 @@ class SceneSource:
         if self._scale != (1.0, 1.0):
             options["resampling"] = Resampling.bilinear
         try:
+            if self._stretch and self._limits is None:
+                self._limits = self._compute_limits()  # once per scene, on the first window
             bands = self._dataset.read(indexes=self._bands, **options)  # (3, h, w)
             mask = self._dataset.dataset_mask(window=window, out_shape=(height, width))
         except Exception as exc:

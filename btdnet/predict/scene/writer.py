@@ -33,6 +33,7 @@ from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
 from btdnet.predict.vectors import GeoJsonFrame, VectorOptions, polish
+from btdnet.safe_write import check_output_path
 from btdnet.tiling import RowSplit, TileGrid, stitch
 
 BLOCK = 512
@@ -84,7 +85,7 @@ def _strips(
     """(first row, bool mask (h, W), uint8 probability (h, W), part) strips in scene order."""
     splits = (
         RowSplit(part.index, part.top, part, part.bottom)
-        for part in (RowPart.load(parts_dir, index) for index in range(grid.rows.count))
+        for part in (RowPart.load(parts_dir, index, grid) for index in range(grid.rows.count))
     )
     part = None
     for start, strip, shared in stitch(grid.rows, splits):
@@ -103,7 +104,8 @@ def write_rasters(
     from rasterio.windows import Window
 
     totals = SceneTotals()
-    mask_path, probability_path = parts_dir / "mask.tif", parts_dir / "probability.tif"
+    mask_path = check_output_path(parts_dir / "mask.tif")  # never written through a link
+    probability_path = check_output_path(parts_dir / "probability.tif")
     profile = _profile(rasterio, grid, geo)
     counted: set[int] = set()
     with (
@@ -127,11 +129,15 @@ def write_rasters(
 
 
 def to_cog(source: Path, target: Path, resampling: str) -> Path:
-    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews."""
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews.
+
+    ``target`` is a fresh temporary (:func:`btdnet.safe_write.atomic_outputs`): the previous
+    output is replaced only when the whole set of outputs is written.
+    """
     require_rasterio("writing a Cloud-Optimized GeoTIFF")
     from rasterio.shutil import copy
 
-    target.unlink(missing_ok=True)
+    check_output_path(target)
     with quiet_georeference():
         copy(
             str(source),
@@ -188,7 +194,10 @@ def write_vectors(
 ) -> tuple[int, int]:
     """Write features one by one to GeoJSON (WGS 84 unless ``options`` say native) and
     GeoPackage (the scene's CRS), simplified and filtered by ``options``; returns how many
-    were written and how many were below the minimum area."""
+    were written and how many were below the minimum area.
+
+    Both paths are fresh temporaries (:func:`btdnet.safe_write.atomic_outputs`).
+    """
     import fiona
 
     options = options or VectorOptions()
@@ -204,7 +213,8 @@ def write_vectors(
         },
     }
     crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None
-    gpkg_path.unlink(missing_ok=True)
+    check_output_path(geojson_path)
+    check_output_path(gpkg_path)
     count = small = 0
     with (
         geojson_path.open("w", encoding="utf-8") as stream,

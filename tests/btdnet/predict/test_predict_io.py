@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from btdnet.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
 from btdnet.errors import CheckpointError
 from btdnet.models.serialization import check_model_dir
-from btdnet.predict.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
 from btdnet.predict.geo import GeoDependencyError, GeoReference, write_mask_geotiff
 from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify

@@ -15,10 +15,10 @@ import torch
 from PIL import Image
 from torch import nn
 
+from btdnet.colormap import HALO_COLOR, PREDICTION_COLOR
 from btdnet.models import build_model
 from btdnet.predict import predictor as predictor_module
 from btdnet.predict.cli import main
-from btdnet.predict.colormap import HALO_COLOR, PREDICTION_COLOR
 from btdnet.predict.mode import SCENE, WHOLE, choose_mode
 from btdnet.predict.predictor import Predictor
 

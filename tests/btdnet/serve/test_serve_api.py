@@ -196,7 +196,7 @@ class _BlockingPredictor:
     def set_image(self, image):
         self.image = image
 
-    def predict(self, texts):
+    def predict(self, texts, presence_threshold=None):
         assert self.release.wait(timeout=10)
         return list(texts)
 
@@ -242,7 +242,7 @@ def test_presence_threshold_per_request():
     assert never["present"] is False and never["area"] == 0 and never["bbox"] is None
     assert not decode_png(never["mask_png"]).any()
     assert always["present"] is True and always["area"] > 0
-    assert predictor.presence_threshold == 0.5  # the shared default is put back
+    assert predictor.presence_threshold == 0.5  # the shared default is never changed
 
 
 def test_scene_mode_matches_predict_scene(client, predictor, tmp_path):
