@@ -8,6 +8,7 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             train_split, eval_splits, crop_size, scales, flips, rot90,
             split_scheme, image_mode, cache_dir, domains,                 # real data sets
             crops_per_tile: int | {patch, stride, copies},               # GeoSeg's count
+            crop_mode: random | sliding | squares,            # squares: the authors' items
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
@@ -95,6 +96,7 @@ class SegDataSection:
     split_scheme: str | None = None
     image_mode: str | None = None
     crops_per_tile: int | dict[str, int] | None = None  # a mapping: GeoSeg's square count
+    crop_mode: str | None = None  # random | sliding | squares (default with a mapping above)
     cache_dir: str | None = None
     domains: tuple[str, ...] | None = None
     rot90_p: float | None = None
@@ -116,7 +118,8 @@ class SegDataSection:
 
     def tile_options(self) -> dict[str, Any]:
         """The real-data-set options that were set (the builder's defaults for the others)."""
-        names = ("split_scheme", "image_mode", "crops_per_tile", "cache_dir", "domains")
+        names = ("split_scheme", "image_mode", "crops_per_tile", "crop_mode", "cache_dir")
+        names += ("domains",)
         names += ("rot90_p", "smart_crop_ratio", "mosaic_p", "mosaic_size", "car_oversampling")
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 

@@ -22,6 +22,9 @@ BICOR_MAY_IMPORT = (
     "btdnet.models.param_groups",
     "btdnet.models.serialization",
     "btdnet.normalization",
+    "btdnet.predict.geo",
+    "btdnet.predict.image_io",
+    "btdnet.predict.scene.source",
     "btdnet.safe_write",
     "btdnet.tiling",
 )

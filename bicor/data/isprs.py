@@ -224,7 +224,7 @@ def build_isprs_dataset(
     eroded_labels: bool | None = None,
     include_excluded: bool = False,
     crops_per_tile: int | dict[str, int] | None = None,
-    crop_mode: str = "random",
+    crop_mode: str | None = None,
     crop_stride: int | None = None,
     seed: int | None = None,
     car_oversampling: CarOversampling | None = None,
