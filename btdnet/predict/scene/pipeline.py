@@ -349,7 +349,9 @@ def _assemble(
     finals = output_paths(out_dir, name, options.save_probability)
     with atomic_outputs(list(finals.values())) as temporaries:
         temporary = dict(zip(finals, temporaries))
-        mask_tmp, probability_tmp, totals = write_rasters(parts, grid, source.geo)
+        mask_tmp, probability_tmp, totals = write_rasters(
+            parts, grid, source.geo, source.valid_rows
+        )
         to_cog(mask_tmp, temporary["mask_geotiff"], "NEAREST")
         if options.save_probability:
             to_cog(probability_tmp, temporary["probability_geotiff"], "AVERAGE")
@@ -369,7 +371,8 @@ def _assemble(
         files = {key: str(path) for key, path in finals.items() if key != "record"}
         record = {
             "image": str(source.path),
-            "image_resolved": manifest["image"],
+            "image_relative": os.path.relpath(manifest["image"], out_dir.resolve()),
+            "image_blake2b": manifest["image_blake2b"],
             "text": manifest["text"],
             "objects": objects,
             "objects_below_min_area": small,

@@ -176,6 +176,13 @@ class SceneSource:
             rgb, valid = self._read_window(y, x, height, width)
         return _pad_to(rgb, size, size), _pad_to(valid, size, size, fill=False)
 
+    def valid_rows(self, y: int, height: int) -> np.ndarray:
+        """Bool (height, W) valid mask of the scene rows ``y .. y + height`` (the nodata of the
+        output rasters): GDAL's dataset mask and finite bands; PIL-read images are all valid."""
+        if self._pixels is not None:
+            return np.ones((height, self.width), dtype=bool)
+        return self._read_window(y, 0, height, self.width)[1]
+
     def _read_window(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, ...]:
         from rasterio.enums import Resampling
         from rasterio.windows import Window
