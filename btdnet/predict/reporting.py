@@ -74,6 +74,11 @@ class Reporter:
         self.predictions.write(line + "\n")
         self.predictions.flush()
 
+    def note(self, message: str | None) -> None:
+        """One informative line on stderr (e.g. the mode chosen for an image); None: nothing."""
+        if message:
+            self._write(f"{PROG}: {one_line(message)}", sys.stderr)
+
     def warning(self, message: str) -> None:
         self._write(f"{PROG}: warning: {one_line(message)}", sys.stderr)
 
