@@ -129,7 +129,7 @@ def resolve_tile(tile: int | str, input_side: int) -> int:
     if isinstance(tile, str):
         if tile.strip().lower() == "auto":
             return input_side
-        if not tile.strip().isdigit():
+        if not (tile.strip().isascii() and tile.strip().isdigit()):  # not "¹²⁸"
             raise ValueError(f"tile must be a number of pixels or 'auto', got {tile!r}")
         tile = int(tile)
     if tile < 32:

@@ -200,7 +200,7 @@ class BTDNet(nn.Module):
         if self.presence_head is None:
             return None
         low = decoded.target_logits
-        if decoded.background_logits is not None:
+        if decoded.background_logits is not None and self.config.twin_reading == "joint":
             low = low - decoded.background_logits  # (B, 1, h, w) joint logit at decoder size
         return self.presence_head(decoded.target_features, low, sentence)
 
@@ -239,7 +239,9 @@ class BTDNet(nn.Module):
             background = F.interpolate(
                 decoded.background_logits, size=size, mode="bilinear", align_corners=False
             )
-        joint = target - background if background is not None else target
+        joint = target
+        if background is not None and self.config.twin_reading == "joint":
+            joint = target - background
         presence_logits = self._presence_logits(decoded, masked_mean(words, text.mask))
 
         losses: dict[str, torch.Tensor] = {}

@@ -32,7 +32,7 @@ def parse_tile(value: str) -> int | str:
     text = value.strip().lower()
     if text == "auto":
         return "auto"
-    if not text.isdigit() or int(text) < MIN_TILE:
+    if not (text.isascii() and text.isdigit()) or int(text) < MIN_TILE:  # not "¹²⁸"
         raise TileError(
             f"tile must be 'auto' or a tile side in pixels >= {MIN_TILE}, not {value!r}"
         )

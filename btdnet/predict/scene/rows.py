@@ -16,7 +16,6 @@ and splits a row, :func:`btdnet.tiling.stitch` joins them.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from PIL import Image
 from btdnet.normalization import normalize_array
 from btdnet.predict.scene.source import SceneSource
 from btdnet.presence import output_present
+from btdnet.safe_write import atomic_output
 from btdnet.tiling import RowBlend, TileGrid
 
 
@@ -53,7 +53,6 @@ class RowPart:
     def save(self, folder: Path) -> Path:
         """Write ``row_<index>.npz`` atomically (a temporary file renamed into place)."""
         path = part_path(folder, self.index)
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         arrays = {
             "core_mask": self.core_mask,
             "core_probability": self.core_probability,
@@ -63,25 +62,84 @@ class RowPart:
             arrays["top"] = self.top
         if self.bottom is not None:
             arrays["bottom"] = self.bottom
-        np.savez_compressed(temporary, **arrays)
-        os.replace(temporary, path)
+        with atomic_output(path) as temporary:  # a link planted at the part is refused
+            np.savez_compressed(temporary, **arrays)
         return path
 
     @classmethod
-    def load(cls, folder: Path, index: int) -> RowPart:
-        """Read the part of row ``index`` written by :meth:`save`."""
-        with np.load(part_path(folder, index)) as data:
-            tiles, nodata, absent = (int(v) for v in data["counts"])
-            return cls(
-                index=index,
-                top=data.get("top"),
-                core_mask=data["core_mask"],
-                core_probability=data["core_probability"],
-                bottom=data.get("bottom"),
-                tiles=tiles,
-                nodata=nodata,
-                absent=absent,
+    def load(cls, folder: Path, index: int, grid: TileGrid) -> RowPart:
+        """Read the part of row ``index`` written by :meth:`save`, checked against ``grid``.
+
+        Raises:
+            PartError: the part is a link, unreadable, or its arrays do not fit the grid.
+        """
+        path = part_path(folder, index)
+        if path.is_symlink() or not path.is_file():
+            raise PartError(f"{path}: not a regular file (a link?); run without --resume")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except Exception as exc:  # OSError, BadZipFile, a pickled member (ValueError), ...
+            raise PartError(f"{path}: unreadable part ({type(exc).__name__}: {exc})") from exc
+        check_part_arrays(path, arrays, expected_arrays(grid, index))
+        tiles, nodata, absent = (int(v) for v in arrays["counts"])
+        if tiles != grid.columns.count:
+            raise PartError(f"{path}: counts {tiles} tiles, the row has {grid.columns.count}")
+        return cls(
+            index=index,
+            top=arrays.get("top"),
+            core_mask=arrays["core_mask"],
+            core_probability=arrays["core_probability"],
+            bottom=arrays.get("bottom"),
+            tiles=tiles,
+            nodata=nodata,
+            absent=absent,
+        )
+
+
+class PartError(ValueError):
+    """A row part that cannot be reused: a link, unreadable, or not of this grid's shape."""
+
+
+def expected_arrays(grid: TileGrid, index: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """(shape, dtype) of every array the part of row ``index`` must hold."""
+    rows, width = grid.rows, grid.width
+    y0, y1 = rows.extent(index)
+    first, last = index == 0, index == rows.count - 1
+    core = (y1 - y0 if last else rows.stride) - (0 if first else rows.overlap)
+    expected = {
+        "core_mask": ((core, width), "bool"),
+        "core_probability": ((core, width), "uint8"),
+        "counts": ((3,), "int64"),
+    }
+    if not first:
+        expected["top"] = ((rows.overlap, width), "float32")
+    if not last:
+        expected["bottom"] = ((y1 - y0 - rows.stride, width), "float32")
+    return expected
+
+
+def check_part_arrays(
+    path: Path, arrays: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]]
+) -> None:
+    """Raise :class:`PartError` unless ``arrays`` hold exactly the ``expected`` arrays."""
+    if set(arrays) != set(expected):
+        raise PartError(
+            f"{path}: holds {sorted(arrays)}, expected {sorted(expected)}; run without --resume"
+        )
+    for key, (shape, dtype) in expected.items():
+        array = arrays[key]
+        if array.shape != shape or array.dtype != np.dtype(dtype):
+            raise PartError(
+                f"{path}: {key} is {array.dtype}{list(array.shape)}, expected {dtype}"
+                f"{list(shape)}; run without --resume"
             )
+    counts = arrays["counts"]
+    if (counts < 0).any() or counts[1] + counts[2] > counts[0]:
+        raise PartError(f"{path}: impossible tile counts {counts.tolist()}; run without --resume")
+    for key in ("top", "bottom"):
+        if key in arrays and not np.isfinite(arrays[key]).all():
+            raise PartError(f"{path}: {key} holds non-finite values; run without --resume")
 
 
 def part_path(folder: Path, index: int) -> Path:

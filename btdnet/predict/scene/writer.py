@@ -4,6 +4,9 @@
   DEFLATE, nearest-neighbour overviews) with the scene's CRS and transform;
 - ``<name>_probability.tif`` (optional): the blended probability x 255 as uint8, same layout,
   averaged overviews;
+- in both rasters the scene's nodata pixels (never looked at) are nodata: GDAL's per-dataset
+  mask, stored inside the file (0 = nodata, 255 = valid), so a GIS tells "not looked at" from
+  "not the target" while the values stay 0/255 and 0-255 (nodata pixels hold 0);
 - ``<name>.geojson`` and ``<name>.gpkg`` (layer ``objects``): one polygon per 4-connected
   object with ``score`` (mean probability over its pixels), ``area`` (map units, squared
   pixels without a georeference) and ``area_pixels``, simplified and filtered by
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +36,7 @@ from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
 from btdnet.predict.vectors import GeoJsonFrame, VectorOptions, polish
+from btdnet.safe_write import check_output_path
 from btdnet.tiling import RowSplit, TileGrid, stitch
 
 BLOCK = 512
@@ -84,7 +88,7 @@ def _strips(
     """(first row, bool mask (h, W), uint8 probability (h, W), part) strips in scene order."""
     splits = (
         RowSplit(part.index, part.top, part, part.bottom)
-        for part in (RowPart.load(parts_dir, index) for index in range(grid.rows.count))
+        for part in (RowPart.load(parts_dir, index, grid) for index in range(grid.rows.count))
     )
     part = None
     for start, strip, shared in stitch(grid.rows, splits):
@@ -96,18 +100,27 @@ def _strips(
 
 
 def write_rasters(
-    parts_dir: Path, grid: TileGrid, geo: GeoReference | None
+    parts_dir: Path,
+    grid: TileGrid,
+    geo: GeoReference | None,
+    valid_rows: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[Path, Path, SceneTotals]:
-    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``."""
+    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``.
+
+    ``valid_rows(y, h)``: bool (h, W) valid pixels of those scene rows; where it is False both
+    rasters get nodata (an internal per-dataset mask). None: every pixel is valid (no mask).
+    """
     rasterio = require_rasterio("writing the scene mask")
     from rasterio.windows import Window
 
     totals = SceneTotals()
-    mask_path, probability_path = parts_dir / "mask.tif", parts_dir / "probability.tif"
+    mask_path = check_output_path(parts_dir / "mask.tif")  # never written through a link
+    probability_path = check_output_path(parts_dir / "probability.tif")
     profile = _profile(rasterio, grid, geo)
     counted: set[int] = set()
     with (
         quiet_georeference(),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),  # the nodata mask inside the file
         rasterio.open(mask_path, "w", **profile) as mask_out,
         rasterio.open(probability_path, "w", **profile) as probability_out,
     ):
@@ -122,17 +135,25 @@ def write_rasters(
             window = Window(0, start, grid.width, mask.shape[0])
             mask_out.write(mask.astype(np.uint8) * 255, 1, window=window)
             probability_out.write(probability, 1, window=window)
+            if valid_rows is not None:
+                valid = valid_rows(start, mask.shape[0]).astype(np.uint8) * 255  # (h, W)
+                mask_out.write_mask(valid, window=window)
+                probability_out.write_mask(valid, window=window)
             totals.area_pixels += int(mask.sum())
     return mask_path, probability_path, totals
 
 
 def to_cog(source: Path, target: Path, resampling: str) -> Path:
-    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews."""
-    require_rasterio("writing a Cloud-Optimized GeoTIFF")
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews.
+
+    ``target`` is a fresh temporary (:func:`btdnet.safe_write.atomic_outputs`): the previous
+    output is replaced only when the whole set of outputs is written.
+    """
+    rasterio = require_rasterio("writing a Cloud-Optimized GeoTIFF")
     from rasterio.shutil import copy
 
-    target.unlink(missing_ok=True)
-    with quiet_georeference():
+    check_output_path(target)
+    with quiet_georeference(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         copy(
             str(source),
             str(target),
@@ -188,7 +209,10 @@ def write_vectors(
 ) -> tuple[int, int]:
     """Write features one by one to GeoJSON (WGS 84 unless ``options`` say native) and
     GeoPackage (the scene's CRS), simplified and filtered by ``options``; returns how many
-    were written and how many were below the minimum area."""
+    were written and how many were below the minimum area.
+
+    Both paths are fresh temporaries (:func:`btdnet.safe_write.atomic_outputs`).
+    """
     import fiona
 
     options = options or VectorOptions()
@@ -204,7 +228,8 @@ def write_vectors(
         },
     }
     crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None
-    gpkg_path.unlink(missing_ok=True)
+    check_output_path(geojson_path)
+    check_output_path(gpkg_path)
     count = small = 0
     with (
         geojson_path.open("w", encoding="utf-8") as stream,

@@ -308,3 +308,25 @@ def test_inference_compiles_to_one_graph_with_padded_expressions() -> None:
         batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
     )
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_the_auxiliary_twin_reading_answers_from_the_target_stream_alone() -> None:
+    """Same weights, two readings: "joint" answers target - background, "auxiliary" the target
+    stream; the background stream is still returned and still trained by its own loss."""
+    size = 96
+    torch.manual_seed(0)
+    joint = build_model("tiny", pretrained=False, image_size=size, use_dmols=False).eval()
+    torch.manual_seed(0)
+    auxiliary = build_model(
+        "tiny", pretrained=False, image_size=size, use_dmols=False, twin_reading="auxiliary"
+    ).eval()
+    auxiliary.load_state_dict(joint.state_dict())
+    batch = make_batch(size)
+    with torch.no_grad():
+        a = joint(**batch)
+        b = auxiliary(**batch)
+    # joint = target - background, so the target stream alone is joint + background
+    torch.testing.assert_close(b.target_logits, a.target_logits + a.background_logits)
+    torch.testing.assert_close(b.background_logits, a.background_logits)
+    assert b.losses["background_stream"] == a.losses["background_stream"]
+    assert b.losses["joint_ce"] != a.losses["joint_ce"]

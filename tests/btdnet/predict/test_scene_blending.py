@@ -344,7 +344,11 @@ def test_area_and_polygon_of_rotated_and_non_square_pixels(
     properties = feature["properties"]
     assert properties["area_pixels"] == 80 * 70 and properties["score"] > 0.99
     assert properties["area"] == pytest.approx(80 * 70 * pixel_area)
-    ring = {tuple(np.round(p, 6)) for p in feature["geometry"]["coordinates"][0]}
+    import fiona
+
+    with fiona.open(record["gpkg"]) as layer:  # the scene's CRS (the GeoJSON is WGS 84)
+        (stored,) = list(layer)
+    ring = {tuple(np.round(p, 6)) for p in stored["geometry"]["coordinates"][0]}
     corners = {tuple(np.round(transform @ (c, r), 6)) for c in (60, 130) for r in (30, 110)}
     assert corners <= ring
     with rasterio.open(record["mask_geotiff"]) as mask:
@@ -377,3 +381,47 @@ def test_gsd_is_refused_on_a_rotated_scene(tmp_path) -> None:
         SceneSource(path, gsd=1.0)
     with pytest.raises(SceneReadError, match="positive"):
         SceneSource(path, gsd=0.0)
+
+
+# --- decisions at their boundary ---------------------------------------------------------
+
+
+def half_left(pixel_values: torch.Tensor) -> torch.Tensor:
+    """Probability exactly 0.5 on the left half of a tile, 0.75 on the right half."""
+    probability = torch.full(pixel_values[:, 0].shape, 0.75, dtype=torch.float64)
+    probability[:, :, : probability.shape[-1] // 2] = 0.5
+    return probability
+
+
+class PresenceStub(StubModel):
+    """``half_left`` plus a presence logit of exactly 0 (presence 0.5) on every tile."""
+
+    def forward(self, pixel_values, input_ids, attention_mask) -> SimpleNamespace:
+        output = super().forward(pixel_values, input_ids, attention_mask)
+        output.presence_logits = torch.zeros(pixel_values.shape[0])
+        return output
+
+
+def test_probability_of_exactly_one_half_is_not_target(tmp_path, tiny) -> None:
+    path = write_tiff(tmp_path / "one.tif", np.full((3, 96, 96), 90, dtype=np.uint8))
+    record = (
+        Predictor(StubModel(tiny, half_left), device="cpu")
+        .predict_scene(path, "x", tmp_path / "out", save_probability=True)
+        .record
+    )
+    expected = np.zeros((96, 96), dtype=bool)
+    expected[:, 48:] = True
+    np.testing.assert_array_equal(read_band(record["mask_geotiff"]) > 0, expected)
+    probability = read_band(record["probability_geotiff"])
+    assert (probability[:, :48] == 128).all() and (
+        probability[:, 48:] == 191
+    ).all()  # 127.5, 191.25
+
+
+@pytest.mark.parametrize(("threshold", "present"), [(0.5, True), (0.6, False)])
+def test_presence_equal_to_the_threshold_is_present(tmp_path, tiny, threshold, present) -> None:
+    path = write_tiff(tmp_path / "one.tif", np.full((3, 96, 96), 90, dtype=np.uint8))
+    predictor = Predictor(PresenceStub(tiny, half_left), device="cpu", presence_threshold=threshold)
+    record = predictor.predict_scene(path, "x", tmp_path / "out").record
+    assert record["tiles_absent"] == (0 if present else 1)
+    assert record["area_pixels"] == (96 * 48 if present else 0)
