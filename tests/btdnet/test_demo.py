@@ -98,15 +98,15 @@ def test_report_page_links_relative_files_and_escapes_text(tmp_path):
         title="t <b>",
         intro="i",
         tables=[("m", ["name", "oIoU"], [["true", 61.234]])],
-        targets={"oIoU>=60": True, "minutes<=5": False},
+        targets={"oIoU>=60": True, "swap_drop>=15": False},
         curve=None,
         gallery=[(picture, "best: the <red> car")],
         files={"metrics": tmp_path / "metrics.json"},
     ).read_text()
-    assert "src='pics/1.png'" in page and "href='metrics.json'" in page
+    assert 'src="pics/1.png"' in page and 'href="metrics.json"' in page
     assert "t &lt;b&gt;" in page and "the &lt;red&gt; car" in page and "<td>61.23</td>" in page
-    assert "<li class='ok'>met: oIoU&gt;=60</li>" in page
-    assert "<li class='miss'>missed: minutes&lt;=5</li>" in page
+    assert '<li class="ok">met: oIoU&gt;=60</li>' in page
+    assert '<li class="miss">missed: swap_drop&gt;=15</li>' in page
 
 
 def test_training_curve_needs_something_to_draw(tmp_path):
