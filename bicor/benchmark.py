@@ -29,11 +29,11 @@ from bicor.prediction_files import (
     score_seg_prediction_files,
     write_class_prediction,
 )
+from bicor.registry import SEG_DATASETS
 from bicor.task import SYNTHETIC, dataset_classes
 from bicor.tta import parse_tta_spec
 from btdnet.engine.checkpoints import PROGRESS_FILE, STATE_DIR
 
-SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
 SEG_PROTOCOLS = ("geoseg", "mmseg")
 
 

@@ -140,7 +140,8 @@ def parse_tta_spec(
     for ``dataset``, ``AUTHORS_TTA``), ``authors-d4`` (its test script's ``-t d4``, which the
     configs name, ``AUTHORS_D4_TTA``; no ``scales`` with either), or comma-separated words
     among ``flips`` (= ``hflip,vflip``), ``hflip``, ``vflip``, ``rot90``. ``scales``: the
-    scales of every view (default 1 only). Raises ValueError naming the unknown word or the missing data set.
+    scales of every view (default 1 only). Raises ValueError naming the unknown word or the
+    missing data set.
     """
     words = [w.strip() for w in (spec or "").split(",") if w.strip()]
     unknown = sorted(set(words) - set(TTA_WORDS))
