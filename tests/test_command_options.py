@@ -79,9 +79,11 @@ def _run_help(command: str) -> str:
 
 
 def _options_with_choices(help_text: str) -> tuple[set[str], dict[str, set[str]]]:
-    """The option strings a help text names and the choices it shows for each."""
-    flat = " ".join(help_text.split())
-    options = set(OPTION.findall(flat))
+    """The option strings of a help text's usage block (not its prose, which may name an option
+    the command does not have) and the choices it shows for each."""
+    usage = help_text.split("\n\n", 1)[0]
+    flat = " ".join(usage.split())
+    options = set(OPTION.findall(flat)) | ({"--help"} if "[-h]" in flat else set())
     choices = {name: set(words.split(",")) for name, words in CHOICES.findall(flat)}
     return options, choices
 
@@ -253,6 +255,15 @@ def test_the_docs_check_catches_a_wrong_option_and_value(tmp_path, monkeypatch):
         test_options_the_docs_show_exist_with_the_values_shown()
     assert "--amp fp8" in str(failed.value)
     assert "btdnet-predict" not in str(failed.value)
+
+
+def test_options_are_read_from_the_usage_block_only():
+    text = (
+        "usage: p [-h] [--amp {auto,no}]\n          [--tile SIZE]\n\n"
+        "Prose naming --bands, an option p does not have.\n\noptions:\n  --amp {auto,no}\n"
+    )
+    options, choices = _options_with_choices(text)
+    assert options == {"--help", "--amp", "--tile"} and choices == {"--amp": {"auto", "no"}}
 
 
 def test_the_table_check_reads_each_value_of_a_row(tmp_path, monkeypatch):
