@@ -28,10 +28,10 @@ from bicor.prediction_files import (
     score_seg_prediction_files,
     write_class_prediction,
 )
+from bicor.registry import SEG_DATASETS
 from bicor.task import SYNTHETIC, dataset_classes
 from bicor.tta import parse_tta_spec
 
-SEG_DATASETS = (SYNTHETIC, "loveda", "vaihingen", "potsdam")
 SEG_PROTOCOLS = ("geoseg", "mmseg")
 
 

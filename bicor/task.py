@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from bicor.data.augment import DEFAULT_SCALES, CropAugment
-from bicor.data.builder import CLOSED_SET_DATASETS, build_closed_set_dataset
+from bicor.data.builder import build_closed_set_dataset
 from bicor.data.synthetic_seg import CLASSES as SYNTHETIC_CLASSES
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
@@ -42,14 +42,20 @@ from bicor.models import BiCoRConfig, BiCoRSeg, build_bicor, load_bicor_weights
 from bicor.models.bicor_seg import LEGACY_FIELDS
 from bicor.models.variants import VARIANTS
 from bicor.protocols import PROTOCOL_NAMES, closed_set_protocol
+from bicor.registry import SEG_DATASETS, SYNTHETIC_SEG
 from bicor.tta import TestTimeAugment
 from btdnet.engine.config import ConfigError
 from btdnet.engine.prepare import prepare_on_local_main
-from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
+from btdnet.engine.sections import (
+    agreed_image_size,
+    build_section,
+    check_choice,
+    refuse_unknown_keys,
+)
 from btdnet.models.param_groups import build_param_groups
 
-SYNTHETIC = "synthetic_seg"
-DATASETS = (SYNTHETIC, *CLOSED_SET_DATASETS)
+SYNTHETIC = SYNTHETIC_SEG
+DATASETS = SEG_DATASETS
 SYNTHETIC_KEYS = tuple(inspect.signature(write_synthetic_seg).parameters)[1:]
 
 
@@ -160,6 +166,16 @@ class SegConfig:
             eval=build_section(SegEvalSection, config.get("eval"), "eval"),
         )
 
+    def __post_init__(self) -> None:
+        self.image_size()  # refuse a model and a data section that disagree
+
+    def image_size(self) -> int:
+        """The input size: the data's crop (``data.image_size`` for the synthetic set, else
+        ``data.crop_size``); ``ConfigError`` when ``model.overrides`` sets another."""
+        key = "data.image_size" if self.data.dataset == SYNTHETIC else "data.crop_size"
+        legacy = ("image_size", "img_size")  # img_size: the old name
+        return agreed_image_size(self.model.overrides, self.data.crop, key, legacy)
+
 
 class AugmentTransform:
     """``(image, mask) -> (image, mask)``: a :class:`CropAugment` drawing its randomness from
@@ -195,7 +211,7 @@ class SegTask:
         section = self.config.model
         overrides = dict(section.overrides)
         if "image_size" not in overrides and "img_size" not in overrides:  # img_size: old name
-            overrides["image_size"] = self.config.data.crop
+            overrides["image_size"] = self.config.image_size()
         overrides["num_classes"] = len(self.class_names)
         overrides["class_names"] = self.class_names
         return build_bicor(section.variant, pretrained=section.pretrained, **overrides)

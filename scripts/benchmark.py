@@ -25,7 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bicor.registry import SEG_DATASETS
 from btdnet.cli_options import add_amp_option, add_num_workers_option
+from btdnet.errors import one_line
+from btdnet.registry import REFERRING_DATASETS
 
 EPILOG = """\
 protocols:
@@ -91,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dataset",
-        choices=["rrsisd", "refsegrs", "grefs", "synthetic_seg", "loveda", "vaihingen", "potsdam"],
+        choices=[*REFERRING_DATASETS, *SEG_DATASETS],
         required=True,
     )
     parser.add_argument("--root", type=Path, required=True, help="data set root folder")
@@ -224,9 +227,10 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
 
 def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
     """The referring benchmark; the results (on the main process at least) or ``None``."""
-    if args.dataset not in ("rrsisd", "refsegrs", "grefs"):
+    if args.dataset not in REFERRING_DATASETS:
         raise ValueError(
-            f"--task referring needs --dataset rrsisd, refsegrs or grefs, not {args.dataset}"
+            f"--task referring needs --dataset {', '.join(REFERRING_DATASETS[:-1])} or "
+            f"{REFERRING_DATASETS[-1]}, not {args.dataset}"
         )
     if args.tta is not None or args.tta_scales is not None:
         raise ValueError("--tta / --tta-scales are for --task seg")
@@ -253,12 +257,6 @@ TASKS: dict[str, Callable[[argparse.Namespace, Any], dict[str, Any] | None]] = {
     "referring": run_referring,
     "seg": run_seg,
 }
-
-
-def one_line(error: object) -> str:
-    """An error or warning message as one line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything starts CUDA: this process becomes a lone worker on its own GPU.
     detach_from_launcher(os.environ, info, cuda=True)
     from btdnet.ablation import runner  # torch and the model after the environment is set
-    from btdnet.engine.cli import LIBRARY_ERRORS, one_line
+    from btdnet.engine.cli import LIBRARY_ERRORS
     from btdnet.engine.config import load_config
+    from btdnet.errors import one_line
 
     title = args.title or args.out.name
     try:
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ablate.py: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except LIBRARY_ERRORS as error:
-        print(f"ablate.py: error: {one_line(error)}", file=sys.stderr)
+        print(f"ablate.py: error: {one_line(error, first=True)}", file=sys.stderr)
         return 1
     print(f"{summary['runs_finished']} of {len(runs)} runs finished; table:")
     for path in files:

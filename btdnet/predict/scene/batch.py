@@ -51,7 +51,7 @@ def scene_files(folder: Path) -> list[Path]:
 
 @dataclass
 class JobOutcome:
-    """What one job reported, in order: ``("record" | "warning" | "error", payload)``."""
+    """What one job reported, in order: ``("record" | "note" | "warning" | "error", payload)``."""
 
     index: int
     process: int
@@ -74,6 +74,12 @@ class CollectingReporter:
         self.outcome.items.append(("record", record))
         if self.inner is not None:
             self.inner.record(record)
+
+    def note(self, message: str | None) -> None:
+        if message:
+            self.outcome.items.append(("note", message))
+            if self.inner is not None:
+                self.inner.note(message)
 
     def warning(self, message: str) -> None:
         self.outcome.items.append(("warning", message))

@@ -13,15 +13,17 @@ from typing import Any
 from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
-Scene mode (--tile SIZE|auto): for large (Geo)TIFF scenes. The scene is read window by window
-and predicted in square tiles at native resolution (auto = the model's input side; another
-SIZE is resized to it), overlapping by --overlap pixels and blended smoothly, in bounded
-memory. The words of an expression then refer to ONE TILE: "the ship on the left" means on
-the left of a tile, not of the scene; say what to find ("the storage tanks", "ships").
+Scene mode (chosen by default for an image more than 2x the model's input side; --tile
+SIZE|auto forces it, and so does any option of this group): the scene is read window by
+window and predicted in square tiles at native resolution (auto = the model's input side;
+another SIZE is resized to it), overlapping by --overlap pixels and blended smoothly, in
+bounded memory. The words of an expression then refer to ONE TILE: "the ship on the left"
+means on the left of a tile, not of the scene; say what to find ("the storage tanks").
 Per prompt OUT receives <name>.tif (mask, Cloud-Optimized GeoTIFF with overviews, the
 scene's CRS and transform), <name>.geojson and <name>.gpkg (one polygon per object with its
-score and its area in map units), optionally <name>_probability.tif, and <name>.json (the
-JSON line: objects, area, tiles, tiles skipped). Nodata pixels are never target. An
+score and its area in map units), <name>_preview.png (the scene downsampled with the objects
+outlined), optionally <name>_probability.tif, and <name>.json (the JSON line: objects, area,
+tiles, tiles skipped). Nodata pixels are never target. An
 interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing finished rows
 of tiles. Under `accelerate launch --num_processes N` the rows of tiles are shared among the
 processes and the result equals one process's."""
@@ -77,7 +79,12 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_scene_arguments(args: argparse.Namespace) -> str | None:
-    """A usage problem of the scene options, or None."""
+    """A usage problem of the scene options, or None.
+
+    A scene option (``--overlap``, ``--gsd``, ``--save-probability``, ``--resume``) without
+    ``--tile`` asks for scene mode: ``args.tile`` becomes ``auto``; with ``--whole-image`` it is
+    a contradiction.
+    """
     if args.tile is None:
         used = [
             name
@@ -89,7 +96,11 @@ def check_scene_arguments(args: argparse.Namespace) -> str | None:
             )
             if value is not None
         ]
-        return f"{', '.join(used)} needs --tile (see --help)" if used else None
+        if not used:
+            return None
+        if getattr(args, "whole_image", False):
+            return f"{', '.join(used)} apply to scene mode, not to --whole-image (see --help)"
+        args.tile = "auto"
     tile = str(args.tile).strip().lower()
     digits = tile.isascii() and tile.isdigit()  # "¹²⁸" passes isdigit() alone
     if tile != "auto" and (not digits or int(tile) < 32):

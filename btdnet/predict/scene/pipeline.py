@@ -16,7 +16,8 @@ How it works (each step in its own module):
    file in ``<out>/<name>.parts/`` -- the unit of resumption and of the split across
    processes (row ``r`` goes to process ``r mod N``, so the result does not depend on N);
 4. :mod:`~btdnet.predict.scene.writer` streams the parts into a COG mask (and probability),
-   polygons (GeoJSON, GeoPackage) and totals, then removes the parts folder.
+   polygons (GeoJSON, GeoPackage) and totals, :mod:`~btdnet.predict.scene.preview` draws a
+   downsampled picture of the result, then the parts folder is removed.
 
 A referring expression is answered per tile: "on the left" means the left of a tile.
 """
@@ -41,6 +42,7 @@ from btdnet.predict.scene.limits import (
     SceneTooLargeError,
     check_scene_size,
 )
+from btdnet.predict.scene.preview import render_preview
 from btdnet.predict.scene.rows import PartError, RowPart, RowRunner, part_path
 from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
 from btdnet.predict.scene.state import (
@@ -333,6 +335,7 @@ def output_paths(out_dir: Path, name: str, save_probability: bool) -> dict[str, 
     if save_probability:
         paths["probability_geotiff"] = out_dir / f"{name}_probability.tif"
     paths.update(geojson=out_dir / f"{name}.geojson", gpkg=out_dir / f"{name}.gpkg")
+    paths["preview"] = out_dir / f"{name}_preview.png"
     paths["record"] = out_dir / f"{name}.json"
     return {key: check_output_path(path) for key, path in paths.items()}
 
@@ -355,7 +358,9 @@ def _assemble(
     finals = output_paths(out_dir, name, options.save_probability)
     with atomic_outputs(list(finals.values())) as temporaries:
         temporary = dict(zip(finals, temporaries))
-        mask_tmp, probability_tmp, totals = write_rasters(parts, grid, source.geo)
+        mask_tmp, probability_tmp, totals = write_rasters(
+            parts, grid, source.geo, source.valid_rows
+        )
         to_cog(mask_tmp, temporary["mask_geotiff"], "NEAREST")
         if options.save_probability:
             to_cog(probability_tmp, temporary["probability_geotiff"], "AVERAGE")
@@ -367,10 +372,16 @@ def _assemble(
             manifest["text"],
             options.vectors,
         )
+        caption = (
+            f"{manifest['text']}  [{objects} object{'s' if objects != 1 else ''}; scene mode, "
+            f"{grid.height}x{grid.width} px in tiles of {grid.tile}]"
+        )
+        render_preview(source, mask_tmp, caption).save(temporary["preview"], format="PNG")
         files = {key: str(path) for key, path in finals.items() if key != "record"}
         record = {
             "image": str(source.path),
-            "image_resolved": manifest["image"],
+            "image_relative": os.path.relpath(manifest["image"], out_dir.resolve()),
+            "image_blake2b": manifest["image_blake2b"],
             "text": manifest["text"],
             "objects": objects,
             "objects_below_min_area": small,
@@ -387,6 +398,7 @@ def _assemble(
             "overlap": grid.overlap,
             "gsd": options.gsd,
             "vectors": asdict(options.vectors),
+            "mode": "scene",
             **files,
             **extra,
         }

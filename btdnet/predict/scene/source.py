@@ -176,6 +176,13 @@ class SceneSource:
             rgb, valid = self._read_window(y, x, height, width)
         return _pad_to(rgb, size, size), _pad_to(valid, size, size, fill=False)
 
+    def valid_rows(self, y: int, height: int) -> np.ndarray:
+        """Bool (height, W) valid mask of the scene rows ``y .. y + height`` (the nodata of the
+        output rasters): GDAL's dataset mask and finite bands; PIL-read images are all valid."""
+        if self._pixels is not None:
+            return np.ones((height, self.width), dtype=bool)
+        return self._read_window(y, 0, height, self.width)[1]
+
     def _read_window(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, ...]:
         from rasterio.enums import Resampling
         from rasterio.windows import Window
@@ -201,6 +208,31 @@ class SceneSource:
         rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
         rgb = np.where(valid[:, :, None], rgb, 0).astype(np.uint8)
         return np.ascontiguousarray(rgb), valid
+
+    def overview(self, max_side: int) -> np.ndarray:
+        """The whole scene as uint8 (h, w, 3) RGB, its longer side at most ``max_side`` pixels
+        (never enlarged), with the same bands and stretch as :meth:`read`; nodata reads 0."""
+        factor = max(1.0, max(self.height, self.width) / max_side)
+        height = max(1, round(self.height / factor))
+        width = max(1, round(self.width / factor))
+        if self._pixels is not None:
+            from PIL import Image
+
+            picture = Image.fromarray(self._pixels)
+            if (height, width) != self._pixels.shape[:2]:
+                picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+            return np.asarray(picture, dtype=np.uint8)
+        from rasterio.enums import Resampling
+
+        shape = (height, width)
+        bands = self._dataset.read(
+            indexes=self._bands, out_shape=(3, *shape), resampling=Resampling.average
+        )  # (3, h, w)
+        valid = self._dataset.dataset_mask(out_shape=shape) > 0  # (h, w)
+        if bands.dtype.kind == "f":
+            valid &= np.isfinite(bands).all(axis=0)
+        rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
+        return np.ascontiguousarray(np.where(valid[:, :, None], rgb, 0).astype(np.uint8))
 
     def close(self) -> None:
         """Close the file (rasterio scenes)."""

@@ -161,7 +161,7 @@ def prepare_parts(folder: Path, manifest: dict[str, Any], resume: bool) -> None:
 
 def record_files(record: dict[str, Any]) -> dict[str, str]:
     """The output files a finished record names."""
-    keys = ("mask_geotiff", "probability_geotiff", "geojson", "gpkg")
+    keys = ("mask_geotiff", "probability_geotiff", "geojson", "gpkg", "preview")
     return {key: record[key] for key in keys if key in record}
 
 

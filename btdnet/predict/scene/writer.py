@@ -4,6 +4,9 @@
   DEFLATE, nearest-neighbour overviews) with the scene's CRS and transform;
 - ``<name>_probability.tif`` (optional): the blended probability x 255 as uint8, same layout,
   averaged overviews;
+- in both rasters the scene's nodata pixels (never looked at) are nodata: GDAL's per-dataset
+  mask, stored inside the file (0 = nodata, 255 = valid), so a GIS tells "not looked at" from
+  "not the target" while the values stay 0/255 and 0-255 (nodata pixels hold 0);
 - ``<name>.geojson`` and ``<name>.gpkg`` (layer ``objects``): one polygon per 4-connected
   object with ``score`` (mean probability over its pixels), ``area`` (map units, squared
   pixels without a georeference) and ``area_pixels``, simplified and filtered by
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +100,16 @@ def _strips(
 
 
 def write_rasters(
-    parts_dir: Path, grid: TileGrid, geo: GeoReference | None
+    parts_dir: Path,
+    grid: TileGrid,
+    geo: GeoReference | None,
+    valid_rows: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[Path, Path, SceneTotals]:
-    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``."""
+    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``.
+
+    ``valid_rows(y, h)``: bool (h, W) valid pixels of those scene rows; where it is False both
+    rasters get nodata (an internal per-dataset mask). None: every pixel is valid (no mask).
+    """
     rasterio = require_rasterio("writing the scene mask")
     from rasterio.windows import Window
 
@@ -110,6 +120,7 @@ def write_rasters(
     counted: set[int] = set()
     with (
         quiet_georeference(),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),  # the nodata mask inside the file
         rasterio.open(mask_path, "w", **profile) as mask_out,
         rasterio.open(probability_path, "w", **profile) as probability_out,
     ):
@@ -124,6 +135,10 @@ def write_rasters(
             window = Window(0, start, grid.width, mask.shape[0])
             mask_out.write(mask.astype(np.uint8) * 255, 1, window=window)
             probability_out.write(probability, 1, window=window)
+            if valid_rows is not None:
+                valid = valid_rows(start, mask.shape[0]).astype(np.uint8) * 255  # (h, W)
+                mask_out.write_mask(valid, window=window)
+                probability_out.write_mask(valid, window=window)
             totals.area_pixels += int(mask.sum())
     return mask_path, probability_path, totals
 
@@ -134,11 +149,11 @@ def to_cog(source: Path, target: Path, resampling: str) -> Path:
     ``target`` is a fresh temporary (:func:`btdnet.safe_write.atomic_outputs`): the previous
     output is replaced only when the whole set of outputs is written.
     """
-    require_rasterio("writing a Cloud-Optimized GeoTIFF")
+    rasterio = require_rasterio("writing a Cloud-Optimized GeoTIFF")
     from rasterio.shutil import copy
 
     check_output_path(target)
-    with quiet_georeference():
+    with quiet_georeference(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         copy(
             str(source),
             str(target),

@@ -11,17 +11,17 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from btdnet.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
 from btdnet.errors import CheckpointError
 from btdnet.models.serialization import check_model_dir
 from btdnet.predict.geo import GeoDependencyError, GeoReference, write_mask_geotiff
 from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify
 from btdnet.predict.overlay import (
-    DEFAULT_COLOR,
-    TRUTH_COLOR,
     _font,
     caption_text,
     inner_contour,
+    legend_strip,
     render_overlay,
     wrap_text,
 )
@@ -184,9 +184,10 @@ def test_geojson_names_a_crs_without_epsg_code_by_its_wkt_and_omits_an_absent_on
     assert "crs" not in bare and len(bare["features"]) == 1
 
 
-def test_overlay_caption_above_enlarged_image_with_outlines():
+def test_overlay_is_outline_first_with_caption_above_and_legend_below():
     pixels = np.full((60, 90, 3), 40, np.uint8)
     pixels[0, :] = 90  # the image's top row: must stay visible below the caption
+    pixels[30:50, 20:60] = (30, 160, 60)  # a green object: it must stay green
     mask = np.zeros((60, 90), bool)
     mask[30:50, 20:60] = True
     truth = np.zeros((60, 90), bool)
@@ -194,15 +195,20 @@ def test_overlay_caption_above_enlarged_image_with_outlines():
     image = render_overlay(pixels, mask, "the box", bbox=(20, 30, 60, 50), score=0.9, truth=truth)
     out = np.asarray(image)
     k = 6  # ceil(512 / 90): the longer side reaches 512 px
-    strip = out.shape[0] - 60 * k
-    assert out.shape == (60 * k + strip, 90 * k, 3) and strip > 0 and out.dtype == np.uint8
+    legend = legend_strip(90 * k, ["prediction", "box", "truth"])
+    strip = out.shape[0] - 60 * k - legend.height
+    assert out.shape == (60 * k + strip + legend.height, 90 * k, 3) and strip > 0
     assert out[:strip].max() > 200 and np.median(out[:strip]) < 60  # white text on dark strip
-    body = out[strip:]
+    np.testing.assert_array_equal(out[strip + 60 * k :], np.asarray(legend))
+    body = out[strip : strip + 60 * k]
     assert (body[: k - 2, 10 * k] == 90).all()  # top row of the image is not covered
     assert (body[55 * k, 80 * k] == 40).all()  # untouched outside mask, truth, box
-    inside = body[40 * k, 40 * k]
-    assert inside[0] > inside[1] and inside[0] > 40  # translucent red fill
-    assert (body[30 * k, 40 * k] == DEFAULT_COLOR).all()  # prediction outline
+    # Every pixel of the object keeps its own colour, the edge ones included.
+    assert (body[30 * k : 50 * k, 20 * k : 60 * k] == (30, 160, 60)).all()
+    assert (body[30 * k - 1, 40 * k] == PREDICTION_COLOR).all()  # the ring just outside
+    assert (body[30 * k - 2, 40 * k] == PREDICTION_COLOR).all()  # two pixels wide here
+    assert (body[30 * k - 3, 40 * k] == HALO_COLOR).all()  # ... over a dark halo
+    assert (body[30 * k - 4, 40 * k] == BOX_COLOR).all()  # the box around both
     assert (body[5 * k, 77 * k] == TRUTH_COLOR).all()  # ground-truth outline
     assert (body[10 * k, 77 * k] == 40).all()  # ... not filled
     big = render_overlay(np.zeros((600, 700, 3), np.uint8), np.zeros((600, 700), bool), "x")

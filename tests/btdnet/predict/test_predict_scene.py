@@ -350,12 +350,14 @@ def test_cli_scene_mode_writes_outputs_and_one_json_line(tmp_path, checkpoint, c
     assert not (out / "scene__1_roofs.parts").exists()
 
 
-def test_cli_scene_options_need_tile(tmp_path, checkpoint, capsys) -> None:
+def test_cli_scene_options_are_checked(tmp_path, checkpoint, capsys) -> None:
     from btdnet.predict.cli import main
 
     argv = ["--checkpoint", str(checkpoint), "--image", "x.tif", "--text", "a", "--out"]
-    assert main([*argv, str(tmp_path), "--overlap", "8"]) == 2
-    assert "--overlap needs --tile" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path), "--overlap", "8", "--whole-image"]) == 2
+    assert "--overlap apply to scene mode" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path), "--tile", "64", "--whole-image"]) == 2
+    assert "contradict" in capsys.readouterr().err
     assert main([*argv, str(tmp_path), "--tile", "big"]) == 2
     assert "--tile must be auto or a number" in capsys.readouterr().err
 
