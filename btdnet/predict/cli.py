@@ -344,7 +344,7 @@ def run_jobs(
             reporter.note(choice.announcement(str(run[0].image), "--whole-image"))
             scene_args = argparse.Namespace(**{**vars(args), "tile": "auto"})
             for job in run:
-                run_scene_job(predictor, job, scene_args, reporter)
+                run_scene_job(predictor, job, scene_args, reporter, single=single)
                 _advance(reporter, 1)
             continue
         if choice is not None and choice.warning(str(run[0].image)):
