@@ -23,7 +23,6 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from btdnet.data import build_referring_dataset
-from btdnet.data.dataset import REFERRING_LOADERS
 from btdnet.data.synthetic import generate_synthetic_grefs, generate_synthetic_rrsisd
 from btdnet.engine.config import ConfigError
 from btdnet.engine.prepare import prepare_on_local_main
@@ -35,8 +34,7 @@ from btdnet.engine.sections import (
 )
 from btdnet.evaluation import PROTOCOLS, evaluate_referring
 from btdnet.models import VARIANTS, BTDNetConfig, build_model, load_weights, variant_config
-
-REFERRING_DATASETS = tuple(sorted(REFERRING_LOADERS))  # btdnet.registry's names
+from btdnet.registry import REFERRING_DATASETS
 
 
 def _generator_keys(generator: Any) -> tuple[str, ...]:
@@ -77,7 +75,7 @@ class ReferringDataSection:
     generate_synthetic: dict[str, Any] | None = None  # write the synthetic set first
 
     def __post_init__(self) -> None:
-        check_choice(self.dataset, REFERRING_DATASETS, "data.dataset")
+        check_choice(self.dataset, sorted(REFERRING_DATASETS), "data.dataset")
         if self.generate_synthetic is not None:
             keys = _generator_keys(self.generator())
             refuse_unknown_keys(self.generate_synthetic, keys, "data.generate_synthetic")

@@ -10,6 +10,7 @@ import time
 import warnings
 from typing import Any
 
+from btdnet.errors import one_line
 from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
@@ -186,7 +187,7 @@ def run_scene_job(
         reporter.error(f"{job.source}: {exc}")
         return None
     except Exception as exc:  # out of device or host memory, tokenizer, ...: this prompt only
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, first=True)
         if single:
             raise FatalError(f"{job.image}: prediction failed ({reason})") from exc
         reporter.error(f"{job.source}: prediction failed ({reason})")
