@@ -105,3 +105,25 @@ def test_no_function_over_80_lines():
                     if lines > 80:
                         long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} {lines}")
     assert not long, long
+
+
+SCRIPT_MAX_LINES = 80
+
+
+def test_scripts_are_thin_wrappers():
+    """Every scripts/*.py is at most 80 lines and defines no class and at most one function (a
+    ``main`` naming its messages): the work lives in the packages, where the rules above apply."""
+    scripts = sorted((ROOT / "scripts").glob("*.py"))
+    assert scripts, "no scripts found"
+    thick = []
+    for path in scripts:
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        defined = [
+            node.name
+            for node in ast.parse(text).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
+        if lines > SCRIPT_MAX_LINES or defined not in ([], ["main"]):
+            thick.append(f"{path.relative_to(ROOT)}: {lines} lines, defines {defined}")
+    assert not thick, thick
