@@ -198,7 +198,7 @@ def _generate_train_score(
 def run_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/synthetic.yaml",
+    config_path: str | Path = "synthetic.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:

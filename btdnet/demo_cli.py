@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--config",
         default=None,
-        help="training config (default: configs/synthetic.yaml, with --generalized "
-        "configs/synthetic_generalized.yaml)",
+        help="training config: a file, or a shipped config's name (default: synthetic.yaml, "
+        "with --generalized synthetic_generalized.yaml: configs/ of the source)",
     )
     parser.add_argument(
         "--generalized",
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
     run, out, config = (
-        (run_generalized_demo, "runs/demo_generalized", "configs/synthetic_generalized.yaml")
+        (run_generalized_demo, "runs/demo_generalized", "synthetic_generalized.yaml")
         if args.generalized
-        else (run_demo, "runs/demo", "configs/synthetic.yaml")
+        else (run_demo, "runs/demo", "synthetic.yaml")
     )
     run(
         args.out or out,

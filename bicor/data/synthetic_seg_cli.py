@@ -6,12 +6,13 @@ python scripts/make_synthetic_seg.py --out datasets/synthetic_seg --train 400 --
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from bicor.data.synthetic_seg import CLASSES, write_synthetic_seg
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("datasets/synthetic_seg"))
     parser.add_argument("--train", type=int, default=400, help="training images")
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
         f"wrote {args.train} train + {args.val} val images of {args.size}x{args.size} "
         f"({len(CLASSES)} classes: {', '.join(CLASSES)}) to {root}"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -85,7 +85,9 @@ def build_parser(prog: str, description: str, module: str | None = None) -> argp
         epilog=EPILOG.format(run=run, launch=launch),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config: a file, or a shipped config's name (rrsisd.yaml)"
+    )
     add_overrides_argument(
         parser,
         "override a config value, e.g. --set train.lr=1e-4 --set data.root=datasets/rrsisd",
