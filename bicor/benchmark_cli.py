@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bicor.benchmark import SEG_DATASETS, SEG_PROTOCOLS, format_seg_markdown, run_seg
+from bicor.benchmark import SEG_PROTOCOLS, format_seg_markdown, run_seg
+from bicor.registry import SEG_DATASETS
 from btdnet.evaluation.benchmark_cli import add_common_arguments, run_benchmark
 
 EPILOG = """\
@@ -29,7 +30,10 @@ closed-set (BiCoR-Seg checkpoints or prediction files; bicor/benchmark.py):
   bicubic rescalings of each window (and back); --tta authors = the setting of the authors'
   test script for --dataset (ttach, as ShiJinghao566/BiCoR-Seg test_*.py): vaihingen flips x
   rot90 x scales 0.5 0.75 1 1.25 1.5 (40 views), loveda hflip x scales 0.75 1 1.25 1.5 (8),
-  potsdam flips (4). The JSON's "tta" records the views used. The authors' setting in full:
+  potsdam flips (4); --tta authors-d4 = the script's "-t d4", which the authors' configs name:
+  the same for vaihingen and loveda, potsdam flips x scales 0.75 1 1.25 1.5 (16; which of the
+  two Potsdam settings the paper used is not stated). The JSON's "tta" records the views used.
+  The authors' setting in full:
   --window 1024 --stride 1024 --border pad --tta authors.
   --predictions DIR: one file per image of the split, named after the image file's stem
   (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding

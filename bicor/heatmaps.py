@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
+from btdnet.colormap import colorize
 from btdnet.engine.modes import eval_mode
-from btdnet.predict.colormap import colorize
 from btdnet.safe_write import atomic_output
 
 MODES = ("sigmoid", "softmax")

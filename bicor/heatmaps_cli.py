@@ -1,6 +1,6 @@
 """Write the HBIS heatmaps of one image: one picture per class per layer.
 
-    python scripts/show_heatmaps.py --checkpoint runs/synthetic_seg/checkpoints/best \
+    python scripts/show_heatmaps.py --checkpoint runs/synthetic_seg/checkpoints/best \\
         --image datasets/synthetic_seg/val/images/val_00000.png --out runs/heatmaps
 """
 
@@ -16,6 +16,8 @@ from PIL import Image
 from bicor.data.synthetic_seg import normalize_image
 from bicor.heatmaps import MODES, compute_heatmaps, save_heatmaps
 from bicor.models import load_bicor
+from bicor.predict.cli import pick_device
+from btdnet.cli_options import add_device_option
 from btdnet.predict.image_io import ImageReadError, read_image
 
 
@@ -27,15 +29,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--size", type=int, default=None, help="resize the image to SIZE first")
     parser.add_argument("--mode", choices=MODES, default="sigmoid")
-    parser.add_argument("--device", default="cpu")
+    add_device_option(parser)
     args = parser.parse_args(argv)
     try:
-        model = load_bicor(args.checkpoint, map_location=args.device)
+        device = pick_device(args.device)
+        model = load_bicor(args.checkpoint, map_location=device)
         picture = Image.fromarray(read_image(args.image).pixels)
         if args.size is not None:
             picture = picture.resize((args.size, args.size), Image.BILINEAR)
         image = np.asarray(picture)
-        pixel_values = normalize_image(image).unsqueeze(0).to(args.device)  # (1, 3, H, W)
+        pixel_values = normalize_image(image).unsqueeze(0).to(device)  # (1, 3, H, W)
         heatmaps = compute_heatmaps(model, pixel_values)
         paths = save_heatmaps(
             heatmaps, args.out, class_names=model.class_names, image=image, mode=args.mode

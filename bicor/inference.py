@@ -12,26 +12,19 @@ black pixels until the windows tile it exactly, and the padding is cropped from 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from bicor.tta import TestTimeAugment
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.tiling import coverage, padded_length, window_starts
 
 ModelFn = Callable[[Tensor], Tensor]
 BORDERS = ("clamp", "pad")
-
-
-def padded_length(length: int, window: int, stride: int) -> int:
-    """The length ``border="pad"`` pads to: windows every ``stride`` end exactly there
-    (``ceil(length / window) * window`` when ``stride == window``, GeoSeg's padding)."""
-    if length <= window:
-        return window
-    return window + math.ceil((length - window) / stride) * stride
 
 
 def pad_black(image: Tensor, height: int, width: int) -> Tensor:
@@ -50,20 +43,6 @@ def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
     if pair[0] < 1 or pair[1] < 1:
         raise ValueError(f"{name} must be positive, got {value}")
     return pair
-
-
-def window_starts(length: int, window: int, stride: int) -> list[int]:
-    """Start offsets of windows of size ``window`` covering ``[0, length)`` with step ``stride``.
-
-    The last window is clamped to end at ``length`` (so any length works); ``length <= window``
-    gives the single start 0.
-    """
-    if length <= window:
-        return [0]
-    starts = list(range(0, length - window + 1, stride))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return starts
 
 
 @torch.no_grad()
@@ -120,12 +99,9 @@ def sliding_window_predict(
         padded = F.pad(image, (0, pad_w, 0, pad_h)) if pad_h or pad_w else image
     full_h, full_w = padded.shape[-2:]
     logits = torch.zeros(batch, num_classes, full_h, full_w, device=image.device)
-    counts = torch.zeros(1, 1, full_h, full_w, device=image.device)
-    boxes = [
-        (y, x)
-        for y in window_starts(full_h, win_h, stride_h)
-        for x in window_starts(full_w, win_w, stride_w)
-    ]
+    starts_y = window_starts(full_h, win_h, stride_h)
+    starts_x = window_starts(full_w, win_w, stride_w)
+    boxes = [(y, x) for y in starts_y for x in starts_x]
     # every (image, window) pair is one crop; crops go to the model window_batch at a time
     crops = [(b, y, x) for b in range(batch) for (y, x) in boxes]
     for first in range(0, len(crops), window_batch):
@@ -142,7 +118,7 @@ def sliding_window_predict(
         out = out.float().to(image.device)
         for i, (b, y, x) in enumerate(chunk):
             logits[b, :, y : y + win_h, x : x + win_w] += out[i]
-            if b == 0:
-                counts[0, 0, y : y + win_h, x : x + win_w] += 1.0
-    logits = logits / counts
+    # equal weights: every pixel's sum divided by the windows covering it (btdnet.tiling)
+    counts = np.outer(coverage(starts_y, win_h, full_h), coverage(starts_x, win_w, full_w))
+    logits = logits / torch.from_numpy(counts).to(image.device)[None, None]
     return logits[:, :, :height, :width]

@@ -9,59 +9,33 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
-from btdnet.data import build_referring_dataset
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-from btdnet.engine.accelerator import make_accelerator
-from btdnet.engine.config import load_config
-from btdnet.engine.trainer import Trainer, TrainSummary
-from btdnet.evaluation import SwappedExpressionDataset, evaluate_referring, format_markdown
-from btdnet.evaluation.referring_eval import answer_logits
-from btdnet.models import BTDNet, load_model
+from btdnet.demo_run import generate_train_score, prepare_demo
+from btdnet.engine.trainer import TrainSummary
+from btdnet.evaluation import SwappedExpressionDataset, format_markdown
+from btdnet.evaluation.checkpoint_scores import score_checkpoint
+from btdnet.evaluation.referring_eval import answer_logits, forward_item
+from btdnet.models import BTDNet
+from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
 from btdnet.report import plot_training_curves, read_jsonl, select_gallery, write_report_html
-from btdnet.task import ReferringTask
 
 TARGET_OIOU = 60.0
 TARGET_SWAP_DROP = 15.0
 TARGET_MINUTES = 5.0
 
 
-def _score(model: BTDNet, dataset: Any, accelerator: Any, batch_size: int) -> dict:
-    loader = accelerator.prepare(DataLoader(dataset, batch_size=batch_size, shuffle=False))
-    return evaluate_referring(model, loader, accelerator, show_progress=False, keep_samples=True)
-
-
-def _denormalise(pixel_values: torch.Tensor) -> np.ndarray:
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    rgb = (pixel_values.cpu() * std + mean).clamp(0, 1)  # (3, S, S)
-    return (rgb.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)  # (S, S, 3)
-
-
-def _forward_item(model: BTDNet, item: dict) -> Any:
-    """The model's output for one dataset item, its tensors moved to the model's device."""
-    device = next(model.parameters()).device
-    keys = ("pixel_values", "input_ids", "attention_mask")
-    return model(*(item[key][None].to(device) for key in keys))
-
-
 @torch.no_grad()
 def _draw(model: BTDNet, item: dict, iou: float, caption: str, path: Path) -> Path:
     """Predict ``item`` and draw it: prediction filled and outlined, ground truth outlined."""
-    out = _forward_item(model, item)
+    out = forward_item(model, item)
     pred = (answer_logits(out)[0, 0] > 0).cpu().numpy()  # (S, S), the scored answer
     truth = item["mask"].numpy().astype(bool)  # (S, S)
-    picture = render_overlay(
-        _denormalise(item["pixel_values"]), pred, caption, truth=truth, iou=iou
-    )
+    picture = render_overlay(denormalize(item["pixel_values"]), pred, caption, truth=truth, iou=iou)
     picture.save(path)
     return path
 
@@ -109,92 +83,6 @@ def write_gallery(
     return written
 
 
-def score_checkpoint(
-    checkpoint: str | Path, data_root: str | Path, *, batch_size: int = 16
-) -> dict:
-    """Score a checkpoint on the synthetic test split with true and with swapped expressions.
-
-    Returns ``true`` (all test samples), ``swapped`` (each expression replaced by another
-    object's expression from the same image), ``swap_subset`` (the samples that have such a
-    partner, with their true expressions), plus the loaded ``model`` and the ``dataset``.
-    """
-    accelerator = make_accelerator()
-    model = load_model(checkpoint).to(accelerator.device)  # the prepared loaders' device
-    model.eval()
-    test = build_referring_dataset(
-        "rrsisd",
-        data_root,
-        "test",
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
-    swapped_set = SwappedExpressionDataset(test, seed=0)
-    return {
-        "true": _score(model, test, accelerator, batch_size),
-        "swapped": _score(model, swapped_set, accelerator, batch_size),
-        "swap_subset": _score(model, Subset(test, swapped_set.indices), accelerator, batch_size),
-        "model": model,
-        "dataset": test,
-        "swapped_set": swapped_set,
-    }
-
-
-class DemoRun(NamedTuple):
-    """A demo's run folder and what trains in it: data in ``out_dir/data``, run in ``/train``."""
-
-    out_dir: Path
-    config: dict[str, Any]
-    task: ReferringTask
-    trainer: Trainer
-
-
-def _prepare_demo(
-    out_dir: str | Path,
-    config_path: str | Path,
-    overrides: list[str] | tuple[str, ...],
-    show_progress: bool,
-) -> DemoRun:
-    """Load the config (with ``overrides``), point its data and training at ``out_dir``, and
-    build the task and the trainer (nothing is written yet)."""
-    out_dir = Path(out_dir)
-    config = load_config(config_path, overrides)
-    config["output_dir"] = str(out_dir / "train")
-    config.setdefault("data", {})["root"] = str(out_dir / "data")
-    task = ReferringTask.from_config(config)
-    trainer = Trainer(task, config, out_dir / "train", show_progress=show_progress)
-    return DemoRun(out_dir, config, task, trainer)
-
-
-def _generate_train_score(
-    run: DemoRun, score: Callable[..., dict], *, steps: tuple[str, str, str]
-) -> tuple[TrainSummary, dict, dict[str, float]]:
-    """Steps 1-3 of a demo, each announced (``steps``: their titles) and timed: write the
-    synthetic set, train on it, score the best checkpoint with
-    ``score(checkpoint, data_root, batch_size=eval batch size)``.
-
-    Returns ``(training summary, scores, {data_seconds, train_seconds, benchmark_seconds})``.
-    """
-    data_step, train_step, score_step = steps
-    print(f"[1/4] {data_step} -> {run.out_dir / 'data'}")
-    t0 = time.perf_counter()
-    run.task.prepare_data(show_progress=run.trainer.show_progress)
-    timings = {"data_seconds": time.perf_counter() - t0}
-
-    print(f"[2/4] {train_step} -> {run.out_dir / 'train'}")
-    t0 = time.perf_counter()
-    summary = run.trainer.fit()
-    timings["train_seconds"] = time.perf_counter() - t0
-
-    print(f"[3/4] {score_step}")
-    t0 = time.perf_counter()
-    checkpoint = run.out_dir / "train" / "checkpoints" / "best"
-    batch = run.trainer.settings.eval_batch_size
-    scores = score(checkpoint, run.config["data"]["root"], batch_size=batch)
-    timings["benchmark_seconds"] = time.perf_counter() - t0
-    return summary, scores, timings
-
-
 def run_demo(
     out_dir: str | Path,
     *,
@@ -204,9 +92,9 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the whole demo into ``out_dir``; return (and write) ``metrics.json``'s content."""
     start = time.perf_counter()
-    run = _prepare_demo(out_dir, config_path, overrides, show_progress)
+    run = prepare_demo(out_dir, config_path, overrides, show_progress)
     out_dir, variant = run.out_dir, run.task.config.model.variant
-    summary, scores, timings = _generate_train_score(
+    summary, scores, timings = generate_train_score(
         run,
         score_checkpoint,
         steps=(

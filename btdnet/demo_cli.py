@@ -7,6 +7,7 @@ btdnet-demo --generalized --out runs/demo_generalized   # no-target + multi-targ
 import argparse
 import sys
 
+from btdnet.cli_options import add_progress_option
 from btdnet.demo import run_demo
 from btdnet.demo_generalized import run_generalized_demo
 from btdnet.engine.cli import add_overrides_argument
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         "(targets: gIoU >= 55, N_acc >= 80, T_acc >= 80, <= 15 min on 2 cores)",
     )
     add_overrides_argument(parser, "override a config value (as in train_rrsis.py)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     args = parser.parse_args(argv)
     run, out, config = (
         (run_generalized_demo, "runs/demo_generalized", "synthetic_generalized.yaml")
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         args.out or out,
         config_path=args.config or config,
         overrides=args.overrides,
-        show_progress=not args.no_progress,
+        show_progress=args.progress,
     )
     return 0
 

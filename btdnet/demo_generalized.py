@@ -16,12 +16,13 @@ from typing import Any
 
 import torch
 
-from btdnet.demo import _denormalise, _forward_item, _generate_train_score, _prepare_demo
+from btdnet.demo_run import generate_train_score, prepare_demo
 from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
 from btdnet.evaluation.presence_calibration import presence_sweep, store_presence_threshold
-from btdnet.evaluation.referring_eval import split_loader
+from btdnet.evaluation.referring_eval import forward_item, split_loader
 from btdnet.models import BTDNet, load_model
+from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
 
 TARGETS: dict[str, float] = {"gIoU": 55.0, "N_acc": 80.0, "T_acc": 80.0}
@@ -48,13 +49,13 @@ def write_generalized_overlays(
     written = []
     for index in chosen:
         item = dataset[index]
-        out = _forward_item(model, item)
+        out = forward_item(model, item)
         presence = float(out.presence()[0])
-        found = presence >= model.config.presence_threshold
+        found = bool(out.present(model.config.presence_threshold)[0])
         pred = (out.masks(model.config.presence_threshold)[0, 0]).cpu().numpy()
         truth = "(truth: no target)" if records[index].no_target else "(truth outlined)"
         picture = render_overlay(
-            _denormalise(item["pixel_values"]),
+            denormalize(item["pixel_values"]),
             pred,
             f"{item['text']} {truth}",
             found=found,
@@ -107,11 +108,11 @@ def run_generalized_demo(
 ) -> dict[str, Any]:
     """Run the generalized demo into ``out_dir``; return (and write) ``metrics.json``."""
     start = time.perf_counter()
-    run = _prepare_demo(out_dir, config_path, overrides, show_progress)
+    run = prepare_demo(out_dir, config_path, overrides, show_progress)
     if run.task.config.data.dataset != "grefs":
         raise ValueError(f"{config_path}: the generalized demo needs data.dataset: grefs")
     out_dir = run.out_dir
-    summary, scored, timings = _generate_train_score(
+    summary, scored, timings = generate_train_score(
         run,
         score_generalized,
         steps=(

@@ -10,7 +10,7 @@ or the new one, never a truncated one, and nothing outside the output folder is 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,6 +31,55 @@ def check_output_path(path: str | Path) -> Path:
     return path
 
 
+def check_output_folder(path: str | Path) -> Path:
+    """Raise :class:`UnsafeOutputError` unless ``path`` is absent or a real folder (no link)."""
+    path = Path(path)
+    if path.is_symlink():
+        raise UnsafeOutputError(
+            f"{path}: is a symbolic link; refusing to write into it (remove the link)"
+        )
+    if path.exists() and not path.is_dir():
+        raise UnsafeOutputError(f"{path}: exists and is not a folder; refusing to replace it")
+    return path
+
+
+def temporary_path(path: Path) -> Path:
+    """The temporary file :func:`atomic_output` writes for ``path`` (same folder, suffix)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+
+
+def _discard(path: Path) -> None:
+    """Remove a temporary of ours (or a link planted in its place: only the link)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+
+
+@contextmanager
+def atomic_outputs(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
+    """Yield temporary paths for a SET of outputs; replace them all only if the block succeeds.
+
+    Every destination is checked (no link, no folder) before anything is written and again
+    before the renames, so a failure part-way (one writer of several) leaves the previous set
+    as it was. Every temporary must have been written when the block ends.
+    """
+    destinations = [check_output_path(path) for path in paths]
+    temporaries = [temporary_path(path) for path in destinations]
+    for temporary in temporaries:
+        _discard(temporary)
+    try:
+        yield temporaries
+        missing = [str(t) for t in temporaries if t.is_symlink() or not t.is_file()]
+        if missing:
+            raise FileNotFoundError(f"outputs not written: {', '.join(missing)}")
+        for destination in destinations:
+            check_output_path(destination)  # a link planted while we wrote is still refused
+        for temporary, destination in zip(temporaries, destinations):
+            os.replace(temporary, destination)
+    finally:
+        for temporary in temporaries:
+            _discard(temporary)
+
+
 @contextmanager
 def atomic_output(path: str | Path, *, keep_on_error: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` in one rename.
@@ -39,7 +88,7 @@ def atomic_output(path: str | Path, *, keep_on_error: bool = False) -> Iterator[
     ``keep_on_error`` (a log whose lines are each complete): then it is renamed all the same.
     """
     path = check_output_path(path)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
+    tmp = temporary_path(path)
     if tmp.exists() or tmp.is_symlink():  # a leftover, or a planted link: never written through
         tmp.unlink()
     try:

@@ -11,12 +11,28 @@ Blending: along each axis, the ``O`` pixels shared by two neighbouring tiles get
 centres. The two weights sum to one, so the blend is a weighted sum with no normalisation;
 away from overlaps (and at the scene border) a tile's weight is 1. The transition is smooth
 (its derivative vanishes at both ends of the overlap), so seams do not show.
+
+Streaming a scene row by row (:class:`RowBlend`, :func:`stitch`): a row of tiles is blended
+along x into a ``(C, h, W)`` strip; along y it splits into the band it shares with the row
+above (``top``, already weighted), the rows only it covers (``core``, weight 1: final) and the
+band it shares with the row below (``bottom``, weighted). The final values over a shared band
+are ``bottom(r) + top(r + 1)``, so the rows can be computed apart (and in any order) and
+joined by :func:`stitch` in scene order. btdnet's scene mode (one probability channel) and
+``bicor-predict`` (K logit channels) both stream scenes this way.
+
+The closed-set benchmark keeps its authors' protocol (GeoSeg's sliding window): windows every
+``stride`` with the last one moved back inside the image (:func:`window_starts`, ``clamp``) or
+the image padded until the windows tile it (:func:`padded_length`, ``pad``), and overlapping
+windows averaged with equal weights (``1 /`` :func:`coverage`); the training data's evaluation
+crops use the same :func:`window_starts`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +129,7 @@ def resolve_tile(tile: int | str, input_side: int) -> int:
     if isinstance(tile, str):
         if tile.strip().lower() == "auto":
             return input_side
-        if not tile.strip().isdigit():
+        if not (tile.strip().isascii() and tile.strip().isdigit()):  # not "¹²⁸"
             raise ValueError(f"tile must be a number of pixels or 'auto', got {tile!r}")
         tile = int(tile)
     if tile < 32:
@@ -124,3 +140,101 @@ def resolve_tile(tile: int | str, input_side: int) -> int:
 def default_overlap(tile: int) -> int:
     """One eighth of the tile, rounded down to an even number of pixels (60 for 480)."""
     return (tile // 8) // 2 * 2
+
+
+def window_starts(length: int, window: int, stride: int) -> list[int]:
+    """Starts of ``window``-long windows every ``stride`` over ``[0, length)``, the last one
+    moved back to end exactly at ``length`` (``clamp``); ``length <= window`` gives ``[0]``."""
+    if length <= window:
+        return [0]
+    starts = list(range(0, length - window + 1, stride))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return starts
+
+
+def padded_length(length: int, window: int, stride: int) -> int:
+    """The length ``pad`` pads to so that windows every ``stride`` end exactly there
+    (``ceil(length / window) * window`` when ``stride == window``, GeoSeg's padding)."""
+    if length <= window:
+        return window
+    return window + math.ceil((length - window) / stride) * stride
+
+
+def coverage(starts: list[int], window: int, length: int) -> np.ndarray:
+    """float32 (length,) how many ``window``-long windows of ``starts`` cover each pixel; a
+    window's weight in the equal-weight average is ``1 / coverage`` (the product of the two
+    axes' coverages on a grid of windows). Raises ValueError if a pixel is left uncovered."""
+    count = np.zeros(length, dtype=np.float32)
+    for start in starts:
+        count[start : start + window] += 1.0
+    if not count.all():
+        raise ValueError(f"windows {starts} of {window} px leave part of [0, {length}) uncovered")
+    return count
+
+
+@dataclass
+class RowSplit:
+    """Row ``index`` of a grid split along y (see the module docstring).
+
+    ``top``/``bottom``: (C, O, W) weighted values over the bands shared with the row above and
+    below (None for the first/last row); ``core``: what only this row covers, in whatever form
+    the caller keeps it (a (C, h, W) array for :class:`RowBlend`).
+    """
+
+    index: int
+    top: np.ndarray | None
+    core: Any
+    bottom: np.ndarray | None
+
+
+class RowBlend:
+    """Blends the tiles of row ``index`` of ``grid`` into a float32 (C, h, W) strip.
+
+    Args:
+        grid: the scene's tiles.
+        index: the row of tiles.
+        channels: C, values per pixel (1 probability, K class logits, ...).
+    """
+
+    def __init__(self, grid: TileGrid, index: int, channels: int = 1) -> None:
+        self.grid, self.index = grid, index
+        y0, y1 = grid.rows.extent(index)
+        self.values = np.zeros((channels, y1 - y0, grid.width), dtype=np.float32)  # (C, h, W)
+
+    def add(self, column: int, values: np.ndarray) -> None:
+        """Add the (C, T, T) output of tile ``column`` weighted along x (the part past the
+        scene is dropped)."""
+        columns = self.grid.columns
+        x0, x1 = columns.extent(column)
+        height = self.values.shape[1]
+        weighted = values * columns.weights(column)[None, None, :]  # (C, T, T)
+        self.values[:, :, x0:x1] += weighted[:, :height, : x1 - x0]
+
+    def split(self) -> RowSplit:
+        """(top, core, bottom) of the row, the shared bands multiplied by the y weights."""
+        rows, values = self.grid.rows, self.values
+        overlap, stride, height = rows.overlap, rows.stride, values.shape[1]
+        weights = rows.weights(self.index)[None, :height, None]  # (1, h, 1)
+        first, last = self.index == 0, self.index == rows.count - 1
+        top = None if first else values[:, :overlap] * weights[:, :overlap]
+        bottom = None if last else values[:, stride:] * weights[:, stride:]
+        core = values[:, 0 if first else overlap : height if last else stride]  # weight 1
+        return RowSplit(self.index, top, core, bottom)
+
+
+def stitch(rows: AxisGrid, splits: Iterable[RowSplit]) -> Iterator[tuple[int, Any, bool]]:
+    """Join row splits given in scene order into final strips.
+
+    Yields ``(first scene row, strip, shared)``: for every row after the first, the band it
+    shares with the row above (``bottom(r - 1) + top(r)``, an array, ``shared`` True), then the
+    row's ``core`` as the split holds it (``shared`` False).
+    """
+    previous: np.ndarray | None = None
+    for split in splits:
+        start = rows.start(split.index)
+        if split.top is not None and previous is not None:
+            yield start, previous + split.top, True  # the two weights sum to one
+            start += rows.overlap
+        yield start, split.core, False
+        previous = split.bottom

@@ -3,9 +3,9 @@
 Serves a checkpoint on 127.0.0.1, opens the page in headless Chromium, uploads the image,
 types the expressions, waits for the answer and saves a PNG of the page.
 
-    python scripts/screenshot_page.py --checkpoint runs/demo/train/checkpoints/best \
-        --image runs/demo/data/images/rrsisd/JPEGImages/00851.jpg \
-        --text "The red tennis court located on the left side" --text "The green storage tank" \
+    python scripts/screenshot_page.py --checkpoint runs/demo/train/checkpoints/best \\
+        --image runs/demo/data/images/rrsisd/JPEGImages/00851.jpg \\
+        --text "The red tennis court located on the left side" --text "The green storage tank" \\
         --out docs/images/serve_page.png
 """
 

@@ -1,6 +1,7 @@
 """Training augmentations of the closed-set recipes on (image, mask) pairs.
 
-Recipe (GeoSeg / BiCoR-Seg): random scale from {0.75, 1, 1.25, 1.5}, random crop to
+Recipe (GeoSeg / BiCoR-Seg): random scale from {0.75, 1, 1.25, 1.5} (image bicubic, mask
+nearest, as the authors' ``RandomScale``), random crop to
 ``crop_size`` (padding with 0 pixels / ignore labels where the scaled image is smaller) that
 GeoSeg's ``SmartCropV1`` redraws (up to 10 times) while one class covers ``smart_crop_ratio``
 or more of the labelled pixels, horizontal and vertical flips (p 0.5 each), and with
@@ -10,7 +11,10 @@ probability ``rot90_p`` a rotation by k * 90 degrees, k uniform in {0, 1, 2, 3} 
 Scaling a 6000x6000 tile before cropping would resample all of it for one crop, so
 :class:`CropAugment` does the same thing the cheap way round: for scale ``s`` it reads a
 window of ``round(crop_size / s)`` pixels from the tile (a memory map is fine) and resizes
-only that window to ``crop_size``. Images are (H, W, 3) uint8, masks (H, W) uint8 ids.
+only that window to ``crop_size`` (``__call__``, for whole tiles). The ISPRS recipe's items
+are already 1024 squares (GeoSeg's padded-grid squares, car zooms, mosaics), which the authors
+scale whole and then crop: :meth:`CropAugment.scale_then_crop` does exactly that. Images are
+(H, W, 3) uint8, masks (H, W) uint8 ids.
 """
 
 from __future__ import annotations
@@ -52,13 +56,18 @@ def read_window(
     return out_image, out_mask
 
 
+IMAGE_FILTERS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}
+
+
 def resize_pair(
-    image: np.ndarray, mask: np.ndarray | None, size: int
+    image: np.ndarray, mask: np.ndarray | None, size: int, *, image_filter: str = "bilinear"
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Resize a square pair to ``size``: image bilinear, mask nearest (ids never blend)."""
+    """Resize a square pair to ``size``: the image with PIL's ``image_filter`` ("bilinear" or
+    "bicubic"), the mask nearest (ids never blend)."""
     if image.shape[0] == size and image.shape[1] == size:
         return image, mask
-    out_image = np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR))
+    resample = IMAGE_FILTERS[image_filter]
+    out_image = np.asarray(Image.fromarray(image).resize((size, size), resample))
     out_mask = None
     if mask is not None:
         out_mask = np.asarray(Image.fromarray(mask).resize((size, size), Image.NEAREST))
@@ -193,6 +202,8 @@ class CropAugment:
             four tiles (see :func:`mosaic_pair`; the dataset reads the tiles).
         mosaic_size: side of that mosaic (the authors' 1024-pixel tiles).
         ignore_index: mask value of padding.
+        image_filter: how the scale resamples the image, "bicubic" (the authors'
+            ``RandomScale``: PIL bicubic) or "bilinear"; the mask is always nearest.
     """
 
     crop_size: int
@@ -204,8 +215,13 @@ class CropAugment:
     mosaic_p: float = 0.0
     mosaic_size: int = 1024
     ignore_index: int = IGNORE_INDEX
+    image_filter: str = "bicubic"
 
     def __post_init__(self) -> None:
+        if self.image_filter not in IMAGE_FILTERS:
+            raise ValueError(
+                f"image_filter must be one of {sorted(IMAGE_FILTERS)}, got {self.image_filter!r}"
+            )
         if not 0.0 <= self.mosaic_p <= 1.0 or self.mosaic_size < 2:
             raise ValueError(
                 f"mosaic_p must be in [0, 1] and mosaic_size >= 2, got {self.mosaic_p}, "
@@ -266,8 +282,36 @@ class CropAugment:
         window_image, window_mask = read_window(
             image, mask, top, left, size, ignore_index=self.ignore_index
         )
-        crop_image, crop_mask = resize_pair(window_image, window_mask, self.crop_size)
+        crop_image, crop_mask = resize_pair(
+            window_image, window_mask, self.crop_size, image_filter=self.image_filter
+        )
         crop_image, crop_mask = flip_rotate(
             crop_image, crop_mask, rng, flips=self.flips, rot90=self.rot90, rot90_p=self.rot90_p
         )
         return crop_image, crop_mask, CropWindow(top, left, size, scale)
+
+    def scale_then_crop(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, CropWindow]:
+        """The authors' order on one prepared square (a 1024 square of a padded tile, a car
+        zoom or a mosaic): scale the whole square (``int(scale * side)``, image with
+        ``image_filter``, mask nearest), cut a ``crop_size`` window at a uniform origin of the
+        scaled square (redrawn as SmartCropV1 does), then flips and rot90.
+
+        ``image``: (H, W, 3) uint8, ``mask``: (H, W) uint8. Returns the crop pair and its
+        :class:`CropWindow` in the square's own pixels (origin and side divided by the scale).
+        """
+        scale = float(self.scales[int(rng.integers(0, len(self.scales)))])
+        height, width = (int(scale * side) for side in image.shape[:2])
+        resample = IMAGE_FILTERS[self.image_filter]
+        image = np.asarray(Image.fromarray(image).resize((width, height), resample))
+        mask = np.asarray(Image.fromarray(mask).resize((width, height), Image.NEAREST))
+        top, left = self._smart_origin(mask, height, width, self.crop_size, rng)
+        crop_image, crop_mask = read_window(
+            image, mask, top, left, self.crop_size, ignore_index=self.ignore_index
+        )
+        crop_image, crop_mask = flip_rotate(
+            crop_image, crop_mask, rng, flips=self.flips, rot90=self.rot90, rot90_p=self.rot90_p
+        )
+        window = CropWindow(int(top / scale), int(left / scale), self.window_size(scale), scale)
+        return crop_image, crop_mask, window

@@ -12,8 +12,7 @@ from bicor.data.isprs import build_isprs_dataset
 from bicor.data.loveda import build_loveda_dataset
 from bicor.data.palettes import ISPRS_PALETTE
 from bicor.data.tile_dataset import MODES, TileSegmentationDataset
-
-CLOSED_SET_DATASETS = ("loveda", "vaihingen", "potsdam")
+from bicor.registry import CLOSED_SET_DATASETS
 
 
 def _check_name_and_mode(name: str, mode: str) -> None:
@@ -61,7 +60,7 @@ def build_closed_set_dataset(
     eroded_labels: bool | None = None,
     include_excluded: bool = False,
     crops_per_tile: int | dict[str, int] | None = None,
-    crop_mode: str = "random",
+    crop_mode: str | None = None,
     crop_stride: int | None = None,
     seed: int | None = None,
     rot90_p: float = 1.0,
@@ -87,8 +86,8 @@ def build_closed_set_dataset(
         include_excluded: keep tiles left out by default (Potsdam 7_10).
         crops_per_tile: random crops per tile and epoch (default: enough to cover the tile), or
             GeoSeg's count ``{patch, stride, copies}`` (``car_oversampling.GeoSegSquares``).
-        crop_mode, crop_stride: "random" or "sliding" training crops; the sliding grid step
-            (default ``crop_size``).
+        crop_mode, crop_stride: "random", "sliding" or "squares" (the authors' items, the
+            default with a ``{patch, stride, copies}`` count); the sliding grid step.
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
         rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
             :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.

@@ -74,6 +74,7 @@ class ZoomWindow:
     top: int
     left: int
     size: int
+    square: tuple[int, int] = (0, 0)  # (top, left) of the GeoSeg square it was drawn in
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,19 @@ def square_count(height: int, width: int, patch: int, stride: int) -> int:
     padded_h = math.ceil(height / patch) * patch
     padded_w = math.ceil(width / patch) * patch
     return ((padded_h - patch) // stride + 1) * ((padded_w - patch) // stride + 1)
+
+
+def square_origins(height: int, width: int, patch: int, stride: int) -> list[tuple[int, int]]:
+    """(top, left) of GeoSeg's squares in one copy of a tile, row by row (see
+    :func:`square_count`): every ``stride`` pixels of the tile padded bottom/right to a multiple
+    of ``patch``, the squares that fit inside."""
+    padded_h = math.ceil(height / patch) * patch
+    padded_w = math.ceil(width / patch) * patch
+    return [
+        (top, left)
+        for top in range(0, padded_h - patch + 1, stride)
+        for left in range(0, padded_w - patch + 1, stride)
+    ]
 
 
 @dataclass(frozen=True)
@@ -162,7 +176,7 @@ def draw_zoom_windows(
                 side = int(rng.integers(low, high + 1))
                 top = y + int((settings.patch - side + 1) * rng.random())
                 left = x + int((settings.patch - side + 1) * rng.random())
-                yield ZoomWindow(tile_index, copy, top, left, side)
+                yield ZoomWindow(tile_index, copy, top, left, side, (y, x))
 
 
 def zoom_pair(

@@ -12,8 +12,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bicor.data.builder import CLOSED_SET_DATASETS
 from bicor.data.check import check_closed_set_dataset, is_usable
+from bicor.registry import CLOSED_SET_DATASETS
 from btdnet.data.check_cli import Check
 from btdnet.data.check_cli import main as check_main
 

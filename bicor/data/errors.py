@@ -1,12 +1,12 @@
 """Errors raised by the closed-set data loaders; every message starts with the file concerned.
 
-They derive from the toolkit's :class:`btdnet.data.errors.DatasetError`, so one ``except``
+They derive from the toolkit's :class:`btdnet.errors.DatasetError`, so one ``except``
 catches data problems of the referring and the closed-set paths alike.
 """
 
 from __future__ import annotations
 
-from btdnet.data.errors import DatasetError
+from btdnet.errors import DatasetError
 
 
 class ClosedSetDataError(DatasetError):

@@ -129,7 +129,7 @@ def build_loveda_dataset(
     augment: CropAugment | None,
     domains: Sequence[str] = ("Urban", "Rural"),
     crops_per_tile: int | dict[str, int] | None = None,
-    crop_mode: str = "random",
+    crop_mode: str | None = None,
     crop_stride: int | None = None,
     seed: int | None = None,
 ) -> TileSegmentationDataset:

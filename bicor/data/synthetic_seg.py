@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from btdnet.data.transforms import normalize_array as normalize_image
+from btdnet.normalization import normalize_array as normalize_image
 from btdnet.safe_write import atomic_output, write_text_atomic
 
 CLASSES: tuple[str, ...] = ("background", "building", "road", "water", "forest", "agriculture")

@@ -21,6 +21,7 @@ from btdnet.ablation.plan import (
 from btdnet.ablation.table import compare, format_markdown, mean_and_spread, summarise_runs
 from btdnet.ablation.variants import (
     ABLATION_VARIANTS,
+    DEMO_VARIANTS,
     KNOWN_VARIANTS,
     READING_VARIANTS,
     AblationVariant,
@@ -29,6 +30,7 @@ from btdnet.ablation.variants import (
 
 __all__ = [
     "ABLATION_VARIANTS",
+    "DEMO_VARIANTS",
     "KNOWN_VARIANTS",
     "READING_VARIANTS",
     "AblationFolderError",

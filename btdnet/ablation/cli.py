@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from btdnet.ablation.plan import MARK_NAME, detach_from_launcher, launch_info, plan_runs, share_of
-from btdnet.ablation.variants import ABLATION_VARIANTS, READING_VARIANTS, select_variants
+from btdnet.ablation.variants import (
+    ABLATION_VARIANTS,
+    DEMO_VARIANTS,
+    READING_VARIANTS,
+    select_variants,
+)
+from btdnet.cli_options import add_progress_option
 
 DESCRIPTION = """\
 Measure what each part of BTDNet buys: train a config under named variants (each a set of
@@ -31,6 +37,9 @@ variants (--variants NAME ...; default: all of these, in this order):
 alternative readings (run only when named; docs/method.md, "Readings tried"):
 {readings}
 
+the full-length table at the demo's recipe (run only when named; docs/ablation.md):
+{demo}
+
 examples:
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation_distractors \\
@@ -45,10 +54,11 @@ exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
 def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {v.name:<20} {v.description}" for v in ABLATION_VARIANTS.values())
     readings = "\n".join(f"  {v.name:<20} {v.description}" for v in READING_VARIANTS.values())
+    demo = "\n".join(f"  {v.name:<26} {v.description}" for v in DEMO_VARIANTS.values())
     parser = argparse.ArgumentParser(
         prog="ablate.py",
         description=DESCRIPTION,
-        epilog=EPILOG.format(variants=listing, readings=readings),
+        epilog=EPILOG.format(variants=listing, readings=readings, demo=demo),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -83,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from finished runs"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     return parser
 
 
@@ -97,8 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything starts CUDA: this process becomes a lone worker on its own GPU.
     detach_from_launcher(os.environ, info, cuda=True)
     from btdnet.ablation import runner  # torch and the model after the environment is set
-    from btdnet.engine.cli import LIBRARY_ERRORS, one_line
+    from btdnet.engine.cli import LIBRARY_ERRORS
     from btdnet.engine.config import load_config
+    from btdnet.errors import one_line
 
     title = args.title or args.out.name
     try:
@@ -109,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.table_only:
             base = runner.base_config(load_config(args.config, args.overrides), args.out)
             runner.prepare_folder(
-                args.out, base, local_rank=info.local_rank, show_progress=not args.no_progress
+                args.out, base, local_rank=info.local_rank, show_progress=args.progress
             )
             mine = share_of(runs, info)
             if info.world_size > 1:
@@ -117,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             runner.run_ablation(
                 mine,
                 base,
-                show_progress=not args.no_progress,
+                show_progress=args.progress,
                 keep_checkpoints=args.keep_checkpoints,
                 worker=info.rank,
             )
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         print("ablate.py: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
     except LIBRARY_ERRORS as error:
-        print(f"ablate.py: error: {one_line(error)}", file=sys.stderr)
+        print(f"ablate.py: error: {one_line(error, first=True)}", file=sys.stderr)
         return 1
     print(f"{summary['runs_finished']} of {len(runs)} runs finished; table:")
     for path in files:

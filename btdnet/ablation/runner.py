@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from btdnet.ablation.plan import (
     MARK_NAME,
     AblationFolderError,
@@ -26,9 +24,9 @@ from btdnet.ablation.plan import (
 )
 from btdnet.ablation.table import summarise_runs, write_tables
 from btdnet.ablation.variants import KNOWN_VARIANTS, AblationVariant
-from btdnet.demo import score_checkpoint
-from btdnet.engine.config import apply_overrides
+from btdnet.engine.config import apply_overrides, load_config
 from btdnet.engine.trainer import Trainer
+from btdnet.evaluation.checkpoint_scores import score_checkpoint
 from btdnet.safe_write import write_text_atomic
 from btdnet.task import ReferringTask
 
@@ -115,7 +113,7 @@ def _train(spec: RunSpec, config: dict[str, Any], show_progress: bool) -> dict[s
     """Train (or resume) one run; return its timings and training summary."""
     state = run_state(spec)
     if state == "interrupted":
-        saved = yaml.safe_load((spec.train_dir / "config.yaml").read_text(encoding="utf-8"))
+        saved = load_config(spec.train_dir / "config.yaml")  # aliases bounded, file named
         if saved != json.loads(json.dumps(config)):
             raise AblationFolderError(
                 f"{spec.train_dir}: interrupted run of another config "
@@ -168,6 +166,9 @@ def run_one(
         "oIoU": true["oIoU"],
         "mIoU": true["mIoU"],
         **{key: true[key] for key in PRECISIONS},
+        "BF": true["BF"],
+        "per_category": {name: row["oIoU"] for name, row in true["per_category"].items()},
+        "per_size": {name: row["oIoU"] for name, row in true["per_size"].items()},
         "samples": true["samples"],
         "oIoU_swapped": swapped["oIoU"],
         "oIoU_swap_subset": subset["oIoU"],

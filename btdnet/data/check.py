@@ -32,8 +32,8 @@ def check_referring_dataset(
     """Index every split of ``name`` under ``root`` and decode every image (and mask file).
 
     Reports missing and unreadable files, masks whose size differs from their image, empty
-    masks, duplicate ids and empty expressions. ``progress`` shows a progress bar over the
-    images (default: when stderr is a terminal).
+    masks, annotations whose RLE parts overlap, duplicate ids and empty expressions.
+    ``progress`` shows a progress bar over the images (default: when stderr is a terminal).
     """
     if name not in REFERRING_LOADERS:
         raise ValueError(f"unknown referring data set {name!r}; known: {sorted(REFERRING_LOADERS)}")
@@ -91,6 +91,7 @@ def _check_image(image_path: Path, records: list[ReferringRecord]) -> list[Probl
                 )
                 continue
             mask_size = mask.size
+            problems.extend(_overlap_problems(mask))
         elif isinstance(mask, FileMask):
             try:
                 pixels = mask.decode()
@@ -115,6 +116,21 @@ def _check_image(image_path: Path, records: list[ReferringRecord]) -> list[Probl
                 )
             )
     return problems
+
+
+def _overlap_problems(mask: RleMask) -> list[Problem]:
+    """An ``overlapping_parts`` warning when the RLE parts of one annotation overlap."""
+    if not mask.lavt_parts or len(mask.parts) < 2:
+        return []
+    overlap = mask.overlapping_pixels()
+    if not overlap:
+        return []
+    detail = (
+        f"{mask.label}: its {len(mask.parts)} RLE parts overlap on {overlap} pixels; "
+        "--protocol lavt reads them as the LAVT family does (overlap = background), "
+        "--protocol original takes the union"
+    )
+    return [Problem("overlapping_parts", mask.file, detail)]
 
 
 def problem_counts(report: dict[str, Any]) -> dict[str, int]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from btdnet.data.check import check_referring_dataset, format_report, is_usable
-from btdnet.data.dataset import REFERRING_LOADERS
+from btdnet.registry import REFERRING_DATASETS
 
 # A data set's check: root -> (the report dict of btdnet.data.check, whether the set is usable).
 Check = Callable[[Path], tuple[dict[str, Any], bool]]
@@ -34,7 +34,7 @@ def check_referring(name: str, root: Path) -> tuple[dict[str, Any], bool]:
 
 
 REFERRING_CHECKS: dict[str, Check] = {
-    name: partial(check_referring, name) for name in sorted(REFERRING_LOADERS)
+    name: partial(check_referring, name) for name in REFERRING_DATASETS
 }
 
 

@@ -18,7 +18,6 @@ from btdnet.data.rrsisd import load_rrsisd_records
 from btdnet.data.tokenize import tokenize_expression
 from btdnet.data.transforms import (
     image_to_tensor,
-    mask_to_tensor,
     read_image_size,
     read_rgb_image,
     resize_mask,
@@ -45,8 +44,11 @@ class ReferringDataset(Dataset):
     resized to ``image_size`` x ``image_size``, each from its own size: a mask whose size differs
     from its image (RRSIS-D has 800x787 JPEGs with 800x800 masks) is resized once, straight to
     ``image_size``, as the LAVT family's loaders do (resizing it to the image first would move or
-    drop thin objects). Nothing is flipped or cropped. ``original_mask`` is the mask at the
-    image's own size (for the ``original`` protocol and the size buckets).
+    drop thin objects). Nothing is flipped or cropped. The item's mask is the peers' reading at
+    that size (``at_input_size`` of the mask source: RRSIS-D's overlapping RLE parts as the LAVT
+    family reads them, gRefCOCO polygons rasterised at the input size as ReLA does);
+    ``original_mask`` is the union at the image's own size (for the ``original`` protocol and the
+    size buckets).
 
     Args:
         records: the samples, e.g. from :func:`load_rrsisd_records`.
@@ -101,10 +103,10 @@ class ReferringDataset(Dataset):
         record = self._record(index)
         index = index % len(self._records)
         image = read_rgb_image(record.image_path)
-        mask = record.mask.decode()  # (h, w) bool at the annotation's own size
+        mask = record.mask.at_input_size(self.image_size)  # (S, S) bool, as the peers read it
         item: dict[str, Any] = {
             "pixel_values": image_to_tensor(image, self.image_size),  # (3, S, S)
-            "mask": mask_to_tensor(mask, self.image_size),  # (S, S), one resize from (h, w)
+            "mask": torch.from_numpy(mask.astype(np.int64)),  # (S, S), one resize from (h, w)
             "text": record.expression,
             "category": record.category,
             "category_id": record.category_id,

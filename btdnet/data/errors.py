@@ -29,9 +29,13 @@ PROBLEM_KINDS: dict[str, str] = {
     "size_mismatch": "a mask's size differs from its image's (the mask is resized, nearest)",
     "empty_mask": "a target mask has no foreground pixel",
     "inconsistent_target": "a ref's no_target flag and its ann_id disagree (ann_id is used)",
+    "overlapping_parts": (
+        "an annotation's RLE parts overlap (the LAVT protocol reads the overlap as background, "
+        "as the LAVT family does; the original protocol takes the union)"
+    ),
 }
 WARNING_KINDS: frozenset[str] = frozenset(
-    {"size_mismatch", "empty_mask", "duplicate_id", "inconsistent_target"}
+    {"size_mismatch", "empty_mask", "duplicate_id", "inconsistent_target", "overlapping_parts"}
 )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
+from btdnet.data.coco_refs import index_by_id, is_id, ref_expressions
 from btdnet.data.errors import ProblemLog
 from btdnet.data.records import (
     EmptyMask,
@@ -37,7 +38,6 @@ from btdnet.data.records import (
     note_empty_masks,
     sort_splits,
 )
-from btdnet.data.rrsisd import _by_id, _expressions, _is_id
 from btdnet.data.transforms import read_image_size
 
 REFS_FILE = Path("grefs(unc).json")
@@ -60,15 +60,22 @@ def _read_json(path: Path, what: str, log: ProblemLog) -> Any:
         return None
 
 
-def _segmentation_rles(annotation: dict[str, Any], image: dict[str, Any] | None) -> list[Any]:
-    """The annotation's segmentation as a list of RLE dicts (polygons converted)."""
+Polygons = list[list[float]]
+
+
+def _segmentation_rles(
+    annotation: dict[str, Any], image: dict[str, Any] | None
+) -> tuple[list[Any], Polygons]:
+    """The annotation's segmentation as (RLE dicts, polygons): RLE-coded annotations give
+    ``(rles, [])``; polygon annotations give their rasterised RLEs and the polygons (kept so
+    that the input-size mask is drawn from them, as ReLA does)."""
     segmentation = annotation.get("segmentation")
     if isinstance(segmentation, dict):
-        return [segmentation]
+        return [segmentation], []
     if not isinstance(segmentation, list) or not segmentation:
         raise ValueError("segmentation is neither polygons nor an RLE")
     if all(isinstance(part, dict) for part in segmentation):
-        return segmentation
+        return segmentation, []
     polygons = [
         p
         for p in segmentation
@@ -81,14 +88,15 @@ def _segmentation_rles(annotation: dict[str, Any], image: dict[str, Any] | None)
     width = image.get("width") if image else None
     if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
         raise ValueError("polygons need the image's height and width in instances.json")
-    return mask_utils.frPyObjects(polygons, height, width)
+    polygons = [[float(v) for v in p] for p in polygons]
+    return mask_utils.frPyObjects(polygons, height, width), polygons
 
 
 def _target_ids(ref: dict[str, Any], refs_path: Path, log: ProblemLog) -> list[Any] | None:
     """The ref's annotation ids ([] for no target); None when unusable (reported)."""
     ann_ids = ref.get("ann_id")
     ann_ids = ann_ids if isinstance(ann_ids, list) else [ann_ids]
-    if not ann_ids or not all(_is_id(a) for a in ann_ids):
+    if not ann_ids or not all(is_id(a) for a in ann_ids):
         log.add("unreadable_file", refs_path, f"ref {ref.get('ref_id')} has no usable ann_id")
         return None
     targets = [a for a in ann_ids if a != NO_TARGET_ID]
@@ -114,17 +122,18 @@ class _Index:
 
     def __init__(self, instances: dict[str, Any], path: Path, log: ProblemLog) -> None:
         self.path, self.log = path, log
-        self.annotations = _by_id(instances.get("annotations", []), "annotation", path, log)
-        self.images = _by_id(instances.get("images", []), "image", path, log)
+        self.annotations = index_by_id(instances.get("annotations", []), "annotation", path, log)
+        self.images = index_by_id(instances.get("images", []), "image", path, log)
         self.categories = {
             c.get("id"): str(c.get("name", ""))
             for c in instances.get("categories", [])
             if isinstance(c, dict)
         }
-        self._rles: dict[Any, list[Any] | None] = {}
+        self._rles: dict[Any, tuple[list[Any], Polygons] | None] = {}
 
-    def rles(self, ann_id: Any, ref_id: Any) -> list[Any] | None:
-        """RLE dicts of one annotation; None when unknown or unusable (reported once)."""
+    def rles(self, ann_id: Any, ref_id: Any) -> tuple[list[Any], Polygons] | None:
+        """(RLE dicts, polygons) of one annotation; None when unknown or unusable (reported
+        once)."""
         if ann_id in self._rles:
             return self._rles[ann_id]
         annotation = self.annotations.get(ann_id)
@@ -159,8 +168,17 @@ class _Index:
                 self.log.add("bad_annotation", self.path, f"ref {ref['ref_id']}: only crowd")
             return None
         label = "annotation " + "+".join(str(a) for a in usable)
+        rle_parts = [r for rles, polygons in parts if not polygons for r in rles]
+        polygon_rles = [r for rles, polygons in parts if polygons for r in rles]
+        polygons = tuple(tuple(p) for _, polygons in parts for p in polygons)
         try:
-            return RleMask.from_segmentation([r for p in parts for r in p], self.path, label)
+            return RleMask.from_segmentation(
+                rle_parts + polygon_rles,
+                self.path,
+                label,
+                polygons=polygons,
+                polygon_parts=len(polygon_rles),
+            )
         except ValueError as exc:
             self.log.add("bad_annotation", self.path, f"{label}: {exc}")
             return None
@@ -205,7 +223,7 @@ def _ref_records(
 ) -> list[ReferringRecord]:
     category, category_id = index.category(ref)
     records = []
-    for sent_id, text in _expressions(ref):
+    for sent_id, text in ref_expressions(ref):
         sample_id = f"{ref['ref_id']}-{sent_id}"
         if not text:
             log.add("bad_expression", refs_path, f"sample {sample_id}: expression is empty")
@@ -270,7 +288,7 @@ def load_grefs_records(
     for position, ref in enumerate(refs):
         if split is not None and str(ref.get("split")) != split:
             continue
-        if not all(_is_id(ref.get(key)) for key in ("ref_id", "image_id")):
+        if not all(is_id(ref.get(key)) for key in ("ref_id", "image_id")):
             log.add("unreadable_file", refs_path, f"ref #{position} lacks a ref_id or image_id")
             continue
         targets = _target_ids(ref, refs_path, log)

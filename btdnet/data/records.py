@@ -14,7 +14,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from btdnet.data.errors import DatasetError, Problem, ProblemLog
-from btdnet.data.transforms import read_gray_array, read_image_size
+from btdnet.data.transforms import read_gray_array, read_image_size, resize_mask
 
 # RefSegRS masks: foreground where the 8-bit value is above this.
 REFSEGRS_MASK_THRESHOLD = 50
@@ -61,9 +61,18 @@ def _compressed_rle_total(counts: bytes) -> int:
 
 @dataclass(frozen=True)
 class RleMask:
-    """A mask stored as one compressed COCO RLE of size (height, width).
+    """A mask stored as one compressed COCO RLE of size (height, width): the union of its parts.
 
     ``file`` and ``label`` (e.g. ``"annotation 12"``) say where it came from, for messages.
+    How the mask looks at the model's input size (:meth:`at_input_size`) follows the peers'
+    loaders, which differ from the union in two cases:
+
+    - ``parts`` (RRSIS-D, ``lavt_parts``): the compressed counts of each RLE part of an
+      annotation that holds several. The LAVT family's ``REFER.getMask`` sums the decoded parts
+      and its dataset keeps ``== 1``, so pixels where parts overlap are background there.
+    - ``polygons`` (gRefCOCO format): polygon annotations in image pixel coordinates; ReLA
+      scales them to the input size and rasterises them there. ``parts`` then holds the
+      RLE-coded annotations of the same union (resized nearest, as detectron2 resizes them).
     """
 
     height: int
@@ -71,14 +80,29 @@ class RleMask:
     counts: bytes = field(repr=False)
     file: str
     label: str
+    parts: tuple[bytes, ...] = field(default=(), repr=False)
+    polygons: tuple[tuple[float, ...], ...] = field(default=(), repr=False)
+    lavt_parts: bool = False
 
     @classmethod
-    def from_segmentation(cls, segmentation: Any, file: str | Path, label: str) -> RleMask:
+    def from_segmentation(
+        cls,
+        segmentation: Any,
+        file: str | Path,
+        label: str,
+        *,
+        lavt_parts: bool = False,
+        polygons: tuple[tuple[float, ...], ...] = (),
+        polygon_parts: int = 0,
+    ) -> RleMask:
         """Build from a COCO ``segmentation``: an RLE dict or a list of RLE dicts.
 
         Compressed (``counts`` a str or bytes) and uncompressed (``counts`` a list of ints)
-        RLEs are accepted; several RLEs are merged (union). Raises ``ValueError`` with the
-        reason when the segmentation is not an RLE.
+        RLEs are accepted; several RLEs are merged (union) and, with ``lavt_parts`` or
+        ``polygons``, also kept one by one (see the class). ``polygons`` are kept for
+        :meth:`at_input_size`; the caller has rasterised them into the last ``polygon_parts``
+        entries of ``segmentation`` (so only the others are kept as ``parts``). Raises
+        ``ValueError`` with the reason when the segmentation is not an RLE.
         """
         parts = segmentation if isinstance(segmentation, list) else [segmentation]
         if not parts:
@@ -89,9 +113,50 @@ class RleMask:
             raise ValueError(f"segmentation parts have different sizes {sorted(sizes)}")
         rle = rles[0] if len(rles) == 1 else mask_utils.merge(rles, intersect=False)
         height, width = (int(v) for v in rle["size"])
+        kept = rles[: len(rles) - polygon_parts]
+        keep = (lavt_parts and len(rles) > 1) or bool(polygons)
         return cls(
-            height=height, width=width, counts=bytes(rle["counts"]), file=str(file), label=label
+            height=height,
+            width=width,
+            counts=bytes(rle["counts"]),
+            file=str(file),
+            label=label,
+            parts=tuple(bytes(r["counts"]) for r in kept) if keep else (),
+            polygons=tuple(polygons),
+            lavt_parts=lavt_parts,
         )
+
+    def part_masks(self) -> list[np.ndarray]:
+        """The kept parts, each decoded to a bool (H, W) mask (checked first)."""
+        masks = []
+        for counts in self.parts:
+            part = replace(self, counts=counts, parts=(), polygons=())
+            masks.append(part.decode())
+        return masks
+
+    def overlapping_pixels(self) -> int:
+        """Pixels covered by two or more kept parts (0 without parts)."""
+        if len(self.parts) < 2:
+            return 0
+        return int((np.sum(self.part_masks(), axis=0) > 1).sum())
+
+    def at_input_size(self, size: int) -> np.ndarray:
+        """Bool (size, size) ground truth as the peers' loaders give it at that input size."""
+        if self.polygons:
+            scaled = [
+                [v * (size / self.width if i % 2 == 0 else size / self.height)
+                 for i, v in enumerate(polygon)]
+                for polygon in self.polygons
+            ]  # fmt: skip
+            rles = mask_utils.frPyObjects(scaled, size, size)
+            drawn = mask_utils.decode(mask_utils.merge(rles, intersect=False)) > 0
+            if self.parts:
+                drawn |= resize_mask(np.any(self.part_masks(), axis=0), size, size)
+            return drawn
+        if self.lavt_parts and len(self.parts) > 1:
+            counted = np.sum([m.astype(np.uint8) for m in self.part_masks()], axis=0)
+            return resize_mask(counted == 1, size, size)
+        return resize_mask(self.decode(), size, size)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -165,6 +230,10 @@ class FileMask:
         """Bool (H, W) mask; raises :class:`DatasetError` naming the file when unreadable."""
         return read_gray_array(self.path) > self.threshold
 
+    def at_input_size(self, size: int) -> np.ndarray:
+        """Bool (size, size) mask, resized nearest from the file's own size."""
+        return resize_mask(self.decode(), size, size)
+
 
 @dataclass(frozen=True)
 class EmptyMask:
@@ -188,6 +257,10 @@ class EmptyMask:
     def decode(self) -> np.ndarray:
         """Bool (H, W) zeros."""
         return np.zeros((self.height, self.width), dtype=bool)
+
+    def at_input_size(self, size: int) -> np.ndarray:
+        """Bool (size, size) zeros."""
+        return np.zeros((size, size), dtype=bool)
 
 
 MaskSource = RleMask | FileMask | EmptyMask

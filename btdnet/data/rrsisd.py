@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from btdnet.data.coco_refs import index_by_id, is_id, ref_expressions
 from btdnet.data.errors import DatasetError, ProblemLog, UnsafePickleError
 from btdnet.data.records import (
     LoadStats,
@@ -38,10 +39,6 @@ IMAGES_DIR = Path("images") / "rrsisd" / "JPEGImages"
 def _detail(exc: Exception, path: Path) -> str:
     """An exception's message without the leading ``<path>: ``."""
     return str(exc).removeprefix(f"{path}: ")
-
-
-def _is_id(value: Any) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
 
 
 def _read_refs(path: Path, log: ProblemLog) -> list[dict[str, Any]] | None:
@@ -90,47 +87,6 @@ def _read_instances(path: Path, log: ProblemLog) -> dict[str, Any] | None:
     return instances
 
 
-def _by_id(entries: list[Any], what: str, path: Path, log: ProblemLog) -> dict[Any, dict[str, Any]]:
-    """Index COCO entries by ``id``; the first of duplicated ids wins (and is reported)."""
-    table: dict[Any, dict[str, Any]] = {}
-    for position, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not _is_id(entry.get("id")):
-            log.add("unreadable_file", path, f"{what} #{position} has no usable 'id'")
-            continue
-        if entry["id"] in table:
-            log.add(
-                "duplicate_id",
-                path,
-                f"{what} id {entry['id']} occurs more than once; the first is used",
-            )
-            continue
-        table[entry["id"]] = entry
-    return table
-
-
-def _expressions(ref: dict[str, Any]) -> list[tuple[Any, str]]:
-    """(sent_id, stripped text) of each sentence of a ref: raw, else sent, else the tokens."""
-    sentences = ref.get("sentences") if isinstance(ref.get("sentences"), list) else []
-    sent_ids = ref.get("sent_ids") if isinstance(ref.get("sent_ids"), list) else []
-    out = []
-    for position, sentence in enumerate(sentences):
-        sentence = sentence if isinstance(sentence, dict) else {}
-        sent_id = sentence.get("sent_id")
-        if sent_id is None and position < len(sent_ids):
-            sent_id = sent_ids[position]
-        if sent_id is None:
-            sent_id = position
-        tokens = sentence.get("tokens")
-        candidates = [
-            sentence.get("raw"),
-            sentence.get("sent"),
-            " ".join(str(t) for t in tokens) if isinstance(tokens, list) else None,
-        ]
-        texts = [text.strip() for text in candidates if isinstance(text, str) and text.strip()]
-        out.append((sent_id, texts[0] if texts else ""))
-    return out
-
-
 def _image_names(ref: dict[str, Any], image: dict[str, Any] | None) -> list[str]:
     """Where the image may be: the instances.json entry, the ref's file_name, then NNNNN.jpg.
 
@@ -168,7 +124,10 @@ class _Index:
         if ann_id not in self.masks:
             try:
                 self.masks[ann_id] = RleMask.from_segmentation(
-                    annotation.get("segmentation"), self.instances_path, f"annotation {ann_id}"
+                    annotation.get("segmentation"),
+                    self.instances_path,
+                    f"annotation {ann_id}",
+                    lavt_parts=True,
                 )
             except ValueError as exc:
                 self.masks[ann_id] = None
@@ -192,7 +151,7 @@ class _Index:
 
     def ref_records(self, position: int, ref: dict[str, Any]) -> list[ReferringRecord]:
         """The records of one ref: one per usable expression; problems are logged."""
-        missing = [key for key in ("ref_id", "ann_id", "image_id") if not _is_id(ref.get(key))]
+        missing = [key for key in ("ref_id", "ann_id", "image_id") if not is_id(ref.get(key))]
         if missing:
             where = f"ref #{position} lacks a usable {', '.join(missing)}"
             self.log.add("unreadable_file", self.refs_path, where)
@@ -207,7 +166,7 @@ class _Index:
             )
             return []
         mask, image_path = self.mask(ann_id, annotation), self.image_path(ref)
-        sentences = _expressions(ref)
+        sentences = ref_expressions(ref)
         if not sentences:
             self.log.add("bad_expression", self.refs_path, f"ref {ref_id} has no sentence")
         category_id = annotation.get(
@@ -283,8 +242,8 @@ def _open_index(root: Path, split: str | None, log: ProblemLog, stats: LoadStats
         instances_path=instances_path,
         image_folder=image_folder,
         refs=refs,
-        annotations=_by_id(instances["annotations"], "annotation", instances_path, log),
-        images=_by_id(instances.get("images", []), "image", instances_path, log),
+        annotations=index_by_id(instances["annotations"], "annotation", instances_path, log),
+        images=index_by_id(instances.get("images", []), "image", instances_path, log),
         category_names={
             c.get("id"): str(c.get("name", ""))
             for c in instances.get("categories", [])

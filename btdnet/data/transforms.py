@@ -14,9 +14,7 @@ import torch
 from PIL import Image
 
 from btdnet.data.errors import DatasetError
-
-IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+from btdnet.normalization import normalize_array
 
 # Single-channel modes whose pixel values are used as they are.
 _GRAY_MODES = ("L", "I", "I;16", "I;16B", "I;16L", "F")
@@ -71,19 +69,6 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     image = Image.fromarray(mask.astype(np.uint8))
     resized = image.resize((width, height), Image.Resampling.NEAREST)
     return np.asarray(resized) > 0
-
-
-def normalize_array(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> float32 (3, H, W), ImageNet-normalised.
-
-    The one normalisation of the toolkit: referring samples, the predictor and the closed-set
-    loaders all call it.
-    """
-    array = np.asarray(image, dtype=np.float32) / 255.0  # (H, W, 3)
-    mean = np.asarray(IMAGENET_MEAN, dtype=np.float32)
-    std = np.asarray(IMAGENET_STD, dtype=np.float32)
-    array = (array - mean) / std
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))  # (3, H, W)
 
 
 def image_to_tensor(image: Image.Image, size: int) -> torch.Tensor:

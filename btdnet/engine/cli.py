@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from btdnet.cli_options import add_progress_option
 from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
-from btdnet.errors import CheckpointError, DatasetError
+from btdnet.errors import CheckpointError, DatasetError, one_line
 
 EPILOG = """\
 launching:
@@ -47,12 +48,6 @@ LIBRARY_ERRORS = (
     ValueError,
     MemoryError,
 )
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line (the first line of a multi-line message, else its type)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def find_run_dir(path: Path) -> Path:
@@ -104,7 +99,7 @@ def build_parser(prog: str, description: str, module: str | None = None) -> argp
         help="resume from PATH (a run or checkpoint folder); alone: from the output folder. "
         "Without --config the run's own config.yaml is used.",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     return parser
 
 
@@ -158,14 +153,14 @@ def main(
             config_path,
             output_dir,
             resume=resume,
-            show_progress=not args.no_progress,
+            show_progress=args.progress,
         )
         summary = trainer.fit()
     except KeyboardInterrupt:
         print(f"{prog}: interrupted; resume with --resume (checkpoints are kept)", file=sys.stderr)
         return 130
     except LIBRARY_ERRORS as e:
-        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e, first=True)}", file=sys.stderr)
         return 1
     if summary.is_main_process:
         best = summary.best_value

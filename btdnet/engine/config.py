@@ -29,9 +29,76 @@ class ConfigError(ValueError):
     """A config file or override that cannot be used."""
 
 
+MAX_NODES = 100_000  # nodes of the document with every alias expanded
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise ConfigError(f"line {line}: key {key!r} is given twice")
+                seen[key] = True
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_aliases(root: yaml.Node) -> None:
+    """Refuse a document whose aliases refer to themselves or expand past :data:`MAX_NODES`.
+
+    Walks the node graph as the loaded data would be walked (each alias expanded), without
+    recursion; a node met again on its own path is a self-reference.
+    """
+    count = 0
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    path: set[int] = set()
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            path.discard(id(node))
+            continue
+        count += 1
+        if count > MAX_NODES:
+            raise ConfigError(
+                f"the document expands to more than {MAX_NODES:,} values (an alias bomb?)"
+            )
+        if id(node) in path:
+            line = node.start_mark.line + 1
+            raise ConfigError(f"line {line}: an alias refers to the value that holds it")
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [child for pair in node.value for child in pair]
+        else:
+            continue
+        path.add(id(node))
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(children))
+
+
+def safe_yaml(text: str) -> Any:
+    """Parse YAML as ``yaml.safe_load`` does, refusing duplicate keys, self-referring aliases,
+    alias bombs and nesting too deep for the parser (:class:`ConfigError`, one line)."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_aliases(node)
+        return loader.construct_document(node)
+    except RecursionError as exc:
+        raise ConfigError("nested too deeply") from exc
+    finally:
+        loader.dispose()
+
+
 def _parse_value(text: str) -> Any:
     try:
-        value = yaml.safe_load(text)
+        value = safe_yaml(text)
     except yaml.YAMLError:
         return text
     # YAML 1.1 reads "1e-4" as a string; users mean a number.
@@ -61,7 +128,10 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {item!r}: {part!r} is a value, not a section")
             node = child
-        node[parts[-1]] = _parse_value(raw)
+        try:
+            node[parts[-1]] = _parse_value(raw)
+        except ConfigError as exc:
+            raise ConfigError(f"--set {item!r}: {exc}") from exc
     return result
 
 
@@ -119,9 +189,14 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
         shipped = f" (shipped configs, usable by name: {names})" if names else ""
         raise ConfigError(f"{path}: config file not found{shipped}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML ({reason})") from exc
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return apply_overrides(_fix_numbers(data), overrides)

@@ -35,13 +35,14 @@ LOOKAHEAD_ALPHA = 0.5
 def build_optimizer(
     kind: str, params: Iterable[Any], *, lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
-    """``"adamw"`` (:func:`build_adamw`), or ``"lookahead_adamw"``: timm's Lookahead (k 5,
-    alpha 0.5) over that AdamW, the BiCoR-Seg authors' optimizer."""
+    """``"adamw"`` (:func:`build_adamw`), or ``"lookahead_adamw"``: Lookahead (k 5, alpha 0.5)
+    over that AdamW with catalyst's phase (syncs after steps 1, 6, 11, ...), the BiCoR-Seg
+    authors' optimizer (:class:`~btdnet.engine.lookahead.CatalystLookahead`)."""
     if kind not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {kind!r}; expected one of {OPTIMIZERS}")
     optimizer = build_adamw(params, lr=lr, weight_decay=weight_decay)
     if kind == "lookahead_adamw":
-        from timm.optim import Lookahead
+        from btdnet.engine.lookahead import CatalystLookahead
 
-        return Lookahead(optimizer, alpha=LOOKAHEAD_ALPHA, k=LOOKAHEAD_K)
+        return CatalystLookahead(optimizer, alpha=LOOKAHEAD_ALPHA, k=LOOKAHEAD_K)
     return optimizer

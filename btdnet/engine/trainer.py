@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from btdnet.engine import checkpoints as ckpt
 from btdnet.engine.accelerator import make_accelerator, resolve_mixed_precision
-from btdnet.engine.config import save_config
+from btdnet.engine.config import ConfigError, save_config
 from btdnet.engine.metrics_log import MetricsLog, flatten_numbers
 from btdnet.engine.modes import eval_mode
 from btdnet.engine.optimizer import OPTIMIZERS, build_optimizer
@@ -95,6 +95,14 @@ class TrainSettings:
         check_choice(self.schedule, SCHEDULES, "train.schedule")
         check_choice(self.schedule_unit, ("step", "epoch"), "train.schedule_unit")
         check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
+        for name in ("batch_size", "eval_batch_size", "grad_accum", "eval_every", "log_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
+        for name in ("warmup_steps", "num_workers", "checkpoint_every_steps", "keep_checkpoints"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.warmup_ratio <= 1.0:
+            raise ConfigError(f"train.warmup_ratio: must lie in [0, 1], got {self.warmup_ratio}")
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> TrainSettings:
@@ -243,6 +251,7 @@ class Trainer:
                     "batches_done_in_epoch": self.batches_done_in_epoch,
                     "best_metric": self.task.best_metric,
                     "best_value": self.best_value,
+                    "selection": getattr(self.task, "selection_rule", None),
                     "num_processes": acc.num_processes,
                 },
                 state / ckpt.PROGRESS_FILE,
@@ -475,6 +484,7 @@ class Trainer:
             key = self.task.best_metric
             scores = ", ".join(
                 f"{split} {key} {m.get(key, float('nan')):.2f}"
+                + (f" [{m['selection']}]" if isinstance(m.get("selection"), str) else "")
                 for split, m in self.last_eval.items()
             )
             self.accelerator.print(f"epoch {self.epoch}: {scores}")

@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from btdnet.data.dataset import REFERRING_LOADERS
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_num_workers_option
+from btdnet.errors import one_line
+from btdnet.registry import REFERRING_DATASETS
 
 EPILOG = """\
 protocols:
@@ -74,14 +75,8 @@ def add_common_arguments(
     parser.add_argument("--split", choices=["val", "test"], required=True)
     parser.add_argument("--protocol", choices=protocols, default=None, help=protocol_help)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--num-workers", type=int, default=2)
-    parser.add_argument(
-        "--amp",
-        choices=MIXED_PRECISION_CHOICES,
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        help="mixed precision (the vocabulary of train.mixed_precision; auto: bf16 where native)",
-    )
+    add_num_workers_option(parser)
+    add_amp_option(parser)
     parser.add_argument("--json", type=Path, help="write the results as JSON here")
     parser.add_argument("--markdown", type=Path, help="write the Markdown tables here")
     parser.add_argument(
@@ -101,7 +96,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_common_arguments(
-        parser, sorted(REFERRING_LOADERS), ["lavt", "original"], "lavt (default) or original"
+        parser, REFERRING_DATASETS, ["lavt", "original"], "lavt (default) or original"
     )
     parser.add_argument(
         "--image-size",
@@ -195,12 +190,6 @@ def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] 
     if results is not None:
         results = {**results, "dataset": args.dataset, "split": args.split}
     return results
-
-
-def one_line(error: object) -> str:
-    """An error or warning message as one line (its lines joined: nothing is lost)."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(error).__name__
 
 
 def run_benchmark(

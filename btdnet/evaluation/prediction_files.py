@@ -37,6 +37,13 @@ def dataset_split(dataset: Any) -> str | None:
     return str(splits.pop()) if len(splits) == 1 and None not in splits else None
 
 
+def is_generalized_set(dataset: Any) -> bool:
+    """Whether ``dataset`` is a generalized-referring set (gRefCOCO format): its loader counted
+    no-target expressions (``stats.no_target`` set, even to 0). Such a set is always reported
+    with ReLA's metrics, as ReLA's evaluator does."""
+    return getattr(getattr(dataset, "stats", None), "no_target", None) is not None
+
+
 def prediction_filename(sample_id: str) -> str:
     """File name of the prediction of one sample: ``<sample_id>.png``."""
     if not sample_id or "/" in sample_id or "\\" in sample_id or sample_id in (".", ".."):
@@ -183,7 +190,7 @@ def score_prediction_files(
             gt_area_original=int(original.sum()),
             sample_id=sample_id,
         )
-    result = metrics.report()
+    result = metrics.report(generalized=is_generalized_set(dataset))
     result["protocol"] = protocol
     result["mis_sized"] = len(mis_sized)
     if mis_sized:
@@ -204,6 +211,7 @@ __all__ = [
     "MisSizedPredictionWarning",
     "check_protocol",
     "dataset_split",
+    "is_generalized_set",
     "prediction_filename",
     "read_prediction",
     "score_prediction_files",

@@ -41,6 +41,7 @@ from btdnet.engine.modes import eval_mode
 from btdnet.evaluation.referring_eval import batch_stats, find_referring_dataset, forward_batch
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.models.serialization import CONFIG_NAME
+from btdnet.presence import check_presence_threshold, is_present, presence_probability
 from btdnet.safe_write import write_text_atomic
 
 # Steps of 0.01: the balanced point is where the N_acc and T_acc curves cross, and both move by
@@ -67,7 +68,7 @@ def rows_at_threshold(rows: Sequence[PresenceRow], threshold: float) -> Generali
     """The metrics of ``rows`` answered at ``threshold`` (below it: the empty mask)."""
     metrics = GeneralizedMetrics()
     for row in rows:
-        if row.presence >= threshold:
+        if is_present(row.presence, threshold):
             inter, union, area = row.intersection, row.union, row.pred_area
         else:  # empty answer: U becomes the ground truth's area
             inter, union, area = 0, row.union - row.pred_area + row.intersection, 0
@@ -123,9 +124,7 @@ def store_presence_threshold(model_dir: str | Path, threshold: float) -> None:
         or "presence_threshold" not in meta["config"]
     ):
         raise ValueError(f"{path}: not a BTDNet config with a presence threshold")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"presence threshold must lie in [0, 1], got {threshold}")
-    meta["config"]["presence_threshold"] = float(threshold)
+    meta["config"]["presence_threshold"] = check_presence_threshold(threshold)
     write_text_atomic(path, json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
@@ -151,8 +150,8 @@ def collect_presence_rows(
     with eval_mode(model), torch.no_grad():
         for batch in progress:
             output = forward_batch(model, batch, accelerator)
-            stats = batch_stats(output.target_logits.float(), batch, "lavt", dataset)  # (B, 6)
-            presence = torch.sigmoid(output.presence_logits.float())  # (B,)
+            stats = batch_stats(output.target_logits.float(), batch, "lavt", dataset)[:, :6]
+            presence = presence_probability(output)  # (B,)
             joined = torch.cat([stats.double(), presence.double()[:, None]], dim=1)  # (B, 7)
             for row in accelerator.gather_for_metrics(joined).cpu().tolist():
                 _, inter, union, _, pred_area, no_target, prob = row

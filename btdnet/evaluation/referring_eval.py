@@ -22,12 +22,21 @@ from btdnet.engine.modes import eval_mode
 from btdnet.evaluation.prediction_files import (
     check_protocol,
     dataset_split,
+    is_generalized_set,
     prediction_filename,
     write_prediction,
 )
+from btdnet.metrics.boundary import boundary_counts
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.metrics.referring import size_bucket
+from btdnet.presence import (
+    DEFAULT_PRESENCE_THRESHOLD,
+    output_present,
+    resolve_presence_threshold,
+)
 
+STAT_COLUMNS = 10
+"""Columns of a per-sample statistics row (:func:`batch_stats`)."""
 _REQUIRED_KEYS = ("pixel_values", "input_ids", "attention_mask", "mask", "index", "orig_size")
 
 
@@ -93,25 +102,26 @@ def _original_mask(dataset: Any, index: int, device: torch.device) -> torch.Tens
     return torch.from_numpy(mask).to(device)
 
 
-def answer_logits(output: Any, presence_threshold: float = 0.5) -> torch.Tensor:
+def answer_logits(
+    output: Any, presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD
+) -> torch.Tensor:
     """(B, 1, H, W) float logits whose ``> 0`` is the answer mask.
 
-    With a presence head, samples whose presence probability is below the threshold ("no
-    target") get a uniformly negative map, so their mask is empty at any resolution.
+    Samples the presence rule answers "no target" (:func:`btdnet.presence.output_present`)
+    get a uniformly negative map, so their mask is empty at any resolution.
     """
     logits = output.target_logits.float()  # (B, 1, H, W)
-    presence_logits = getattr(output, "presence_logits", None)
-    if presence_logits is None:
-        return logits
-    present = torch.sigmoid(presence_logits.float()) >= presence_threshold  # (B,)
+    present = output_present(output, presence_threshold)  # (B,)
     return torch.where(present[:, None, None, None], logits, torch.full_like(logits, -1e4))
 
 
 def batch_stats(
     logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
 ) -> torch.Tensor:
-    """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` of one
-    batch as (B, 6) int64; ``no_target`` comes from the items' ``present`` (else 0).
+    """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` and the
+    four boundary counts (``btdnet.metrics.boundary.boundary_counts``, at the scored resolution)
+    of one batch as (B, STAT_COLUMNS) int64; ``no_target`` comes from the items' ``present``
+    (else 0).
 
     Under ``lavt`` without a dataset, the original-size area is estimated by scaling the
     resized mask's area by the ratio of the original to the resized pixel count.
@@ -129,6 +139,7 @@ def batch_stats(
         inter = (pred & gt).flatten(1).sum(1)  # (B,)
         union = (pred | gt).flatten(1).sum(1)  # (B,)
         pred_area = pred.flatten(1).sum(1)  # (B,)
+        edges = boundary_counts(pred, gt).tolist()  # B x [4]
         for b, index in enumerate(indices.tolist()):
             if dataset is not None:
                 area = int(np.asarray(dataset.original_mask(index), dtype=bool).sum())
@@ -136,9 +147,8 @@ def batch_stats(
                 height, width = orig_sizes[b]
                 scale = height * width / float(gt.shape[-2] * gt.shape[-1])
                 area = round(int(gt[b].sum()) * scale)
-            rows.append(
-                (index, int(inter[b]), int(union[b]), area, int(pred_area[b]), no_target[b])
-            )
+            row = (index, int(inter[b]), int(union[b]), area, int(pred_area[b]), no_target[b])
+            rows.append((*row, *edges[b]))
     else:
         for b, index in enumerate(indices.tolist()):
             gt_b = _original_mask(dataset, index, logits.device)  # (H, W)
@@ -149,8 +159,10 @@ def batch_stats(
                 )
             pred_b = _upsample(logits[b : b + 1], tuple(gt_b.shape))[0, 0] > 0  # (H, W)
             inter_b, union_b = int((pred_b & gt_b).sum()), int((pred_b | gt_b).sum())
-            rows.append((index, inter_b, union_b, int(gt_b.sum()), int(pred_b.sum()), no_target[b]))
-    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, 6)
+            edges = tuple(boundary_counts(pred_b, gt_b)[0].tolist())
+            row = (index, inter_b, union_b, int(gt_b.sum()), int(pred_b.sum()), no_target[b])
+            rows.append((*row, *edges))
+    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, STAT_COLUMNS)
 
 
 def _save_owned_predictions(
@@ -174,6 +186,13 @@ def forward_batch(model: nn.Module, batch: dict[str, Any], accelerator: Any) -> 
         raise KeyError(f"evaluate_referring: batch lacks keys {missing}")
     with accelerator.autocast():
         return model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+
+
+def forward_item(model: nn.Module, item: dict[str, Any]) -> Any:
+    """The model's output for one dataset item, its tensors moved to the model's device."""
+    device = next(model.parameters()).device
+    keys = ("pixel_values", "input_ids", "attention_mask")
+    return model(*(item[key][None].to(device) for key in keys))
 
 
 def evaluate_referring(
@@ -216,9 +235,7 @@ def evaluate_referring(
     dataset, folder = _checked_inputs(dataloader, dataset, protocol, save_dir)
     records = getattr(dataset, "records", None)
     inner = getattr(model, "module", model)  # DDP wraps it
-    if presence_threshold is None:
-        presence_threshold = getattr(getattr(inner, "config", None), "presence_threshold", 0.5)
-    own_threshold = float(presence_threshold)
+    own_threshold = resolve_presence_threshold(presence_threshold, inner)
     # One GeneralizedMetrics per distinct threshold; the first is the result's own.
     scored = {float(t): GeneralizedMetrics() for t in (own_threshold, *also_at_thresholds)}
     progress = tqdm(
@@ -231,8 +248,10 @@ def evaluate_referring(
             output = forward_batch(model, batch, accelerator)
             for threshold, metrics in scored.items():
                 logits = answer_logits(output, threshold)  # (B, 1, H, W)
-                stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
-                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
+                stats = batch_stats(logits, batch, protocol, dataset)  # (B, STAT_COLUMNS)
+                gathered = accelerator.gather_for_metrics(
+                    stats
+                ).cpu()  # (N, STAT_COLUMNS), N <= P * B
                 if folder is not None and threshold == own_threshold:
                     # Gathered rows are in rank order; the truncated tail holds the duplicates.
                     offset = accelerator.process_index * stats.shape[0]
@@ -273,8 +292,8 @@ def _checked_inputs(
 
 
 def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) -> None:
-    """Add gathered ``(index, I, U, gt area, pred area, no_target)`` rows to ``metrics``."""
-    for index, inter, union, area, pred_area, no_target in rows:
+    """Add gathered ``(index, I, U, gt area, pred area, no_target, 4 boundary counts)`` rows."""
+    for index, inter, union, area, pred_area, no_target, *edges in rows:
         record = records[index] if records is not None else None
         metrics.update_stats(
             inter,
@@ -284,6 +303,7 @@ def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) 
             category=getattr(record, "category", None),
             size_bucket=size_bucket(area),
             sample_id=getattr(record, "sample_id", None),
+            boundary=edges,
         )
 
 
@@ -291,13 +311,14 @@ def finish_metrics(
     metrics: GeneralizedMetrics, protocol: str, dataset: Any, *, generalized: bool = False
 ) -> dict[str, Any]:
     """The result dict: the LAVT metrics over the targeted samples, plus the generalized
-    metrics (gIoU, cIoU, N_acc, T_acc, sample counts) when the set holds a no-target sample or
-    ``generalized`` is set (a model with a presence head), plus ``protocol`` and ``split``.
+    metrics (gIoU, cIoU, N_acc, T_acc, sample counts) when the set holds a no-target sample, is
+    a generalized set (gRefCOCO format, :func:`is_generalized_set`) or ``generalized`` is set (a
+    model with a presence head), plus ``protocol`` and ``split``.
 
     A set without no-target samples scored without a presence head gives exactly the keys and
     numbers of the classic evaluation.
     """
-    result = metrics.report(generalized=generalized)
+    result = metrics.report(generalized=generalized or is_generalized_set(dataset))
     result["protocol"] = protocol
     split = dataset_split(dataset) if dataset is not None else None
     if split is not None:

@@ -50,10 +50,16 @@ def _metric_cells(entry: dict[str, Any]) -> list[str]:
 def _generalized_lines(results: dict[str, Any], split: str, protocol: str) -> list[str]:
     """The generalized table (ReLA's metrics) and the heading of the targeted one."""
     counts = [str(results.get(k, 0)) for k in ("samples", "samples_targeted", "samples_no_target")]
+    cells = [
+        "n/a" if results.get(k) is None and f"{k}_note" in results else _fmt(results.get(k))
+        for k in GENERALIZED_KEYS
+    ]
     lines = _table(
         ["split", "protocol", "samples", "targeted", "no-target", *GENERALIZED_KEYS],
-        [[split, protocol, *counts, *[_fmt(results.get(k)) for k in GENERALIZED_KEYS]]],
+        [[split, protocol, *counts, *cells]],
     )
+    notes = [f"{k} {results[f'{k}_note']}." for k in GENERALIZED_KEYS if f"{k}_note" in results]
+    lines += ["", *notes] if notes else []
     lines += [
         "",
         "Generalized referring (ReLA): gIoU = mean per-sample IoU (a no-target sample answered "

@@ -18,23 +18,27 @@ pixel counts of ``pred AND gt`` and ``pred OR gt``.
   :class:`~btdnet.metrics.referring.ReferringMetrics` over the targeted samples only, so that a
   set without no-target samples gives exactly the numbers it gave before.
 
-Differences from the code released with ReLA (``refer_evaluation.py``): it adds 1 to the
-denominators of N_acc and T_acc and writes T_acc from its no-target confusion counts; we use the
-plain ratios defined in the paper text (above). ``N_acc``/``T_acc`` are ``None`` when the set
-has no sample of that kind.
+ReLA's current ``refer_evaluation.py`` computes the same plain ratios, ``TP / (TP + FN)`` and
+``TN / (TN + FP)`` from its no-target confusion counts (its first release added 1 to the
+denominators; that was fixed). Where a set has no no-target sample, ReLA writes 0 for both;
+here both are ``None`` (printed "n/a"), as is ``T_acc`` for a set without a targeted sample,
+and ``compute`` says why under ``"N_acc_note"`` / ``"T_acc_note"``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from btdnet.metrics.referring import ReferringMetrics, _as_bool_array, size_bucket
+from btdnet.metrics.referring import ReferringMetrics, as_bool_array, size_bucket
 
 GENERALIZED_KEYS: tuple[str, ...] = ("gIoU", "cIoU", "N_acc", "T_acc")
+# Why N_acc or T_acc has no value (ReLA's code writes 0 for both in that case).
+NOT_APPLICABLE = "n/a: the set has no {kind} expression (ReLA's code writes 0 here)"
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,7 @@ class GeneralizedMetrics:
             no_target: the expression refers to nothing; None: "the ground truth is empty".
             category, gt_area_original, sample_id: as :meth:`ReferringMetrics.update`.
         """
-        pred_b, gt_b = _as_bool_array(pred), _as_bool_array(gt)
+        pred_b, gt_b = as_bool_array(pred), as_bool_array(gt)
         if pred_b.shape != gt_b.shape:
             raise ValueError(
                 f"GeneralizedMetrics: prediction shape {pred_b.shape} differs from "
@@ -125,8 +129,11 @@ class GeneralizedMetrics:
         category: str | None = None,
         size_bucket: str = "small",
         sample_id: str | None = None,
+        boundary: Sequence[int] | None = None,
     ) -> None:
         """Add one sample from precomputed statistics (e.g. gathered from other processes).
+
+        ``boundary``: the boundary counts of a targeted sample (``ReferringMetrics.update_stats``).
 
         A no-target sample's ground truth is empty, so its ``intersection`` must be 0 and its
         ``union`` equals ``pred_area``.
@@ -143,7 +150,9 @@ class GeneralizedMetrics:
                 f"intersection {intersection} (its ground truth must be empty)"
             )
         if not no_target:
-            self.targeted.update_stats(intersection, union, category, size_bucket, sample_id)
+            self.targeted.update_stats(
+                intersection, union, category, size_bucket, sample_id, boundary=boundary
+            )
         self._samples.append(
             GeneralizedSample(intersection, union, pred_area, bool(no_target), sample_id)
         )
@@ -184,6 +193,11 @@ class GeneralizedMetrics:
                 "T_acc": _share([s.pred_area > 0 for s in targeted]),
             }
         )
+        if not no_target:  # the question "is it there?" is never posed: neither accuracy
+            result["N_acc"] = result["T_acc"] = None
+            result["N_acc_note"] = result["T_acc_note"] = NOT_APPLICABLE.format(kind="no-target")
+        elif not targeted:
+            result["T_acc_note"] = NOT_APPLICABLE.format(kind="targeted")
         return result
 
     def report(self, *, generalized: bool = False) -> dict[str, Any]:

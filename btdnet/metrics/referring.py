@@ -23,12 +23,15 @@ round them to two decimals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
+
+from btdnet.metrics.boundary import boundary_f
 
 PR_THRESHOLDS: tuple[str, ...] = ("0.5", "0.6", "0.7", "0.8", "0.9")
 """Pr@X thresholds, as decimal strings so that they convert to exact fractions."""
@@ -51,7 +54,7 @@ def size_bucket(area: int) -> str:
     return "large"
 
 
-def _as_bool_array(mask: np.ndarray | torch.Tensor) -> np.ndarray:
+def as_bool_array(mask: np.ndarray | torch.Tensor) -> np.ndarray:
     """Convert a mask (numpy array or tensor, bool or 0/1) to a numpy bool array."""
     if isinstance(mask, torch.Tensor):
         mask = mask.detach().cpu().numpy()
@@ -65,8 +68,8 @@ def intersection_union(
     pred: np.ndarray | torch.Tensor, gt: np.ndarray | torch.Tensor
 ) -> tuple[int, int]:
     """Return ``(|pred AND gt|, |pred OR gt|)`` for two masks of equal shape."""
-    pred_b = _as_bool_array(pred)
-    gt_b = _as_bool_array(gt)
+    pred_b = as_bool_array(pred)
+    gt_b = as_bool_array(gt)
     if pred_b.shape != gt_b.shape:
         raise ValueError(
             f"ReferringMetrics: prediction shape {pred_b.shape} differs from ground-truth "
@@ -86,6 +89,7 @@ class SampleStats:
     category: str | None
     size_bucket: str
     sample_id: str | None = None
+    boundary_f: float | None = None
 
     @property
     def iou(self) -> float:
@@ -118,6 +122,9 @@ def _summarise(samples: list[SampleStats]) -> dict[str, Any]:
             if s.union > 0 and s.intersection * fraction.denominator >= fraction.numerator * s.union
         )
         result[key] = 100.0 * passed / len(samples)
+    boundary = [s.boundary_f for s in samples]
+    if all(f is not None for f in boundary):
+        result["BF"] = 100.0 * float(np.mean(boundary))
     return result
 
 
@@ -161,7 +168,7 @@ class ReferringMetrics:
             sample_id: optional identifier kept with the sample (see :meth:`sample_ious`).
         """
         intersection, union = intersection_union(pred, gt)
-        area = int(_as_bool_array(gt).sum()) if gt_area_original is None else gt_area_original
+        area = int(as_bool_array(gt).sum()) if gt_area_original is None else gt_area_original
         self.update_stats(intersection, union, category, size_bucket(int(area)), sample_id)
 
     def update_stats(
@@ -171,8 +178,14 @@ class ReferringMetrics:
         category: str | None,
         size_bucket: str,
         sample_id: str | None = None,
+        boundary: Sequence[int] | None = None,
     ) -> None:
-        """Add one sample from precomputed statistics (e.g. gathered from other processes)."""
+        """Add one sample from precomputed statistics (e.g. gathered from other processes).
+
+        ``boundary``: the sample's four boundary counts (:func:`~btdnet.metrics.boundary.
+        boundary_counts`); when every sample has them, ``compute`` also reports ``BF``, the mean
+        boundary F-score in percent.
+        """
         intersection, union = int(intersection), int(union)
         if intersection < 0 or union < intersection:
             raise ValueError(
@@ -185,7 +198,14 @@ class ReferringMetrics:
                 f"got {size_bucket!r}"
             )
         self._samples.append(
-            SampleStats(intersection, union, category or None, size_bucket, sample_id)
+            SampleStats(
+                intersection,
+                union,
+                category or None,
+                size_bucket,
+                sample_id,
+                None if boundary is None else boundary_f(*(int(n) for n in boundary)),
+            )
         )
 
     def sample_ious(self) -> list[tuple[str | None, float]]:

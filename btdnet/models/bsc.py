@@ -29,6 +29,12 @@ pixels (step 4, at every stage, the last included), then the *refined* words are
 the pixels (step 2, with keys and scores recomputed from them, no map weighting), and the map of
 step 3 is computed from the refined sentence as an output to supervise: the mask guides the
 alignment only through the loss, never by gating the fusion.
+
+A third reading (``reading="from_baseline"``) keeps the gated reading's order but scales its two
+additions over the one-way fusion by learnable scalars that start at zero: the map's weighting
+becomes ``1 + g_map * (sigmoid(map) - 1)`` and the word update ``words + g_words * delta``. At
+initialisation the block computes exactly the one-way fusion (the words pass unchanged), and
+training decides how much of the bidirectional path to use (ReZero-style gating).
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ class BidirectionalSpatialCorrelation(nn.Module):
         bidirectional: build the correlation map and (with ``update_words``) the word update.
         update_words: update the words from vision (False for the last stage); ignored by the
             ``language_first`` reading, which updates them at every stage.
-        reading: ``"gated"`` (the module docstring's steps 1-4) or ``"language_first"``.
+        reading: ``"gated"`` (the module docstring's steps 1-4), ``"language_first"`` or
+            ``"from_baseline"`` (steps 1-4 with the map weighting and word update gated from 0).
     """
 
     READINGS = BSC_READINGS
@@ -91,6 +98,10 @@ class BidirectionalSpatialCorrelation(nn.Module):
         self.bidirectional = bidirectional
         self.language_first = bidirectional and reading == "language_first"
         self.update_words = bidirectional and (update_words or self.language_first)
+        self.from_baseline = bidirectional and reading == "from_baseline"
+        if self.from_baseline:
+            self.map_gate = nn.Parameter(torch.zeros(()))
+            self.word_gate = nn.Parameter(torch.zeros(()))
         self.pixel_norm = nn.LayerNorm(visual_dim)
         self.pixel_proj = nn.Linear(visual_dim, dim)
         self.word_key = nn.Linear(text_dim, dim)
@@ -137,7 +148,9 @@ class BidirectionalSpatialCorrelation(nn.Module):
             sentence = self.sentence_proj(masked_mean(words, word_mask))  # (B, d)
             corr = torch.matmul(query, sentence.unsqueeze(-1)) / math.sqrt(self.dim)  # (B, HW, 1)
             corr = corr * self.map_scale + self.map_bias
-            if not self.language_first:
+            if self.from_baseline:
+                injected = injected * (1 + self.map_gate * (torch.sigmoid(corr) - 1))
+            elif not self.language_first:
                 injected = injected * torch.sigmoid(corr)
             correlation = corr.transpose(1, 2).reshape(b, 1, h, w)  # (B, 1, H, W)
 
@@ -158,4 +171,6 @@ class BidirectionalSpatialCorrelation(nn.Module):
         to_pixels = scores.transpose(1, 2).softmax(dim=-1)  # (B, T, HW)
         visual_context = torch.matmul(to_pixels, query)  # (B, T, d)
         delta = self.word_update(torch.cat([self.word_norm(words), visual_context], dim=-1))
+        if self.from_baseline:
+            delta = self.word_gate * delta
         return words + delta  # (B, T, D_text)

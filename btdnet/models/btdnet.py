@@ -32,6 +32,7 @@ from btdnet.models.text_encoder import (
     trim_trailing_padding,
 )
 from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, is_present, presence_probability
 from btdnet.resources import resolve_text_encoder
 
 logger = logging.getLogger(__name__)
@@ -66,15 +67,16 @@ class BTDNetOutput:
 
     def presence(self) -> torch.Tensor:
         """(B,) probability that the target is present; all ones without a presence head."""
-        if self.presence_logits is None:
+        presence = presence_probability(self)  # (B,) or None
+        if presence is None:
             return self.target_logits.new_ones(self.target_logits.shape[0]).float()
-        return torch.sigmoid(self.presence_logits.float())
+        return presence
 
-    def present(self, threshold: float = 0.5) -> torch.Tensor:
-        """(B,) bool: the answer is "there is a target" (``presence() >= threshold``)."""
-        return self.presence() >= threshold
+    def present(self, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> torch.Tensor:
+        """(B,) bool: the answer is "there is a target" (:func:`btdnet.presence.is_present`)."""
+        return is_present(self.presence(), threshold)
 
-    def masks(self, threshold: float = 0.5) -> torch.Tensor:
+    def masks(self, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> torch.Tensor:
         """(B, 1, H, W) bool answer masks: ``target_logits > 0``, emptied where not present."""
         return (self.target_logits > 0) & self.present(threshold)[:, None, None, None]
 
@@ -199,7 +201,7 @@ class BTDNet(nn.Module):
         if self.presence_head is None:
             return None
         low = decoded.target_logits
-        if decoded.background_logits is not None:
+        if decoded.background_logits is not None and self.config.twin_reading == "joint":
             low = low - decoded.background_logits  # (B, 1, h, w) joint logit at decoder size
         return self.presence_head(decoded.target_features, low, sentence)
 
@@ -238,7 +240,9 @@ class BTDNet(nn.Module):
             background = F.interpolate(
                 decoded.background_logits, size=size, mode="bilinear", align_corners=False
             )
-        joint = target - background if background is not None else target
+        joint = target
+        if background is not None and self.config.twin_reading == "joint":
+            joint = target - background
         presence_logits = self._presence_logits(decoded, masked_mean(words, text.mask))
 
         losses: dict[str, torch.Tensor] = {}

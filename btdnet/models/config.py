@@ -6,11 +6,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD
+
 # The allowed values of the three reading switches (issue #18; docs/method.md, "Readings tried").
 # The modules that implement them read these, so a value is named in one place.
-BSC_READINGS = ("gated", "language_first")
+BSC_READINGS = ("gated", "language_first", "from_baseline")
 ALIGNMENT_KINDS = ("bce", "spatial")
 DMOLS_RECONSTRUCTIONS = ("inputs", "features")
+TWIN_READINGS = ("joint", "auxiliary")
 
 # What a saved config that lacks a field was trained with, where that differs from today's
 # default: ``alignment_kind`` became ``"spatial"`` by default on 2026-12-03 (issue #18's
@@ -20,7 +23,7 @@ LEGACY_VALUES: dict[str, Any] = {"alignment_kind": "bce"}
 
 # Switches that change what the model is trained towards but no tensor of it: a checkpoint
 # resumed under other values would load and silently train differently (``load_weights``).
-OBJECTIVE_READINGS = ("bsc_reading", "alignment_kind", "dmols_reconstruct")
+OBJECTIVE_READINGS = ("bsc_reading", "alignment_kind", "dmols_reconstruct", "twin_reading")
 
 
 def _json_form(value: Any) -> Any:
@@ -58,7 +61,14 @@ class BTDNetConfig:
         use_alignment_loss: supervise BSC's correlation maps (needs ``use_bsc``; ignored without).
         bsc_reading: ``"gated"`` (the correlation map gates the language injection, words are
             refined after it) or ``"language_first"`` (words refined first, then injected; the
-            map is supervised but gates nothing): ``btdnet/models/bsc.py``.
+            map is supervised but gates nothing) or ``"from_baseline"`` (the gated reading with
+            both of its additions over one-way fusion, the map's gating and the word update,
+            scaled by learnable gates that start at zero: the model starts as the LAVT-style
+            baseline and learns how much of the bidirectional path to use):
+            ``btdnet/models/bsc.py``.
+        twin_reading: ``"joint"`` (the answer is the target-minus-background logit) or
+            ``"auxiliary"`` (the answer is the target stream alone; the background stream is
+            trained by its own loss and still exchanges features with the target stream).
         alignment_kind: ``"spatial"`` (default: KL divergence of the map's softmax over pixels
             from the mask's normalised area: where the sentence points, whatever the level) or
             ``"bce"`` (each map against the down-sampled mask, pixel by pixel: our first
@@ -98,10 +108,11 @@ class BTDNetConfig:
     use_dmols: bool = True
     use_alignment_loss: bool = True
     bsc_reading: str = "gated"
+    twin_reading: str = "joint"
     alignment_kind: str = "spatial"
     dmols_reconstruct: str = "inputs"
     use_presence: bool = False
-    presence_threshold: float = 0.5
+    presence_threshold: float = DEFAULT_PRESENCE_THRESHOLD
     ce_class_weights: tuple[float, float] = (0.9, 1.1)
     dice_weight: float = 0.1
     target_stream_weight: float = 0.5
@@ -134,6 +145,7 @@ class BTDNetConfig:
             ("bsc_reading", BSC_READINGS),
             ("alignment_kind", ALIGNMENT_KINDS),
             ("dmols_reconstruct", DMOLS_RECONSTRUCTIONS),
+            ("twin_reading", TWIN_READINGS),
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -1,6 +1,6 @@
 """Upload a checkpoint folder to the Hugging Face Hub with a generated model card.
 
-    python scripts/push_to_hub.py --checkpoint runs/rrsisd/checkpoints/best \
+    python scripts/push_to_hub.py --checkpoint runs/rrsisd/checkpoints/best \\
         --repo-id user/btdnet-rrsisd --run-dir runs/rrsisd
     python scripts/push_to_hub.py --checkpoint ... --repo-id ... --dry-run staged/   # no upload
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from btdnet.precision import MIXED_PRECISION_CHOICES
+from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
+from btdnet.errors import one_line
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
+from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.reporting import (
     EXIT_FATAL,
     EXIT_OK,
@@ -27,11 +30,11 @@ from btdnet.predict.reporting import (
     FatalError,
     Reporter,
     UsageError,
-    one_line,
     open_predictions_file,
     prepare_output_folder,
 )
 from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
+from btdnet.predict.vectors import VectorOptions, add_vector_arguments, vector_options
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\
@@ -42,13 +45,15 @@ Batch:         btdnet-predict --checkpoint DIR --prompts prompts.jsonl --out OUT
                (one {"image": ..., "text": ...} object per line; relative image paths are
                read from the prompts file's folder; a bad line is reported and skipped)
 
-Images (PNG, JPEG, TIFF, GeoTIFF) of any size are resized AS A WHOLE to the model's input
-size (no tiling: an expression may speak of the whole scene), and the probability map is
-brought back to the original size (bilinear), so small objects in very large images may be
-missed: use scene mode (--tile auto, below) for large scenes. Images above --max-pixels
-(default 100 million) are refused with a pointer to --tile or to resizing. Multi-band TIFFs
-use their first three bands; 16-bit data (TIFF or PNG) is stretched per band between its 2nd
-and 98th percentiles.
+Mode (one line on stderr says which): an image whose longer side is more than 2x the model's
+input side is predicted in SCENE MODE (tiles of the input side at native resolution, below);
+a smaller one is resized AS A WHOLE to the model's input size (an expression may speak of the
+whole scene) and its probability map brought back to the original size (bilinear).
+--whole-image (or --tile none) forces whole-image mode, with a warning giving the resize
+factor when the image is large; --tile forces scene mode. In whole-image mode, images above
+--max-pixels (default 100 million) are refused. Multi-band files use their first three bands
+unless --bands says which (1-based, as GDAL); data other than 8-bit is stretched per band
+between its 2nd and 98th percentiles unless --stretch says otherwise (docs/predict.md).
 
 Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
 and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
@@ -113,17 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUTDIR",
         help="output folder (created if needed)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps"
-    )
-    parser.add_argument(
-        "--amp",
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        choices=MIXED_PRECISION_CHOICES,
-        help="mixed precision for the forward pass: no (default), bf16, fp16 or auto (bf16 "
-        "where the device computes it natively), as in training's train.mixed_precision",
-    )
+    add_device_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--batch-size",
         type=int,
@@ -147,11 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="whole-image mode: refuse images with more pixels than N (default: %(default)s; "
         "larger scenes: --tile or resize)",
     )
-    parser.add_argument(
-        "--no-progress", action="store_true", help="no progress bar (batch and scene modes)"
-    )
+    add_progress_option(parser)
+    add_image_arguments(parser)
     add_scene_arguments(parser)
+    add_vector_arguments(parser)
     return parser
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """How an image is read and which mode predicts it."""
+    parser.add_argument(
+        "--whole-image",
+        action="store_true",
+        help="resize every image whole to the model's input, even one more than 2x larger "
+        "(default: such images go to scene mode); same as --tile none",
+    )
 
 
 def _check_arguments(args: argparse.Namespace) -> None:
@@ -165,9 +171,17 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_pixels < 1:
         raise UsageError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if args.tile is not None and str(args.tile).strip().lower() == "none":
+        args.tile, args.whole_image = None, True
+    if args.whole_image and args.tile is not None:
+        raise UsageError("--whole-image and --tile contradict each other: choose one")
     scene_problem = check_scene_arguments(args)
     if scene_problem is not None:
         raise UsageError(scene_problem)
+    try:
+        vector_options(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
@@ -266,6 +280,22 @@ def _failure(exc: BaseException) -> str:
     return text if text else type(exc).__name__
 
 
+def _choose(predictor: Any, path: Path, args: argparse.Namespace | None) -> ModeChoice | None:
+    """The mode for one image (None when its header cannot be read: reading it reports why).
+
+    ``args`` None: whole-image mode forced; else the rule of :mod:`btdnet.predict.mode`,
+    unless ``args.whole_image``.
+    """
+    from btdnet.predict.image_io import ImageReadError, image_size
+
+    try:
+        height, width = image_size(path)
+    except ImageReadError:
+        return None
+    forced = True if args is None or args.whole_image else None
+    return choose_mode(height, width, predictor.input_side, scene=None if forced is None else False)
+
+
 def run_jobs(
     predictor: Any,
     jobs: list[PromptJob],
@@ -274,11 +304,29 @@ def run_jobs(
     *,
     single: bool,
     max_pixels: int | None = None,
+    vectors: VectorOptions | None = None,
+    args: argparse.Namespace | None = None,
 ) -> None:
-    """Answer every job; any per-job failure is reported on its line (fatal in single mode)."""
+    """Answer every job; any per-job failure is reported on its line (fatal in single mode).
+
+    ``vectors``: how GeoJSON polygons are written (default: WGS 84, as traced). With ``args``
+    (the command line), an image the rule of :mod:`btdnet.predict.mode` sends to scene mode is
+    announced and predicted tile by tile (``--whole-image``: warned about).
+    """
     from btdnet.predict.image_io import read_image
+    from btdnet.predict.scene.cli import run_scene_job
 
     for run in _runs_by_image(jobs):
+        choice = _choose(predictor, run[0].image, args)
+        if choice is not None and choice.mode == SCENE and args is not None:
+            reporter.note(choice.announcement(str(run[0].image), "--whole-image"))
+            scene_args = argparse.Namespace(**{**vars(args), "tile": "auto"})
+            for job in run:
+                run_scene_job(predictor, job, scene_args, reporter)
+                _advance(reporter, 1)
+            continue
+        if choice is not None and choice.warning(str(run[0].image)):
+            reporter.warning(choice.warning(str(run[0].image)))
         try:
             image = read_image(run[0].image, max_pixels=max_pixels)
             predictor.set_image(image)
@@ -288,9 +336,19 @@ def run_jobs(
             reporter.error(f"{', '.join(job.source for job in run)}: {_failure(exc)}", len(run))
             _advance(reporter, len(run))
             continue
+        facts = {} if choice is None else choice.facts()
         for start in range(0, len(run), predictor.batch_size):
             chunk = run[start : start + predictor.batch_size]
-            _answer_chunk(predictor, chunk, image, out_dir, reporter, single=single)
+            _answer_chunk(
+                predictor,
+                chunk,
+                image,
+                out_dir,
+                reporter,
+                single=single,
+                vectors=vectors,
+                facts=facts,
+            )
             _advance(reporter, len(chunk))
 
 
@@ -302,8 +360,11 @@ def _answer_chunk(
     reporter: Reporter,
     *,
     single: bool,
+    vectors: VectorOptions | None = None,
+    facts: dict[str, Any] | None = None,
 ) -> None:
-    """Predict one chunk of prompts on the set image and write each one's files and record."""
+    """Predict one chunk of prompts on the set image and write each one's files and record
+    (``facts``: what the record says about the mode)."""
     from btdnet.predict.outputs import output_name, prediction_record, write_prediction_files
 
     try:
@@ -317,13 +378,13 @@ def _answer_chunk(
     for job, prediction in zip(chunk, predictions):
         name = output_name(job.image, job.index, job.text)
         try:
-            files = write_prediction_files(out_dir, name, image, prediction)
+            files = write_prediction_files(out_dir, name, image, prediction, vectors)
         except Exception as exc:  # removed what it wrote: no file without its record
             if single:
                 raise FatalError(f"{out_dir / name}: cannot write ({_failure(exc)})") from exc
             reporter.error(f"{job.source}: cannot write {out_dir / name} ({_failure(exc)})")
             continue
-        reporter.record(prediction_record(job.image, prediction, files))
+        reporter.record({**prediction_record(job.image, prediction, files), **(facts or {})})
 
 
 def _advance(reporter: Reporter, count: int) -> None:
@@ -364,14 +425,14 @@ def _run(args: argparse.Namespace) -> int:
             raise FatalError(f"{args.image}: image file {state}")
     else:
         jobs, problems = read_prompts_file(args.prompts)
-    if args.tile is not None:
+    if args.tile is not None or _scene_under_launch(args):
         return run_scene_mode(args, jobs, problems)
     prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
     predictor = _load_predictor(args)
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:
         progress = None
-        if not single and not args.no_progress:
+        if not single and args.progress:
             from tqdm import tqdm
 
             progress = tqdm(total=len(jobs), unit="prompt", desc=PROG, file=sys.stderr)
@@ -379,13 +440,32 @@ def _run(args: argparse.Namespace) -> int:
         for message in problems:
             reporter.error(message)
         try:
-            run_jobs(predictor, jobs, args.out, reporter, single=single, max_pixels=args.max_pixels)
+            run_jobs(
+                predictor,
+                jobs,
+                args.out,
+                reporter,
+                single=single,
+                max_pixels=args.max_pixels,
+                vectors=vector_options(args),
+                args=args,
+            )
         finally:
             if progress is not None:
                 progress.close()
     if single:
         return EXIT_OK
     return EXIT_PARTIAL if reporter.failures else EXIT_OK
+
+
+def _scene_under_launch(args: argparse.Namespace) -> bool:
+    """Under ``accelerate launch`` (several processes) scene mode shares each scene's rows among
+    the processes, whole-image mode would repeat every prompt in each: scene mode for all
+    images, unless ``--whole-image``."""
+    if args.whole_image or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    args.tile = "auto"
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

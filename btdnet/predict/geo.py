@@ -1,13 +1,11 @@
-"""Georeferenced outputs: a GeoTIFF mask and GeoJSON polygons in the input's CRS.
+"""Georeferenced outputs: where an image lies on the ground, and its GeoTIFF mask.
 
 ``rasterio`` is an optional extra (``pip install btdnet[geo]``). It is imported only when a
 georeferenced image is read or written; without it :func:`require_rasterio` raises
 :class:`GeoDependencyError` whose message says how to install it.
 
-GeoJSON note: RFC 7946 assumes WGS 84 longitude/latitude, but the polygons here are in the
-image's own CRS (metres for a UTM image). The collection therefore carries the pre-RFC
-``"crs"`` member (``urn:ogc:def:crs:EPSG::<code>``, or the WKT when no EPSG code is known),
-which GDAL, QGIS and geopandas read.
+Polygons (GeoJSON in WGS 84, simplification, minimum area) are made by
+:mod:`btdnet.predict.vectors`.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ def require_rasterio(purpose: str) -> ModuleType:
     """Import and return ``rasterio``; ``purpose`` says what needs it in the error message."""
     try:
         import rasterio
-        import rasterio.features  # submodule used by mask_to_geojson
+        import rasterio.features  # submodule used by the polygon writers
     except ImportError as exc:
         raise GeoDependencyError(
             f"{purpose} needs the optional dependency rasterio; {GEO_INSTALL_HINT}"
@@ -101,40 +99,6 @@ def write_mask_geotiff(path: str | Path, mask: np.ndarray, geo: GeoReference) ->
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(mask.astype(np.uint8) * 255, 1)
     return path
-
-
-def _crs_member(geo: GeoReference) -> dict[str, Any] | None:
-    if geo.epsg is not None:
-        return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{geo.epsg}"}}
-    if geo.crs_wkt:
-        return {"type": "name", "properties": {"name": geo.crs_wkt}}
-    return None
-
-
-def mask_to_geojson(
-    mask: np.ndarray, geo: GeoReference, properties: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Polygons of the True pixels of a bool (H, W) mask as a GeoJSON FeatureCollection.
-
-    Each 4-connected region gives one Polygon feature (holes kept as inner rings) whose
-    coordinates are pixel-corner positions mapped to CRS units by ``geo.transform``.
-    ``properties`` is copied into every feature. An empty mask gives no features.
-    """
-    rasterio = require_rasterio("GeoJSON polygons")
-    features = []
-    values = mask.astype(np.uint8)  # (H, W)
-    shapes = rasterio.features.shapes(
-        values, mask=mask.astype(bool), transform=_affine(rasterio, geo)
-    )
-    for geometry, _value in shapes:
-        features.append(
-            {"type": "Feature", "geometry": geometry, "properties": dict(properties or {})}
-        )
-    collection: dict[str, Any] = {"type": "FeatureCollection", "features": features}
-    crs = _crs_member(geo)
-    if crs is not None:
-        collection["crs"] = crs
-    return collection
 
 
 def write_geojson(path: str | Path, collection: dict[str, Any]) -> Path:

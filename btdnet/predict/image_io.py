@@ -261,6 +261,41 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
     return _read_with_pil(path, is_tiff=False, max_pixels=max_pixels)
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file as :func:`read_image` would return it, from its header
+    only (no pixel is decoded; EXIF rotations by a quarter turn swap the two).
+
+    Raises:
+        ImageReadError: the file is missing or its header cannot be read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        state = "not found" if not path.exists() else "is not a file"
+        raise ImageReadError(f"{path}: image file {state}")
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        try:
+            rasterio = require_rasterio(f"{path}: reading a TIFF")
+        except GeoDependencyError:
+            rasterio = None
+        if rasterio is not None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+                    with rasterio.open(path) as dataset:
+                        return int(dataset.height), int(dataset.width)
+            except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
+                raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__})") from exc
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                width, height = opened.size
+                orientation = opened.getexif().get(0x0112, 1)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, ... on broken files
+        raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__})") from exc
+    return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
+
+
 def write_mask_png(path: str | Path, mask: np.ndarray) -> Path:
     """Write a bool (H, W) mask as an 8-bit grey PNG with values 0 and 255. Returns the path."""
     path = Path(path)

@@ -6,7 +6,8 @@ Per prompt, in the output folder, with ``<name> = <image stem>__<index>_<slug of
 - ``<name>_overlay.png``: the image with the mask, its box and the expression drawn on it
   (a "no target" answer of a model with a presence head: the banner says "not found");
 - for georeferenced inputs also ``<name>.tif`` (the mask as a GeoTIFF with the input's CRS
-  and transform) and ``<name>.geojson`` (the mask's polygons in that CRS).
+  and transform) and ``<name>.geojson`` (the mask's polygons, RFC 7946 WGS 84 by default:
+  :mod:`btdnet.predict.vectors`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.geo import mask_to_geojson, write_geojson, write_mask_geotiff
+from btdnet.predict.geo import write_geojson, write_mask_geotiff
 from btdnet.predict.image_io import LoadedImage, write_mask_png
 from btdnet.predict.overlay import render_overlay
 from btdnet.predict.predictor import Prediction
+from btdnet.predict.vectors import VectorOptions, mask_to_geojson
 from btdnet.safe_write import atomic_output
 
 SLUG_MAX_LENGTH = 40
@@ -40,7 +42,11 @@ def output_name(image_path: str | Path, index: int, text: str) -> str:
 
 
 def write_prediction_files(
-    out_dir: Path, name: str, image: LoadedImage, prediction: Prediction
+    out_dir: Path,
+    name: str,
+    image: LoadedImage,
+    prediction: Prediction,
+    vectors: VectorOptions | None = None,
 ) -> dict[str, str]:
     """Write the mask, the overlay and (georeferenced input) the GeoTIFF mask and GeoJSON.
 
@@ -70,7 +76,7 @@ def write_prediction_files(
             overlay.save(tmp)
         files["overlay"] = str(out_dir / f"{name}_overlay.png")
         if image.geo is not None:
-            _write_geo_files(out_dir, name, image, prediction, files)
+            _write_geo_files(out_dir, name, image, prediction, files, vectors)
     except BaseException:
         for written in files.values():
             Path(written).unlink(missing_ok=True)
@@ -79,13 +85,18 @@ def write_prediction_files(
 
 
 def _write_geo_files(
-    out_dir: Path, name: str, image: LoadedImage, prediction: Prediction, files: dict[str, str]
+    out_dir: Path,
+    name: str,
+    image: LoadedImage,
+    prediction: Prediction,
+    files: dict[str, str],
+    vectors: VectorOptions | None,
 ) -> None:
     with atomic_output(out_dir / f"{name}.tif") as tmp:
         write_mask_geotiff(tmp, prediction.mask, image.geo)
     files["mask_geotiff"] = str(out_dir / f"{name}.tif")
     properties = {"text": prediction.text, "score": round(prediction.score, 4)}
-    polygons = mask_to_geojson(prediction.mask, image.geo, properties)
+    polygons = mask_to_geojson(prediction.mask, image.geo, properties, vectors)
     with atomic_output(out_dir / f"{name}.geojson") as tmp:
         write_geojson(tmp, polygons)
     files["geojson"] = str(out_dir / f"{name}.geojson")

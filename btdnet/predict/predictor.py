@@ -36,6 +36,12 @@ from btdnet.data.transforms import image_to_tensor
 from btdnet.engine.accelerator import resolve_mixed_precision
 from btdnet.precision import MIXED_PRECISION_CHOICES, canonical_precision
 from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
+from btdnet.presence import (
+    check_presence_threshold,
+    output_present,
+    presence_probability,
+    resolve_presence_threshold,
+)
 from btdnet.text import clean_expression
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -228,12 +234,8 @@ class Predictor:
         presence_threshold: float | None = None,
     ) -> None:
         _check_batch_size(batch_size)
-        threshold = presence_threshold
-        if threshold is None:
-            threshold = float(getattr(model.config, "presence_threshold", 0.5))
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"presence_threshold must lie in [0, 1], got {threshold}")
-        self.presence_threshold = float(threshold)
+        # The default of every call; a call's own ``presence_threshold=`` changes nothing here.
+        self.presence_threshold = resolve_presence_threshold(presence_threshold, model)
         self.device = resolve_device(device)
         self.amp_dtype = _amp_dtype(amp, self.device)
         self.batch_size = batch_size
@@ -298,7 +300,12 @@ class Predictor:
         self._pixel_values = pixel_values.unsqueeze(0).to(self.device)  # (1, 3, S, S)
         self._original_size = (rgb.height, rgb.width)
 
-    def _tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+    def tokenize(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, list[bool]]:
+        """(N, T) token ids and attention masks of ``texts`` (cleaned), and which were cut.
+
+        Warns:
+            TextTruncatedWarning: a text had more tokens than ``config.max_tokens``.
+        """
         tokenizer = self.model.tokenizer
         ids, masks, truncated = [], [], []
         for text in texts:
@@ -318,22 +325,19 @@ class Predictor:
             truncated.append(cut)
         return torch.stack(ids), torch.stack(masks), truncated  # (N, T), (N, T)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The forward pass's mixed-precision context (a no-op in float32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
-    @staticmethod
-    def _presence(output: Any) -> list[float] | None:
-        """Per-prompt presence probabilities of one forward pass, None without a head."""
-        logits = getattr(output, "presence_logits", None)
-        if logits is None:
-            return None
-        return torch.sigmoid(logits.float()).cpu().tolist()
-
     @torch.inference_mode()
     def predict(
-        self, text: str | Sequence[str], *, batch_size: int | None = None
+        self,
+        text: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        presence_threshold: float | None = None,
     ) -> Prediction | list[Prediction]:
         """Segment what each text refers to in the current image.
 
@@ -341,6 +345,8 @@ class Predictor:
             text: one prompt, or a sequence of prompts (run ``batch_size`` at a time, each batch
                 against the same image tensor).
             batch_size: overrides the predictor's batch size for this call.
+            presence_threshold: overrides the predictor's presence threshold for this call
+                (the predictor is not changed: concurrent calls do not see each other's).
 
         Returns:
             One :class:`Prediction` for a string, a list (same order) for a sequence.
@@ -370,30 +376,35 @@ class Predictor:
                 )
             texts.append(cleaned)
         step = self.batch_size if batch_size is None else _check_batch_size(batch_size)
+        threshold = (
+            self.presence_threshold
+            if presence_threshold is None
+            else check_presence_threshold(presence_threshold)
+        )
         if not texts:
             return []
-        input_ids, attention_mask, truncated = self._tokenize(texts)
+        input_ids, attention_mask, truncated = self.tokenize(texts)
         height, width = self._original_size
         results: list[Prediction] = []
         for start in range(0, len(texts), step):
             ids = input_ids[start : start + step].to(self.device)  # (b, T)
             attention = attention_mask[start : start + step].to(self.device)  # (b, T)
             pixels = self._pixel_values.expand(ids.shape[0], -1, -1, -1)  # (b, 3, S, S)
-            with self._autocast():
+            with self.autocast():
                 output = self.model(pixels, ids, attention)
             probability = torch.sigmoid(output.target_logits.float())  # (b, 1, h, w)
-            presence = self._presence(output)  # (b,) or None
+            presence = presence_probability(output)  # (b,) or None
+            present = output_present(output, threshold).cpu().tolist()  # b
             for offset in range(ids.shape[0]):
                 index = start + offset
                 small = probability[offset, 0].cpu().numpy()  # (h, w) float32
                 prob_map = upsample_probability(small, height, width)  # (H, W)
-                score = None if presence is None else presence[offset]
                 prediction = summarise(
                     texts[index],
                     prob_map,
                     truncated[index],
-                    present=score is None or score >= self.presence_threshold,
-                    presence=score,
+                    present=bool(present[offset]),
+                    presence=None if presence is None else float(presence[offset]),
                 )
                 prediction.correlation = [
                     torch.sigmoid(c[offset, 0].float()).cpu().numpy()  # (h_i, w_i)
@@ -417,11 +428,15 @@ class Predictor:
         name: str | None = None,
         progress: bool = False,
         on_tiles: Any = None,
+        presence_threshold: float | None = None,
+        vectors: Any = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
         See :func:`btdnet.predict.scene.predict_scene` and
-        :class:`~btdnet.predict.scene.SceneOptions` for the arguments. Returns a
+        :class:`~btdnet.predict.scene.SceneOptions` for the arguments (``presence_threshold``:
+        this call's, else the predictor's; ``vectors``: a
+        :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
@@ -433,6 +448,8 @@ class Predictor:
             save_probability=save_probability,
             resume=resume,
             batch_size=batch_size,
+            presence_threshold=presence_threshold,
+            **({} if vectors is None else {"vectors": vectors}),
         )
         return predict_scene(
             self,

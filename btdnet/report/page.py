@@ -1,32 +1,32 @@
-"""A one-page HTML report: metrics, targets, the training curve and the sample gallery."""
+"""A one-page HTML report: metrics, targets, the training curve and the sample gallery.
+
+The page is the jinja2 template ``templates/report.html`` (autoescaped: every title, caption,
+cell and path is HTML-escaped); this module prepares its values (numbers to two decimals, paths
+relative to the page's folder).
+"""
 
 from __future__ import annotations
 
-import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-_STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-.ok { color: #1a7f37; font-weight: bold; } .miss { color: #c62828; font-weight: bold; }
-figure { display: inline-block; margin: 0 12px 18px 0; vertical-align: top; max-width: 520px; }
-figure img { max-width: 100%; border: 1px solid #ddd; } figcaption { font-size: 0.9em; }
-"""
+import jinja2
+
+TEMPLATE = "report.html"
+
+_ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("btdnet.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return f"{value:.2f}"
-        return html.escape(str(value))
-
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+def cell_text(value: object) -> str:
+    """A table cell: a float with two decimals, anything else as ``str``."""
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
 
 
 def write_report_html(
@@ -50,39 +50,27 @@ def write_report_html(
         files: ``{label: path}`` listed at the end.
     """
     path = Path(path)
-    root = path.parent
+    root = path.parent.resolve()
 
     def rel(target: str | Path) -> str:
-        return html.escape(Path(os.path.relpath(Path(target).resolve(), root.resolve())).as_posix())
+        return Path(os.path.relpath(Path(target).resolve(), root)).as_posix()
 
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-    ]
-    parts.append(f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
-    parts.append(f"<p>{html.escape(intro)}</p>")
-    for heading, header, rows in tables:
-        parts.append(f"<h2>{html.escape(heading)}</h2>{_table(header, rows)}")
-    if targets:
-        items = "".join(
-            f"<li class='{'ok' if met else 'miss'}'>{'met' if met else 'missed'}: "
-            f"{html.escape(name)}</li>"
-            for name, met in targets.items()
-        )
-        parts.append(f"<h2>Targets</h2><ul>{items}</ul>")
-    if curve is not None:
-        parts.append(f"<h2>Training</h2><img src='{rel(curve)}' alt='training curve'>")
-    if gallery:
-        parts.append("<h2>Samples</h2>")
-        for picture, caption in gallery:
-            parts.append(
-                f"<figure><img src='{rel(picture)}' alt='{html.escape(caption)}'>"
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-    listing = "".join(
-        f"<li>{html.escape(label)}: <a href='{rel(target)}'>{html.escape(str(target))}</a></li>"
-        for label, target in files.items()
+    page = _ENVIRONMENT.get_template(TEMPLATE).render(
+        title=title,
+        intro=intro,
+        tables=[
+            {
+                "heading": heading,
+                "header": header,
+                "rows": [[cell_text(v) for v in r] for r in rows],
+            }
+            for heading, header, rows in tables
+        ],
+        targets=targets,
+        curve=None if curve is None else rel(curve),
+        gallery=[{"src": rel(picture), "caption": caption} for picture, caption in gallery],
+        files=[{"label": k, "href": rel(v), "path": str(v)} for k, v in files.items()],
     )
-    parts.append(f"<h2>Files</h2><ul>{listing}</ul></body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path

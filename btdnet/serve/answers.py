@@ -23,10 +23,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from btdnet.predict.colormap import colorize
-from btdnet.predict.geo import mask_to_geojson, write_mask_geotiff
+from btdnet.colormap import colorize
+from btdnet.predict.geo import write_mask_geotiff
 from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Prediction
+from btdnet.predict.vectors import mask_to_geojson
 
 PREVIEW_MAX_SIDE = 1024
 

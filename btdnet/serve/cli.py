@@ -7,6 +7,8 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from btdnet.cli_options import add_amp_option, add_device_option
+
 if TYPE_CHECKING:
     from btdnet.serve.service import InferenceService
 
@@ -46,12 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=50.0,
         help="largest request body in MB; larger ones are answered 413 (default 50)",
     )
-    parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1, mps"
-    )
-    parser.add_argument(
-        "--amp", default="none", choices=["none", "bf16", "fp16"], help="autocast mode"
-    )
+    add_device_option(parser)
+    add_amp_option(parser)
     parser.add_argument(
         "--batch-size", type=int, default=8, help="texts per forward pass (default 8)"
     )

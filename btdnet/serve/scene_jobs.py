@@ -32,7 +32,7 @@ def parse_tile(value: str) -> int | str:
     text = value.strip().lower()
     if text == "auto":
         return "auto"
-    if not text.isdigit() or int(text) < MIN_TILE:
+    if not (text.isascii() and text.isdigit()) or int(text) < MIN_TILE:  # not "¹²⁸"
         raise TileError(
             f"tile must be 'auto' or a tile side in pixels >= {MIN_TILE}, not {value!r}"
         )
@@ -102,7 +102,12 @@ class SceneJob:
             for index, text in enumerate(self.texts):
                 try:
                     result = predictor.predict_scene(
-                        path, text, Path(folder) / f"out{index}", tile=self.tile, name="mask"
+                        path,
+                        text,
+                        Path(folder) / f"out{index}",
+                        tile=self.tile,
+                        name="mask",
+                        presence_threshold=self.presence_threshold,
                     )
                 except ImageReadError as error:
                     message = str(error).replace(str(path), self.name).splitlines()[0]

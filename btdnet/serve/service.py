@@ -24,7 +24,8 @@ class QueueFullError(RuntimeError):
 
 @dataclass(frozen=True)
 class Job:
-    """One request's work: an image and its texts (already checked)."""
+    """One request's work: an image, its texts (already checked) and its own presence
+    threshold (``None``: the predictor's), passed as an argument, never set on the predictor."""
 
     image: LoadedImage
     texts: tuple[str, ...]
@@ -33,7 +34,8 @@ class Job:
     def run(self, predictor: Predictor) -> list[Prediction]:
         """Set the image, then predict every text (batched)."""
         predictor.set_image(self.image)
-        return list(predictor.predict(list(self.texts)))
+        texts = list(self.texts)
+        return list(predictor.predict(texts, presence_threshold=self.presence_threshold))
 
 
 class InferenceService:
@@ -65,7 +67,7 @@ class InferenceService:
         return self._in_flight
 
     def submit(self, job: Any) -> Future:
-        """Queue a job (anything with ``presence_threshold`` and ``run(predictor)``); its future
+        """Queue a job (anything with ``run(predictor)``); its future
         gives what ``run`` returns (for a :class:`Job`, one :class:`Prediction` per text).
 
         Raises:
@@ -89,16 +91,7 @@ class InferenceService:
             self.completed += 1
 
     def _run(self, job: Any) -> Any:
-        if job.presence_threshold is None or not hasattr(self.predictor, "presence_threshold"):
-            return job.run(self.predictor)
-        # The worker runs one job at a time, so the shared predictor's threshold can be set for
-        # this job alone and put back afterwards.
-        default = self.predictor.presence_threshold
-        self.predictor.presence_threshold = job.presence_threshold
-        try:
-            return job.run(self.predictor)
-        finally:
-            self.predictor.presence_threshold = default
+        return job.run(self.predictor)
 
     def run_sync(self, job: Any) -> Any:
         """Submit and wait (for scripts and tests)."""

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from btdnet.cli_options import add_device_option, add_threads_option
+
 PIXEL_M = 0.5
 WARMUP_SIDE = 256
 
@@ -197,9 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[3000, 7000, 15000])
     parser.add_argument("--variants", nargs="+", default=["tiny", "demo"])
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_scene"))
-    parser.add_argument("--device", default="cpu")
+    add_device_option(parser)
     parser.add_argument("--batch-size", type=int, default=8, help="tiles per forward pass")
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    add_threads_option(parser, default=1)
     parser.add_argument(
         "--no-warmup",
         action="store_true",

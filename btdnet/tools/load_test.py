@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from btdnet.cli_options import add_device_option
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -37,7 +39,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--requests", type=int, default=32, help="requests per level (default 32)")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured requests first")
-    parser.add_argument("--device", default="cpu", help="--device of the started server")
+    add_device_option(parser)
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     return parser.parse_args(argv)
 

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from btdnet.cli_options import add_progress_option
 from btdnet.tools.mutation_report import compare, format_report, read_summary
 
 try:
@@ -342,7 +343,7 @@ def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dic
         for item in db.pending_work_items:
             if item.job_id not in chosen_ids:
                 db.set_result(item.job_id, skipped)
-        for item in tqdm(chosen, desc=path, unit="mutant", disable=args.no_progress):
+        for item in tqdm(chosen, desc=path, unit="mutant", disable=not args.progress):
             mutation = item.mutations[0]
             operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
             relative = Path(mutation.module_path)  # to the current folder, the first tree
@@ -363,7 +364,7 @@ def _mutate(module: dict, settings: dict, args: argparse.Namespace, results: dic
                 diff = _diff(original, mutated, str(relative))
                 for label, r in scored.items():
                     outcome = _score(r, mutation, diff)
-                    if args.no_progress:
+                    if not args.progress:
                         where = f"{mutation.operator_name} line {mutation.start_pos[0]}"
                         print(f"{path}: {label}: {outcome} {where}", flush=True)  # a log file
             first = next(iter(scored.values()))
@@ -455,7 +456,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar=("BEFORE", "AFTER"),
         help="print the before/after table of two runs (their --out folders or summary.json)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress_option(parser)
     args = parser.parse_args(argv)
     args.repo = args.repo.resolve()
     args.config = args.config or args.repo / "mutation.toml"

@@ -34,8 +34,11 @@ from typing import Any
 
 import torch
 
+from btdnet.cli_options import add_amp_option, add_device_option, add_threads_option
+from btdnet.engine.accelerator import resolve_mixed_precision
 from btdnet.engine.optimizer import build_adamw
 from btdnet.models import build_model
+from btdnet.predict.predictor import AMP_DTYPES, resolve_device
 from btdnet.profiling import (
     gflops,
     model_flops_utilization,
@@ -52,21 +55,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--variant", default="small")
     parser.add_argument("--batch-size", type=int, default=2)
-    parser.add_argument(
-        "--amp",
-        choices=["no", "bf16", "fp16"],
-        default="no",
-        type=lambda value: "no" if value == "none" else value,  # "none": the older word
-        help="mixed precision (the vocabulary of train.mixed_precision)",
-    )
+    add_amp_option(parser)
     parser.add_argument("--steps", type=int, default=5, help="timed repetitions per phase")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per phase")
     parser.add_argument(
         "--tokens", type=int, default=None, help="expression length (default: the variant's)"
     )
     parser.add_argument("--image-size", type=int, default=None, help="override the variant's size")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_device_option(parser)
+    add_threads_option(parser)
     parser.add_argument("--pretrained", action="store_true", help="load local encoder weights")
     parser.add_argument("--no-dmols", action="store_true", help="train step without D-MOLS heads")
     parser.add_argument(
@@ -99,7 +96,8 @@ def make_inputs(args: argparse.Namespace, model: torch.nn.Module, device: torch.
     ids[:, 0], ids[:, -1] = 101, 102
     targets = torch.zeros(batch, size, size, device=device)
     targets[:, size // 4 : size // 2, size // 3 : 2 * size // 3] = 1
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    amp = resolve_mixed_precision(args.amp, cpu=device.type != "cuda")
+    amp_dtype = AMP_DTYPES.get(amp)
     autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else nullcontext
     ids = ids.to(device)
     return Inputs(pixels, ids, torch.ones_like(ids), targets, autocast)
@@ -207,7 +205,7 @@ def train_step_report(
 
 
 def profile(args: argparse.Namespace) -> dict[str, Any]:
-    device = torch.device(args.device)
+    device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"image_size": args.image_size} if args.image_size else {}

@@ -20,6 +20,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from btdnet.cli_options import add_threads_option
 from btdnet.models import build_model
 
 
@@ -31,7 +32,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--steps", type=int, default=10, help="timed repetitions per model")
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions per model")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    add_threads_option(parser, default=1)
     parser.add_argument("--flops-only", action="store_true", help="no timing")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     return parser.parse_args(argv)

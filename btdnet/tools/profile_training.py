@@ -17,7 +17,7 @@ groups of the config. On CUDA every phase is synchronised before its clock is re
 slower than training, but each phase then holds its own kernels).
 
     python scripts/profile_training.py --config configs/synthetic.yaml --steps 30
-    python scripts/profile_training.py --config configs/rrsisd.yaml \
+    python scripts/profile_training.py --config configs/rrsisd.yaml \\
         --set data.root=DIR --json r.json
     accelerate launch --num_processes 8 scripts/profile_training.py --config ...  # main process
 """
@@ -34,8 +34,10 @@ from typing import Any
 
 import torch
 
-from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, build_trainer, one_line
+from btdnet.cli_options import add_threads_option
+from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, build_trainer
 from btdnet.engine.config import load_config
+from btdnet.errors import one_line
 from btdnet.safe_write import check_output_path, write_text_atomic
 
 # task name -> the task's ``from_config`` (the tasks live above this package: the caller brings
@@ -57,13 +59,11 @@ def parse_args(argv: list[str] | None, tasks: TaskFactories) -> argparse.Namespa
     )
     parser.add_argument("--steps", type=int, default=20, help="timed updates (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed first updates (default 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_option(parser)
     parser.add_argument("--json", type=Path, help="also write the report here as JSON")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be >= 1 and --warmup >= 0")
-    if args.threads is not None and args.threads < 1:
-        parser.error("--threads must be >= 1")
     return args
 
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None, tasks: TaskFactories | None = None) -> i
             args.json.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
     except LIBRARY_ERRORS as error:
-        print(f"profile_training.py: {one_line(error)}", file=sys.stderr)
+        print(f"profile_training.py: {one_line(error, first=True)}", file=sys.stderr)
         return 1
     return 0
 

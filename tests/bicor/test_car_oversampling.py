@@ -7,6 +7,7 @@ import pytest
 
 from bicor.data import build_closed_set_dataset
 from bicor.data.car_oversampling import (
+    COPIES,
     CarOversampling,
     CarPatch,
     GeoSegSquares,
@@ -209,7 +210,7 @@ def test_geoseg_epoch_length_with_the_zooms_in_place_of_their_squares(tmp_path):
     # tile 1 is all car: each of its 45 squares becomes 4 zooms; tile 3 keeps its 45 crops
     assert len(both) == 45 + 45 * 4
     ids = [both[i]["sample_id"] for i in range(0, len(both), 15)]
-    assert all(i.startswith("top_mosaic_09cm_area3@") for i in ids[:3])
+    assert [i.split("_y")[0] for i in ids[:3]] == [f"top_mosaic_09cm_area3#{c}" for c in COPIES]
     assert all("#car:" in i for i in ids[3:])
 
 

@@ -33,7 +33,8 @@ from bicor.data import (
 from bicor.data.augment import flip_rotate, random_window_origin, read_window
 from bicor.data.image_io import read_rgb
 from bicor.data.splits import split_tiles
-from bicor.data.tile_dataset import IMAGENET_MEAN, IMAGENET_STD, sliding_starts
+from bicor.data.tile_dataset import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.tiling import window_starts
 
 ALL_VAIHINGEN = [
     "1", "2", "3", "4", "5", "6", "7", "8", "10", "11", "12", "13", "14", "15", "16", "17",
@@ -310,8 +311,8 @@ def test_sliding_crops_cover_the_tile_on_a_grid(tmp_path):
         "vaihingen", tmp_path, "train", crop_size=32, scales=(1.0,), crop_mode="sliding",
         crop_stride=24, seed=0,
     )  # fmt: skip
-    assert sliding_starts(64, 32, 24) == [0, 24, 32]
-    assert sliding_starts(80, 32, 24) == [0, 24, 48]
+    assert window_starts(64, 32, 24) == [0, 24, 32]
+    assert window_starts(80, 32, 24) == [0, 24, 48]
     origins = [crop_origin(dataset[i]["sample_id"])[1:3] for i in range(len(dataset))]
     assert origins == [(t, left) for t in (0, 24, 32) for left in (0, 24, 48)]
 
@@ -449,6 +450,10 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path, name):
     criterion = torch.nn.CrossEntropyLoss(ignore_index=train.ignore_index)
     for step, batch in enumerate(loader):
         assert batch["pixel_values"].shape[1:] == (3, 32, 32)
+        if step == 0:
+            first = batch
+            with torch.no_grad():
+                before = criterion(model(first["pixel_values"]), first["mask"])
         loss = criterion(model(batch["pixel_values"]), batch["mask"])
         optimiser.zero_grad()
         loss.backward()
@@ -456,6 +461,9 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path, name):
         assert torch.isfinite(loss)
         if step == 2:
             break
+    # the pixels and masks go together: three steps lower the loss on the first batch
+    with torch.no_grad():
+        assert criterion(model(first["pixel_values"]), first["mask"]) < before
     item = evaluation[0]
     logits = model(item["pixel_values"][None])
     assert logits.shape[-2:] == item["mask"].shape

@@ -2,7 +2,7 @@
 
 Usage:
     python scripts/make_synthetic.py --out datasets/synthetic --train 600 --val 100 --test 150
-    python scripts/make_synthetic.py --out datasets/synthetic_g --generalized \
+    python scripts/make_synthetic.py --out datasets/synthetic_g --generalized \\
         --multi-target-share 0.2 --no-target-share 0.25
     python scripts/make_synthetic.py --out datasets/synthetic_tiny --regime tiny
 

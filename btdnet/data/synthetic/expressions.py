@@ -302,7 +302,8 @@ _RELATION_PHRASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _pick(options: tuple[str, ...], rng: np.random.Generator) -> str:
+def pick_option(options: tuple[str, ...], rng: np.random.Generator) -> str:
+    """One of ``options``, drawn with ``rng``."""
     return options[int(rng.integers(len(options)))]
 
 
@@ -324,8 +325,8 @@ def describe(expression: Expression, rng: np.random.Generator) -> str:
     head = _noun_phrase(expression, determiner)
     if expression.position is not None:
         located = "located " if rng.random() < 0.3 else ""
-        return f"{head} {located}{_pick(_POSITION_PHRASES[expression.position], rng)}"
+        return f"{head} {located}{pick_option(_POSITION_PHRASES[expression.position], rng)}"
     if expression.relation is not None and expression.reference is not None:
-        relation = _pick(_RELATION_PHRASES[expression.relation], rng)
+        relation = pick_option(_RELATION_PHRASES[expression.relation], rng)
         return f"{head} {relation} {_noun_phrase(expression.reference, 'the')}"
     return head

@@ -28,8 +28,8 @@ from .expressions import (
     RELATIONS,
     Expression,
     SceneEvaluator,
-    _pick,
     describe,
+    pick_option,
     reference_names,
 )
 from .scene import CATEGORIES, SIZE_CLASSES, Scene
@@ -95,7 +95,7 @@ def describe_multi(expression: Expression, count: int, rng: np.random.Generator)
         head = f"all the {_plural(expression)}"
     if expression.position is None:
         return head
-    phrase = _pick(_MULTI_POSITIONS[expression.position], rng)
+    phrase = pick_option(_MULTI_POSITIONS[expression.position], rng)
     return f"{head} {phrase}"
 
 

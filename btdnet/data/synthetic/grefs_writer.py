@@ -31,7 +31,7 @@ from .generalized import choose_generalized
 from .scene import CATEGORIES, RRSISD_CATEGORIES
 from .writer import (
     SPLIT_CODES,
-    _check_arguments,
+    check_synthetic_arguments,
     claim_output_folder,
     each_image,
     make_synthetic_image,
@@ -134,7 +134,7 @@ def generate_synthetic_grefs(
     :func:`~btdnet.data.synthetic.writer.claim_output_folder`).
     """
     counts = {"train": train, "val": val, "test": test}
-    _check_arguments(counts, size, seed)
+    check_synthetic_arguments(counts, size, seed)
     _check_shares(multi_target_share, no_target_share)
     options = {"seed": seed, "size": size, "multi_target_share": multi_target_share,
                "no_target_share": no_target_share}  # fmt: skip

@@ -106,7 +106,10 @@ def _annotation(ann_id: int, image_id: int, category_id: int, mask: np.ndarray) 
     }
 
 
-def _check_arguments(counts: dict[str, int], size: int, seed: int, regime: str = "default") -> None:
+def check_synthetic_arguments(
+    counts: dict[str, int], size: int, seed: int, regime: str = "default"
+) -> None:
+    """Refuse bad generator arguments (counts, size, seed, regime) before anything is written."""
     get_regime(regime)  # an unknown name fails before anything is written
     for split, count in counts.items():
         if not isinstance(count, int) or count < 0:
@@ -143,7 +146,7 @@ def generate_synthetic_rrsisd(
     deleted. The returned dict is :func:`summarise`'s plus ``seconds`` (wall time).
     """
     counts = {"train": train, "val": val, "test": test}
-    _check_arguments(counts, size, seed, regime)
+    check_synthetic_arguments(counts, size, seed, regime)
     start = time.perf_counter()
     out = Path(out_dir)
     previous_images = claim_output_folder(out, sum(counts.values()), overwrite=overwrite)

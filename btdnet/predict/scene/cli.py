@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import warnings
 from typing import Any
 
+from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
+
 SCENE_HELP = """\
-Scene mode (--tile SIZE|auto): for large (Geo)TIFF scenes. The scene is read window by window
-and predicted in square tiles at native resolution (auto = the model's input side; another
-SIZE is resized to it), overlapping by --overlap pixels and blended smoothly, in bounded
-memory. The words of an expression then refer to ONE TILE: "the ship on the left" means on
-the left of a tile, not of the scene; say what to find ("the storage tanks", "ships").
+Scene mode (chosen by default for an image more than 2x the model's input side; --tile
+SIZE|auto forces it, and so does any option of this group): the scene is read window by
+window and predicted in square tiles at native resolution (auto = the model's input side;
+another SIZE is resized to it), overlapping by --overlap pixels and blended smoothly, in
+bounded memory. The words of an expression then refer to ONE TILE: "the ship on the left"
+means on the left of a tile, not of the scene; say what to find ("the storage tanks").
 Per prompt OUT receives <name>.tif (mask, Cloud-Optimized GeoTIFF with overviews, the
 scene's CRS and transform), <name>.geojson and <name>.gpkg (one polygon per object with its
-score and its area in map units), optionally <name>_probability.tif, and <name>.json (the
-JSON line: objects, area, tiles, tiles skipped). Nodata pixels are never target. An
+score and its area in map units), <name>_preview.png (the scene downsampled with the objects
+outlined), optionally <name>_probability.tif, and <name>.json (the JSON line: objects, area,
+tiles, tiles skipped). Nodata pixels are never target. An
 interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing finished rows
 of tiles. Under `accelerate launch --num_processes N` the rows of tiles are shared among the
 processes and the result equals one process's."""
@@ -50,12 +55,34 @@ def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--resume",
         action="store_true",
-        help="finish an interrupted scene run in OUT, keeping its finished rows of tiles",
+        help="finish an interrupted scene run in OUT, keeping its finished rows of tiles "
+        "(only for the same model, options and scene content)",
+    )
+    group.add_argument(
+        "--scene-max-pixels",
+        type=int,
+        default=DEFAULT_SCENE_MAX_PIXELS,
+        metavar="N",
+        help="refuse a scene (after --gsd) with more pixels; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_PIXELS:,})",
+    )
+    group.add_argument(
+        "--scene-max-tiles",
+        type=int,
+        default=DEFAULT_SCENE_MAX_TILES,
+        metavar="N",
+        help="refuse a scene needing more tiles; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_TILES:,})",
     )
 
 
 def check_scene_arguments(args: argparse.Namespace) -> str | None:
-    """A usage problem of the scene options, or None."""
+    """A usage problem of the scene options, or None.
+
+    A scene option (``--overlap``, ``--gsd``, ``--save-probability``, ``--resume``) without
+    ``--tile`` asks for scene mode: ``args.tile`` becomes ``auto``; with ``--whole-image`` it is
+    a contradiction.
+    """
     if args.tile is None:
         used = [
             name
@@ -67,14 +94,25 @@ def check_scene_arguments(args: argparse.Namespace) -> str | None:
             )
             if value is not None
         ]
-        return f"{', '.join(used)} needs --tile (see --help)" if used else None
+        if not used:
+            return None
+        if getattr(args, "whole_image", False):
+            return f"{', '.join(used)} apply to scene mode, not to --whole-image (see --help)"
+        args.tile = "auto"
     tile = str(args.tile).strip().lower()
-    if tile != "auto" and (not tile.isdigit() or int(tile) < 32):
+    digits = tile.isascii() and tile.isdigit()  # "¹²⁸" passes isdigit() alone
+    if tile != "auto" and (not digits or int(tile) < 32):
         return f"--tile must be auto or a number of pixels >= 32, got {args.tile!r}"
     if args.overlap is not None and args.overlap < 0:
         return f"--overlap must be >= 0, got {args.overlap}"
-    if args.gsd is not None and args.gsd <= 0:
-        return f"--gsd must be positive, got {args.gsd}"
+    if args.gsd is not None and not (math.isfinite(args.gsd) and args.gsd > 0):
+        return f"--gsd must be a positive number, got {args.gsd}"
+    for option, value in (
+        ("--scene-max-pixels", args.scene_max_pixels),
+        ("--scene-max-tiles", args.scene_max_tiles),
+    ):
+        if value < 0:
+            return f"{option} must be >= 0 (0: no limit), got {value}"
     return None
 
 
@@ -90,6 +128,7 @@ def scene_device(device: str) -> Any:
 
 def _options(args: argparse.Namespace) -> Any:
     from btdnet.predict.scene.pipeline import SceneOptions
+    from btdnet.predict.vectors import vector_options
 
     return SceneOptions(
         tile=args.tile,
@@ -98,6 +137,9 @@ def _options(args: argparse.Namespace) -> Any:
         save_probability=args.save_probability,
         resume=args.resume,
         batch_size=args.batch_size,
+        max_pixels=args.scene_max_pixels or None,
+        max_tiles=args.scene_max_tiles or None,
+        vectors=vector_options(args),
     )
 
 
@@ -123,7 +165,7 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
                 args.out,
                 name=name,
                 options=_options(args),
-                progress=not args.no_progress,
+                progress=args.progress,
             )
     except (ImageReadError, GeoDependencyError, SceneStateError, ValueError, OSError) as exc:
         if args.prompts is None:
@@ -150,6 +192,9 @@ class _SilentReporter:
     failures = 0
 
     def record(self, record: dict[str, Any]) -> None:
+        pass
+
+    def note(self, message: str | None) -> None:
         pass
 
     def warning(self, message: str) -> None:

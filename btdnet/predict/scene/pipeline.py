@@ -16,13 +16,15 @@ How it works (each step in its own module):
    file in ``<out>/<name>.parts/`` -- the unit of resumption and of the split across
    processes (row ``r`` goes to process ``r mod N``, so the result does not depend on N);
 4. :mod:`~btdnet.predict.scene.writer` streams the parts into a COG mask (and probability),
-   polygons (GeoJSON, GeoPackage) and totals, then removes the parts folder.
+   polygons (GeoJSON, GeoPackage) and totals, :mod:`~btdnet.predict.scene.preview` draws a
+   downsampled picture of the result, then the parts folder is removed.
 
 A referring expression is answered per tile: "on the left" means the left of a tile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -30,12 +32,28 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.scene.rows import RowPart, RowRunner, part_path
+from btdnet.predict.scene.limits import (
+    DEFAULT_SCENE_MAX_PIXELS,
+    DEFAULT_SCENE_MAX_TILES,
+    SceneTooLargeError,
+    check_scene_size,
+)
+from btdnet.predict.scene.preview import render_preview
+from btdnet.predict.scene.rows import PartError, RowPart, RowRunner, part_path
 from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
+from btdnet.predict.scene.state import (
+    PartsLock,
+    SceneStateError,
+    build_manifest,
+    finished_record,
+    prepare_parts,
+    record_files,
+    run_key,
+)
 from btdnet.predict.scene.writer import (
     iter_objects,
     pixel_area,
@@ -43,14 +61,12 @@ from btdnet.predict.scene.writer import (
     write_rasters,
     write_vectors,
 )
+from btdnet.predict.vectors import VectorOptions
+from btdnet.presence import check_presence_threshold
+from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
 from btdnet.tiling import TileGrid, default_overlap, resolve_tile
 
-MANIFEST = "manifest.json"
 GDAL_CACHE_MB = 64
-
-
-class SceneStateError(ValueError):
-    """A parts folder to resume does not belong to this scene and these options."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +80,11 @@ class SceneOptions:
         save_probability: also write ``<name>_probability.tif`` (uint8, probability x 255).
         resume: keep the finished rows of an interrupted run (its parts folder).
         batch_size: tiles per forward pass (``None``: the predictor's batch size).
+        max_pixels: refuse a scene (after ``gsd``) with more pixels (``None``: no limit).
+        max_tiles: refuse a scene with more tiles (``None``: no limit).
+        presence_threshold: a tile whose presence probability is below it answers "no
+            target" (``None``: the predictor's threshold); models with a presence head only.
+        vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
     """
 
     tile: int | str = "auto"
@@ -72,6 +93,10 @@ class SceneOptions:
     save_probability: bool = False
     resume: bool = False
     batch_size: int | None = None
+    max_pixels: int | None = DEFAULT_SCENE_MAX_PIXELS
+    max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
+    presence_threshold: float | None = None
+    vectors: VectorOptions = field(default_factory=VectorOptions)
 
 
 @dataclass
@@ -113,47 +138,18 @@ class Processes:
             self._state.wait_for_everyone()
 
 
-def _manifest(path: Path, text: str, grid: TileGrid, options: SceneOptions) -> dict[str, Any]:
-    return {
-        "image": str(path.resolve()),
-        "image_bytes": path.stat().st_size,
-        "text": text,
-        "height": grid.height,
-        "width": grid.width,
-        "tile": grid.tile,
-        "overlap": grid.overlap,
-        "gsd": options.gsd,
-    }
-
-
-def _prepare_parts(folder: Path, manifest: dict[str, Any], resume: bool) -> None:
-    """Create the parts folder, or check it (``resume``), or clear our files from it."""
-    manifest_path = folder / MANIFEST
-    if folder.exists() and resume and manifest_path.is_file():
-        found = json.loads(manifest_path.read_text(encoding="utf-8"))
-        if found != manifest:
-            changed = sorted(k for k in manifest if found.get(k) != manifest[k])
-            raise SceneStateError(
-                f"{folder}: cannot resume: it was started with other {', '.join(changed)}; "
-                "run without --resume to start over"
-            )
-        return
-    if folder.exists():
-        for item in folder.glob("row_*.npz"):
-            item.unlink()
-        for name in (MANIFEST, "mask.tif", "probability.tif"):
-            (folder / name).unlink(missing_ok=True)
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = folder / f".{MANIFEST}.tmp"
-    temporary.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-    os.replace(temporary, manifest_path)
-
-
 def _tokens(predictor: Any, text: str) -> tuple[Any, Any, bool]:
     if not isinstance(text, str) or not text.strip():
         raise ValueError("the text is empty: give an expression such as 'the storage tanks'")
-    input_ids, attention_mask, truncated = predictor._tokenize([text.strip()])
+    input_ids, attention_mask, truncated = predictor.tokenize([text.strip()])
     return input_ids, attention_mask, truncated[0]
+
+
+def _threshold(predictor: Any, options: SceneOptions) -> float:
+    """This scene's presence threshold: the options', else the predictor's default."""
+    if options.presence_threshold is None:
+        return float(predictor.presence_threshold)
+    return check_presence_threshold(options.presence_threshold)
 
 
 def _open(image: str | Path, gsd: float | None) -> SceneSource:
@@ -193,7 +189,11 @@ def predict_scene(
 
     Raises:
         SceneReadError: the scene cannot be read, or ``gsd`` does not fit it.
-        SceneStateError: ``resume`` found a parts folder of another scene or other options.
+        SceneTooLargeError: the scene has more pixels or tiles than the options allow.
+        SceneStateError: ``resume`` found a parts folder of another scene, model or options,
+            or another run holds the parts folder.
+        PartError: a row part to reuse is a link or does not fit the grid.
+        UnsafeOutputError: an output (or the parts folder) is a link or not a regular file.
         ValueError: empty text, bad tile size or overlap.
 
     Warns:
@@ -205,22 +205,17 @@ def predict_scene(
     name = name or Path(image).stem
     input_ids, attention_mask, truncated = _tokens(predictor, text)
     started = time.perf_counter()
-    if options.resume:
-        finished = _finished_record(out_dir, name, image, text.strip(), options)
-        if finished is not None:
-            return SceneResult(record=finished, files=_record_files(finished))
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(image, options.gsd) as source:
-        tile = resolve_tile(options.tile, predictor.input_side)
-        overlap = default_overlap(tile) if options.overlap is None else int(options.overlap)
-        grid = TileGrid(source.height, source.width, tile, overlap)
-        grid.rows.weights(0)  # validates the overlap
-        manifest = _manifest(Path(image), text.strip(), grid, options)
-        processes = Processes()
-        parts = out_dir / f"{name}.parts"
-        if processes.is_main:
-            out_dir.mkdir(parents=True, exist_ok=True)
-            _prepare_parts(parts, manifest, options.resume)
-        processes.barrier()
+        grid = _grid(source, options, predictor.input_side)
+        threshold = _threshold(predictor, options)
+        manifest = build_manifest(
+            Path(image), text.strip(), grid, options.gsd, predictor, threshold
+        )
+        key = run_key({**manifest, "vectors": asdict(options.vectors)})  # outputs, not parts
+        if options.resume:
+            finished = finished_record(out_dir, name, key, options.save_probability)
+            if finished is not None:
+                return SceneResult(record=finished, files=record_files(finished))
         runner = RowRunner(
             predictor,
             source,
@@ -228,49 +223,57 @@ def predict_scene(
             input_ids,
             attention_mask,
             options.batch_size or predictor.batch_size,
+            threshold,
             on_tiles,
         )
-        resumed = _run_rows(runner, parts, processes, progress)
-        processes.barrier()
-        result = SceneResult(record={}, resumed_rows=resumed)
+        processes = Processes()
+        extra = {"truncated": truncated, "run_key": key}
+        result = _run_scene(runner, processes, out_dir, name, manifest, options, progress, extra)
         if processes.is_main:
-            result = _assemble(parts, out_dir, name, grid, source, manifest, options)
-            result.resumed_rows = resumed
-            result.record["truncated"] = truncated
             result.record["wall_seconds"] = round(time.perf_counter() - started, 3)
-            (out_dir / f"{name}.json").write_text(json.dumps(result.record), encoding="utf-8")
-        processes.barrier()
     if not processes.is_main:
         result.record = json.loads((out_dir / f"{name}.json").read_text(encoding="utf-8"))
     return result
 
 
-def _finished_record(
-    out_dir: Path, name: str, image: str | Path, text: str, options: SceneOptions
-) -> dict[str, Any] | None:
-    """The record of a scene this folder already finished with the same options, else None."""
-    record_path = out_dir / f"{name}.json"
-    if (out_dir / f"{name}.parts").exists() or not record_path.is_file():
-        return None
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    same = (
-        record.get("image_resolved") == str(Path(image).resolve())
-        and record.get("text") == text
-        and record.get("gsd") == options.gsd
-        and (options.overlap is None or record.get("overlap") == options.overlap)
-        and (str(options.tile) == "auto" or record.get("tile") == int(options.tile))
-        and (not options.save_probability or "probability_geotiff" in record)
-    )
-    files_there = all(Path(path).is_file() for path in _record_files(record).values())
-    return record if same and files_there else None
+def _run_scene(
+    runner: RowRunner,
+    processes: Processes,
+    out_dir: Path,
+    name: str,
+    manifest: dict[str, Any],
+    options: SceneOptions,
+    progress: bool,
+    extra: dict[str, Any],
+) -> SceneResult:
+    """Claim and lock the parts folder, run the rows, assemble the outputs (main process)."""
+    parts = out_dir / f"{name}.parts"
+    with contextlib.ExitStack() as stack:
+        if processes.is_main:
+            output_paths(out_dir, name, options.save_probability)  # refused before any work
+            out_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(PartsLock(parts))
+            prepare_parts(parts, manifest, options.resume)
+        processes.barrier()
+        resumed = _run_rows(runner, parts, processes, progress)
+        processes.barrier()
+        result = SceneResult(record={}, resumed_rows=resumed)
+        if processes.is_main:
+            grid, source = runner.grid, runner.source
+            result = _assemble(parts, out_dir, name, grid, source, manifest, options, extra)
+            result.resumed_rows = resumed
+    processes.barrier()
+    return result
 
 
-def _record_files(record: dict[str, Any]) -> dict[str, str]:
-    keys = ("mask_geotiff", "probability_geotiff", "geojson", "gpkg")
-    return {key: record[key] for key in keys if key in record}
+def _grid(source: SceneSource, options: SceneOptions, input_side: int) -> TileGrid:
+    """The scene's tiles; refuses a scene over ``max_pixels`` or ``max_tiles``."""
+    tile = resolve_tile(options.tile, input_side)
+    overlap = default_overlap(tile) if options.overlap is None else int(options.overlap)
+    grid = TileGrid(source.height, source.width, tile, overlap)
+    grid.rows.weights(0)  # validates the overlap
+    check_scene_size(source.path, grid, options.max_pixels, options.max_tiles)
+    return grid
 
 
 def _require_rasterio(image: str | Path) -> Any:
@@ -283,7 +286,10 @@ def _run_rows(runner: RowRunner, parts: Path, processes: Processes, progress: bo
     """Compute this process's unfinished rows; returns how many finished rows were kept."""
     count = runner.grid.rows.count
     mine = [r for r in range(count) if r % processes.count == processes.index]
-    todo = [r for r in mine if not part_path(parts, r).is_file()]
+    done = [r for r in mine if part_path(parts, r).exists() or part_path(parts, r).is_symlink()]
+    for row in done:  # every part reused is checked before any new work
+        RowPart.load(parts, row, runner.grid)
+    todo = [r for r in mine if r not in set(done)]
     bar = None
     if progress and processes.is_main:
         from tqdm import tqdm
@@ -314,6 +320,17 @@ def _run_rows(runner: RowRunner, parts: Path, processes: Processes, progress: bo
     return len(mine) - len(todo)
 
 
+def output_paths(out_dir: Path, name: str, save_probability: bool) -> dict[str, Path]:
+    """The files a scene run writes (``record``: the JSON line), each checked: no link."""
+    paths = {"mask_geotiff": out_dir / f"{name}.tif"}
+    if save_probability:
+        paths["probability_geotiff"] = out_dir / f"{name}_probability.tif"
+    paths.update(geojson=out_dir / f"{name}.geojson", gpkg=out_dir / f"{name}.gpkg")
+    paths["preview"] = out_dir / f"{name}_preview.png"
+    paths["record"] = out_dir / f"{name}.json"
+    return {key: check_output_path(path) for key, path in paths.items()}
+
+
 def _assemble(
     parts: Path,
     out_dir: Path,
@@ -322,51 +339,74 @@ def _assemble(
     source: SceneSource,
     manifest: dict[str, Any],
     options: SceneOptions,
+    extra: dict[str, Any],
 ) -> SceneResult:
-    """Parts -> COG mask (+ probability), GeoJSON, GeoPackage and the JSON record."""
-    mask_tmp, probability_tmp, totals = write_rasters(parts, grid, source.geo)
-    files = {"mask_geotiff": str(to_cog(mask_tmp, out_dir / f"{name}.tif", "NEAREST"))}
-    if options.save_probability:
-        target = out_dir / f"{name}_probability.tif"
-        files["probability_geotiff"] = str(to_cog(probability_tmp, target, "AVERAGE"))
-    geojson, gpkg = out_dir / f"{name}.geojson", out_dir / f"{name}.gpkg"
-    objects = write_vectors(
-        iter_objects(mask_tmp, probability_tmp, source.geo),
-        geojson,
-        gpkg,
-        source.geo,
-        manifest["text"],
-    )
-    files.update(geojson=str(geojson), gpkg=str(gpkg))
-    record = {
-        "image": str(source.path),
-        "image_resolved": manifest["image"],
-        "text": manifest["text"],
-        "objects": objects,
-        "area": totals.area_pixels * pixel_area(source.geo),
-        "area_pixels": totals.area_pixels,
-        "area_units": "map" if source.geo is not None else "pixel",
-        "tiles": totals.tiles,
-        "tiles_skipped": totals.tiles_nodata + totals.tiles_absent,
-        "tiles_nodata": totals.tiles_nodata,
-        "tiles_absent": totals.tiles_absent,
-        "height": grid.height,
-        "width": grid.width,
-        "tile": grid.tile,
-        "overlap": grid.overlap,
-        "gsd": options.gsd,
-        **files,
-    }
+    """Parts -> COG mask (+ probability), GeoJSON, GeoPackage and the JSON record.
+
+    Every output is written to a temporary first; the set replaces the previous one only
+    when all of it is written (a failure keeps the previous outputs and the parts).
+    """
+    finals = output_paths(out_dir, name, options.save_probability)
+    with atomic_outputs(list(finals.values())) as temporaries:
+        temporary = dict(zip(finals, temporaries))
+        mask_tmp, probability_tmp, totals = write_rasters(
+            parts, grid, source.geo, source.valid_rows
+        )
+        to_cog(mask_tmp, temporary["mask_geotiff"], "NEAREST")
+        if options.save_probability:
+            to_cog(probability_tmp, temporary["probability_geotiff"], "AVERAGE")
+        objects, small = write_vectors(
+            iter_objects(mask_tmp, probability_tmp, source.geo),
+            temporary["geojson"],
+            temporary["gpkg"],
+            source.geo,
+            manifest["text"],
+            options.vectors,
+        )
+        caption = (
+            f"{manifest['text']}  [{objects} object{'s' if objects != 1 else ''}; scene mode, "
+            f"{grid.height}x{grid.width} px in tiles of {grid.tile}]"
+        )
+        render_preview(source, mask_tmp, caption).save(temporary["preview"], format="PNG")
+        files = {key: str(path) for key, path in finals.items() if key != "record"}
+        record = {
+            "image": str(source.path),
+            "image_relative": os.path.relpath(manifest["image"], out_dir.resolve()),
+            "image_blake2b": manifest["image_blake2b"],
+            "text": manifest["text"],
+            "objects": objects,
+            "objects_below_min_area": small,
+            "area": totals.area_pixels * pixel_area(source.geo),
+            "area_pixels": totals.area_pixels,
+            "area_units": "map" if source.geo is not None else "pixel",
+            "tiles": totals.tiles,
+            "tiles_skipped": totals.tiles_nodata + totals.tiles_absent,
+            "tiles_nodata": totals.tiles_nodata,
+            "tiles_absent": totals.tiles_absent,
+            "height": grid.height,
+            "width": grid.width,
+            "tile": grid.tile,
+            "overlap": grid.overlap,
+            "gsd": options.gsd,
+            "vectors": asdict(options.vectors),
+            "mode": "scene",
+            **files,
+            **extra,
+        }
+        temporary["record"].write_text(json.dumps(record), encoding="utf-8")
     shutil.rmtree(parts)
     return SceneResult(record=record, files=files)
 
 
 __all__ = [
     "NotGeoreferencedWarning",
+    "PartError",
     "RowPart",
     "SceneOptions",
     "SceneReadError",
     "SceneResult",
     "SceneStateError",
+    "SceneTooLargeError",
+    "UnsafeOutputError",
     "predict_scene",
 ]

@@ -10,12 +10,12 @@ A row part holds, for the full scene width:
 - ``bottom``: float32 (O, W), weighted probability on the rows shared with the row below.
 
 The rows of a scene are independent of one another; the final map over a shared band is
-``bottom(r) + top(r + 1)`` (the weights sum to one, :mod:`btdnet.tiling`).
+``bottom(r) + top(r + 1)`` (the weights sum to one): :class:`btdnet.tiling.RowBlend` blends
+and splits a row, :func:`btdnet.tiling.stitch` joins them.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +25,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from btdnet.data.transforms import normalize_array
+from btdnet.normalization import normalize_array
 from btdnet.predict.scene.source import SceneSource
-from btdnet.tiling import TileGrid
+from btdnet.presence import output_present
+from btdnet.safe_write import atomic_output
+from btdnet.tiling import RowBlend, TileGrid
 
 
 @dataclass
@@ -51,7 +53,6 @@ class RowPart:
     def save(self, folder: Path) -> Path:
         """Write ``row_<index>.npz`` atomically (a temporary file renamed into place)."""
         path = part_path(folder, self.index)
-        temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
         arrays = {
             "core_mask": self.core_mask,
             "core_probability": self.core_probability,
@@ -61,25 +62,84 @@ class RowPart:
             arrays["top"] = self.top
         if self.bottom is not None:
             arrays["bottom"] = self.bottom
-        np.savez_compressed(temporary, **arrays)
-        os.replace(temporary, path)
+        with atomic_output(path) as temporary:  # a link planted at the part is refused
+            np.savez_compressed(temporary, **arrays)
         return path
 
     @classmethod
-    def load(cls, folder: Path, index: int) -> RowPart:
-        """Read the part of row ``index`` written by :meth:`save`."""
-        with np.load(part_path(folder, index)) as data:
-            tiles, nodata, absent = (int(v) for v in data["counts"])
-            return cls(
-                index=index,
-                top=data.get("top"),
-                core_mask=data["core_mask"],
-                core_probability=data["core_probability"],
-                bottom=data.get("bottom"),
-                tiles=tiles,
-                nodata=nodata,
-                absent=absent,
+    def load(cls, folder: Path, index: int, grid: TileGrid) -> RowPart:
+        """Read the part of row ``index`` written by :meth:`save`, checked against ``grid``.
+
+        Raises:
+            PartError: the part is a link, unreadable, or its arrays do not fit the grid.
+        """
+        path = part_path(folder, index)
+        if path.is_symlink() or not path.is_file():
+            raise PartError(f"{path}: not a regular file (a link?); run without --resume")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: data[key] for key in data.files}
+        except Exception as exc:  # OSError, BadZipFile, a pickled member (ValueError), ...
+            raise PartError(f"{path}: unreadable part ({type(exc).__name__}: {exc})") from exc
+        check_part_arrays(path, arrays, expected_arrays(grid, index))
+        tiles, nodata, absent = (int(v) for v in arrays["counts"])
+        if tiles != grid.columns.count:
+            raise PartError(f"{path}: counts {tiles} tiles, the row has {grid.columns.count}")
+        return cls(
+            index=index,
+            top=arrays.get("top"),
+            core_mask=arrays["core_mask"],
+            core_probability=arrays["core_probability"],
+            bottom=arrays.get("bottom"),
+            tiles=tiles,
+            nodata=nodata,
+            absent=absent,
+        )
+
+
+class PartError(ValueError):
+    """A row part that cannot be reused: a link, unreadable, or not of this grid's shape."""
+
+
+def expected_arrays(grid: TileGrid, index: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """(shape, dtype) of every array the part of row ``index`` must hold."""
+    rows, width = grid.rows, grid.width
+    y0, y1 = rows.extent(index)
+    first, last = index == 0, index == rows.count - 1
+    core = (y1 - y0 if last else rows.stride) - (0 if first else rows.overlap)
+    expected = {
+        "core_mask": ((core, width), "bool"),
+        "core_probability": ((core, width), "uint8"),
+        "counts": ((3,), "int64"),
+    }
+    if not first:
+        expected["top"] = ((rows.overlap, width), "float32")
+    if not last:
+        expected["bottom"] = ((y1 - y0 - rows.stride, width), "float32")
+    return expected
+
+
+def check_part_arrays(
+    path: Path, arrays: dict[str, np.ndarray], expected: dict[str, tuple[tuple[int, ...], str]]
+) -> None:
+    """Raise :class:`PartError` unless ``arrays`` hold exactly the ``expected`` arrays."""
+    if set(arrays) != set(expected):
+        raise PartError(
+            f"{path}: holds {sorted(arrays)}, expected {sorted(expected)}; run without --resume"
+        )
+    for key, (shape, dtype) in expected.items():
+        array = arrays[key]
+        if array.shape != shape or array.dtype != np.dtype(dtype):
+            raise PartError(
+                f"{path}: {key} is {array.dtype}{list(array.shape)}, expected {dtype}"
+                f"{list(shape)}; run without --resume"
             )
+    counts = arrays["counts"]
+    if (counts < 0).any() or counts[1] + counts[2] > counts[0]:
+        raise PartError(f"{path}: impossible tile counts {counts.tolist()}; run without --resume")
+    for key in ("top", "bottom"):
+        if key in arrays and not np.isfinite(arrays[key]).all():
+            raise PartError(f"{path}: {key} holds non-finite values; run without --resume")
 
 
 def part_path(folder: Path, index: int) -> Path:
@@ -101,6 +161,8 @@ class RowRunner:
         grid: its tiles.
         input_ids, attention_mask: (1, T) tokens of the prompt.
         batch_size: tiles per forward pass.
+        presence_threshold: tiles whose presence probability is below it are "no target"
+            (:func:`btdnet.presence.output_present`).
         on_tiles: called with the number of tiles finished after every batch.
     """
 
@@ -112,6 +174,7 @@ class RowRunner:
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         batch_size: int,
+        presence_threshold: float,
         on_tiles: Callable[[int], None] | None = None,
     ) -> None:
         self.predictor = predictor
@@ -121,7 +184,7 @@ class RowRunner:
         self.attention_mask = attention_mask
         self.batch_size = batch_size
         self.on_tiles = on_tiles
-        self.presence_threshold = float(getattr(predictor, "presence_threshold", 0.5))
+        self.presence_threshold = float(presence_threshold)
 
     @torch.inference_mode()
     def forward(self, tiles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,26 +204,22 @@ class RowRunner:
         count = pixels.shape[0]  # (B, 3, S, S)
         ids = self.input_ids.to(predictor.device).expand(count, -1)  # (B, T)
         attention = self.attention_mask.to(predictor.device).expand(count, -1)  # (B, T)
-        with predictor._autocast():
+        with predictor.autocast():
             output = predictor.model(pixels, ids, attention)
         probability = torch.sigmoid(output.target_logits.float())  # (B, 1, h, w)
         if probability.shape[-2:] != (tile, tile):
             probability = F.interpolate(
                 probability, size=(tile, tile), mode="bilinear", align_corners=False
             )
-        present = np.ones(count, dtype=bool)
-        logits = getattr(output, "presence_logits", None)
-        if logits is not None:  # generalized referring: the model can answer "no target"
-            presence = torch.sigmoid(logits.float()).reshape(count).cpu().numpy()
-            present = presence >= self.presence_threshold
+        present = output_present(output, self.presence_threshold).cpu().numpy()  # (B,)
         return probability[:, 0].clamp_(0.0, 1.0).cpu().numpy(), present
 
     def run(self, index: int) -> RowPart:
         """Compute row ``index``: every tile of it, blended along x, split along y."""
-        rows, columns = self.grid.rows, self.grid.columns
-        y0, y1 = rows.extent(index)
-        width, tile = self.grid.width, self.grid.tile
-        accumulator = np.zeros((y1 - y0, width), dtype=np.float32)  # (h, W)
+        columns = self.grid.columns
+        y0 = self.grid.rows.start(index)
+        tile = self.grid.tile
+        blend = RowBlend(self.grid, index)  # (1, h, W)
         nodata = absent = 0
         for first in range(0, columns.count, self.batch_size):
             batch = list(range(first, min(first + self.batch_size, columns.count)))
@@ -173,33 +232,18 @@ class RowRunner:
                     if not present[slot]:
                         absent += 1
                         continue
-                    j = batch[k]
-                    x0, x1 = columns.extent(j)
-                    weighted = probability[slot] * reads[k][1] * columns.weights(j)[None, :]
-                    accumulator[:, x0:x1] += weighted[: y1 - y0, : x1 - x0]
+                    blend.add(batch[k], (probability[slot] * reads[k][1])[None])
             if self.on_tiles is not None:
                 self.on_tiles(len(batch))
-        return self._split(index, accumulator, columns.count, nodata, absent)
-
-    def _split(
-        self, index: int, accumulator: np.ndarray, tiles: int, nodata: int, absent: int
-    ) -> RowPart:
-        rows = self.grid.rows
-        overlap, stride = rows.overlap, rows.stride
-        weights = rows.weights(index)[: accumulator.shape[0], None]  # (h, 1)
-        first, last = index == 0, index == rows.count - 1
-        core_start = 0 if first else overlap
-        core_stop = accumulator.shape[0] if last else stride
-        top = None if first else accumulator[:overlap] * weights[:overlap]
-        bottom = None if last else accumulator[stride:] * weights[stride:]
-        core = accumulator[core_start:core_stop]  # weights are 1 here
+        split = blend.split()
+        core = split.core[0]
         return RowPart(
             index=index,
-            top=top,
+            top=None if split.top is None else split.top[0],
             core_mask=core > 0.5,
             core_probability=to_uint8_probability(core),
-            bottom=bottom,
-            tiles=tiles,
+            bottom=None if split.bottom is None else split.bottom[0],
+            tiles=columns.count,
             nodata=nodata,
             absent=absent,
         )

@@ -100,6 +100,8 @@ class SceneSource:
         self._dataset: Any = None
         self._pixels: np.ndarray | None = None  # (H, W, 3) uint8 for PIL-read images
         self._limits: list[tuple[float, float]] | None = None
+        self._stretch = False  # its limits are sampled on the first read, never for a
+        # scene refused for its size
         self._bands: list[int] = []
         self._scale = (1.0, 1.0)  # source pixels per scene pixel along (y, x)
         if self.path.suffix.lower() in TIFF_SUFFIXES:
@@ -123,8 +125,7 @@ class SceneSource:
             self.geo = georeference_of(dataset)
             self.height, self.width = dataset.height, dataset.width
             self._bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
-            if any(dtype != "uint8" for dtype in dataset.dtypes[:3]):
-                self._limits = self._compute_limits()
+            self._stretch = any(dtype != "uint8" for dtype in dataset.dtypes[:3])
         except ImageReadError:
             raise
         except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
@@ -148,8 +149,8 @@ class SceneSource:
         return math.sqrt(abs(a * e - b * d))
 
     def _resample_to(self, gsd: float) -> None:
-        if gsd <= 0:
-            raise SceneReadError(f"{self.path}: --gsd must be positive, got {gsd}")
+        if not math.isfinite(gsd) or gsd <= 0:
+            raise SceneReadError(f"{self.path}: --gsd must be a positive number, got {gsd}")
         if self.geo is None or self._dataset is None:
             raise SceneReadError(f"{self.path}: --gsd needs a georeferenced GeoTIFF")
         a, b, c, d, e, f = self.geo.transform
@@ -175,6 +176,13 @@ class SceneSource:
             rgb, valid = self._read_window(y, x, height, width)
         return _pad_to(rgb, size, size), _pad_to(valid, size, size, fill=False)
 
+    def valid_rows(self, y: int, height: int) -> np.ndarray:
+        """Bool (height, W) valid mask of the scene rows ``y .. y + height`` (the nodata of the
+        output rasters): GDAL's dataset mask and finite bands; PIL-read images are all valid."""
+        if self._pixels is not None:
+            return np.ones((height, self.width), dtype=bool)
+        return self._read_window(y, 0, height, self.width)[1]
+
     def _read_window(self, y: int, x: int, height: int, width: int) -> tuple[np.ndarray, ...]:
         from rasterio.enums import Resampling
         from rasterio.windows import Window
@@ -185,6 +193,8 @@ class SceneSource:
         if self._scale != (1.0, 1.0):
             options["resampling"] = Resampling.bilinear
         try:
+            if self._stretch and self._limits is None:
+                self._limits = self._compute_limits()  # once per scene, on the first window
             bands = self._dataset.read(indexes=self._bands, **options)  # (3, h, w)
             mask = self._dataset.dataset_mask(window=window, out_shape=(height, width))
         except Exception as exc:
@@ -198,6 +208,31 @@ class SceneSource:
         rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
         rgb = np.where(valid[:, :, None], rgb, 0).astype(np.uint8)
         return np.ascontiguousarray(rgb), valid
+
+    def overview(self, max_side: int) -> np.ndarray:
+        """The whole scene as uint8 (h, w, 3) RGB, its longer side at most ``max_side`` pixels
+        (never enlarged), with the same bands and stretch as :meth:`read`; nodata reads 0."""
+        factor = max(1.0, max(self.height, self.width) / max_side)
+        height = max(1, round(self.height / factor))
+        width = max(1, round(self.width / factor))
+        if self._pixels is not None:
+            from PIL import Image
+
+            picture = Image.fromarray(self._pixels)
+            if (height, width) != self._pixels.shape[:2]:
+                picture = picture.resize((width, height), Image.Resampling.BILINEAR)
+            return np.asarray(picture, dtype=np.uint8)
+        from rasterio.enums import Resampling
+
+        shape = (height, width)
+        bands = self._dataset.read(
+            indexes=self._bands, out_shape=(3, *shape), resampling=Resampling.average
+        )  # (3, h, w)
+        valid = self._dataset.dataset_mask(out_shape=shape) > 0  # (h, w)
+        if bands.dtype.kind == "f":
+            valid &= np.isfinite(bands).all(axis=0)
+        rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
+        return np.ascontiguousarray(np.where(valid[:, :, None], rgb, 0).astype(np.uint8))
 
     def close(self) -> None:
         """Close the file (rasterio scenes)."""

@@ -4,9 +4,14 @@
   DEFLATE, nearest-neighbour overviews) with the scene's CRS and transform;
 - ``<name>_probability.tif`` (optional): the blended probability x 255 as uint8, same layout,
   averaged overviews;
+- in both rasters the scene's nodata pixels (never looked at) are nodata: GDAL's per-dataset
+  mask, stored inside the file (0 = nodata, 255 = valid), so a GIS tells "not looked at" from
+  "not the target" while the values stay 0/255 and 0-255 (nodata pixels hold 0);
 - ``<name>.geojson`` and ``<name>.gpkg`` (layer ``objects``): one polygon per 4-connected
   object with ``score`` (mean probability over its pixels), ``area`` (map units, squared
-  pixels without a georeference) and ``area_pixels``.
+  pixels without a georeference) and ``area_pixels``, simplified and filtered by
+  :class:`~btdnet.predict.vectors.VectorOptions`; the GeoJSON is RFC 7946 (WGS 84) by
+  default, the GeoPackage keeps the scene's CRS.
 
 The rows are first written, strip by strip, into tiled GeoTIFFs in the parts folder; GDAL's
 COG driver then copies them with overviews, and GDAL's polygonizer reads the mask line by
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +35,9 @@ import numpy as np
 from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
-from btdnet.tiling import TileGrid
+from btdnet.predict.vectors import GeoJsonFrame, VectorOptions, polish
+from btdnet.safe_write import check_output_path
+from btdnet.tiling import RowSplit, TileGrid, stitch
 
 BLOCK = 512
 GPKG_LAYER = "objects"
@@ -79,32 +86,41 @@ def _strips(
     parts_dir: Path, grid: TileGrid
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray, RowPart]]:
     """(first row, bool mask (h, W), uint8 probability (h, W), part) strips in scene order."""
-    rows = grid.rows
-    previous_bottom: np.ndarray | None = None
-    for index in range(rows.count):
-        part = RowPart.load(parts_dir, index)
-        start = rows.start(index)
-        if part.top is not None and previous_bottom is not None:
-            shared = previous_bottom + part.top  # (O, W) the two weights sum to one
-            yield start, shared > 0.5, to_uint8_probability(shared), part
-            start += rows.overlap
-        yield start, part.core_mask, part.core_probability, part
-        previous_bottom = part.bottom
+    splits = (
+        RowSplit(part.index, part.top, part, part.bottom)
+        for part in (RowPart.load(parts_dir, index, grid) for index in range(grid.rows.count))
+    )
+    part = None
+    for start, strip, shared in stitch(grid.rows, splits):
+        if shared:  # (O, W) blended probability of the band two rows share
+            yield start, strip > 0.5, to_uint8_probability(strip), part
+        else:
+            part = strip
+            yield start, part.core_mask, part.core_probability, part
 
 
 def write_rasters(
-    parts_dir: Path, grid: TileGrid, geo: GeoReference | None
+    parts_dir: Path,
+    grid: TileGrid,
+    geo: GeoReference | None,
+    valid_rows: Callable[[int, int], np.ndarray] | None = None,
 ) -> tuple[Path, Path, SceneTotals]:
-    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``."""
+    """Stream the parts into tiled ``mask.tif`` and ``probability.tif`` in ``parts_dir``.
+
+    ``valid_rows(y, h)``: bool (h, W) valid pixels of those scene rows; where it is False both
+    rasters get nodata (an internal per-dataset mask). None: every pixel is valid (no mask).
+    """
     rasterio = require_rasterio("writing the scene mask")
     from rasterio.windows import Window
 
     totals = SceneTotals()
-    mask_path, probability_path = parts_dir / "mask.tif", parts_dir / "probability.tif"
+    mask_path = check_output_path(parts_dir / "mask.tif")  # never written through a link
+    probability_path = check_output_path(parts_dir / "probability.tif")
     profile = _profile(rasterio, grid, geo)
     counted: set[int] = set()
     with (
         quiet_georeference(),
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),  # the nodata mask inside the file
         rasterio.open(mask_path, "w", **profile) as mask_out,
         rasterio.open(probability_path, "w", **profile) as probability_out,
     ):
@@ -119,17 +135,25 @@ def write_rasters(
             window = Window(0, start, grid.width, mask.shape[0])
             mask_out.write(mask.astype(np.uint8) * 255, 1, window=window)
             probability_out.write(probability, 1, window=window)
+            if valid_rows is not None:
+                valid = valid_rows(start, mask.shape[0]).astype(np.uint8) * 255  # (h, W)
+                mask_out.write_mask(valid, window=window)
+                probability_out.write_mask(valid, window=window)
             totals.area_pixels += int(mask.sum())
     return mask_path, probability_path, totals
 
 
 def to_cog(source: Path, target: Path, resampling: str) -> Path:
-    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews."""
-    require_rasterio("writing a Cloud-Optimized GeoTIFF")
+    """Copy a tiled GeoTIFF to a Cloud-Optimized GeoTIFF with overviews.
+
+    ``target`` is a fresh temporary (:func:`btdnet.safe_write.atomic_outputs`): the previous
+    output is replaced only when the whole set of outputs is written.
+    """
+    rasterio = require_rasterio("writing a Cloud-Optimized GeoTIFF")
     from rasterio.shutil import copy
 
-    target.unlink(missing_ok=True)
-    with quiet_georeference():
+    check_output_path(target)
+    with quiet_georeference(), rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True):
         copy(
             str(source),
             str(target),
@@ -175,27 +199,24 @@ def iter_objects(
             yield {"type": "Feature", "geometry": geometry, "properties": properties}
 
 
-def crs_member(geo: GeoReference | None) -> dict[str, Any] | None:
-    """The pre-RFC GeoJSON ``crs`` member naming the scene's CRS (see :mod:`geo`)."""
-    if geo is None:
-        return None
-    if geo.epsg is not None:
-        return {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{geo.epsg}"}}
-    if geo.crs_wkt:
-        return {"type": "name", "properties": {"name": geo.crs_wkt}}
-    return None
-
-
 def write_vectors(
     features: Iterator[dict[str, Any]],
     geojson_path: Path,
     gpkg_path: Path,
     geo: GeoReference | None,
     text: str,
-) -> int:
-    """Write features one by one to GeoJSON and GeoPackage; returns how many."""
+    options: VectorOptions | None = None,
+) -> tuple[int, int]:
+    """Write features one by one to GeoJSON (WGS 84 unless ``options`` say native) and
+    GeoPackage (the scene's CRS), simplified and filtered by ``options``; returns how many
+    were written and how many were below the minimum area.
+
+    Both paths are fresh temporaries (:func:`btdnet.safe_write.atomic_outputs`).
+    """
     import fiona
 
+    options = options or VectorOptions()
+    frame = GeoJsonFrame(geo, options)
     schema = {
         "geometry": "Polygon",
         "properties": {
@@ -207,23 +228,26 @@ def write_vectors(
         },
     }
     crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None
-    gpkg_path.unlink(missing_ok=True)
-    header: dict[str, Any] = {"type": "FeatureCollection"}
-    member = crs_member(geo)
-    if member is not None:
-        header["crs"] = member
-    count = 0
+    check_output_path(geojson_path)
+    check_output_path(gpkg_path)
+    count = small = 0
     with (
         geojson_path.open("w", encoding="utf-8") as stream,
         fiona.open(
             gpkg_path, "w", driver="GPKG", schema=schema, crs=crs, layer=GPKG_LAYER
         ) as layer,
     ):
-        stream.write(json.dumps(header)[:-1] + ', "features": [\n')
+        stream.write(json.dumps(frame.header())[:-1] + ', "features": [\n')
         for feature in features:
-            feature["properties"] = {"text": text, **feature["properties"]}
-            stream.write((",\n" if count else "") + json.dumps(feature))
-            layer.write(feature)
+            geometry = polish(feature["geometry"], options)
+            if geometry is None:
+                small += 1
+                continue
             count += 1
+            properties = {"text": text, **feature["properties"], "id": count}
+            native = {"type": "Feature", "geometry": geometry, "properties": properties}
+            layer.write(native)
+            framed = {**native, "geometry": frame.geometry(geometry)}
+            stream.write((",\n" if count > 1 else "") + json.dumps(framed))
         stream.write("\n]}\n")
-    return count
+    return count, small

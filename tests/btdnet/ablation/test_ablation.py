@@ -15,6 +15,7 @@ import yaml
 
 from btdnet.ablation import (
     ABLATION_VARIANTS,
+    DEMO_VARIANTS,
     READING_VARIANTS,
     LaunchInfo,
     compare,
@@ -100,6 +101,7 @@ def test_variants_are_valid_switches_of_the_model() -> None:
         "bsc_reading": "gated",
         "alignment_kind": "bce",
         "dmols_reconstruct": "inputs",
+        "twin_reading": "joint",
     }
     # every variant sets every switch and reading, so none depends on the config's defaults
     assert all(set(o) >= set(seen["full"]) for o in seen.values())
@@ -109,6 +111,29 @@ def test_variants_are_valid_switches_of_the_model() -> None:
     family = seen["family_baseline"]
     assert not family["use_bsc"] and not family["use_twin_stream"] and not family["use_dmols"]
     assert len(ABLATION_VARIANTS) == 8
+
+
+def test_demo_variants_are_the_demo_model_with_one_module_changed() -> None:
+    base = {"model": {"variant": "tiny", "overrides": {}}}
+    seen = {
+        v.name: ReferringConfig.from_config(apply_overrides(base, v.overrides)).model.overrides
+        for v in DEMO_VARIANTS.values()
+    }
+    demo = seen["demo"]
+    # the demo's model as configs/synthetic.yaml trains it
+    assert demo["use_bsc"] and demo["use_twin_stream"] and demo["use_alignment_loss"]
+    assert demo["use_dmols"] is False and demo["alignment_kind"] == "spatial"
+    changed = {
+        "demo_bsc_one_way": {"use_bsc": False, "use_alignment_loss": False},
+        "demo_no_alignment": {"use_alignment_loss": False},
+        "demo_single_stream": {"use_twin_stream": False},
+        "demo_dmols_on": {"use_dmols": True},
+        "demo_bsc_from_baseline": {"bsc_reading": "from_baseline"},
+        "demo_background_auxiliary": {"twin_reading": "auxiliary"},
+    }
+    assert set(seen) == {"demo", *changed}
+    for name, change in changed.items():
+        assert {k: v for k, v in seen[name].items() if demo[k] != v} == change, name
 
 
 def test_alternative_readings_are_the_full_model_with_one_value_changed() -> None:

@@ -9,7 +9,7 @@ from PIL import Image
 from referring_fixtures import write_refsegrs_fixture
 
 from btdnet.data import DatasetError, build_referring_dataset, load_refsegrs_records
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE = 37
 

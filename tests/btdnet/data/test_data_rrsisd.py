@@ -20,7 +20,7 @@ from btdnet.data import (
     build_referring_dataset,
     load_rrsisd_records,
 )
-from btdnet.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 SIZE = 37
 

@@ -9,14 +9,12 @@ import torch
 from PIL import Image
 
 from btdnet.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     image_to_tensor,
     mask_to_tensor,
-    normalize_array,
     read_gray_array,
     resize_mask,
 )
+from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD, denormalize, normalize_array
 
 
 def test_shrinking_keeps_a_one_pixel_line_where_nearest_samples_it():
@@ -72,6 +70,12 @@ def test_normalisation_hand_values():
     assert out[1, 0, 1].item() == pytest.approx((0.0 - 0.456) / 0.224, 1e-6)
     assert out[0, 0, 1].item() == pytest.approx((1.0 - 0.485) / 0.229, 1e-6)
     assert out[2, 0, 1].item() == pytest.approx((0.2 - 0.406) / 0.225, 1e-6)
+
+
+def test_denormalize_gives_back_the_uint8_pixels():
+    image = np.array([[[0, 128, 255], [17, 200, 3]], [[99, 1, 254], [255, 255, 0]]], np.uint8)
+    back = denormalize(normalize_array(image))  # (2, 2, 3)
+    assert back.dtype == np.uint8 and np.array_equal(back, image)
 
 
 def test_image_is_resized_bilinear_to_a_square():

@@ -205,4 +205,4 @@ def test_profile_training_refuses_zero_threads(tmp_path: Path, tiny_data: Path) 
     config = _tiny_referring_config(tmp_path, tiny_data)
     completed = run_python([str(SCRIPT), "--config", str(config), "--threads", "0"], timeout=300)
     assert completed.returncode == 2
-    assert "--threads must be >= 1" in completed.stderr
+    assert "argument --threads: must be >= 1, got 0" in completed.stderr

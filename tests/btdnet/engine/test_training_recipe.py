@@ -42,7 +42,7 @@ def test_scheduler_and_lookahead_follow_the_recipe(tmp_path):
         scheduler.step()
     assert rates == pytest.approx([1.0, 1.0, 0.75, 0.75, 0.25, 0.25])
     state = optimizer.state_dict()
-    assert "lookahead_slow_buff" in state["state"][0]  # a slow step happened after 5 steps
+    assert "lookahead_slow_buff" in state["state"][0]  # slow weights exist from step 1 on
     ckpt.save_tensors(state, tmp_path / "optimizer.pt")
     other = torch.nn.Parameter(torch.ones(3))
     fresh = build_optimizer(
@@ -56,6 +56,33 @@ def test_scheduler_and_lookahead_follow_the_recipe(tmp_path):
         fresh.state_dict()["state"][0]["lookahead_slow_buff"],
         state["state"][0]["lookahead_slow_buff"],
     )
+
+
+def _trajectory(optimizer_class, steps: int = 11) -> list[float]:
+    """Values of one weight (start 0) under SGD lr 1 with gradient 1, wrapped in Lookahead."""
+    param = torch.nn.Parameter(torch.zeros(()))
+    optimizer = optimizer_class(torch.optim.SGD([param], lr=1.0), alpha=0.5, k=5)
+    values = []
+    for _ in range(steps):
+        param.grad = torch.ones(())
+        optimizer.step()
+        values.append(float(param.detach()))
+    return values
+
+
+def test_lookahead_syncs_with_catalysts_phase():
+    """catalyst's Lookahead (the authors' optimizer) syncs after steps 1, 6, 11, its slow weight
+    taken after step 1 (-1): step 6 moves -6 to -1 + 0.5 * (-6 + 1) = -3.5, step 11 moves -8.5
+    to -3.5 + 0.5 * (-8.5 + 3.5) = -6. timm's syncs after steps 5 and 10 instead."""
+    from btdnet.engine.lookahead import CatalystLookahead
+
+    catalyst = [-1, -2, -3, -4, -5, -3.5, -4.5, -5.5, -6.5, -7.5, -6]
+    timm = [-1, -2, -3, -4, -5, -6, -7, -8, -9, -7.5, -8.5]
+    assert _trajectory(CatalystLookahead) == pytest.approx(catalyst)
+    assert _trajectory(Lookahead) == pytest.approx(timm)
+    built = build_optimizer("lookahead_adamw", [torch.nn.Parameter(torch.ones(2))], lr=1.0,
+                            weight_decay=0.0)  # fmt: skip
+    assert isinstance(built, CatalystLookahead)
 
 
 def test_settings_refuse_unknown_recipes():

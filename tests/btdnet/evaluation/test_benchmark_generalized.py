@@ -138,3 +138,26 @@ def test_benchmark_cli_on_grefs(val, tmp_path):
     assert data["samples_no_target"] == 1 and data["dataset"] == "grefs"
     assert "| val | original | 2 | 1 | 1 |" in completed.stdout
     assert "gIoU" in completed.stdout and "no-target" in completed.stdout
+
+
+def test_generalized_set_without_no_target_gives_gIoU_cIoU_and_na(val, tmp_path):
+    """The fixture's train split: 0-0 targets the 42-px box, 1-1 and 1-2 the box and the
+    45-px block (87 px). Answered with the box each: IoUs 1, 42/87, 42/87. ReLA's evaluator
+    prints gIoU 65.52 and cIoU 58.33 (and writes 0 for N_acc and T_acc)."""
+    from btdnet.evaluation import format_markdown
+
+    root, _ = val
+    train = build_referring_dataset("grefs", root, "train", None, image_size=32)
+    box = np.zeros((H, W), bool)
+    box[2:8, 3:10] = True
+    for sample_id in ("0-0", "1-1", "1-2"):
+        write_prediction(box, tmp_path / prediction_filename(sample_id))
+    result = score_prediction_files(train, tmp_path, "original")
+    assert round(result["gIoU"], 2) == 65.52 and round(result["cIoU"], 2) == 58.33
+    assert result["gIoU"] == pytest.approx(100 * (1 + 2 * 42 / 87) / 3)
+    assert result["cIoU"] == pytest.approx(100 * 126 / 216)
+    assert result["N_acc"] is None and result["T_acc"] is None
+    assert "no no-target expression" in result["N_acc_note"]
+    text = format_markdown(result)
+    assert "| train | original | 3 | 3 | 0 | 65.52 | 58.33 | n/a | n/a |" in text
+    assert "N_acc n/a: the set has no no-target expression" in text

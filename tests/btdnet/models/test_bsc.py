@@ -184,3 +184,60 @@ def test_in_the_language_first_reading_the_map_gates_nothing():
 def test_an_unknown_reading_is_refused():
     with pytest.raises(ValueError, match="language_first"):
         BidirectionalSpatialCorrelation(visual_dim=C, text_dim=D_TEXT, dim=DIM, reading="both")
+
+
+def _same_weights(source: BidirectionalSpatialCorrelation, target: BidirectionalSpatialCorrelation):
+    """Copy every parameter ``target`` shares with ``source`` (by name)."""
+    own = dict(source.named_parameters())
+    with torch.no_grad():
+        for name, p in target.named_parameters():
+            if name in own:
+                p.copy_(own[name])
+
+
+def test_the_from_baseline_reading_starts_as_one_way_fusion():
+    block = _block(reading="from_baseline")
+    with torch.no_grad():  # _block moved the gates off zero: put them back at their start
+        block.map_gate.zero_()
+        block.word_gate.zero_()
+    one_way = _block(bidirectional=False)
+    _same_weights(block, one_way)
+    visual, words, mask = _inputs()
+    with torch.no_grad():
+        out, baseline = block(visual, words, mask), one_way(visual, words, mask)
+    torch.testing.assert_close(out.visual, baseline.visual)
+    torch.testing.assert_close(out.words, words)  # the word update is gated off
+    assert out.correlation is not None  # the map is still there to supervise
+
+
+def test_the_from_baseline_reading_with_open_gates_is_the_gated_reading():
+    block = _block(reading="from_baseline")
+    with torch.no_grad():
+        block.map_gate.fill_(1.0)
+        block.word_gate.fill_(1.0)
+    gated = _block(reading="gated")
+    _same_weights(block, gated)
+    visual, words, mask = _inputs()
+    one_way = _block(bidirectional=False)
+    _same_weights(block, one_way)
+    with torch.no_grad():
+        out, reference = block(visual, words, mask), gated(visual, words, mask)
+        block.map_gate.fill_(0.5)
+        half = block(visual, words, mask).visual
+        baseline = one_way(visual, words, mask).visual
+    torch.testing.assert_close(out.visual, reference.visual)
+    torch.testing.assert_close(out.words, reference.words)
+    # the injection weight 1 + g (sigmoid(map) - 1) is linear in g: halfway between both
+    torch.testing.assert_close(half, (reference.visual + baseline) / 2)
+
+
+def test_the_from_baseline_gates_start_at_zero_and_learn():
+    block = BidirectionalSpatialCorrelation(
+        visual_dim=C, text_dim=D_TEXT, dim=DIM, reading="from_baseline"
+    ).double()
+    assert block.map_gate.item() == 0.0 and block.word_gate.item() == 0.0
+    visual, words, mask = _inputs()
+    out = block(visual, words, mask)
+    (out.visual.square().sum() + out.words.square().sum()).backward()
+    assert block.map_gate.grad is not None and block.map_gate.grad.abs().item() > 0
+    assert block.word_gate.grad is not None and block.word_gate.grad.abs().item() > 0

@@ -262,9 +262,21 @@ def test_other_timm_backbone() -> None:
     model = build_model(
         "tiny", pretrained=False, image_encoder="convnext_atto", image_encoder_kwargs={}
     )
-    out = model(**make_batch(96))
+    batch = make_batch(96)
+    out = model(**batch)
     assert out.target_logits.shape == (2, 1, 96, 96) and len(out.correlation_maps) == 4
-    assert torch.isfinite(out.loss)
+    assert torch.isfinite(out.loss) and out.loss > 0
+    # the backbone really reads the image: in eval mode, changing image 0 changes its answer
+    # and leaves image 1's
+    model.eval()
+    with torch.no_grad():
+        inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+        before = model(**inputs).target_logits
+        inputs["pixel_values"] = inputs["pixel_values"].clone()
+        inputs["pixel_values"][0] = torch.randn_like(inputs["pixel_values"][0])
+        after = model(**inputs).target_logits
+    torch.testing.assert_close(after[1], before[1])
+    assert (after[0] - before[0]).abs().max() > 1e-4
 
 
 def test_trailing_padding_is_trimmed_without_changing_the_answer() -> None:
@@ -308,3 +320,25 @@ def test_inference_compiles_to_one_graph_with_padded_expressions() -> None:
         batch["pixel_values"], batch["input_ids"], batch["attention_mask"]
     )
     assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+
+
+def test_the_auxiliary_twin_reading_answers_from_the_target_stream_alone() -> None:
+    """Same weights, two readings: "joint" answers target - background, "auxiliary" the target
+    stream; the background stream is still returned and still trained by its own loss."""
+    size = 96
+    torch.manual_seed(0)
+    joint = build_model("tiny", pretrained=False, image_size=size, use_dmols=False).eval()
+    torch.manual_seed(0)
+    auxiliary = build_model(
+        "tiny", pretrained=False, image_size=size, use_dmols=False, twin_reading="auxiliary"
+    ).eval()
+    auxiliary.load_state_dict(joint.state_dict())
+    batch = make_batch(size)
+    with torch.no_grad():
+        a = joint(**batch)
+        b = auxiliary(**batch)
+    # joint = target - background, so the target stream alone is joint + background
+    torch.testing.assert_close(b.target_logits, a.target_logits + a.background_logits)
+    torch.testing.assert_close(b.background_logits, a.background_logits)
+    assert b.losses["background_stream"] == a.losses["background_stream"]
+    assert b.losses["joint_ce"] != a.losses["joint_ce"]

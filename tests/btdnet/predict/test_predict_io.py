@@ -11,25 +11,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from btdnet.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
 from btdnet.errors import CheckpointError
 from btdnet.models.serialization import check_model_dir
-from btdnet.predict.geo import (
-    GeoDependencyError,
-    GeoReference,
-    mask_to_geojson,
-    write_mask_geotiff,
-)
+from btdnet.predict.geo import GeoDependencyError, GeoReference, write_mask_geotiff
 from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify
 from btdnet.predict.overlay import (
-    DEFAULT_COLOR,
-    TRUTH_COLOR,
     _font,
     caption_text,
     inner_contour,
+    legend_strip,
     render_overlay,
     wrap_text,
 )
+from btdnet.predict.vectors import VectorOptions, mask_to_geojson
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -67,7 +63,11 @@ def test_png_rgb_grey_and_rgba_read_as_rgb_uint8(tmp_path):
 
 def test_jpeg_reads(tmp_path):
     Image.new("RGB", (20, 10), (200, 30, 30)).save(tmp_path / "x.jpg")
-    assert read_image(tmp_path / "x.jpg").pixels.shape == (10, 20, 3)
+    pixels = read_image(tmp_path / "x.jpg").pixels
+    assert pixels.shape == (10, 20, 3)
+    # a flat colour survives JPEG within a few levels, channels in RGB order
+    assert np.abs(pixels.astype(int) - [200, 30, 30]).max() <= 3
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(tmp_path / "x.jpg")))
 
 
 def test_missing_and_broken_images_name_the_file(tmp_path):
@@ -151,7 +151,8 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     with rasterio.open(tmp_path / "m.tif") as ds:
         assert ds.crs.to_epsg() == 32633 and ds.transform == TRANSFORM
         np.testing.assert_array_equal(ds.read(1), mask.astype(np.uint8) * 255)
-    collection = mask_to_geojson(mask, geo, {"text": "two boxes"})
+    native = VectorOptions(geojson_crs="native")
+    collection = mask_to_geojson(mask, geo, {"text": "two boxes"}, native)
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 2
     assert collection["crs"]["properties"]["name"].endswith("EPSG::32633")
     min_x, min_y, max_x, max_y = geo.bounds(20, 30)
@@ -162,7 +163,7 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
             assert min_x <= x <= max_x and min_y <= y <= max_y
     ring = np.asarray(first["geometry"]["coordinates"][0])
     assert ring[:, 0].min() == 500000.0 + 3 * 0.5 and ring[:, 1].max() == 5400000.0 - 2 * 0.5
-    assert mask_to_geojson(np.zeros((4, 4), bool), geo)["features"] == []
+    assert mask_to_geojson(np.zeros((4, 4), bool), geo, None, native)["features"] == []
 
 
 def test_geo_bounds_of_a_rotated_grid_come_from_all_four_corners():
@@ -178,6 +179,7 @@ def test_geojson_names_a_crs_without_epsg_code_by_its_wkt_and_omits_an_absent_on
     transform = (2.0, 0.0, 100.0, 0.0, -2.0, 200.0)
     wkt = 'LOCAL_CS["site grid",UNIT["metre",1]]'  # a local CRS: no EPSG code
     local = mask_to_geojson(mask, GeoReference(crs_wkt=wkt, transform=transform))
+    # a local grid has no way to WGS 84: its own coordinates, named by the crs member
     assert local["crs"] == {"type": "name", "properties": {"name": wkt}}
     # pixel-to-map by hand: column 1 -> x = 100 + 2 * 1, row 1 -> y = 200 - 2 * 1
     ring = np.asarray(local["features"][0]["geometry"]["coordinates"][0])
@@ -186,9 +188,10 @@ def test_geojson_names_a_crs_without_epsg_code_by_its_wkt_and_omits_an_absent_on
     assert "crs" not in bare and len(bare["features"]) == 1
 
 
-def test_overlay_caption_above_enlarged_image_with_outlines():
+def test_overlay_is_outline_first_with_caption_above_and_legend_below():
     pixels = np.full((60, 90, 3), 40, np.uint8)
     pixels[0, :] = 90  # the image's top row: must stay visible below the caption
+    pixels[30:50, 20:60] = (30, 160, 60)  # a green object: it must stay green
     mask = np.zeros((60, 90), bool)
     mask[30:50, 20:60] = True
     truth = np.zeros((60, 90), bool)
@@ -196,15 +199,20 @@ def test_overlay_caption_above_enlarged_image_with_outlines():
     image = render_overlay(pixels, mask, "the box", bbox=(20, 30, 60, 50), score=0.9, truth=truth)
     out = np.asarray(image)
     k = 6  # ceil(512 / 90): the longer side reaches 512 px
-    strip = out.shape[0] - 60 * k
-    assert out.shape == (60 * k + strip, 90 * k, 3) and strip > 0 and out.dtype == np.uint8
+    legend = legend_strip(90 * k, ["prediction", "box", "truth"])
+    strip = out.shape[0] - 60 * k - legend.height
+    assert out.shape == (60 * k + strip + legend.height, 90 * k, 3) and strip > 0
     assert out[:strip].max() > 200 and np.median(out[:strip]) < 60  # white text on dark strip
-    body = out[strip:]
+    np.testing.assert_array_equal(out[strip + 60 * k :], np.asarray(legend))
+    body = out[strip : strip + 60 * k]
     assert (body[: k - 2, 10 * k] == 90).all()  # top row of the image is not covered
     assert (body[55 * k, 80 * k] == 40).all()  # untouched outside mask, truth, box
-    inside = body[40 * k, 40 * k]
-    assert inside[0] > inside[1] and inside[0] > 40  # translucent red fill
-    assert (body[30 * k, 40 * k] == DEFAULT_COLOR).all()  # prediction outline
+    # Every pixel of the object keeps its own colour, the edge ones included.
+    assert (body[30 * k : 50 * k, 20 * k : 60 * k] == (30, 160, 60)).all()
+    assert (body[30 * k - 1, 40 * k] == PREDICTION_COLOR).all()  # the ring just outside
+    assert (body[30 * k - 2, 40 * k] == PREDICTION_COLOR).all()  # two pixels wide here
+    assert (body[30 * k - 3, 40 * k] == HALO_COLOR).all()  # ... over a dark halo
+    assert (body[30 * k - 4, 40 * k] == BOX_COLOR).all()  # the box around both
     assert (body[5 * k, 77 * k] == TRUTH_COLOR).all()  # ground-truth outline
     assert (body[10 * k, 77 * k] == 40).all()  # ... not filled
     big = render_overlay(np.zeros((600, 700, 3), np.uint8), np.zeros((600, 700), bool), "x")

@@ -19,10 +19,10 @@ from btdnet.predict.predictor import Predictor
 from btdnet.predict.scene.pipeline import SceneStateError
 from btdnet.predict.scene.rows import to_uint8_probability
 from btdnet.predict.scene.source import NotGeoreferencedWarning
-from btdnet.tiling import AxisGrid, default_overlap, resolve_tile
 from tests.launch import run_python
 
 rasterio = pytest.importorskip("rasterio")
+pytest.importorskip("rasterio.warp")
 fiona = pytest.importorskip("fiona")
 
 TRANSFORM = rasterio.Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5400000.0)  # 0.5 m, UTM 33N
@@ -90,34 +90,6 @@ def features(path: str) -> list[dict]:
     return json.loads(Path(path).read_text())["features"]
 
 
-# --- tiling ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("length", "tile", "overlap"),
-    [(1, 96, 12), (96, 96, 12), (250, 96, 16), (301, 64, 32), (333, 128, 0)],
-)
-def test_tile_weights_sum_to_one_everywhere(length: int, tile: int, overlap: int) -> None:
-    axis = AxisGrid(length, tile, overlap)
-    total = np.zeros(axis.count * axis.stride + tile, dtype=np.float64)
-    for index in range(axis.count):
-        start = axis.start(index)
-        total[start : start + tile] += axis.weights(index)
-    assert np.allclose(total[:length], 1.0, atol=1e-6)
-    assert axis.start(axis.count - 1) + tile >= length  # covered
-    assert axis.count == 1 or axis.start(axis.count - 2) + tile < length  # no tile too many
-
-
-def test_tile_options_are_checked() -> None:
-    assert resolve_tile("auto", 96) == 96
-    assert resolve_tile("64", 96) == 64
-    assert default_overlap(480) == 60
-    with pytest.raises(ValueError, match="overlap"):
-        AxisGrid(100, 96, 49)
-    with pytest.raises(ValueError, match="at least 32"):
-        resolve_tile(16, 96)
-
-
 # --- equality with the whole-image predictor ---------------------------------------------
 
 
@@ -154,18 +126,44 @@ def test_object_across_seams_is_one_polygon_in_map_units(tmp_path, tiny) -> None
         assert mask.crs.to_epsg() == 32633
         assert mask.transform == TRANSFORM
         assert mask.profile["tiled"] and mask.profile["compress"] == "deflate"
-    (feature,) = features(record["geojson"])
-    ring = np.array(feature["geometry"]["coordinates"][0])
+    with fiona.open(record["gpkg"]) as layer:  # the GeoPackage keeps the scene's CRS
+        (stored,) = list(layer)
+        assert layer.crs.to_epsg() == 32633
+        assert stored["properties"]["area"] == 80 * 70 * 0.25
+        ring = np.array(stored.geometry["coordinates"][0])
     assert ring[:, 0].min() == 500000 + 60 * 0.5 and ring[:, 0].max() == 500000 + 130 * 0.5
     assert ring[:, 1].max() == 5400000 - 30 * 0.5 and ring[:, 1].min() == 5400000 - 110 * 0.5
+    collection = json.loads(Path(record["geojson"]).read_text())
+    assert "crs" not in collection  # RFC 7946: WGS 84 longitude/latitude
+    (feature,) = collection["features"]
+    lon, lat = rasterio.warp.transform("EPSG:32633", "EPSG:4326", ring[:, 0], ring[:, 1])
+    lonlat = np.array(feature["geometry"]["coordinates"][0])
+    assert np.allclose(lonlat, np.stack([lon, lat], axis=1), atol=1e-9)
+    assert lonlat[:, 0].min() > 14.9 and lonlat[:, 1].max() < 48.8  # near 15 E, 48.7 N
     assert feature["properties"]["area"] == 80 * 70 * 0.25
     assert feature["properties"]["area_pixels"] == 80 * 70
     assert feature["properties"]["score"] > 0.99
     assert (record["objects"], record["area"]) == (1, 80 * 70 * 0.25)
+
+
+def test_min_area_and_simplify_apply_to_both_vector_files(tmp_path, tiny) -> None:
+    from btdnet.predict.vectors import VectorOptions
+
+    bands = scene_pixels(200, 250)
+    bands[:, 150:154, 200:204] = BRIGHT  # a 4 x 4 px speck: 4 m^2
+    path = write_tiff(tmp_path / "scene.tif", bands)
+    predictor = Predictor(BrightModel(tiny), device="cpu", batch_size=2)
+    vectors = VectorOptions(simplify=0.5, min_area=10.0)
+    record = predictor.predict_scene(
+        path, "roofs", tmp_path / "out", overlap=16, vectors=vectors
+    ).record
+    assert (record["objects"], record["objects_below_min_area"]) == (1, 1)
+    assert record["area_pixels"] == 80 * 70 + 16  # the mask keeps every pixel
     with fiona.open(record["gpkg"]) as layer:
         (stored,) = list(layer)
-        assert layer.crs.to_epsg() == 32633
-        assert stored["properties"]["area"] == 80 * 70 * 0.25
+        assert len(stored.geometry["coordinates"][0]) == 5  # the rectangle's corners
+    (feature,) = features(record["geojson"])
+    assert feature["properties"]["id"] == 1 and len(feature["geometry"]["coordinates"][0]) == 5
 
 
 def test_presence_no_target_tiles_are_skipped(tmp_path, tiny) -> None:
@@ -352,12 +350,14 @@ def test_cli_scene_mode_writes_outputs_and_one_json_line(tmp_path, checkpoint, c
     assert not (out / "scene__1_roofs.parts").exists()
 
 
-def test_cli_scene_options_need_tile(tmp_path, checkpoint, capsys) -> None:
+def test_cli_scene_options_are_checked(tmp_path, checkpoint, capsys) -> None:
     from btdnet.predict.cli import main
 
     argv = ["--checkpoint", str(checkpoint), "--image", "x.tif", "--text", "a", "--out"]
-    assert main([*argv, str(tmp_path), "--overlap", "8"]) == 2
-    assert "--overlap needs --tile" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path), "--overlap", "8", "--whole-image"]) == 2
+    assert "--overlap apply to scene mode" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path), "--tile", "64", "--whole-image"]) == 2
+    assert "contradict" in capsys.readouterr().err
     assert main([*argv, str(tmp_path), "--tile", "big"]) == 2
     assert "--tile must be auto or a number" in capsys.readouterr().err
 

@@ -127,10 +127,10 @@ def test_geotiff_upload_gets_geojson_and_geotiff(client, tmp_path):
     prediction = answer["predictions"][0]
     assert answer["image"]["georeferenced"] and answer["image"]["crs_epsg"] == 32633
     collection = prediction["geojson"]
-    assert collection["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    assert "crs" not in collection  # RFC 7946: WGS 84 longitude/latitude
     if prediction["area"]:
-        x, y = collection["features"][0]["geometry"]["coordinates"][0][0]
-        assert 500000.0 <= x <= 500000.0 + 47 * 0.5 and 4200000.0 - 33 * 0.5 <= y <= 4200000.0
+        lon, lat = collection["features"][0]["geometry"]["coordinates"][0][0]
+        assert 14.99 < lon < 15.01 and 37.9 < lat < 38.0  # UTM 33N (500000, 4200000)
     with MemoryFile(base64.b64decode(prediction["mask_geotiff"])) as memory, memory.open() as tif:
         assert tif.crs.to_epsg() == 32633 and tif.transform == transform
         np.testing.assert_array_equal(tif.read(1), decode_png(prediction["mask_png"]))
@@ -196,7 +196,7 @@ class _BlockingPredictor:
     def set_image(self, image):
         self.image = image
 
-    def predict(self, texts):
+    def predict(self, texts, presence_threshold=None):
         assert self.release.wait(timeout=10)
         return list(texts)
 
@@ -225,6 +225,8 @@ def test_decode_upload_reads_jpeg_from_bytes():
     Image.fromarray(IMAGE).save(buffer, format="JPEG")
     image = decode_upload(buffer.getvalue(), "C:\\Users\\me\\tile.jpg")
     assert image.pixels.shape == (45, 61, 3) and str(image.path) == "tile.jpg"
+    buffer.seek(0)
+    np.testing.assert_array_equal(image.pixels, np.asarray(Image.open(buffer).convert("RGB")))
 
 
 def test_presence_threshold_per_request():
@@ -242,7 +244,7 @@ def test_presence_threshold_per_request():
     assert never["present"] is False and never["area"] == 0 and never["bbox"] is None
     assert not decode_png(never["mask_png"]).any()
     assert always["present"] is True and always["area"] > 0
-    assert predictor.presence_threshold == 0.5  # the shared default is put back
+    assert predictor.presence_threshold == 0.5  # the shared default is never changed
 
 
 def test_scene_mode_matches_predict_scene(client, predictor, tmp_path):

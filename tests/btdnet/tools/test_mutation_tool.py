@@ -33,7 +33,7 @@ def _tree(tmp_path: Path, test_body: str) -> Path:
 
 
 def _args(tmp_path: Path) -> SimpleNamespace:
-    return SimpleNamespace(out=tmp_path / "out", sample=None, seed=None, no_progress=True)
+    return SimpleNamespace(out=tmp_path / "out", sample=None, seed=None, progress=False)
 
 
 def test_failing_baseline_skips_the_module_with_one_line(tmp_path, capsys):
@@ -199,7 +199,7 @@ def test_paired_run_scores_the_same_mutants_against_both_suites(tmp_path, monkey
     monkeypatch.chdir(suites["new"])  # Cosmic Ray enumerates relative to the first tree
     module = {"path": "pkg/mod.py", "tests": ["tests/test_mod.py"]}
     settings = {"exclude-operators": ["_(Invert|Not)$"]}
-    args = SimpleNamespace(out=tmp_path / "out", sample=0, seed=None, no_progress=True)
+    args = SimpleNamespace(out=tmp_path / "out", sample=0, seed=None, progress=False)
     results = mutation._run_module(module, settings, args, suites)
     new, old = results["new"], results["old"]
     operators = ["core/ReplaceUnaryOperator_Delete_USub", "core/ReplaceUnaryOperator_USub_UAdd"]

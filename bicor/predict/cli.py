@@ -1,0 +1,114 @@
+"""``bicor-predict``: segment an image or a scene into land-cover classes with BiCoR-Seg.
+
+    bicor-predict --checkpoint runs/vaihingen/checkpoints/best --image tile.tif --out out/
+
+Writes ``<stem>_classes.tif`` (GeoTIFF input; PNG otherwise) with the palette,
+``<stem>_overlay.png`` with a legend and ``<stem>_areas.json`` (see
+:mod:`bicor.predict.outputs`), and prints one JSON line. Any image size: the image is
+predicted tile by tile (btdnet's tiling, :mod:`bicor.predict.scene`). Every problem is one
+``bicor-predict: error:`` line and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bicor.data.palettes import PALETTES
+from bicor.tta import TTA_WORDS, parse_tta_spec
+
+PROG = "bicor-predict"
+EXIT_OK, EXIT_FATAL = 0, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Land-cover class map of an image or a large scene with a BiCoR-Seg "
+        "checkpoint, tile by tile: class map (GeoTIFF or PNG, with the palette), overlay with "
+        "a legend, per-class areas (JSON).",
+    )
+    parser.add_argument("--checkpoint", required=True, help="BiCoR-Seg folder or Hub repo id")
+    parser.add_argument("--image", required=True, type=Path, help="GeoTIFF, TIFF, PNG or JPEG")
+    parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
+    parser.add_argument(
+        "--tile",
+        default="auto",
+        metavar="SIZE|auto",
+        help="tile side in pixels (default auto: the model's input size)",
+    )
+    parser.add_argument(
+        "--overlap", type=int, metavar="PX", help="pixels shared by neighbouring tiles, at most "
+        "half a tile (default: tile/8); overlapping logits are blended with cos^2 weights"
+    )  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, else CPU), cpu, cuda:1, ...")
+    parser.add_argument(
+        "--tta",
+        metavar="WORDS",
+        help=f"test-time views averaged on each tile, comma-separated among "
+        f"{', '.join(w for w in TTA_WORDS if w != 'authors')} (default: none)",
+    )
+    parser.add_argument(
+        "--palette",
+        choices=sorted(PALETTES),
+        help="draw in this dataset's colours (default: the dataset whose class names the model "
+        "has, else generated colours)",
+    )
+    return parser
+
+
+def pick_device(name: str) -> str:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; another name as given (checked)."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)  # RuntimeError for a name torch does not know
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+def _run(args: argparse.Namespace) -> dict:
+    from bicor.models import load_bicor
+    from bicor.predict.outputs import write_outputs
+    from bicor.predict.palette import palette_for
+    from bicor.predict.scene import SegmentOptions
+    from btdnet.predict.scene.source import SceneSource
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    tta = parse_tta_spec(args.tta)
+    if not args.image.is_file():
+        state = "not found" if not args.image.exists() else "is not a file"
+        raise ValueError(f"{args.image}: image file {state}")
+    device = pick_device(args.device)
+    model = load_bicor(args.checkpoint, map_location=device)
+    palette = palette_for(model.class_names, args.palette)
+    options = SegmentOptions(args.tile, args.overlap, args.batch_size, tta, device)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with SceneSource(args.image) as source:
+        return write_outputs(model, source, args.out, palette, options)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``bicor-predict``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        record = _run(args)
+    except (ValueError, OSError, ImportError, RuntimeError, MemoryError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if "BTDNet referring checkpoint" in text:
+            text += "; btdnet-predict runs referring checkpoints"
+        print(f"{PROG}: error: {text}", file=sys.stderr)
+        return EXIT_FATAL
+    print(json.dumps(record))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
