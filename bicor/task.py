@@ -13,7 +13,8 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
     eval:  {protocol: geoseg | mmseg, window, stride, border: clamp | pad, flip_tta, window_batch,
-            tta: {hflip, vflip, rot90, scales}}                           # bicor.tta
+            tta: {hflip, vflip, rot90, scales},                           # bicor.tta
+            selection: toolkit | authors}        # the rule that picks the best checkpoint
     train: {...}                                                          # TrainSettings
 
 ``num_classes`` and ``class_names`` come from the data set; ``image_size`` from the crop size.
@@ -33,7 +34,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from bicor.data.augment import DEFAULT_SCALES, CropAugment
-from bicor.data.builder import CLOSED_SET_DATASETS, build_closed_set_dataset
+from bicor.data.builder import build_closed_set_dataset
 from bicor.data.synthetic_seg import CLASSES as SYNTHETIC_CLASSES
 from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
 from bicor.evaluation import evaluate_closed_set
@@ -42,14 +43,24 @@ from bicor.models import BiCoRConfig, BiCoRSeg, build_bicor, load_bicor_weights
 from bicor.models.bicor_seg import LEGACY_FIELDS
 from bicor.models.variants import VARIANTS
 from bicor.protocols import PROTOCOL_NAMES, closed_set_protocol
+from bicor.registry import SEG_DATASETS, SYNTHETIC_SEG
 from bicor.tta import TestTimeAugment
 from btdnet.engine.config import ConfigError
 from btdnet.engine.prepare import prepare_on_local_main
-from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
+from btdnet.engine.sections import (
+    agreed_image_size,
+    build_section,
+    check_choice,
+    refuse_unknown_keys,
+)
 from btdnet.models.param_groups import build_param_groups
 
-SYNTHETIC = "synthetic_seg"
-DATASETS = (SYNTHETIC, *CLOSED_SET_DATASETS)
+SYNTHETIC = SYNTHETIC_SEG
+DATASETS = SEG_DATASETS
+# eval.selection: "toolkit" = the best mIoU, scored as configured (TTA included); "authors" =
+# the BiCoR-Seg configs' monitor: val_F1 (mF1) on ISPRS, val_mIoU on LoveDA, scored without TTA.
+SELECTIONS = ("toolkit", "authors")
+AUTHORS_MONITOR = {"vaihingen": "mF1", "potsdam": "mF1"}  # every other data set: mIoU
 SYNTHETIC_KEYS = tuple(inspect.signature(write_synthetic_seg).parameters)[1:]
 
 
@@ -135,9 +146,11 @@ class SegEvalSection:
     flip_tta: bool = False
     window_batch: int = 4
     tta: dict[str, Any] | None = None  # bicor.tta.TestTimeAugment: {hflip, vflip, rot90, scales}
+    selection: str = "toolkit"  # or "authors": which training-time score picks "best"
 
     def __post_init__(self) -> None:
         check_choice(self.protocol, PROTOCOL_NAMES, "eval.protocol")
+        check_choice(self.selection, SELECTIONS, "eval.selection")
         check_choice(self.border, BORDERS, "eval.border")
         if self.tta is not None:
             refuse_unknown_keys(self.tta, ("hflip", "vflip", "rot90", "scales"), "eval.tta")
@@ -159,6 +172,16 @@ class SegConfig:
             data=build_section(SegDataSection, config.get("data"), "data"),
             eval=build_section(SegEvalSection, config.get("eval"), "eval"),
         )
+
+    def __post_init__(self) -> None:
+        self.image_size()  # refuse a model and a data section that disagree
+
+    def image_size(self) -> int:
+        """The input size: the data's crop (``data.image_size`` for the synthetic set, else
+        ``data.crop_size``); ``ConfigError`` when ``model.overrides`` sets another."""
+        key = "data.image_size" if self.data.dataset == SYNTHETIC else "data.crop_size"
+        legacy = ("image_size", "img_size")  # img_size: the old name
+        return agreed_image_size(self.model.overrides, self.data.crop, key, legacy)
 
 
 class AugmentTransform:
@@ -186,6 +209,18 @@ class SegTask:
         self.class_names, self.eval_classes = dataset_classes(
             config.data.dataset, config.eval.protocol
         )
+        if config.eval.selection == "authors":
+            self.best_metric = AUTHORS_MONITOR.get(config.data.dataset, "mIoU")
+
+    @property
+    def selection_rule(self) -> str:
+        """How the "best" checkpoint is chosen, written beside every training-time score."""
+        splits = "+".join(self.config.data.eval_splits)
+        if self.config.eval.selection == "authors":
+            return f"best {self.best_metric} on {splits} without TTA (the authors' rule)"
+        tta = self.config.eval.tta or ({"hflip": True} if self.config.eval.flip_tta else None)
+        views = f"TTA {tta}" if tta else "no TTA"
+        return f"best {self.best_metric} on {splits} with {views} (the toolkit's rule)"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SegTask:
@@ -195,7 +230,7 @@ class SegTask:
         section = self.config.model
         overrides = dict(section.overrides)
         if "image_size" not in overrides and "img_size" not in overrides:  # img_size: old name
-            overrides["image_size"] = self.config.data.crop
+            overrides["image_size"] = self.config.image_size()
         overrides["num_classes"] = len(self.class_names)
         overrides["class_names"] = self.class_names
         return build_bicor(section.variant, pretrained=section.pretrained, **overrides)
@@ -235,8 +270,11 @@ class SegTask:
         return out.loss, {k: v.detach() for k, v in out.losses.items()}
 
     def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]:
+        """Training-time scores; ``selection`` names the rule that picks the best checkpoint
+        (the authors' rule scores without TTA)."""
         settings = self.config.eval
-        return evaluate_closed_set(
+        plain = settings.selection == "authors"
+        result = evaluate_closed_set(
             model,
             dataloader,
             accelerator,
@@ -244,11 +282,13 @@ class SegTask:
             eval_classes=self.eval_classes,
             window=settings.window,
             stride=settings.stride,
-            flip_tta=settings.flip_tta,
-            tta=TestTimeAugment.from_config(settings.tta),
+            flip_tta=settings.flip_tta and not plain,
+            tta=None if plain else TestTimeAugment.from_config(settings.tta),
             window_batch=settings.window_batch,
             border=settings.border,
         )
+        result["selection"] = self.selection_rule
+        return result
 
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups: weight decay on every parameter (the authors' recipe) unless

@@ -23,15 +23,18 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from btdnet.data import build_referring_dataset
-from btdnet.data.dataset import REFERRING_LOADERS
 from btdnet.data.synthetic import generate_synthetic_grefs, generate_synthetic_rrsisd
 from btdnet.engine.config import ConfigError
 from btdnet.engine.prepare import prepare_on_local_main
-from btdnet.engine.sections import build_section, check_choice, refuse_unknown_keys
+from btdnet.engine.sections import (
+    agreed_image_size,
+    build_section,
+    check_choice,
+    refuse_unknown_keys,
+)
 from btdnet.evaluation import PROTOCOLS, evaluate_referring
 from btdnet.models import VARIANTS, BTDNetConfig, build_model, load_weights, variant_config
-
-REFERRING_DATASETS = tuple(sorted(REFERRING_LOADERS))
+from btdnet.registry import REFERRING_DATASETS
 
 
 def _generator_keys(generator: Any) -> tuple[str, ...]:
@@ -72,7 +75,7 @@ class ReferringDataSection:
     generate_synthetic: dict[str, Any] | None = None  # write the synthetic set first
 
     def __post_init__(self) -> None:
-        check_choice(self.dataset, REFERRING_DATASETS, "data.dataset")
+        check_choice(self.dataset, sorted(REFERRING_DATASETS), "data.dataset")
         if self.generate_synthetic is not None:
             keys = _generator_keys(self.generator())
             refuse_unknown_keys(self.generate_synthetic, keys, "data.generate_synthetic")
@@ -116,11 +119,19 @@ class ReferringConfig:
             seed=int(config.get("seed") or 0),
         )
 
+    def __post_init__(self) -> None:
+        self.image_size()  # refuse a model and a data section that disagree
+
+    def image_size(self) -> int | None:
+        """The input size (``data.image_size``, else ``model.overrides.image_size``; None: the
+        variant's); ``ConfigError`` when both are set and differ."""
+        return agreed_image_size(self.model.overrides, self.data.image_size, "data.image_size")
+
     def model_overrides(self) -> dict[str, Any]:
         """The keyword overrides ``build_model`` gets: the model section's plus data sizes."""
         overrides = dict(self.model.overrides)
-        if self.data.image_size is not None:
-            overrides["image_size"] = self.data.image_size
+        if self.image_size() is not None:
+            overrides["image_size"] = self.image_size()
         if self.data.max_tokens is not None:
             overrides["max_tokens"] = self.data.max_tokens
         return overrides

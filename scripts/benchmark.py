@@ -25,7 +25,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bicor.registry import SEG_DATASETS
 from btdnet.cli_options import add_amp_option, add_num_workers_option
+from btdnet.errors import one_line
+from btdnet.registry import REFERRING_DATASETS
 
 EPILOG = """\
 protocols:
@@ -62,7 +65,10 @@ closed-set (--task seg, BiCoR-Seg checkpoints or prediction files; bicor/benchma
   bicubic rescalings of each window (and back); --tta authors = the setting of the authors'
   test script for --dataset (ttach, as ShiJinghao566/BiCoR-Seg test_*.py): vaihingen flips x
   rot90 x scales 0.5 0.75 1 1.25 1.5 (40 views), loveda hflip x scales 0.75 1 1.25 1.5 (8),
-  potsdam flips (4). The JSON's "tta" records the views used. The authors' setting in full:
+  potsdam flips (4); --tta authors-d4 = the script's "-t d4", which the authors' configs name:
+  the same for vaihingen and loveda, potsdam flips x scales 0.75 1 1.25 1.5 (16; which of the
+  two Potsdam settings the paper used is not stated). The JSON's "tta" records the views used.
+  The authors' setting in full:
   --window 1024 --stride 1024 --border pad --tta authors.
   --predictions DIR: one file per image of the split, named after the image file's stem
   (top_mosaic_09cm_area2.png, top_potsdam_2_13_RGB.png, 4191.png), at the image's size, holding
@@ -91,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dataset",
-        choices=["rrsisd", "refsegrs", "grefs", "synthetic_seg", "loveda", "vaihingen", "potsdam"],
+        choices=[*REFERRING_DATASETS, *SEG_DATASETS],
         required=True,
     )
     parser.add_argument("--root", type=Path, required=True, help="data set root folder")
@@ -224,9 +230,10 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
 
 def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
     """The referring benchmark; the results (on the main process at least) or ``None``."""
-    if args.dataset not in ("rrsisd", "refsegrs", "grefs"):
+    if args.dataset not in REFERRING_DATASETS:
         raise ValueError(
-            f"--task referring needs --dataset rrsisd, refsegrs or grefs, not {args.dataset}"
+            f"--task referring needs --dataset {', '.join(REFERRING_DATASETS[:-1])} or "
+            f"{REFERRING_DATASETS[-1]}, not {args.dataset}"
         )
     if args.tta is not None or args.tta_scales is not None:
         raise ValueError("--tta / --tta-scales are for --task seg")
@@ -253,12 +260,6 @@ TASKS: dict[str, Callable[[argparse.Namespace, Any], dict[str, Any] | None]] = {
     "referring": run_referring,
     "seg": run_seg,
 }
-
-
-def one_line(error: object) -> str:
-    """An error or warning message as one line."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return " ".join(lines) if lines else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ memory (``ru_maxrss``) is its own. Prints a Markdown table and writes it as JSON
     python scripts/benchmark_scene.py --sizes 3000 7000 15000 --variants tiny demo small \\
         --out runs/benchmark_scene
 
-Targets (issue #13): peak RSS of the largest scene within 10% of the smallest scene's (memory
+Targets: peak RSS of the largest scene within 10% of the smallest scene's (memory
 does not grow with the scene) and time per pixel within +-20% (time linear in the area). Time
 per pixel is taken from the process's CPU time (user + system), which a machine shared with
 other jobs disturbs far less than wall time; both are reported.

@@ -22,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from btdnet.engine.cli import one_line
+from btdnet.errors import one_line
 from btdnet.evaluation.presence_calibration import CRITERIA
 
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.json is not None:
             write_text_atomic(args.json, json.dumps(sweep, indent=2) + "\n")
     except (DatasetError, CheckpointError, OSError, ValueError) as error:
-        print(f"calibrate_presence.py: error: {one_line(error)}", file=sys.stderr)
+        print(f"calibrate_presence.py: error: {one_line(error, first=True)}", file=sys.stderr)
         return 1
     print(f"{args.split}, {sweep['samples']} samples:\n{format_table(sweep)}")
     stored = f"; written into {Path(args.checkpoint) / 'config.json'}" if args.store else ""

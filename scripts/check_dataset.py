@@ -18,20 +18,19 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bicor.registry import CLOSED_SET_DATASETS
 from btdnet.data.check import check_referring_dataset, format_report, is_usable
+from btdnet.registry import REFERRING_DATASETS
 
 # data set name -> check(root) returning the report dict of btdnet.data.check.
 CHECKS: dict[str, Callable[[Path], dict[str, Any]]] = {
-    "rrsisd": partial(check_referring_dataset, "rrsisd"),
-    "refsegrs": partial(check_referring_dataset, "refsegrs"),
-    "grefs": partial(check_referring_dataset, "grefs"),
+    name: partial(check_referring_dataset, name) for name in REFERRING_DATASETS
 }
-CLOSED_SET = ("loveda", "vaihingen", "potsdam")
 
 
 def _check(name: str, root: Path) -> tuple[dict[str, Any], bool]:
     """Run the check of ``name``; return the report and whether the set is usable."""
-    if name in CLOSED_SET:
+    if name in CLOSED_SET_DATASETS:
         from bicor.data import check_closed_set_dataset
         from bicor.data import is_usable as closed_set_usable
 
@@ -44,7 +43,7 @@ def _check(name: str, root: Path) -> tuple[dict[str, Any], bool]:
 def main(argv: list[str] | None = None) -> int:
     """Run the check named by ``--dataset`` on ``--root``; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", required=True, choices=[*sorted(CHECKS), *CLOSED_SET])
+    parser.add_argument("--dataset", required=True, choices=[*sorted(CHECKS), *CLOSED_SET_DATASETS])
     parser.add_argument("--root", required=True, type=Path, help="the data set's root folder")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = parser.parse_args(argv)

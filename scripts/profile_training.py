@@ -34,8 +34,9 @@ from typing import Any
 import torch
 
 from btdnet.cli_options import add_threads_option
-from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, build_trainer, one_line
+from btdnet.engine.cli import LIBRARY_ERRORS, add_overrides_argument, build_trainer
 from btdnet.engine.config import load_config
+from btdnet.errors import one_line
 from btdnet.safe_write import check_output_path, write_text_atomic
 
 
@@ -150,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(args.json, json.dumps(report, indent=2) + "\n")
     except LIBRARY_ERRORS as error:
-        print(f"profile_training.py: {one_line(error)}", file=sys.stderr)
+        print(f"profile_training.py: {one_line(error, first=True)}", file=sys.stderr)
         return 1
     return 0
 

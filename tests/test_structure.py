@@ -215,3 +215,43 @@ def test_no_underscored_name_crosses_a_file():
         elsewhere = set().union(*(names for other, names in defined.items() if other != path))
         crossing += _crossings(path, tree, elsewhere, defined[path])
     assert not crossing, "make the name public where another file needs it: " + "; ".join(crossing)
+
+
+# The one list of data set names per task; everything else derives from it.
+DATASET_REGISTRIES = ("btdnet/registry.py", "bicor/registry.py")
+
+
+def _registered_names() -> set[str]:
+    names: set[str] = set()
+    for relative in DATASET_REGISTRIES:
+        for node in ast.walk(ast.parse((ROOT / relative).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)
+    return {name for name in names if name.isidentifier()}  # not the docstrings
+
+
+def test_dataset_names_are_listed_once():
+    """A tuple, list or set of two or more registered names outside the registries is a second
+    list; a dict keyed by them is a table of per-data-set facts and may hold registered names
+    only."""
+    registered = _registered_names()
+    assert {"rrsisd", "refsegrs", "grefs", "loveda", "vaihingen", "potsdam"} <= registered
+    lists, strays = [], []
+    for folder in SOURCE_DIRS:
+        for path in (ROOT / folder).rglob("*.py"):
+            where = path.relative_to(ROOT).as_posix()
+            if where in DATASET_REGISTRIES:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+                    items = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+                    if len([v for v in items if v in registered]) >= 2:
+                        lists.append(f"{where}:{node.lineno}")
+                elif isinstance(node, ast.Dict):
+                    keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+                    if len([k for k in keys if k in registered]) >= 2:
+                        strays += [
+                            f"{where}:{node.lineno} {k!r}" for k in keys if k not in registered
+                        ]
+    assert not lists, f"a second list of data set names (use {DATASET_REGISTRIES}): {lists}"
+    assert not strays, f"a data set table keyed by a name no registry lists: {strays}"

@@ -12,8 +12,7 @@ from bicor.data.isprs import build_isprs_dataset
 from bicor.data.loveda import build_loveda_dataset
 from bicor.data.palettes import ISPRS_PALETTE
 from bicor.data.tile_dataset import MODES, TileSegmentationDataset
-
-CLOSED_SET_DATASETS = ("loveda", "vaihingen", "potsdam")
+from bicor.registry import CLOSED_SET_DATASETS
 
 
 def _check_name_and_mode(name: str, mode: str) -> None:

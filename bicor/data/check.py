@@ -51,6 +51,7 @@ from bicor.data.splits import (
     scheme_split_names,
     split_tiles,
 )
+from bicor.registry import CLOSED_SET_DATASETS
 
 BLOCKING_KINDS = frozenset(
     {
@@ -322,7 +323,7 @@ def check_closed_set_dataset(
         progress: show progress bars (default: when stderr is a terminal).
     """
     root = Path(root)
-    if name not in ("loveda", "vaihingen", "potsdam"):
+    if name not in CLOSED_SET_DATASETS:
         raise ValueError(f"unknown closed-set dataset {name!r}")
     if not root.is_dir():
         return {

@@ -38,10 +38,10 @@ from bicor.data.palettes import ISPRS_PALETTE, Palette, colour_to_ids
 from bicor.data.splits import split_tiles
 from bicor.data.tile_cache import TileCache
 from bicor.data.tile_dataset import TileRecord, TileSegmentationDataset
+from bicor.registry import ISPRS_DATASETS
 
 logger = logging.getLogger(__name__)
 
-ISPRS_DATASETS = ("vaihingen", "potsdam")
 IMAGE_MODES = {"vaihingen": ("IRRG",), "potsdam": ("RGB", "IRRG")}
 
 

@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from bicor.registry import ISPRS_DATASETS
+
 SPLITS_FILE = Path(__file__).with_name("splits.json")
 SPLIT_SCHEMES = ("geoseg", "mmseg")
 
@@ -27,8 +29,10 @@ def load_split_table() -> dict[str, Any]:
 
 def _isprs_entry(dataset: str) -> dict[str, Any]:
     table = load_split_table()
-    if dataset not in ("vaihingen", "potsdam"):
-        raise ValueError(f"tile splits exist for 'vaihingen' and 'potsdam', not {dataset!r}")
+    if dataset not in ISPRS_DATASETS:
+        raise ValueError(
+            f"tile splits exist for {' and '.join(map(repr, ISPRS_DATASETS))}, not {dataset!r}"
+        )
     return table[dataset]
 
 

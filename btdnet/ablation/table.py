@@ -22,6 +22,7 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("Pr@0.5", "Pr@0.5"),
     ("Pr@0.7", "Pr@0.7"),
     ("Pr@0.9", "Pr@0.9"),
+    ("BF", "boundary F"),
     ("swap_drop", "swap drop"),
     ("train_seconds", "train s"),
     ("train_cpu_seconds", "train CPU s"),

@@ -12,7 +12,7 @@ from btdnet.cli_options import add_progress_option
 from btdnet.engine.config import ConfigError, load_config
 from btdnet.engine.task import TrainingTask
 from btdnet.engine.trainer import NonFiniteLossError, Trainer
-from btdnet.errors import CheckpointError, DatasetError
+from btdnet.errors import CheckpointError, DatasetError, one_line
 
 EPILOG = """\
 launching:
@@ -47,12 +47,6 @@ LIBRARY_ERRORS = (
     ValueError,
     MemoryError,
 )
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line (the first line of a multi-line message, else its type)."""
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 def find_run_dir(path: Path) -> Path:
@@ -158,7 +152,7 @@ def main(
         print(f"{prog}: interrupted; resume with --resume (checkpoints are kept)", file=sys.stderr)
         return 130
     except LIBRARY_ERRORS as e:
-        print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
+        print(f"{prog}: error: {one_line(e, first=True)}", file=sys.stderr)
         return 1
     if summary.is_main_process:
         best = summary.best_value

@@ -131,6 +131,32 @@ def build_section(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T
         raise ConfigError(f"{where}: {error}") from error
 
 
+def agreed_image_size(
+    model_overrides: Mapping[str, Any],
+    data_size: Any,
+    data_key: str,
+    model_keys: tuple[str, ...] = ("image_size",),
+) -> Any:
+    """The model's input size under the one rule of every task: the data section sets it, and
+    ``model.overrides`` may repeat it but not contradict it.
+
+    Returns ``data_size``, else the model override (``None`` when neither is set: the
+    variant's). Raises ``ConfigError`` naming both keys when both are set and differ.
+    """
+    for key in model_keys:
+        value = model_overrides.get(key)
+        if value is None:
+            continue
+        if data_size is not None and value != data_size:
+            raise ConfigError(
+                f"model.overrides.{key} ({value}) and {data_key} ({data_size}) disagree: set "
+                f"the input size once, as {data_key}"
+            )
+        if data_size is None:
+            return value
+    return data_size
+
+
 def section_dict(section: Any) -> dict[str, Any]:
     """The plain-dict form of a section (tuples as lists), as it would be written in YAML."""
 

@@ -150,7 +150,7 @@ def collect_presence_rows(
     with eval_mode(model), torch.no_grad():
         for batch in progress:
             output = forward_batch(model, batch, accelerator)
-            stats = batch_stats(output.target_logits.float(), batch, "lavt", dataset)  # (B, 6)
+            stats = batch_stats(output.target_logits.float(), batch, "lavt", dataset)[:, :6]
             presence = presence_probability(output)  # (B,)
             joined = torch.cat([stats.double(), presence.double()[:, None]], dim=1)  # (B, 7)
             for row in accelerator.gather_for_metrics(joined).cpu().tolist():

@@ -26,6 +26,7 @@ from btdnet.evaluation.prediction_files import (
     prediction_filename,
     write_prediction,
 )
+from btdnet.metrics.boundary import boundary_counts
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.metrics.referring import size_bucket
 from btdnet.presence import (
@@ -34,6 +35,8 @@ from btdnet.presence import (
     resolve_presence_threshold,
 )
 
+STAT_COLUMNS = 10
+"""Columns of a per-sample statistics row (:func:`batch_stats`)."""
 _REQUIRED_KEYS = ("pixel_values", "input_ids", "attention_mask", "mask", "index", "orig_size")
 
 
@@ -115,8 +118,10 @@ def answer_logits(
 def batch_stats(
     logits: torch.Tensor, batch: dict[str, Any], protocol: str, dataset: Any
 ) -> torch.Tensor:
-    """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` of one
-    batch as (B, 6) int64; ``no_target`` comes from the items' ``present`` (else 0).
+    """Per-sample ``(index, I, U, gt area at original size, predicted area, no_target)`` and the
+    four boundary counts (``btdnet.metrics.boundary.boundary_counts``, at the scored resolution)
+    of one batch as (B, STAT_COLUMNS) int64; ``no_target`` comes from the items' ``present``
+    (else 0).
 
     Under ``lavt`` without a dataset, the original-size area is estimated by scaling the
     resized mask's area by the ratio of the original to the resized pixel count.
@@ -134,6 +139,7 @@ def batch_stats(
         inter = (pred & gt).flatten(1).sum(1)  # (B,)
         union = (pred | gt).flatten(1).sum(1)  # (B,)
         pred_area = pred.flatten(1).sum(1)  # (B,)
+        edges = boundary_counts(pred, gt).tolist()  # B x [4]
         for b, index in enumerate(indices.tolist()):
             if dataset is not None:
                 area = int(np.asarray(dataset.original_mask(index), dtype=bool).sum())
@@ -141,9 +147,8 @@ def batch_stats(
                 height, width = orig_sizes[b]
                 scale = height * width / float(gt.shape[-2] * gt.shape[-1])
                 area = round(int(gt[b].sum()) * scale)
-            rows.append(
-                (index, int(inter[b]), int(union[b]), area, int(pred_area[b]), no_target[b])
-            )
+            row = (index, int(inter[b]), int(union[b]), area, int(pred_area[b]), no_target[b])
+            rows.append((*row, *edges[b]))
     else:
         for b, index in enumerate(indices.tolist()):
             gt_b = _original_mask(dataset, index, logits.device)  # (H, W)
@@ -154,8 +159,10 @@ def batch_stats(
                 )
             pred_b = _upsample(logits[b : b + 1], tuple(gt_b.shape))[0, 0] > 0  # (H, W)
             inter_b, union_b = int((pred_b & gt_b).sum()), int((pred_b | gt_b).sum())
-            rows.append((index, inter_b, union_b, int(gt_b.sum()), int(pred_b.sum()), no_target[b]))
-    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, 6)
+            edges = tuple(boundary_counts(pred_b, gt_b)[0].tolist())
+            row = (index, inter_b, union_b, int(gt_b.sum()), int(pred_b.sum()), no_target[b])
+            rows.append((*row, *edges))
+    return torch.tensor(rows, dtype=torch.int64, device=logits.device).reshape(-1, STAT_COLUMNS)
 
 
 def _save_owned_predictions(
@@ -241,8 +248,10 @@ def evaluate_referring(
             output = forward_batch(model, batch, accelerator)
             for threshold, metrics in scored.items():
                 logits = answer_logits(output, threshold)  # (B, 1, H, W)
-                stats = batch_stats(logits, batch, protocol, dataset)  # (B, 6)
-                gathered = accelerator.gather_for_metrics(stats).cpu()  # (N, 6), N <= P * B
+                stats = batch_stats(logits, batch, protocol, dataset)  # (B, STAT_COLUMNS)
+                gathered = accelerator.gather_for_metrics(
+                    stats
+                ).cpu()  # (N, STAT_COLUMNS), N <= P * B
                 if folder is not None and threshold == own_threshold:
                     # Gathered rows are in rank order; the truncated tail holds the duplicates.
                     offset = accelerator.process_index * stats.shape[0]
@@ -283,8 +292,8 @@ def _checked_inputs(
 
 
 def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) -> None:
-    """Add gathered ``(index, I, U, gt area, pred area, no_target)`` rows to ``metrics``."""
-    for index, inter, union, area, pred_area, no_target in rows:
+    """Add gathered ``(index, I, U, gt area, pred area, no_target, 4 boundary counts)`` rows."""
+    for index, inter, union, area, pred_area, no_target, *edges in rows:
         record = records[index] if records is not None else None
         metrics.update_stats(
             inter,
@@ -294,6 +303,7 @@ def _add_rows(metrics: GeneralizedMetrics, rows: list[list[int]], records: Any) 
             category=getattr(record, "category", None),
             size_bucket=size_bucket(area),
             sample_id=getattr(record, "sample_id", None),
+            boundary=edges,
         )
 
 

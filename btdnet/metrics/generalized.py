@@ -27,6 +27,7 @@ and ``compute`` says why under ``"N_acc_note"`` / ``"T_acc_note"``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,8 +129,11 @@ class GeneralizedMetrics:
         category: str | None = None,
         size_bucket: str = "small",
         sample_id: str | None = None,
+        boundary: Sequence[int] | None = None,
     ) -> None:
         """Add one sample from precomputed statistics (e.g. gathered from other processes).
+
+        ``boundary``: the boundary counts of a targeted sample (``ReferringMetrics.update_stats``).
 
         A no-target sample's ground truth is empty, so its ``intersection`` must be 0 and its
         ``union`` equals ``pred_area``.
@@ -146,7 +150,9 @@ class GeneralizedMetrics:
                 f"intersection {intersection} (its ground truth must be empty)"
             )
         if not no_target:
-            self.targeted.update_stats(intersection, union, category, size_bucket, sample_id)
+            self.targeted.update_stats(
+                intersection, union, category, size_bucket, sample_id, boundary=boundary
+            )
         self._samples.append(
             GeneralizedSample(intersection, union, pred_area, bool(no_target), sample_id)
         )

@@ -23,12 +23,15 @@ round them to two decimals.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
+
+from btdnet.metrics.boundary import boundary_f
 
 PR_THRESHOLDS: tuple[str, ...] = ("0.5", "0.6", "0.7", "0.8", "0.9")
 """Pr@X thresholds, as decimal strings so that they convert to exact fractions."""
@@ -86,6 +89,7 @@ class SampleStats:
     category: str | None
     size_bucket: str
     sample_id: str | None = None
+    boundary_f: float | None = None
 
     @property
     def iou(self) -> float:
@@ -118,6 +122,9 @@ def _summarise(samples: list[SampleStats]) -> dict[str, Any]:
             if s.union > 0 and s.intersection * fraction.denominator >= fraction.numerator * s.union
         )
         result[key] = 100.0 * passed / len(samples)
+    boundary = [s.boundary_f for s in samples]
+    if all(f is not None for f in boundary):
+        result["BF"] = 100.0 * float(np.mean(boundary))
     return result
 
 
@@ -171,8 +178,14 @@ class ReferringMetrics:
         category: str | None,
         size_bucket: str,
         sample_id: str | None = None,
+        boundary: Sequence[int] | None = None,
     ) -> None:
-        """Add one sample from precomputed statistics (e.g. gathered from other processes)."""
+        """Add one sample from precomputed statistics (e.g. gathered from other processes).
+
+        ``boundary``: the sample's four boundary counts (:func:`~btdnet.metrics.boundary.
+        boundary_counts`); when every sample has them, ``compute`` also reports ``BF``, the mean
+        boundary F-score in percent.
+        """
         intersection, union = int(intersection), int(union)
         if intersection < 0 or union < intersection:
             raise ValueError(
@@ -185,7 +198,14 @@ class ReferringMetrics:
                 f"got {size_bucket!r}"
             )
         self._samples.append(
-            SampleStats(intersection, union, category or None, size_bucket, sample_id)
+            SampleStats(
+                intersection,
+                union,
+                category or None,
+                size_bucket,
+                sample_id,
+                None if boundary is None else boundary_f(*(int(n) for n in boundary)),
+            )
         )
 
     def sample_ious(self) -> list[tuple[str | None, float]]:

@@ -32,7 +32,7 @@ from btdnet.models.text_encoder import (
     trim_trailing_padding,
 )
 from btdnet.models.twin_stream_decoder import DecoderOutput, TwinStreamDecoder
-from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, is_present
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, is_present, presence_probability
 from btdnet.resources import resolve_text_encoder
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,10 @@ class BTDNetOutput:
 
     def presence(self) -> torch.Tensor:
         """(B,) probability that the target is present; all ones without a presence head."""
-        if self.presence_logits is None:
+        presence = presence_probability(self)  # (B,) or None
+        if presence is None:
             return self.target_logits.new_ones(self.target_logits.shape[0]).float()
-        return torch.sigmoid(self.presence_logits.float())
+        return presence
 
     def present(self, threshold: float = DEFAULT_PRESENCE_THRESHOLD) -> torch.Tensor:
         """(B,) bool: the answer is "there is a target" (:func:`btdnet.presence.is_present`)."""

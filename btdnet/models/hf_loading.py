@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from btdnet.errors import one_line
+
 T = TypeVar("T")
 
 # Files whose ``auto_map`` / ``custom_pipelines`` ask transformers to import code from the folder.
@@ -26,13 +28,6 @@ _MAX_REASON = 300
 
 class TextEncoderLoadError(OSError):
     """A text encoder or tokenizer that cannot be loaded (the message is one line)."""
-
-
-def one_line(error: BaseException | str, limit: int = _MAX_REASON) -> str:
-    """The first line of ``error``, cut to ``limit`` characters (transformers' errors run to KB)."""
-    text = str(error).strip().splitlines()
-    line = text[0].strip() if text else type(error).__name__
-    return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
 def refuse_remote_code(source: str | Path) -> None:
@@ -47,7 +42,9 @@ def refuse_remote_code(source: str | Path) -> None:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise TextEncoderLoadError(f"{path}: not readable JSON ({one_line(error)})") from error
+            raise TextEncoderLoadError(
+                f"{path}: not readable JSON ({one_line(error, _MAX_REASON, first=True)})"
+            ) from error
         keys = [k for k in _CODE_KEYS if isinstance(data, dict) and data.get(k)]
         if keys:
             raise TextEncoderLoadError(
@@ -95,5 +92,5 @@ def hf_load(factory: Callable[..., T], source: str, *, what: str, **kwargs: Any)
         ) from error
     except Exception as error:  # transformers raises OSError, ValueError, KeyError, ...
         raise TextEncoderLoadError(
-            f"{what} {source}: cannot be loaded ({one_line(error)})"
+            f"{what} {source}: cannot be loaded ({one_line(error, _MAX_REASON, first=True)})"
         ) from error

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
+from btdnet.errors import one_line
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.reporting import (
@@ -29,7 +30,6 @@ from btdnet.predict.reporting import (
     FatalError,
     Reporter,
     UsageError,
-    one_line,
     open_predictions_file,
     prepare_output_folder,
 )

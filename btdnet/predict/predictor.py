@@ -437,13 +437,15 @@ class Predictor:
         on_tiles: Any = None,
         presence_threshold: float | None = None,
         vectors: Any = None,
+        limits: dict[str, int | None] | None = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
         See :func:`btdnet.predict.scene.predict_scene` and
         :class:`~btdnet.predict.scene.SceneOptions` for the arguments (``presence_threshold``:
         this call's, else the predictor's; ``vectors``: a
-        :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON). Returns a
+        :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON; ``limits``:
+        ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
@@ -457,6 +459,7 @@ class Predictor:
             batch_size=batch_size,
             presence_threshold=presence_threshold,
             **({} if vectors is None else {"vectors": vectors}),
+            **(limits or {}),
         )
         return predict_scene(
             self,

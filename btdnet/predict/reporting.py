@@ -13,16 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from btdnet.errors import one_line
 from btdnet.safe_write import UnsafeOutputError, atomic_output, check_output_path
 
 PROG = "btdnet-predict"
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
 PREDICTIONS_FILE = "predictions.jsonl"
-
-
-def one_line(message: str) -> str:
-    """Join a possibly multi-line message (e.g. a CUDA out-of-memory error) into one line."""
-    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
 class UsageError(Exception):

@@ -17,11 +17,13 @@ from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
+from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
-from btdnet.serve.scene_jobs import SceneJob, TileError, parse_tile
+from btdnet.serve.scene_jobs import SceneJob, SceneLimits, SceneTimeoutError, TileError, parse_tile
 from btdnet.serve.service import InferenceService, Job, QueueFullError
 from btdnet.serve.upload import (
     UploadError,
@@ -30,6 +32,7 @@ from btdnet.serve.upload import (
     display_name,
     upload_size,
 )
+from btdnet.text import clean_expression
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +40,12 @@ MAX_TEXT_CHARS = 500
 MAX_TEXTS = 16
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"description": 'bad image or text: `{"error": "..."}`'},
-    413: {"description": "request body over the server's upload limit"},
+    413: {
+        "description": "request body over the upload limit, or a scene over the pixel or tile limit"
+    },
     415: {"description": "the file is not a PNG, JPEG or TIFF"},
     422: {"description": "a required field is missing or malformed"},
-    503: {"description": "too many requests queued; retry later"},
+    503: {"description": "too many requests queued, or a scene past the time limit; retry later"},
 }
 
 
@@ -56,9 +61,11 @@ def check_texts(texts: list[str], max_chars: int = MAX_TEXT_CHARS) -> tuple[str,
         raise HTTPException(400, f"{len(texts)} texts; at most {MAX_TEXTS} per request")
     cleaned = []
     for number, text in enumerate(texts, start=1):
-        stripped = text.strip()
+        stripped = clean_expression(text)  # zero-width and control characters count as empty
         if not stripped:
-            raise HTTPException(400, f"text {number} is empty: give an expression to segment")
+            raise HTTPException(
+                400, f"text {number} is empty (or invisible): give an expression to segment"
+            )
         if len(stripped) > max_chars:
             raise HTTPException(
                 400, f"text {number} has {len(stripped)} characters; the limit is {max_chars}"
@@ -78,9 +85,11 @@ def _validation_message(exc: RequestValidationError) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error as ``{"error": "..."}`` JSON."""
 
-    @app.exception_handler(HTTPException)
-    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    @app.exception_handler(StarletteHTTPException)  # also 404, 405, unparsable multipart
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -94,6 +103,10 @@ async def _predict(service: InferenceService, job: Job | SceneJob) -> Any:
         raise HTTPException(503, str(exc)) from exc
     try:
         return await asyncio.wrap_future(future)
+    except SceneTooLargeError as exc:  # before any tile ran
+        raise HTTPException(413, str(exc).splitlines()[0]) from exc
+    except SceneTimeoutError as exc:
+        raise HTTPException(503, str(exc).splitlines()[0]) from exc
     except (ValueError, TypeError) as exc:  # the predictor refused the input
         raise HTTPException(400, str(exc).splitlines()[0]) from exc
     except MemoryError as exc:
@@ -131,10 +144,11 @@ async def _scene_answer(
     texts: tuple[str, ...],
     tile: int | str,
     threshold: float | None,
+    limits: SceneLimits,
 ) -> dict[str, Any]:
     """The answer in scene mode."""
     suffix = check_upload(data, filename)
-    job = SceneJob(data, suffix, display_name(filename), texts, tile, threshold)
+    job = SceneJob(data, suffix, display_name(filename), texts, tile, threshold, limits)
     answers, image_info = await _predict(service, job)
     return {"predictions": answers, "image": image_info, "model": service.info}
 
@@ -189,8 +203,8 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
         return Response(_page("app.js"), media_type="text/javascript")
 
 
-def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> FastAPI:
-    """The web application around one shared :class:`InferenceService`."""
+def _base_app(service: InferenceService, max_upload_mb: float) -> FastAPI:
+    """The application with its error handlers, upload limit, status and page."""
     app = FastAPI(
         title="btdnet-serve",
         summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
@@ -201,9 +215,23 @@ def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> Fas
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
     _add_status_and_page(app, service)
+    return app
+
+
+def create_app(
+    service: InferenceService,
+    *,
+    max_upload_mb: float = 50.0,
+    scene_limits: SceneLimits | None = None,
+) -> FastAPI:
+    """The web application around one shared :class:`InferenceService` (``scene_limits``:
+    the work one scene-mode request may cause, :class:`SceneLimits` by default)."""
+    limits = scene_limits or SceneLimits()
+    app = _base_app(service, max_upload_mb)
 
     @app.post("/predict", responses=ERROR_RESPONSES, response_model=None)
     async def predict(
+        request: Request,
         image: Annotated[UploadFile, File(description="PNG, JPEG, TIFF or GeoTIFF image")],
         text: Annotated[list[str], Form(description="an expression; repeat the field for several")],
         presence_threshold: Annotated[
@@ -241,11 +269,13 @@ def create_app(service: InferenceService, *, max_upload_mb: float = 50.0) -> Fas
         """
         start = time.perf_counter()
         texts = check_texts(text)
+        if tile is None and "tile" in await request.form():  # an empty field is not "no tile"
+            tile = ""
         data = await image.read()
         choice, tile_value = await _choose_mode(service, data, image.filename, tile)
         if choice.mode == SCENE:
             body = await _scene_answer(
-                service, data, image.filename, texts, tile_value, presence_threshold
+                service, data, image.filename, texts, tile_value, presence_threshold, limits
             )
         else:
             body = await _whole_answer(

@@ -11,13 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from btdnet.predict.image_io import ImageReadError
+from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.presence import presence_note
 from btdnet.serve.answers import png_base64
 
@@ -115,6 +117,27 @@ def scene_answer(text: str, record: dict[str, Any], files: dict[str, str]) -> di
     return answer
 
 
+class SceneTimeoutError(RuntimeError):
+    """A scene request ran past the server's time limit (answered 503)."""
+
+
+@dataclass(frozen=True)
+class SceneLimits:
+    """The work one scene request may cause: pixels, tiles and seconds.
+
+    The defaults allow a 10,000 x 10,000 scene (about 600 tiles at 480 pixels); a request
+    over them is answered 413 before any tile runs, one past ``seconds`` 503.
+    """
+
+    max_pixels: int | None = 100_000_000
+    max_tiles: int | None = 2_000
+    seconds: float = 600.0
+
+    def scene_options(self) -> dict[str, int | None]:
+        """The ``max_pixels`` / ``max_tiles`` of :class:`~btdnet.predict.scene.SceneOptions`."""
+        return {"max_pixels": self.max_pixels, "max_tiles": self.max_tiles}
+
+
 @dataclass(frozen=True)
 class SceneJob:
     """One request in scene mode: the upload's bytes, its texts and the tile size."""
@@ -125,9 +148,26 @@ class SceneJob:
     texts: tuple[str, ...]
     tile: int | str
     presence_threshold: float | None = None
+    limits: SceneLimits = field(default_factory=lambda: SceneLimits())
+    scene: ClassVar[bool] = True  # runs on the service's scene worker, not the image worker
 
     def run(self, predictor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Answers per text, and what the answer says about the image."""
+        """Answers per text, and what the answer says about the image.
+
+        Raises:
+            SceneTooLargeError: the scene is over the pixel or tile limit (before any tile).
+            SceneTimeoutError: the texts took longer than ``limits.seconds``.
+        """
+        deadline = time.monotonic() + self.limits.seconds
+        seconds = self.limits.seconds
+
+        def check_deadline(_tiles: int) -> None:
+            if time.monotonic() > deadline:
+                raise SceneTimeoutError(
+                    f"{self.name}: scene mode stopped after {seconds:g} s, this server's limit "
+                    "per request; send a smaller scene or a larger tile"
+                )
+
         with tempfile.TemporaryDirectory(prefix="btdnet-serve-scene-") as folder:
             path = Path(folder) / f"upload{self.suffix}"
             path.write_bytes(self.data)
@@ -141,10 +181,16 @@ class SceneJob:
                         tile=self.tile,
                         name="mask",
                         presence_threshold=self.presence_threshold,
+                        on_tiles=check_deadline,
+                        limits=self.limits.scene_options(),
                     )
-                except ImageReadError as error:
+                except (ImageReadError, SceneTooLargeError) as error:
                     message = str(error).replace(str(path), self.name).splitlines()[0]
-                    raise ValueError(message) from error
+                    message = message.replace("--scene-max", "the server's --scene-max")
+                    kind = (
+                        SceneTooLargeError if isinstance(error, SceneTooLargeError) else ValueError
+                    )
+                    raise kind(message) from error
                 record = result.record
                 answers.append(scene_answer(text, record, result.files))
         image = {

@@ -104,12 +104,21 @@ def test_foreign_class_ids_are_refused():
 
 def test_hierarchical_loss_upsamples_each_heatmap():
     main = SegmentationLoss(label_smoothing=0.0, dice_weight=1.0)
-    target = torch.randint(0, 3, (2, 8, 8))
-    heatmap = torch.zeros(2, 3, 2, 2)  # uniform: CE = log 3 at every pixel
-    value = hierarchical_loss([heatmap, heatmap], target, main)
-    single = main.combined(torch.zeros(2, 3, 8, 8), target)
-    assert value.item() == pytest.approx(2 * single.item(), 1e-6)
-    assert single.item() > math.log(3.0)  # dice of uniform predictions is positive
+    target = torch.tensor([[0, 1, 2, 1], [2, 2, 0, 1], [1, 0, 0, 2], [0, 1, 2, 2]])[None]
+    torch.manual_seed(4)
+    coarse = torch.randn(1, 3, 2, 2) * 3  # a heatmap that varies: interpolation shows
+    fine = torch.randn(1, 3, 4, 4)  # already at the target's size: used as is
+
+    # Bilinear 2 -> 4 with align_corners=False, by hand: output centres sit at input
+    # coordinates -0.25, 0.25, 0.75, 1.25, clamped at the border: a row [a, b] becomes
+    # [a, 0.75 a + 0.25 b, 0.25 a + 0.75 b, b]; the same along columns.
+    spread = torch.tensor([[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]])  # (4, 2)
+    by_hand = torch.einsum("yi,bkij,xj->bkyx", spread, coarse, spread)  # (1, 3, 4, 4)
+    expected = main.combined(by_hand, target) + main.combined(fine, target)
+    value = hierarchical_loss([coarse, fine], target, main)
+    assert value.item() == pytest.approx(expected.item(), rel=1e-5)
+    nearest = coarse.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    assert abs(main.combined(nearest, target).item() - main.combined(by_hand, target).item()) > 1e-3
 
 
 def test_criterion_returns_every_term_and_weighted_total():

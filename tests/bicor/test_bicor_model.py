@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bicor import build_bicor, load_bicor
@@ -53,13 +54,25 @@ def _moved(module: nn.Module) -> nn.Module:
     return module.double().eval()
 
 
-def test_hbis_layer_shapes():
-    layer = HBISLayer(dim=8)
-    features, embeddings = torch.randn(2, 8, 5, 7), torch.randn(2, 3, 8)
+def test_hbis_layer_heatmap_is_per_pixel_and_shapes():
+    layer = _moved(HBISLayer(dim=8))
+    torch.manual_seed(2)
+    features, embeddings = torch.randn(2, 8, 5, 7).double(), torch.randn(2, 3, 8).double()
     new_f, new_e, heat = layer(features, embeddings)
-    assert new_f.shape == (2, 8, 5, 7)
-    assert new_e.shape == (2, 3, 8)
+    assert new_f.shape == (2, 8, 5, 7) and new_e.shape == (2, 3, 8)
     assert heat.shape == (2, 3, 5, 7)
+    # a pixel's heatmap logits depend on that pixel's feature alone
+    changed = features.clone()
+    changed[:, :, 2, 3] = torch.randn(2, 8).double()
+    heat_changed = layer(changed, embeddings)[2]
+    moved = (heat_changed - heat).abs().amax(dim=(0, 1)) > 1e-9  # (5, 7)
+    expected = torch.zeros(5, 7, dtype=torch.bool)
+    expected[2, 3] = True
+    assert torch.equal(moved, expected)
+    # the same feature at every pixel: the same logits at every pixel
+    flat = features[:, :, :1, :1].expand(-1, -1, 5, 7)
+    heat_flat = layer(flat, embeddings)[2]
+    torch.testing.assert_close(heat_flat, heat_flat[:, :, :1, :1].expand_as(heat_flat))
     with pytest.raises(ValueError, match="dim=8"):
         layer(torch.randn(2, 4, 5, 7), embeddings)
 
@@ -160,6 +173,30 @@ def test_model_output_shapes_and_losses(size):
     assert out.layer_embeddings[0].shape == (2, 5, 32)
     assert set(out.losses) == {"ce", "dice", "aux_ce", "hier", "fisher", "fisher_final", "total"}
     assert torch.isfinite(out.loss) and out.loss is out.losses["total"]
+    # the main CE is torch's with the config's smoothing, summed over the labelled pixels and
+    # divided by every pixel (the authors' SoftCrossEntropyLoss)
+    config = model.config
+    ce = (
+        F.cross_entropy(
+            out.logits,
+            targets,
+            ignore_index=255,
+            label_smoothing=config.label_smoothing,
+            reduction="none",
+        ).sum()
+        / targets.numel()
+    )
+    torch.testing.assert_close(out.losses["ce"], ce)
+    terms = out.losses
+    total = (
+        terms["ce"]
+        + config.dice_weight * terms["dice"]
+        + config.aux_weight * terms["aux_ce"]
+        + config.hier_weight * terms["hier"]
+        + config.fisher_weight * terms["fisher"]
+        + config.final_fisher_weight * terms["fisher_final"]
+    )
+    torch.testing.assert_close(out.loss, total)
     model.eval()
     with torch.no_grad():
         evaluated = model(x)

@@ -108,8 +108,20 @@ def test_evaluate_matches_a_hand_accumulated_confusion_matrix(tmp_path):
 def test_predict_logits_with_windows_smaller_than_the_image():
     torch.manual_seed(0)
     model = build_bicor("tiny", num_classes=3, image_size=64).eval()
-    logits = predict_logits(model, torch.randn(1, 3, 100, 90), window=64, stride=40)
-    assert logits.shape == (1, 3, 100, 90) and torch.isfinite(logits).all()
+    image = torch.randn(1, 3, 100, 90)
+    logits = predict_logits(model, image, window=64, stride=40)
+    assert logits.shape == (1, 3, 100, 90)
+    # by hand: windows start at rows 0, 36 (the last one moved back to end at 100) and columns
+    # 0, 26; each pixel gets the mean of the windows' logits that cover it
+    total, count = torch.zeros(1, 3, 100, 90), torch.zeros(1, 1, 100, 90)
+    with torch.no_grad():
+        for y in (0, 36):
+            for x in (0, 26):
+                total[..., y : y + 64, x : x + 64] += model(
+                    image[..., y : y + 64, x : x + 64]
+                ).logits
+                count[..., y : y + 64, x : x + 64] += 1
+    torch.testing.assert_close(logits, total / count, atol=1e-5, rtol=1e-5)
 
 
 class _WindowRecorder(torch.nn.Module):

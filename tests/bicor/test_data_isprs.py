@@ -450,6 +450,10 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path, name):
     criterion = torch.nn.CrossEntropyLoss(ignore_index=train.ignore_index)
     for step, batch in enumerate(loader):
         assert batch["pixel_values"].shape[1:] == (3, 32, 32)
+        if step == 0:
+            first = batch
+            with torch.no_grad():
+                before = criterion(model(first["pixel_values"]), first["mask"])
         loss = criterion(model(batch["pixel_values"]), batch["mask"])
         optimiser.zero_grad()
         loss.backward()
@@ -457,6 +461,9 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path, name):
         assert torch.isfinite(loss)
         if step == 2:
             break
+    # the pixels and masks go together: three steps lower the loss on the first batch
+    with torch.no_grad():
+        assert criterion(model(first["pixel_values"]), first["mask"]) < before
     item = evaluation[0]
     logits = model(item["pixel_values"][None])
     assert logits.shape[-2:] == item["mask"].shape

@@ -191,6 +191,10 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path):
     criterion = torch.nn.CrossEntropyLoss(ignore_index=train.ignore_index)
     for step, batch in enumerate(loader):
         assert batch["mask"].shape == (4, 32, 32) and len(batch["sample_id"]) == 4
+        if step == 0:
+            first = batch
+            with torch.no_grad():
+                before = criterion(model(first["pixel_values"]), first["mask"])
         loss = criterion(model(batch["pixel_values"]), batch["mask"])
         optimiser.zero_grad()
         loss.backward()
@@ -198,3 +202,6 @@ def test_a_few_training_steps_run_on_the_fixture(tmp_path):
         assert torch.isfinite(loss)
         if step == 2:
             break
+    # the pixels and masks go together: three steps lower the loss on the first batch
+    with torch.no_grad():
+        assert criterion(model(first["pixel_values"]), first["mask"]) < before

@@ -12,6 +12,8 @@ from btdnet import safe_write
 from btdnet.safe_write import (
     UnsafeOutputError,
     atomic_output,
+    atomic_outputs,
+    check_output_folder,
     check_output_path,
     write_text_atomic,
 )
@@ -140,3 +142,77 @@ def test_temporary_keeps_the_suffix_and_lives_beside_the_output(tmp_path) -> Non
         assert tmp.parent == tmp_path and tmp.suffix == ".tif" and tmp.name.startswith(".")
         tmp.write_bytes(b"II*\x00")
     assert (tmp_path / "mask.tif").read_bytes() == b"II*\x00"
+
+
+# --- sets of outputs ---------------------------------------------------------------------
+
+
+def old_set(folder: Path) -> list[Path]:
+    paths = [folder / "a.tif", folder / "b.json"]
+    for path in paths:
+        path.write_text(f"old {path.name}")
+    return paths
+
+
+def test_a_set_is_replaced_together(tmp_path) -> None:
+    paths = old_set(tmp_path)
+    with atomic_outputs(paths) as temporaries:
+        assert [t.suffix for t in temporaries] == [".tif", ".json"]
+        for temporary, path in zip(temporaries, paths):
+            temporary.write_text(f"new {path.name}")
+    assert [p.read_text() for p in paths] == ["new a.tif", "new b.json"]
+    assert listing(tmp_path) == ["a.tif", "b.json"]
+
+
+def test_a_set_with_a_failing_writer_keeps_every_old_file(tmp_path) -> None:
+    paths = old_set(tmp_path)
+    with pytest.raises(Failure), atomic_outputs(paths) as temporaries:
+        temporaries[0].write_text("new")
+        raise Failure
+    assert [p.read_text() for p in paths] == ["old a.tif", "old b.json"]
+    assert listing(tmp_path) == ["a.tif", "b.json"]
+
+
+def test_a_set_with_an_unwritten_member_replaces_nothing(tmp_path) -> None:
+    paths = old_set(tmp_path)
+    missing = pytest.raises(FileNotFoundError, match="outputs not written")
+    with missing, atomic_outputs(paths) as temporaries:
+        temporaries[0].write_text("new")
+    assert [p.read_text() for p in paths] == ["old a.tif", "old b.json"]
+    assert listing(tmp_path) == ["a.tif", "b.json"]
+
+
+def test_a_link_planted_on_the_second_output_replaces_nothing(tmp_path) -> None:
+    paths = old_set(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    refused = pytest.raises(UnsafeOutputError, match="symbolic link")
+    with refused, atomic_outputs(paths) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+        paths[1].unlink()
+        paths[1].symlink_to(victim)
+    assert paths[0].read_text() == "old a.tif" and victim.read_text() == "precious"
+    assert listing(tmp_path) == ["a.tif", "b.json", "victim.txt"]
+
+
+def test_a_link_planted_at_a_temporary_of_the_set_is_removed_not_followed(tmp_path) -> None:
+    paths = old_set(tmp_path)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / f".b.tmp-{os.getpid()}.json").symlink_to(victim)
+    with atomic_outputs(paths) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert victim.read_text() == "precious" and paths[1].read_text() == "new"
+
+
+def test_output_folders_refuse_links_and_files(tmp_path) -> None:
+    assert check_output_folder(tmp_path / "new") == tmp_path / "new"
+    assert check_output_folder(tmp_path) == tmp_path
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafeOutputError, match="symbolic link"):
+        check_output_folder(tmp_path / "link")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UnsafeOutputError, match="not a folder"):
+        check_output_folder(tmp_path / "file")

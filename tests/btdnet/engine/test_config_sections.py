@@ -145,3 +145,50 @@ def test_old_closed_set_checkpoints_with_the_old_encoder_names_still_load(tmp_pa
         assert torch.equal(loaded(x).logits, model(x).logits)
     # the old names are accepted as build overrides too
     assert build_bicor("tiny", num_classes=3, img_size=96).config.image_size == 96
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {
+                "model": {"variant": "tiny", "overrides": {"image_size": 64}},
+                "data": {"image_size": 96},
+            },
+            r"^x\.yaml: model\.overrides\.image_size \(64\) and data\.image_size \(96\) disagree",
+        ),
+        (
+            {**SEG, "model": {"variant": "tiny", "overrides": {"image_size": 64}}},
+            r"^x\.yaml: model\.overrides\.image_size \(64\) and data\.image_size \(128\) disagree",
+        ),
+        (
+            {
+                "model": {"variant": "tiny", "overrides": {"img_size": 256}},
+                "data": {"dataset": "vaihingen", "crop_size": 512},
+            },
+            r"^x\.yaml: model\.overrides\.img_size \(256\) and data\.crop_size \(512\) disagree",
+        ),
+    ],
+    ids=["referring", "seg-synthetic", "seg-crop"],
+)
+def test_model_and_data_image_sizes_that_disagree_are_refused(config, message, tmp_path):
+    from btdnet.engine.cli import build_trainer
+
+    seg = "dataset" in config.get("data", {})
+    factory = SegTask.from_config if seg else ReferringTask.from_config
+    with pytest.raises(ConfigError, match=message):
+        build_trainer(factory, config, "x.yaml", tmp_path)
+
+
+def test_one_image_size_rule_for_both_tasks():
+    only_model = {"model": {"variant": "tiny", "overrides": {"image_size": 64}}}
+    assert ReferringTask.from_config(only_model).config.model_overrides()["image_size"] == 64
+    both = {**only_model, "data": {"image_size": 64}}
+    assert ReferringTask.from_config(both).config.model_overrides()["image_size"] == 64
+    only_data = {"model": {"variant": "tiny"}, "data": {"image_size": 96}}
+    assert ReferringTask.from_config(only_data).config.model_overrides()["image_size"] == 96
+    assert "image_size" not in ReferringTask.from_config(REFERRING).config.model_overrides()
+    seg = SegTask.from_config({**SEG, "data": {"dataset": "synthetic_seg", "image_size": 64}})
+    assert seg.build_model().config.image_size == 64
+    same = {**SEG, "model": {"variant": "tiny", "overrides": {"image_size": 128}}}
+    assert SegTask.from_config(same).config.image_size() == 128

@@ -168,6 +168,18 @@ def _assert_expected(result: dict, expected: dict) -> None:
 # --- evaluate_referring -----------------------------------------------------------------
 
 
+def test_evaluate_referring_reports_the_boundary_f_score() -> None:
+    # At 4x4 the matching radius is 1 pixel (ceil(0.008 * 5.66)); the image's edge is no
+    # boundary. Sample 1: truth's boundary (0,1) (1,0) (1,1), the prediction's row 1: its
+    # (1,3) is 2 pixels from the truth's boundary, so P = 3/4, R = 1, F = 6/7. Samples 2, 3
+    # and 5 match every boundary pixel within a pixel (F = 1); sample 4 is empty on both
+    # sides (F = 1).
+    result = _evaluate(FakeReferringDataset())
+    assert result["BF"] == pytest.approx(100 * (6 / 7 + 4) / 5)
+    # the per-category tables carry it too: ship = samples 1 and 3
+    assert result["per_category"]["ship"]["BF"] == pytest.approx(100 * (6 / 7 + 1) / 2)
+
+
 def test_evaluate_referring_lavt_hand_computed(tmp_path: Path) -> None:
     model = PatternModel()
     model.train()

@@ -103,7 +103,7 @@ def test_joint_logit_is_target_minus_background() -> None:
     ],
 )
 def test_every_parameter_gets_a_gradient(reading: dict[str, str]) -> None:
-    """Under every reading of issue #18 too (distributed training needs every parameter used)."""
+    """Under every alternative reading too (distributed training needs every parameter used)."""
     torch.manual_seed(0)
     model = build_model("tiny", pretrained=False, **reading).train()
     out = model(**make_batch(96))
@@ -262,9 +262,21 @@ def test_other_timm_backbone() -> None:
     model = build_model(
         "tiny", pretrained=False, image_encoder="convnext_atto", image_encoder_kwargs={}
     )
-    out = model(**make_batch(96))
+    batch = make_batch(96)
+    out = model(**batch)
     assert out.target_logits.shape == (2, 1, 96, 96) and len(out.correlation_maps) == 4
-    assert torch.isfinite(out.loss)
+    assert torch.isfinite(out.loss) and out.loss > 0
+    # the backbone really reads the image: in eval mode, changing image 0 changes its answer
+    # and leaves image 1's
+    model.eval()
+    with torch.no_grad():
+        inputs = {k: batch[k] for k in ("pixel_values", "input_ids", "attention_mask")}
+        before = model(**inputs).target_logits
+        inputs["pixel_values"] = inputs["pixel_values"].clone()
+        inputs["pixel_values"][0] = torch.randn_like(inputs["pixel_values"][0])
+        after = model(**inputs).target_logits
+    torch.testing.assert_close(after[1], before[1])
+    assert (after[0] - before[0]).abs().max() > 1e-4
 
 
 def test_trailing_padding_is_trimmed_without_changing_the_answer() -> None:

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from btdnet.models.hf_loading import TextEncoderLoadError, hf_load, one_line, refuse_remote_code
+from btdnet.errors import one_line
+from btdnet.models.hf_loading import TextEncoderLoadError, hf_load, refuse_remote_code
 
 FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
 CODE = {
@@ -62,6 +63,8 @@ def test_hf_load_passes_trust_remote_code_false_and_wraps_errors(tmp_path) -> No
 
 
 def test_one_line_cuts_long_reasons() -> None:
-    assert one_line("a" * 400) == "a" * 297 + "..."
-    assert one_line("a" * 300) == "a" * 300
+    assert one_line("a" * 400, 300) == "a" * 297 + "..."
+    assert one_line("a" * 300, 300) == "a" * 300
     assert one_line(ValueError("")) == "ValueError"
+    assert one_line(ValueError("x: bad\n  detail"), first=True) == "x: bad"
+    assert one_line(ValueError("x: bad\n  detail")) == "x: bad detail"

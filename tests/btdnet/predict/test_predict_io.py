@@ -63,7 +63,11 @@ def test_png_rgb_grey_and_rgba_read_as_rgb_uint8(tmp_path):
 
 def test_jpeg_reads(tmp_path):
     Image.new("RGB", (20, 10), (200, 30, 30)).save(tmp_path / "x.jpg")
-    assert read_image(tmp_path / "x.jpg").pixels.shape == (10, 20, 3)
+    pixels = read_image(tmp_path / "x.jpg").pixels
+    assert pixels.shape == (10, 20, 3)
+    # a flat colour survives JPEG within a few levels, channels in RGB order
+    assert np.abs(pixels.astype(int) - [200, 30, 30]).max() <= 3
+    np.testing.assert_array_equal(pixels, np.asarray(Image.open(tmp_path / "x.jpg")))
 
 
 def test_missing_and_broken_images_name_the_file(tmp_path):

@@ -381,6 +381,13 @@ def test_gsd_is_refused_on_a_rotated_scene(tmp_path) -> None:
         SceneSource(path, gsd=1.0)
     with pytest.raises(SceneReadError, match="positive"):
         SceneSource(path, gsd=0.0)
+    for sheared in (  # one off-diagonal term alone is enough to refuse
+        rasterio.Affine(0.5, 0.2, 500000.0, 0.0, -0.5, 5400000.0),
+        rasterio.Affine(0.5, 0.0, 500000.0, 0.2, -0.5, 5400000.0),
+    ):
+        path = write_tiff(tmp_path / "sheared.tif", object_scene(60, 70), transform=sheared)
+        with pytest.raises(SceneReadError, match="north-up"):
+            SceneSource(path, gsd=1.0)
 
 
 # --- decisions at their boundary ---------------------------------------------------------

@@ -231,6 +231,8 @@ def test_decode_upload_reads_jpeg_from_bytes():
     Image.fromarray(IMAGE).save(buffer, format="JPEG")
     image = decode_upload(buffer.getvalue(), "C:\\Users\\me\\tile.jpg")
     assert image.pixels.shape == (45, 61, 3) and str(image.path) == "tile.jpg"
+    buffer.seek(0)
+    np.testing.assert_array_equal(image.pixels, np.asarray(Image.open(buffer).convert("RGB")))
 
 
 def test_presence_threshold_per_request():

@@ -48,8 +48,9 @@ def test_large_upload_goes_to_scene_mode_and_says_so(client) -> None:
     answer = _post(client, pixels, preview="true")
     image, got = answer["image"], answer["predictions"][0]
     assert image["mode"] == "scene" and image["mode_forced"] is False
-    assert "230x200 pixels, more than 2x the model's 96-pixel input: scene mode" in (
-        image["mode_note"]
+    assert (
+        "230x200 pixels, more than 2x the model's 96-pixel input: scene mode"
+        in (image["mode_note"])
     )
     assert image["tile"] == 96 and image["tiles"] == 9
     mask = decode_png(got["mask_png"]) == 255
