@@ -8,7 +8,7 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             train_split, eval_splits, crop_size, scales, flips, rot90,
             split_scheme, image_mode, cache_dir, domains,                 # real data sets
             crops_per_tile: int | {patch, stride, copies},               # GeoSeg's count
-            crop_mode: random | sliding | squares,            # squares: the authors' items
+            crop_mode: random | sliding | squares | whole,    # the last two: the authors' items
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
@@ -107,7 +107,7 @@ class SegDataSection:
     split_scheme: str | None = None
     image_mode: str | None = None
     crops_per_tile: int | dict[str, int] | None = None  # a mapping: GeoSeg's square count
-    crop_mode: str | None = None  # random | sliding | squares (default with a mapping above)
+    crop_mode: str | None = None  # random | sliding | squares | whole (squares with a mapping)
     cache_dir: str | None = None
     domains: tuple[str, ...] | None = None
     rot90_p: float | None = None

@@ -202,6 +202,8 @@ def _parse_line(line: str, where: str, base: Path, number: int) -> PromptJob:
         item = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:  # "[[[[..." nested beyond the parser's stack
+        raise ValueError(f"{where}: JSON nested too deeply") from exc
     if not isinstance(item, dict):
         raise ValueError(f'{where}: expected an object {{"image": ..., "text": ...}}')
     for key in ("image", "text"):
@@ -425,9 +427,9 @@ def _run(args: argparse.Namespace) -> int:
             raise FatalError(f"{args.image}: image file {state}")
     else:
         jobs, problems = read_prompts_file(args.prompts)
+    prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
     if args.tile is not None or _scene_under_launch(args):
         return run_scene_mode(args, jobs, problems)
-    prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
     predictor = _load_predictor(args)
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:

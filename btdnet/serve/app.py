@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from btdnet.errors import one_line
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
@@ -104,11 +105,11 @@ async def _predict(service: InferenceService, job: Job | SceneJob) -> Any:
     try:
         return await asyncio.wrap_future(future)
     except SceneTooLargeError as exc:  # before any tile ran
-        raise HTTPException(413, str(exc).splitlines()[0]) from exc
+        raise HTTPException(413, one_line(exc, first=True)) from exc
     except SceneTimeoutError as exc:
-        raise HTTPException(503, str(exc).splitlines()[0]) from exc
+        raise HTTPException(503, one_line(exc, first=True)) from exc
     except (ValueError, TypeError) as exc:  # the predictor refused the input
-        raise HTTPException(400, str(exc).splitlines()[0]) from exc
+        raise HTTPException(400, one_line(exc, first=True)) from exc
     except MemoryError as exc:
         raise HTTPException(413, "the image is too large for this server's memory") from exc
 

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from btdnet.errors import one_line
 from btdnet.predict.image_io import ImageReadError
 from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.presence import presence_note
@@ -185,7 +186,7 @@ class SceneJob:
                         limits=self.limits.scene_options(),
                     )
                 except (ImageReadError, SceneTooLargeError) as error:
-                    message = str(error).replace(str(path), self.name).splitlines()[0]
+                    message = one_line(str(error).replace(str(path), self.name), first=True)
                     message = message.replace("--scene-max", "the server's --scene-max")
                     kind = (
                         SceneTooLargeError if isinstance(error, SceneTooLargeError) else ValueError

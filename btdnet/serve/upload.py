@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from btdnet.errors import one_line
 from btdnet.predict.geo import GeoDependencyError
 from btdnet.predict.image_io import ImageReadError, LoadedImage, image_size, read_image
 
@@ -104,7 +105,7 @@ def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
         try:
             image = read_image(path)
         except (ImageReadError, GeoDependencyError, ValueError, MemoryError) as exc:
-            message = str(exc).replace(str(path), name).splitlines()[0]
+            message = one_line(str(exc).replace(str(path), name), first=True)
             raise UploadError(message if name in message else f"{name}: {message}") from exc
     image.path = Path(name)
     return image

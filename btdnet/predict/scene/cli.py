@@ -8,6 +8,7 @@ import os
 import warnings
 from typing import Any
 
+from btdnet.errors import one_line
 from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
@@ -173,7 +174,7 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
         reporter.error(f"{job.source}: {exc}")
         return False
     except Exception as exc:  # out of device or host memory, tokenizer, ...: this prompt only
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = one_line(exc, first=True)
         if args.prompts is None:
             raise FatalError(f"{job.image}: prediction failed ({reason})") from exc
         reporter.error(f"{job.source}: prediction failed ({reason})")
