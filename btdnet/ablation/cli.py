@@ -54,7 +54,7 @@ examples:
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation_distractors \\
       --set data.generate_synthetic.regime=distractors
   accelerate launch --multi_gpu --num_processes 4 scripts/ablate.py --config ... --out ...
-  python scripts/ablate.py --config configs/synthetic.yaml --out runs/ablation_full \
+  python scripts/ablate.py --config configs/synthetic.yaml --out runs/ablation_full \\
       --variants demo family_baseline --seeds 0 1 2 3 4 --lr-factors 0.5 1 2
   python scripts/ablate.py --out runs/ablation --table-only
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from importlib import resources
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from btdnet.errors import one_line
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.scene.limits import SceneTooLargeError
+from btdnet.predict.scene.source import NotGeoreferencedWarning
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
 from btdnet.serve.scene_jobs import SceneJob, SceneLimits, SceneTimeoutError, TileError, parse_tile
@@ -206,6 +208,10 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
 
 def _base_app(service: InferenceService, max_upload_mb: float) -> FastAPI:
     """The application with its error handlers, upload limit, status and page."""
+    # A scene upload without a georeference is answered in pixel coordinates ("georeferenced":
+    # false); the warnings would print two lines on the server's console per request.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
     app = FastAPI(
         title="btdnet-serve",
         summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
