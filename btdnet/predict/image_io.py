@@ -306,6 +306,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
             with Image.open(path) as opened:
                 width, height = opened.size
                 orientation = opened.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"{path}: too many pixels to decode safely ({exc}); resize the image"
+        ) from exc
     except Exception as exc:  # PIL raises OSError, SyntaxError, ... on broken files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__})") from exc
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)

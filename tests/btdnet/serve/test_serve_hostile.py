@@ -121,7 +121,9 @@ def test_unicode_digits_and_empty_tile_are_400(predictor, tile) -> None:
         response = client.post("/predict", data={"text": "a", "tile": tile}, files=files)
     service.close()
     assert response.status_code == 400
-    assert response.json()["error"].startswith("tile must be 'auto' or a tile side in pixels")
+    assert response.json()["error"].startswith(
+        "tile must be 'auto', 'none' (whole image) or a tile"
+    )
 
 
 def test_404_405_and_malformed_multipart_answer_error_json(predictor) -> None:
