@@ -12,6 +12,7 @@ image, named after the image's stem) into the same confusion matrix and the same
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from bicor.prediction_files import (
 from bicor.registry import SEG_DATASETS
 from bicor.task import SYNTHETIC, dataset_classes
 from bicor.tta import parse_tta_spec
+from btdnet.engine.checkpoints import PROGRESS_FILE, STATE_DIR
 
 SEG_PROTOCOLS = ("geoseg", "mmseg")
 
@@ -118,7 +120,20 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
         "border": getattr(args, "border", "clamp"),
         "tta": tta.describe(),
         "checkpoint": str(args.checkpoint),
+        "selection": checkpoint_selection(Path(args.checkpoint)),
     }
+
+
+def checkpoint_selection(checkpoint: Path) -> str:
+    """How a trainer checkpoint was chosen (its ``training_state/progress.json``), for the report: a
+    score of a checkpoint chosen on the split it is scored on is optimistic."""
+    progress = checkpoint / STATE_DIR / PROGRESS_FILE
+    try:
+        state = json.loads(progress.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "unknown (no training state beside the weights)"
+    rule = state.get("selection") or f"best {state.get('best_metric', '?')} (rule not recorded)"
+    return f"{rule}; epoch {state.get('epoch', '?')}" if isinstance(rule, str) else "unknown"
 
 
 def _score_files(args: argparse.Namespace, accelerator: Any, protocol: str) -> dict | None:
@@ -166,6 +181,10 @@ def format_seg_markdown(results: dict[str, Any]) -> str:
         "Percentages; – = undefined (F1 of a class with no true positive; any value of a class "
         "absent from ground truth and prediction), left out of the means.",
         "",
+    ]
+    if results.get("selection"):
+        lines += [f"Checkpoint chosen by: {results['selection']}.", ""]
+    lines += [
         "| class | IoU | F1 | precision | recall |",
         "|---|---|---|---|---|",
     ]

@@ -8,12 +8,13 @@ Its config sections, each read once into a frozen dataclass (unknown keys are re
             train_split, eval_splits, crop_size, scales, flips, rot90,
             split_scheme, image_mode, cache_dir, domains,                 # real data sets
             crops_per_tile: int | {patch, stride, copies},               # GeoSeg's count
-            crop_mode: random | sliding | squares,            # squares: the authors' items
+            crop_mode: random | sliding | squares | whole,    # the last two: the authors' items
             rot90_p, smart_crop_ratio, mosaic_p, mosaic_size,  # the authors' augmentations
             car_oversampling: bool | {patch, stride, threshold, seed},    # GeoSeg's, ISPRS
             image_size, generate_synthetic: {train, val, size, seed}}     # synthetic set
     eval:  {protocol: geoseg | mmseg, window, stride, border: clamp | pad, flip_tta, window_batch,
-            tta: {hflip, vflip, rot90, scales}}                           # bicor.tta
+            tta: {hflip, vflip, rot90, scales},                           # bicor.tta
+            selection: toolkit | authors}        # the rule that picks the best checkpoint
     train: {...}                                                          # TrainSettings
 
 ``num_classes`` and ``class_names`` come from the data set; ``image_size`` from the crop size.
@@ -56,6 +57,10 @@ from btdnet.models.param_groups import build_param_groups
 
 SYNTHETIC = SYNTHETIC_SEG
 DATASETS = SEG_DATASETS
+# eval.selection: "toolkit" = the best mIoU, scored as configured (TTA included); "authors" =
+# the BiCoR-Seg configs' monitor: val_F1 (mF1) on ISPRS, val_mIoU on LoveDA, scored without TTA.
+SELECTIONS = ("toolkit", "authors")
+AUTHORS_MONITOR = {"vaihingen": "mF1", "potsdam": "mF1"}  # every other data set: mIoU
 SYNTHETIC_KEYS = tuple(inspect.signature(write_synthetic_seg).parameters)[1:]
 
 
@@ -102,7 +107,7 @@ class SegDataSection:
     split_scheme: str | None = None
     image_mode: str | None = None
     crops_per_tile: int | dict[str, int] | None = None  # a mapping: GeoSeg's square count
-    crop_mode: str | None = None  # random | sliding | squares (default with a mapping above)
+    crop_mode: str | None = None  # random | sliding | squares | whole (squares with a mapping)
     cache_dir: str | None = None
     domains: tuple[str, ...] | None = None
     rot90_p: float | None = None
@@ -141,9 +146,11 @@ class SegEvalSection:
     flip_tta: bool = False
     window_batch: int = 4
     tta: dict[str, Any] | None = None  # bicor.tta.TestTimeAugment: {hflip, vflip, rot90, scales}
+    selection: str = "toolkit"  # or "authors": which training-time score picks "best"
 
     def __post_init__(self) -> None:
         check_choice(self.protocol, PROTOCOL_NAMES, "eval.protocol")
+        check_choice(self.selection, SELECTIONS, "eval.selection")
         check_choice(self.border, BORDERS, "eval.border")
         if self.tta is not None:
             refuse_unknown_keys(self.tta, ("hflip", "vflip", "rot90", "scales"), "eval.tta")
@@ -202,6 +209,18 @@ class SegTask:
         self.class_names, self.eval_classes = dataset_classes(
             config.data.dataset, config.eval.protocol
         )
+        if config.eval.selection == "authors":
+            self.best_metric = AUTHORS_MONITOR.get(config.data.dataset, "mIoU")
+
+    @property
+    def selection_rule(self) -> str:
+        """How the "best" checkpoint is chosen, written beside every training-time score."""
+        splits = "+".join(self.config.data.eval_splits)
+        if self.config.eval.selection == "authors":
+            return f"best {self.best_metric} on {splits} without TTA (the authors' rule)"
+        tta = self.config.eval.tta or ({"hflip": True} if self.config.eval.flip_tta else None)
+        views = f"TTA {tta}" if tta else "no TTA"
+        return f"best {self.best_metric} on {splits} with {views} (the toolkit's rule)"
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> SegTask:
@@ -251,8 +270,11 @@ class SegTask:
         return out.loss, {k: v.detach() for k, v in out.losses.items()}
 
     def evaluate(self, model: nn.Module, dataloader: Any, accelerator: Any) -> dict[str, Any]:
+        """Training-time scores; ``selection`` names the rule that picks the best checkpoint
+        (the authors' rule scores without TTA)."""
         settings = self.config.eval
-        return evaluate_closed_set(
+        plain = settings.selection == "authors"
+        result = evaluate_closed_set(
             model,
             dataloader,
             accelerator,
@@ -260,11 +282,13 @@ class SegTask:
             eval_classes=self.eval_classes,
             window=settings.window,
             stride=settings.stride,
-            flip_tta=settings.flip_tta,
-            tta=TestTimeAugment.from_config(settings.tta),
+            flip_tta=settings.flip_tta and not plain,
+            tta=None if plain else TestTimeAugment.from_config(settings.tta),
             window_batch=settings.window_batch,
             border=settings.border,
         )
+        result["selection"] = self.selection_rule
+        return result
 
     def param_groups(self, model: nn.Module, lr: float, weight_decay: float) -> list[dict]:
         """AdamW groups: weight decay on every parameter (the authors' recipe) unless

@@ -7,7 +7,9 @@ logits of all views are averaged. The authors' settings (their ``test_*.py -t ..
 
 - Vaihingen ``d4``: flips, rot90 and scales 0.5, 0.75, 1, 1.25, 1.5 (40 views);
 - LoveDA ``d4``: horizontal flip and scales 0.75, 1, 1.25, 1.5 (8 views);
-- Potsdam ``lr``: horizontal and vertical flips (4 views).
+- Potsdam ``lr``: horizontal and vertical flips (4 views), what their README runs; their
+  config names ``d4``, which for Potsdam is flips x scales 0.75, 1, 1.25, 1.5 (16 views;
+  ``--tta authors-d4``). Which one the paper's Potsdam number used is not stated.
 
 Scaling is bicubic (``align_corners=False``) both ways; the way back resizes to the exact input
 size (ttach multiplies by ``1 / scale``, which can miss a pixel at odd sizes).
@@ -118,7 +120,15 @@ AUTHORS_TTA: dict[str, TestTimeAugment] = {
     # test_potsdam.py -t lr: HorizontalFlip, VerticalFlip
     "potsdam": TestTimeAugment(hflip=True, vflip=True),
 }
-TTA_WORDS = ("authors", "flips", "hflip", "vflip", "rot90")
+# The views of each test script's ``-t d4``, the TTA the authors' configs name
+# (``test_time_aug = 'd4'``; nothing reads that variable). For Vaihingen and LoveDA it is what
+# their README runs; for Potsdam the README runs ``-t lr`` (4 views) while its ``d4`` is
+# HorizontalFlip x VerticalFlip x Scale([0.75, 1, 1.25, 1.5]) (Rotate90 commented out): 16.
+AUTHORS_D4_TTA: dict[str, TestTimeAugment] = {
+    **AUTHORS_TTA,
+    "potsdam": TestTimeAugment(hflip=True, vflip=True, scales=(0.75, 1.0, 1.25, 1.5)),
+}
+TTA_WORDS = ("authors", "authors-d4", "flips", "hflip", "vflip", "rot90")
 
 
 def parse_tta_spec(
@@ -126,22 +136,26 @@ def parse_tta_spec(
 ) -> TestTimeAugment:
     """The views of ``scripts/benchmark.py --tta SPEC --tta-scales ...``.
 
-    ``spec``: None (no flips or rotation), ``authors`` (the setting of ``dataset``'s test script,
-    ``AUTHORS_TTA``; no ``scales`` with it), or comma-separated words among ``flips`` (=
-    ``hflip,vflip``), ``hflip``, ``vflip``, ``rot90``. ``scales``: the scales of every view
-    (default 1 only). Raises ValueError naming the unknown word or the missing data set.
+    ``spec``: None (no flips or rotation), ``authors`` (the setting the authors' README runs
+    for ``dataset``, ``AUTHORS_TTA``), ``authors-d4`` (its test script's ``-t d4``, which the
+    configs name, ``AUTHORS_D4_TTA``; no ``scales`` with either), or comma-separated words
+    among ``flips`` (= ``hflip,vflip``), ``hflip``, ``vflip``, ``rot90``. ``scales``: the
+    scales of every view (default 1 only). Raises ValueError naming the unknown word or the
+    missing data set.
     """
     words = [w.strip() for w in (spec or "").split(",") if w.strip()]
     unknown = sorted(set(words) - set(TTA_WORDS))
     if unknown:
         raise ValueError(f"--tta: unknown word(s) {unknown}; known: {', '.join(TTA_WORDS)}")
-    if "authors" in words:
+    for word, table in (("authors", AUTHORS_TTA), ("authors-d4", AUTHORS_D4_TTA)):
+        if word not in words:
+            continue
         if len(words) > 1 or scales:
-            raise ValueError("--tta authors stands alone (it fixes flips, rotation and scales)")
-        if dataset not in AUTHORS_TTA:
-            known = ", ".join(AUTHORS_TTA)
-            raise ValueError(f"--tta authors: the authors tested only {known}, not {dataset}")
-        return AUTHORS_TTA[dataset]
+            raise ValueError(f"--tta {word} stands alone (it fixes flips, rotation and scales)")
+        if dataset not in table:
+            known = ", ".join(table)
+            raise ValueError(f"--tta {word}: the authors tested only {known}, not {dataset}")
+        return table[dataset]
     return TestTimeAugment(
         hflip="hflip" in words or "flips" in words,
         vflip="vflip" in words or "flips" in words,

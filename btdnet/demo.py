@@ -19,14 +19,16 @@ from btdnet.engine.trainer import TrainSummary
 from btdnet.evaluation import SwappedExpressionDataset, format_markdown
 from btdnet.evaluation.checkpoint_scores import score_checkpoint
 from btdnet.evaluation.referring_eval import answer_logits, forward_item
+from btdnet.machine import machine_line, machine_summary
 from btdnet.models import BTDNet
 from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
 from btdnet.report import plot_training_curves, read_jsonl, select_gallery, write_report_html
 
+# Quality targets only: the scores do not depend on the machine, the time does (it is
+# measured and reported with the machine it ran on, docs/benchmarks.md).
 TARGET_OIOU = 60.0
 TARGET_SWAP_DROP = 15.0
-TARGET_MINUTES = 5.0
 
 
 @torch.no_grad()
@@ -86,7 +88,7 @@ def write_gallery(
 def run_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/synthetic.yaml",
+    config_path: str | Path = "synthetic.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -154,12 +156,12 @@ def _demo_metrics(
         "train_steps": summary.global_step,
         **{name: round(seconds, 1) for name, seconds in timings.items()},
         "torch_threads": torch.get_num_threads(),
+        "machine": machine_summary(),
     }
     drop = metrics["oIoU"] - metrics["oIoU_swapped"]
     metrics["targets_met"] = {
         f"oIoU>={TARGET_OIOU:.0f}": metrics["oIoU"] >= TARGET_OIOU,
         f"swap_drop>={TARGET_SWAP_DROP:.0f}": drop >= TARGET_SWAP_DROP,
-        f"minutes<={TARGET_MINUTES:.0f}": timings["wall_seconds"] <= TARGET_MINUTES * 60,
     }
     return metrics
 
@@ -183,7 +185,7 @@ def _print_outcome(
         f"{metrics['swapped_samples']} samples (same samples with true expressions: "
         f"{metrics['oIoU_swap_subset']:.2f}); drop {drop:.2f} points "
         f"(target >= {TARGET_SWAP_DROP:.0f})\n"
-        f"wall time {metrics['wall_seconds'] / 60:.1f} min (target <= {TARGET_MINUTES:.0f}): "
+        f"wall time {metrics['wall_seconds'] / 60:.1f} min on {machine_line(metrics['machine'])}: "
         f"data {metrics['data_seconds']:.0f} s, training {metrics['train_seconds']:.0f} s, "
         f"benchmark {metrics['benchmark_seconds']:.0f} s"
     )
@@ -241,7 +243,7 @@ def _write_report(
                 ],
             ),
             (
-                "Time (s)",
+                f"Time (s), measured on {machine_line(metrics['machine'])}",
                 ["data", "training", "benchmark", "wall"],
                 [
                     [

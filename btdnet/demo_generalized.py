@@ -21,12 +21,12 @@ from btdnet.engine.accelerator import make_accelerator
 from btdnet.evaluation import evaluate_referring
 from btdnet.evaluation.presence_calibration import presence_sweep, store_presence_threshold
 from btdnet.evaluation.referring_eval import forward_item, split_loader
+from btdnet.machine import machine_line, machine_summary
 from btdnet.models import BTDNet, load_model
 from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
 
 TARGETS: dict[str, float] = {"gIoU": 55.0, "N_acc": 80.0, "T_acc": 80.0}
-TARGET_MINUTES = 15.0
 METRIC_KEYS = ("gIoU", "cIoU", "N_acc", "T_acc", "oIoU", "mIoU", "Pr@0.5", "Pr@0.7", "Pr@0.9")
 
 
@@ -102,7 +102,7 @@ def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size:
 def run_generalized_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/synthetic_generalized.yaml",
+    config_path: str | Path = "synthetic_generalized.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:
@@ -146,10 +146,10 @@ def run_generalized_demo(
             **{name: round(seconds, 1) for name, seconds in timings.items()},
             "wall_seconds": round(wall, 1),
             "torch_threads": torch.get_num_threads(),
+            "machine": machine_summary(),
         }
     )
     met = {f"{k}>={v:.0f}": (metrics[k] or 0.0) >= v for k, v in TARGETS.items()}
-    met["minutes<=15"] = wall <= TARGET_MINUTES * 60
     metrics["targets_met"] = met
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     _print_summary(metrics, out_dir, len(pictures))
@@ -177,7 +177,7 @@ def _print_summary(metrics: dict[str, Any], out_dir: Path, pictures: int) -> Non
         f"T_acc {_fmt(metrics['at_default_threshold']['T_acc'])})\n"
         f"  targeted samples: oIoU {_fmt(metrics['oIoU'])}  mIoU {_fmt(metrics['mIoU'])}  "
         f"Pr@0.5 {_fmt(metrics['Pr@0.5'])}\n"
-        f"wall time {metrics['wall_seconds'] / 60:.1f} min (target <= {TARGET_MINUTES:.0f}): "
+        f"wall time {metrics['wall_seconds'] / 60:.1f} min on {machine_line(metrics['machine'])}: "
         f"data {metrics['data_seconds']:.0f} s, training {metrics['train_seconds']:.0f} s "
         f"({metrics['train_steps']} steps), benchmark {metrics['benchmark_seconds']:.0f} s\n"
         f"targets met: {metrics['targets_met']}\n"

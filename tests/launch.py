@@ -28,3 +28,18 @@ def run_python(
     return subprocess.run(
         [*launcher, *args], capture_output=True, text=True, env=cpu_env(), timeout=timeout
     )
+
+
+def accelerate_launch(
+    args: list[str], *, processes: int, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """``accelerate launch --num_processes N ARGS`` on the CPU with :func:`cpu_env`.
+
+    accelerate starts several CPU processes through torchrun only with ``--multi_gpu`` (its
+    ``--cpu`` needs MPI for more than one); with no GPU visible each process joins on gloo."""
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu"]
+    launcher += ["--num_processes", str(processes), "--num_machines", "1"]
+    launcher += ["--mixed_precision", "no", "--dynamo_backend", "no"]
+    return subprocess.run(
+        [*launcher, *args], capture_output=True, text=True, env=cpu_env(), timeout=timeout
+    )

@@ -86,8 +86,8 @@ def build_closed_set_dataset(
         include_excluded: keep tiles left out by default (Potsdam 7_10).
         crops_per_tile: random crops per tile and epoch (default: enough to cover the tile), or
             GeoSeg's count ``{patch, stride, copies}`` (``car_oversampling.GeoSegSquares``).
-        crop_mode, crop_stride: "random", "sliding" or "squares" (the authors' items, the
-            default with a ``{patch, stride, copies}`` count); the sliding grid step.
+        crop_mode, crop_stride: "random", "sliding", "squares" (the authors' ISPRS items, the
+            default with a ``{patch, stride, copies}`` count) or "whole" (their LoveDA items).
         seed: fixed seed for reproducible crops (default: torch's per-worker generator).
         rot90_p, smart_crop_ratio, mosaic_p, mosaic_size: the authors' augmentations (see
             :class:`~bicor.data.augment.CropAugment`); the defaults leave them off.

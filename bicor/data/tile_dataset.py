@@ -54,7 +54,7 @@ from btdnet.normalization import normalize_array as normalise
 from btdnet.tiling import window_starts
 
 MODES = ("train", "eval")
-CROP_MODES = ("random", "sliding", "squares")
+CROP_MODES = ("random", "sliding", "squares", "whole")
 
 
 @dataclass(frozen=True)
@@ -102,9 +102,11 @@ class TileSegmentationDataset(Dataset):
         crops_per_tile: random crops drawn per tile and epoch; None = as many as cover the
             tile, ``ceil(H / S) * ceil(W / S)``; a :class:`GeoSegSquares` (or its mapping) = as
             many as GeoSeg's patch script saves squares (less the car zooms of its grid).
-        crop_mode: "random" places, "sliding" (a grid with ``crop_stride``), or "squares" (one
+        crop_mode: "random" places, "sliding" (a grid with ``crop_stride``), "squares" (one
             item per GeoSeg square, scaled whole then cropped; needs a :class:`GeoSegSquares`
-            ``crops_per_tile``); None: "squares" with a :class:`GeoSegSquares`, else "random".
+            ``crops_per_tile``) or "whole" (``crops_per_tile`` items per tile, each the whole
+            tile scaled then cropped: the authors' LoveDA items; meant for 1024 px images);
+            None: "squares" with a :class:`GeoSegSquares`, else "random".
         crop_stride: grid step of sliding crops (default: ``crop_size``).
         seed: None draws each item's randomness from torch's generator (seeded per worker
             and epoch by the DataLoader); an int makes item ``i`` of epoch ``e`` reproducible.
@@ -212,7 +214,7 @@ class TileSegmentationDataset(Dataset):
         replaced: int,
     ) -> list[PlanItem]:
         size = self.augment.crop_size
-        if self.crop_mode == "random":
+        if self.crop_mode in ("random", "whole"):
             if isinstance(count, GeoSegSquares):
                 count = max(0, count.count(record.height, record.width) - replaced)
             elif count is None:
@@ -282,7 +284,7 @@ class TileSegmentationDataset(Dataset):
         image, mask, tile_id = self.item_pair(index)
         if centre is None and self.augment.mosaic_p > 0 and rng.random() < self.augment.mosaic_p:
             image, mask, tile_id = self._mosaic(index, (image, mask), rng)
-        if self.crop_mode == "squares":
+        if self.crop_mode in ("squares", "whole"):
             crop_image, crop_mask, window = self.augment.scale_then_crop(image, mask, rng)
         else:
             crop_image, crop_mask, window = self.augment(image, mask, rng, centre=centre)

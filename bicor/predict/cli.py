@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bicor.data.palettes import PALETTES
 from bicor.tta import TTA_WORDS, parse_tta_spec
+from btdnet.cli_options import add_device_option
 
 PROG = "bicor-predict"
 EXIT_OK, EXIT_FATAL = 0, 2
@@ -45,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         "half a tile (default: tile/8); overlapping logits are blended with cos^2 weights"
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, else CPU), cpu, cuda:1, ...")
+    add_device_option(parser)
     parser.add_argument(
         "--tta",
         metavar="WORDS",
@@ -62,11 +63,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def pick_device(name: str) -> str:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; another name as given (checked)."""
+    """``auto`` -> ``cuda`` when available, else ``mps``, else ``cpu``; another name as given
+    (checked)."""
     import torch
 
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if torch.cuda.is_available():
+            return "cuda"
+        mps = getattr(torch.backends, "mps", None)
+        return "mps" if mps is not None and mps.is_available() else "cpu"
     device = torch.device(name)  # RuntimeError for a name torch does not know
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"--device {name}: CUDA is not available on this machine")

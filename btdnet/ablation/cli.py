@@ -7,11 +7,20 @@ import os
 import sys
 from pathlib import Path
 
-from btdnet.ablation.plan import MARK_NAME, detach_from_launcher, launch_info, plan_runs, share_of
+from btdnet.ablation.plan import (
+    MARK_NAME,
+    LaunchInfo,
+    detach_from_launcher,
+    launch_info,
+    plan_runs,
+    share_of,
+)
+from btdnet.ablation.sweep import at_factor, check_factors, choose_factors, format_sweep
 from btdnet.ablation.variants import (
     ABLATION_VARIANTS,
     DEMO_VARIANTS,
     READING_VARIANTS,
+    AblationVariant,
     select_variants,
 )
 from btdnet.cli_options import add_progress_option
@@ -45,6 +54,8 @@ examples:
   python scripts/ablate.py --config configs/ablation.yaml --out runs/ablation_distractors \\
       --set data.generate_synthetic.regime=distractors
   accelerate launch --multi_gpu --num_processes 4 scripts/ablate.py --config ... --out ...
+  python scripts/ablate.py --config configs/synthetic.yaml --out runs/ablation_full \\
+      --variants demo family_baseline --seeds 0 1 2 3 4 --lr-factors 0.5 1 2
   python scripts/ablate.py --out runs/ablation --table-only
 
 exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
@@ -91,18 +102,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep each finished run's checkpoints (default: removed once it is scored)",
     )
     parser.add_argument(
+        "--lr-factors",
+        nargs="+",
+        type=float,
+        metavar="F",
+        help="first sweep each variant's learning rate (config lr x F) at --sweep-seed, keep "
+        "per variant the F with the best validation oIoU, then run the seeds at it "
+        "(OUT/lr_sweep.md); e.g. --lr-factors 0.5 1 2",
+    )
+    parser.add_argument(
+        "--sweep-seed", type=int, default=0, metavar="K", help="seed of the lr sweep (0)"
+    )
+    parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from finished runs"
     )
     add_progress_option(parser)
     return parser
 
 
+def swept_variants(
+    args: argparse.Namespace, variants: list[AblationVariant], base: dict, info: LaunchInfo
+) -> list[AblationVariant] | None:
+    """Run (or resume) the learning-rate sweep; each variant at its chosen rate, or None when
+    other processes' sweep runs are not finished yet (run the command again then)."""
+    from btdnet.ablation import runner
+    from btdnet.safe_write import write_text_atomic
+
+    factors = check_factors(args.lr_factors)
+    base_lr = float(base["train"]["lr"])
+    sweep = [at_factor(v, f, base_lr) for v in variants for f in factors]
+    if not args.table_only:
+        mine = share_of(plan_runs(args.out, sweep, [args.sweep_seed]), info)
+        print(f"learning-rate sweep: {len(mine)} runs at seed {args.sweep_seed}")
+        runner.run_ablation(
+            mine, base, show_progress=args.progress, keep_checkpoints=args.keep_checkpoints
+        )
+    results = runner.collect_results(args.out)
+    chosen, missing = choose_factors(results, variants, factors)
+    text = format_sweep(results, variants, factors, chosen, base_lr=base_lr, seed=args.sweep_seed)
+    write_text_atomic(args.out / "lr_sweep.md", text)
+    if missing:
+        print(
+            f"the lr sweep of {', '.join(missing)} is not finished (another process runs it); "
+            "run the same command again when it is"
+        )
+        return None
+    return [at_factor(v, chosen[v.name], base_lr) for v in variants]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ablation (or this process's share of it); return an exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.config is None and not args.table_only:
-        parser.error("--config is required (except with --table-only)")
+    if args.config is None and (not args.table_only or args.lr_factors):
+        parser.error("--config is required (except with --table-only without --lr-factors)")
     info = launch_info(os.environ)
     # Before anything starts CUDA: this process becomes a lone worker on its own GPU.
     detach_from_launcher(os.environ, info, cuda=True)
@@ -114,14 +167,21 @@ def main(argv: list[str] | None = None) -> int:
     title = args.title or args.out.name
     try:
         variants = select_variants(args.variants)
-        runs = plan_runs(args.out, variants, args.seeds, order=args.order)
         if args.table_only and not (args.out / MARK_NAME).is_file():
             raise runner.AblationFolderError(f"{args.out}: not an ablation folder (no {MARK_NAME})")
-        if not args.table_only:
+        base = None
+        if args.config is not None:
             base = runner.base_config(load_config(args.config, args.overrides), args.out)
+        if not args.table_only:
             runner.prepare_folder(
                 args.out, base, local_rank=info.local_rank, show_progress=args.progress
             )
+        if args.lr_factors:
+            variants = swept_variants(args, variants, base, info)
+            if variants is None:
+                return 0
+        runs = plan_runs(args.out, variants, args.seeds, order=args.order)
+        if not args.table_only:
             mine = share_of(runs, info)
             if info.world_size > 1:
                 print(f"process {info.rank}/{info.world_size}: {len(mine)} runs")
@@ -143,3 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         print(f"  {path}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

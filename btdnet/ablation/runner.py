@@ -200,10 +200,13 @@ def write_ablation_tables(
     results = collect_results(out)
     finished = {r["variant"] for r in results}
     chosen = {v.name for v in variants}
-    shown = [v for v in KNOWN_VARIANTS.values() if v.name in chosen or v.name in finished]
+    # variants of the lr sweep (name@lrF) are known only to the run that chose them
+    catalogue = {**KNOWN_VARIANTS, **{v.name: v for v in variants}}
+    shown = [v for v in catalogue.values() if v.name in chosen or v.name in finished]
     names = {v.name for v in shown}
     results = [r for r in results if r["variant"] in names]
-    summary = summarise_runs(results, [(v.name, v.description) for v in shown])
+    reference = "full" if "full" in names or not shown else shown[0].name
+    summary = summarise_runs(results, [(v.name, v.description) for v in shown], reference=reference)
     summary["runs_finished"] = len(results)
     summary["resumed_runs"] = [f"{r['variant']}/seed-{r['seed']}" for r in results if r["resumed"]]
     return summary, write_tables(summary, out, title=title)

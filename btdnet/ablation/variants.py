@@ -112,7 +112,7 @@ ABLATION_VARIANTS: dict[str, AblationVariant] = {
         ),
     )
 }
-"""The variants of issue #18, in the order the tables list them (the default selection)."""
+"""The variants of the ablation (docs/ablation.md), in the order its tables list them."""
 
 READING_VARIANTS: dict[str, AblationVariant] = {
     v.name: v

@@ -251,6 +251,7 @@ class Trainer:
                     "batches_done_in_epoch": self.batches_done_in_epoch,
                     "best_metric": self.task.best_metric,
                     "best_value": self.best_value,
+                    "selection": getattr(self.task, "selection_rule", None),
                     "num_processes": acc.num_processes,
                 },
                 state / ckpt.PROGRESS_FILE,
@@ -483,6 +484,7 @@ class Trainer:
             key = self.task.best_metric
             scores = ", ".join(
                 f"{split} {key} {m.get(key, float('nan')):.2f}"
+                + (f" [{m['selection']}]" if isinstance(m.get("selection"), str) else "")
                 for split, m in self.last_eval.items()
             )
             self.accelerator.print(f"epoch {self.epoch}: {scores}")

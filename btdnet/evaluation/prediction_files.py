@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from btdnet.errors import one_line
 from btdnet.metrics.generalized import GeneralizedMetrics
 from btdnet.safe_write import atomic_output
 
@@ -87,7 +88,7 @@ def read_prediction(path: str | Path, size: tuple[int, int] | None = None) -> np
             f"{path}: cannot read the prediction mask (too many pixels, a decompression bomb?)"
         ) from error
     except Exception as error:  # PIL raises OSError, SyntaxError, ValueError, struct.error ...
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        reason = one_line(error, first=True)
         raise ValueError(f"{path}: cannot read the prediction mask ({reason})") from error
     if array.ndim == 3:
         array = array.any(axis=2)

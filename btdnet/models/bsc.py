@@ -23,7 +23,7 @@ With ``bidirectional=False`` only the plain one-way fusion of step 2 (without th
 remains: the LAVT-style baseline that the BSC ablation compares against. The fused visual map
 feeds the next image-encoder stage (early fusion).
 
-A second reading (``reading="language_first"``, issue #18's alternative; docs/method.md) orders
+A second reading (``reading="language_first"``, an alternative; docs/method.md) orders
 the two directions the other way round inside a stage: the words are first refined from the
 pixels (step 4, at every stage, the last included), then the *refined* words are injected into
 the pixels (step 2, with keys and scores recomputed from them, no map weighting), and the map of

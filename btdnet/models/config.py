@@ -8,7 +8,7 @@ from typing import Any
 
 from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD
 
-# The allowed values of the three reading switches (issue #18; docs/method.md, "Readings tried").
+# The allowed values of the three reading switches (docs/method.md, "Readings tried").
 # The modules that implement them read these, so a value is named in one place.
 BSC_READINGS = ("gated", "language_first", "from_baseline")
 ALIGNMENT_KINDS = ("bce", "spatial")
@@ -16,9 +16,9 @@ DMOLS_RECONSTRUCTIONS = ("inputs", "features")
 TWIN_READINGS = ("joint", "auxiliary")
 
 # What a saved config that lacks a field was trained with, where that differs from today's
-# default: ``alignment_kind`` became ``"spatial"`` by default on 2026-12-03 (issue #18's
-# evidence: +6.6 and +4.5 oIoU over ``"bce"`` in two regimes, beyond the seed spread); configs
-# saved before the field existed were trained with the per-pixel BCE.
+# default: ``alignment_kind`` became ``"spatial"`` by default on 2026-12-03 (the ablation,
+# docs/ablation.md: +6.6 and +4.5 oIoU over ``"bce"`` in two regimes, beyond the seed
+# spread); configs saved before the field existed were trained with the per-pixel BCE.
 LEGACY_VALUES: dict[str, Any] = {"alignment_kind": "bce"}
 
 # Switches that change what the model is trained towards but no tensor of it: a checkpoint

@@ -17,7 +17,7 @@ training. Our reading, chosen so that both heads are light and the main forward 
   target-stream features pooled with the ground-truth mask) by a small MLP whose output is scored
   against the text encoder's own word-embedding matrix (tied: no V x D matrix is added).
 
-A second reading (``reconstruct="features"``, issue #18's alternative; docs/method.md) takes
+A second reading (``reconstruct="features"``, an alternative; docs/method.md) takes
 "feature reconstruction" literally: the visual head predicts the clean lateral features of the
 masked cells (detached, normalised per cell like the pixels) and the word head predicts the
 text encoder's clean contextual feature of each masked word (detached; loss 1 - cosine), so no

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from btdnet.errors import one_line
 from btdnet.models.model_card import model_card
 from btdnet.models.serialization import (
     CONFIG_NAME,
@@ -81,7 +82,7 @@ def download_model(repo_id: str, revision: str | None = None) -> Path:
     except RevisionNotFoundError as error:
         raise CheckpointError(f"{where}: the Hub repo has no revision {revision!r}") from error
     except (HfHubHTTPError, OSError) as error:
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        detail = one_line(str(error), first=True)
         raise CheckpointError(
             f"{where}: cannot download from the Hub ({type(error).__name__}: {detail})"
         ) from error

@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from btdnet.errors import CheckpointError
+from btdnet.errors import CheckpointError, one_line
 from btdnet.safe_write import atomic_output, write_text_atomic
 
 WEIGHTS_NAME = "model.safetensors"
@@ -179,8 +179,8 @@ def save_model_dir(
 
 
 def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+    text = one_line(error, first=True)
+    return f"{type(error).__name__}: {text}" if str(error).strip() else type(error).__name__
 
 
 def unbuildable_checkpoint(directory: str | Path, error: BaseException) -> CheckpointError:

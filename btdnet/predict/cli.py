@@ -44,6 +44,9 @@ Single image:  btdnet-predict --checkpoint DIR --image scene.tif --text "the whi
 Batch:         btdnet-predict --checkpoint DIR --prompts prompts.jsonl --out OUT
                (one {"image": ..., "text": ...} object per line; relative image paths are
                read from the prompts file's folder; a bad line is reported and skipped)
+Folder:        btdnet-predict --checkpoint DIR --image scenes/ --text "the tanks" --tile auto
+               (every .tif/.tiff/.png/.jpg/.jpeg of the folder; under `accelerate launch
+               --num_processes N` the processes share the scenes; OUT/summary.json at the end)
 
 Mode (one line on stderr says which): an image whose longer side is more than 2x the model's
 input side is predicted in SCENE MODE (tiles of the input side at native resolution, below);
@@ -96,7 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         "read from it without network under HF_HUB_OFFLINE=1)",
     )
     parser.add_argument(
-        "--image", type=Path, metavar="PATH", help="image to segment (PNG, JPEG, TIFF, GeoTIFF)"
+        "--image",
+        type=Path,
+        metavar="PATH",
+        help="image to segment (PNG, JPEG, TIFF, GeoTIFF), or a folder: every image in it "
+        "with every --text",
     )
     parser.add_argument(
         "--text",
@@ -197,11 +204,28 @@ def single_jobs(image: Path, texts: Sequence[str]) -> list[PromptJob]:
     return jobs
 
 
+def folder_jobs(folder: Path, texts: Sequence[str]) -> list[PromptJob]:
+    """Jobs of every scene file of ``folder`` (sorted) with every ``--text``."""
+    from btdnet.predict.scene.batch import scene_files
+
+    try:
+        scenes = scene_files(folder)
+    except (ValueError, OSError) as exc:
+        raise FatalError(str(exc)) from exc
+    return [
+        PromptJob(job.index, scene, job.text, f"{scene.name} {job.source}")
+        for scene in scenes
+        for job in single_jobs(scene, texts)
+    ]
+
+
 def _parse_line(line: str, where: str, base: Path, number: int) -> PromptJob:
     try:
         item = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{where}: not valid JSON ({exc.msg})") from exc
+    except RecursionError as exc:  # "[[[[..." nested beyond the parser's stack
+        raise ValueError(f"{where}: JSON nested too deeply") from exc
     if not isinstance(item, dict):
         raise ValueError(f'{where}: expected an object {{"image": ..., "text": ...}}')
     for key in ("image", "text"):
@@ -322,7 +346,7 @@ def run_jobs(
             reporter.note(choice.announcement(str(run[0].image), "--whole-image"))
             scene_args = argparse.Namespace(**{**vars(args), "tile": "auto"})
             for job in run:
-                run_scene_job(predictor, job, scene_args, reporter)
+                run_scene_job(predictor, job, scene_args, reporter, single=single)
                 _advance(reporter, 1)
             continue
         if choice is not None and choice.warning(str(run[0].image)):
@@ -416,18 +440,20 @@ def _load_predictor(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    single = args.prompts is None
+    single = args.prompts is None and not args.image.is_dir()
     problems: list[str] = []
-    if single:
+    if args.prompts is None and args.image.is_dir():
+        jobs = folder_jobs(args.image, args.text)
+    elif single:
         jobs = single_jobs(args.image, args.text)
         if not args.image.is_file():
             state = "not found" if not args.image.exists() else "is not a file"
             raise FatalError(f"{args.image}: image file {state}")
     else:
         jobs, problems = read_prompts_file(args.prompts)
+    prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
     if args.tile is not None or _scene_under_launch(args):
         return run_scene_mode(args, jobs, problems)
-    prepare_output_folder(args.out)  # refuse a bad folder before the slow model load
     predictor = _load_predictor(args)
     # Only now is the old predictions.jsonl replaced (by a rename when this run ends).
     with open_predictions_file(args.out) as predictions:

@@ -7,7 +7,9 @@ both use it.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,10 +32,14 @@ class FatalError(Exception):
 
 
 def prepare_output_folder(out_dir: Path) -> Path:
-    """Create the output folder; refuse a ``predictions.jsonl`` that is a link or a folder."""
+    """Create the output folder; refuse one we cannot write into, and a ``predictions.jsonl``
+    that is a link or a folder."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         check_output_path(out_dir / PREDICTIONS_FILE)
+        probe, name = tempfile.mkstemp(prefix=".btdnet-write-test-", dir=out_dir)
+        os.close(probe)  # writable: tested by writing, as access() does not tell for every user
+        os.unlink(name)
     except UnsafeOutputError as exc:
         raise FatalError(str(exc)) from exc
     except OSError as exc:

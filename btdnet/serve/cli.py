@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from btdnet.cli_options import add_amp_option, add_device_option
 
@@ -17,8 +18,10 @@ PROG = "btdnet-serve"
 DESCRIPTION = """\
 Serve a BTDNet checkpoint over HTTP: a web page at / (upload an image, type expressions, see
 the masks, scores and BSC correlation maps, download mask PNG / GeoTIFF / GeoJSON), the API
-POST /predict (multipart: image, text [repeatable], presence_threshold, preview) and
-GET /health. The API is documented at /docs (OpenAPI).
+POST /predict (multipart: image, text [repeatable], presence_threshold, tile, preview) and
+GET /health. The API is documented at /docs (OpenAPI). An upload more than 2x the model's
+input side is predicted in scene mode (tiles at native resolution) unless tile=none; the
+answer's image.mode says which mode answered.
 
 One model serves every request: requests wait in a queue (--max-queue) and run one at a time,
 each with all its texts batched. The server binds to loopback (127.0.0.1) unless --host says
@@ -59,11 +62,75 @@ def build_parser() -> argparse.ArgumentParser:
         default=64,
         help="requests allowed to wait at once; more are answered 503 (default 64)",
     )
+    add_scene_limit_arguments(parser)
     return parser
 
 
+def add_scene_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--scene-max-pixels``, ``--scene-max-tiles``, ``--scene-seconds``, ``--max-scene-queue``."""
+    from btdnet.serve.scene_jobs import SceneLimits
+
+    default = SceneLimits()
+    group = parser.add_argument_group(
+        "scene mode (tile=...)",
+        "Scene requests run on their own worker, so image requests are answered while a large "
+        "scene runs. A scene over the pixel or tile limit is answered 413 before any tile runs; "
+        "one still running after --scene-seconds is stopped and answered 503.",
+    )
+    group.add_argument(
+        "--scene-max-pixels",
+        type=int,
+        default=default.max_pixels,
+        metavar="N",
+        help=f"most pixels of one scene; 0: no limit (default {default.max_pixels:,})",
+    )
+    group.add_argument(
+        "--scene-max-tiles",
+        type=int,
+        default=default.max_tiles,
+        metavar="N",
+        help=f"most tiles of one scene; 0: no limit (default {default.max_tiles:,})",
+    )
+    group.add_argument(
+        "--scene-seconds",
+        type=float,
+        default=default.seconds,
+        metavar="S",
+        help=f"longest a scene request may run (default {default.seconds:g})",
+    )
+    group.add_argument(
+        "--max-scene-queue",
+        type=int,
+        default=2,
+        metavar="N",
+        help="scene requests allowed to wait or run at once; more are answered 503 (default 2)",
+    )
+
+
+def scene_limits(args: argparse.Namespace) -> Any:
+    """The :class:`~btdnet.serve.scene_jobs.SceneLimits` the options ask for, or a usage
+    problem (a string)."""
+    from btdnet.serve.scene_jobs import SceneLimits
+
+    if args.scene_max_pixels < 0 or args.scene_max_tiles < 0 or args.max_scene_queue < 1:
+        return "--scene-max-pixels and --scene-max-tiles must be >= 0, --max-scene-queue >= 1"
+    if not (math.isfinite(args.scene_seconds) and args.scene_seconds > 0):
+        return f"--scene-seconds must be a positive number, got {args.scene_seconds}"
+    return SceneLimits(
+        max_pixels=args.scene_max_pixels or None,
+        max_tiles=args.scene_max_tiles or None,
+        seconds=args.scene_seconds,
+    )
+
+
 def build_service(
-    checkpoint: str, *, device: str, amp: str, batch_size: int, max_queue: int
+    checkpoint: str,
+    *,
+    device: str,
+    amp: str,
+    batch_size: int,
+    max_queue: int,
+    max_scene_queue: int = 2,
 ) -> InferenceService:
     """Load the checkpoint (a folder or Hub repo id) into the one shared service.
 
@@ -84,7 +151,20 @@ def build_service(
         "presence_head": predictor.has_presence_head,
         "amp": amp,
     }
-    return InferenceService(predictor, max_queue=max_queue, info=info)
+    return InferenceService(
+        predictor, max_queue=max_queue, max_scene_queue=max_scene_queue, info=info
+    )
+
+
+def mode_rule_line(input_side: int) -> str:
+    """The line that states which uploads go to scene mode."""
+    from btdnet.predict.mode import SCENE_FACTOR
+
+    return (
+        f"uploads more than {SCENE_FACTOR * input_side:.0f} pixels on a side ({SCENE_FACTOR:g}x "
+        f"the model's {input_side}-pixel input) are predicted in scene mode, tiles of "
+        f"{input_side} pixels at native resolution; send tile=none for whole-image mode"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +175,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{PROG}: error: --max-upload-mb, --max-queue and --port must be positive",
             file=sys.stderr,
         )
+        return 2
+    limits = scene_limits(args)
+    if isinstance(limits, str):
+        print(f"{PROG}: error: {limits}", file=sys.stderr)
         return 2
     import uvicorn
 
@@ -107,12 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             amp=args.amp,
             batch_size=args.batch_size,
             max_queue=args.max_queue,
+            max_scene_queue=args.max_scene_queue,
         )
     except ValueError as exc:  # CheckpointError is a ValueError; so are bad device/amp names
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(service, max_upload_mb=args.max_upload_mb)
+    app = create_app(service, max_upload_mb=args.max_upload_mb, scene_limits=limits)
     print(f"{PROG}: serving {args.checkpoint} on http://{args.host}:{args.port}/", file=sys.stderr)
+    print(f"{PROG}: {mode_rule_line(service.predictor.input_side)}", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

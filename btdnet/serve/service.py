@@ -1,10 +1,15 @@
-"""One model shared by every request: a single inference worker fed by a bounded queue.
+"""One model shared by every request: an inference worker fed by a bounded queue (and a second
+worker for scene-mode requests, with its own bound).
 
 A :class:`~btdnet.predict.Predictor` holds one current image, so two requests must never use it
 at the same time. :class:`InferenceService` owns the predictor and runs every job on one worker
 thread, in arrival order: a request's image is set and all its texts are predicted (batched)
 before the next request's image is set, so answers are never mixed up. Decoding uploads and
 encoding answers happen outside the worker, in the web server's threads, in parallel.
+
+Scene-mode jobs (``job.scene``) never touch the current image; they run on a second worker
+with their own bound (``max_scene_queue``), so one scene of thousands of tiles does not hold up
+the image requests queued behind it.
 """
 
 from __future__ import annotations
@@ -48,15 +53,25 @@ class InferenceService:
     """
 
     def __init__(
-        self, predictor: Predictor, *, max_queue: int = 64, info: dict[str, Any] | None = None
+        self,
+        predictor: Predictor,
+        *,
+        max_queue: int = 64,
+        max_scene_queue: int = 2,
+        info: dict[str, Any] | None = None,
     ) -> None:
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be >= 1, got {max_queue}")
+        if max_queue < 1 or max_scene_queue < 1:
+            raise ValueError(f"max_queue and max_scene_queue must be >= 1, got {max_queue}")
         self.predictor = predictor
         self.max_queue = max_queue
+        self.max_scene_queue = max_scene_queue
         self.info = dict(info or {})
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="btdnet-infer")
+        # Scene jobs (thousands of tiles) run on their own worker, so a large scene never
+        # holds up the image requests; the predictor's scene mode keeps no per-image state.
+        self._scene_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="btdnet-scene")
         self._lock = threading.Lock()
+        self._scene_in_flight = 0
         self._in_flight = 0
         self.peak_in_flight = 0  # the most jobs waiting or running at once so far
         self.completed = 0
@@ -73,21 +88,30 @@ class InferenceService:
         Raises:
             QueueFullError: ``max_queue`` jobs are already waiting or running.
         """
+        scene = bool(getattr(job, "scene", False))
         with self._lock:
+            if scene and self._scene_in_flight >= self.max_scene_queue:
+                raise QueueFullError(
+                    f"{self._scene_in_flight} scene requests are already queued (the limit is "
+                    f"{self.max_scene_queue}); retry later"
+                )
             if self._in_flight >= self.max_queue:
                 raise QueueFullError(
                     f"{self._in_flight} requests are already queued (the limit is "
                     f"{self.max_queue}); retry shortly"
                 )
             self._in_flight += 1
+            self._scene_in_flight += scene
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
-        future = self._executor.submit(self._run, job)
-        future.add_done_callback(self._finished)
+        executor = self._scene_executor if scene else self._executor
+        future = executor.submit(self._run, job)
+        future.add_done_callback(lambda _future: self._finished(scene))
         return future
 
-    def _finished(self, _future: Future) -> None:
+    def _finished(self, scene: bool) -> None:
         with self._lock:
             self._in_flight -= 1
+            self._scene_in_flight -= scene
             self.completed += 1
 
     def _run(self, job: Any) -> Any:
@@ -98,5 +122,6 @@ class InferenceService:
         return self.submit(job).result()
 
     def close(self) -> None:
-        """Finish the queued jobs and stop the worker."""
+        """Finish the queued jobs and stop the workers."""
         self._executor.shutdown(wait=True)
+        self._scene_executor.shutdown(wait=True)

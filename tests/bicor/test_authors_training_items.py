@@ -93,3 +93,24 @@ def test_scale_resamples_the_image_bicubic_and_the_mask_nearest(path):
     np.testing.assert_array_equal(out_mask, nearest)
     old = CropAugment(24, scales=(1.5,), flips=False, rot90=False, image_filter="bilinear")
     np.testing.assert_array_equal(old.scale_then_crop(image, mask, rng)[0], bilinear)
+
+
+@pytest.mark.filterwarnings("ignore:vaihingen train")
+def test_whole_mode_scales_the_whole_tile_then_crops(tmp_path):
+    """The authors' LoveDA items: the whole image scaled (bicubic) and cropped. A 16 x 16 tile
+    at scale 1.5 with a 24 crop: the item is the whole tile resized bicubic."""
+    write_vaihingen_fixture(tmp_path, {"1": (16, 16), "30": (24, 32)})
+    write_colour_label(
+        tmp_path / "ground_truth" / "top_mosaic_09cm_area1.tif", np.full((16, 16), 1)
+    )
+    dataset = build_closed_set_dataset(
+        "vaihingen", tmp_path, "train", mode="train", crop_size=24, scales=(1.5,), flips=False,
+        rot90=False, crops_per_tile=1, crop_mode="whole", seed=0,
+    )  # fmt: skip
+    image, _ = dataset.read_tile(0)
+    expected = np.asarray(Image.fromarray(np.asarray(image)).resize((24, 24), Image.BICUBIC))
+    item = dataset[0]
+    assert len(dataset) == 1 and item["sample_id"] == "top_mosaic_09cm_area1@y0_x0_w16"
+    from bicor.data.tile_dataset import normalise
+
+    np.testing.assert_allclose(item["pixel_values"].numpy(), normalise(expected).numpy())

@@ -95,6 +95,12 @@ def test_benchmark_words_and_the_authors_settings():
         "scales": [1.0],
         "views": 4,
     }
+    # the configs name 'd4': for Potsdam, test_potsdam.py -t d4 = h x v flips x 4 scales
+    assert parse_tta_spec("authors-d4", dataset="potsdam") == TestTimeAugment(
+        hflip=True, vflip=True, scales=(0.75, 1.0, 1.25, 1.5)
+    )
+    assert parse_tta_spec("authors-d4", dataset="potsdam").num_views == 16
+    assert parse_tta_spec("authors-d4", dataset="vaihingen").num_views == 40
     with pytest.raises(ValueError, match=r"unknown word\(s\) \['d4'\]"):
         parse_tta_spec("d4")
     with pytest.raises(ValueError, match="stands alone"):

@@ -1,6 +1,7 @@
 """The generalized demo pipeline end to end on a tiny configuration (not its accuracy targets)."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -69,8 +70,9 @@ def test_generalized_demo_writes_metrics_overlays_and_checkpoint(tmp_path, tiny_
         "gIoU>=55": saved["gIoU"] >= 55,
         "N_acc>=80": saved["N_acc"] >= 80,
         "T_acc>=80": saved["T_acc"] >= 80,
-        "minutes<=15": saved["wall_seconds"] <= 15 * 60,
-    }
+    }  # quality targets only (a time target depends on the machine); the machine is reported
+    assert saved["machine"]["cpu_cores"] == os.cpu_count()
+    assert saved["machine"]["torch_threads"] == torch.get_num_threads()
     assert (out / "train" / "checkpoints" / "best" / "model.safetensors").is_file()
     # the threshold chosen on val is the one saved with the best checkpoint
     config = json.loads((out / "train" / "checkpoints" / "best" / "config.json").read_text())

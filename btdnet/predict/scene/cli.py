@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
+import time
 import warnings
 from typing import Any
 
+from btdnet.errors import one_line
 from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
@@ -143,10 +146,20 @@ def _options(args: argparse.Namespace) -> Any:
     )
 
 
-def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: Any) -> bool:
+def run_scene_job(
+    predictor: Any,
+    job: Any,
+    args: argparse.Namespace,
+    reporter: Any,
+    *,
+    single: bool,
+    alone: bool = False,
+) -> Any:
     """Predict one prompt over one scene; report the record or the problem.
 
-    Returns True on success. Raises :class:`FatalError` for a problem in single mode.
+    Returns the :class:`~btdnet.predict.scene.pipeline.SceneResult`, or None after a reported
+    problem. Raises :class:`FatalError` for a problem in ``single`` mode. ``alone``: this
+    process runs the whole scene (the processes share whole scenes).
     """
     from btdnet.predict.geo import GeoDependencyError
     from btdnet.predict.image_io import ImageReadError
@@ -166,57 +179,69 @@ def run_scene_job(predictor: Any, job: Any, args: argparse.Namespace, reporter: 
                 name=name,
                 options=_options(args),
                 progress=args.progress,
+                alone=alone,
             )
     except (ImageReadError, GeoDependencyError, SceneStateError, ValueError, OSError) as exc:
-        if args.prompts is None:
+        if single:
             raise FatalError(str(exc)) from exc
         reporter.error(f"{job.source}: {exc}")
-        return False
+        return None
     except Exception as exc:  # out of device or host memory, tokenizer, ...: this prompt only
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if args.prompts is None:
+        reason = one_line(exc, first=True)
+        if single:
             raise FatalError(f"{job.image}: prediction failed ({reason})") from exc
         reporter.error(f"{job.source}: prediction failed ({reason})")
-        return False
+        return None
     for item in caught:
         if issubclass(item.category, UserWarning):
             reporter.warning(str(item.message))
     if result.record:
         reporter.record(result.record)
-    return True
+    return result
 
 
-class _SilentReporter:
-    """Reporter of the non-main processes: the main process prints everything."""
+def _run_jobs(
+    predictor: Any, jobs: list[Any], args: argparse.Namespace, processes: Any, inner: Any
+) -> list[Any]:
+    """Run this process's share of ``jobs``; returns their outcomes (see ``batch``)."""
+    from btdnet.predict.scene.batch import CollectingReporter, JobOutcome, my_jobs
 
-    failures = 0
+    single = args.prompts is None and args.image.is_file()
+    share = processes.count > 1 and len(jobs) > 1
+    outcomes = []
+    for index in my_jobs(len(jobs), processes.index, processes.count, share):
+        outcome = JobOutcome(index, processes.index)
+        reporter = CollectingReporter(outcome, None if share else inner)
+        result = run_scene_job(predictor, jobs[index], args, reporter, single=single, alone=share)
+        outcome.reused = bool(result is not None and result.reused)
+        outcomes.append(outcome)
+    if share:
+        from accelerate.utils import gather_object
 
-    def record(self, record: dict[str, Any]) -> None:
-        pass
-
-    def note(self, message: str | None) -> None:
-        pass
-
-    def warning(self, message: str) -> None:
-        pass
-
-    def error(self, message: str, count: int = 1) -> None:
-        self.failures += count
+        outcomes = gather_object(outcomes)  # every process's outcomes, on every process
+    return outcomes
 
 
 def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str]) -> int:
-    """``btdnet-predict --tile``: every job as a scene; returns the exit status."""
+    """``btdnet-predict --tile``: every job as a scene; returns the exit status.
+
+    Several processes share whole scenes when there are several jobs, else the rows of the
+    one scene (:mod:`btdnet.predict.scene.batch`); the main process reports everything.
+    """
     from btdnet.predict.predictor import Predictor
     from btdnet.predict.reporting import (
         EXIT_OK,
         EXIT_PARTIAL,
+        PROG,
         FatalError,
         Reporter,
         open_predictions_file,
     )
+    from btdnet.predict.scene.batch import replay, summary, write_summary
     from btdnet.predict.scene.pipeline import Processes
 
     processes = Processes()
+    started = time.perf_counter()
     try:
         predictor = Predictor.from_pretrained(
             args.checkpoint,
@@ -228,16 +253,18 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc
     if not processes.is_main:
-        reporter: Any = _SilentReporter()
-        for job in jobs:
-            run_scene_job(predictor, job, args, reporter)
-        return EXIT_PARTIAL if reporter.failures or problems else EXIT_OK
+        outcomes = _run_jobs(predictor, jobs, args, processes, None)
+        return EXIT_PARTIAL if problems or any(o.failed for o in outcomes) else EXIT_OK
     with open_predictions_file(args.out) as predictions:
         reporter = Reporter(None, predictions)
         for message in problems:
             reporter.error(message)
-        for job in jobs:
-            run_scene_job(predictor, job, args, reporter)
+        outcomes = _run_jobs(predictor, jobs, args, processes, reporter)
+        if processes.count > 1 and len(jobs) > 1:
+            replay(outcomes, reporter)
+    if args.prompts is not None or args.image.is_dir():
+        totals = summary(outcomes, len(problems), processes.count, time.perf_counter() - started)
+        print(f"{PROG}: {write_summary(args.out, totals)}", file=sys.stderr)
     return EXIT_PARTIAL if reporter.failures else EXIT_OK
 
 

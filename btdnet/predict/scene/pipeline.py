@@ -101,20 +101,26 @@ class SceneOptions:
 
 @dataclass
 class SceneResult:
-    """The answer for one scene: ``record`` is the JSON line; ``files`` the written paths."""
+    """The answer for one scene: ``record`` is the JSON line; ``files`` the written paths;
+    ``reused``: ``resume`` found the scene finished with the same options (nothing was run)."""
 
     record: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
     resumed_rows: int = 0
+    reused: bool = False
 
 
 class Processes:
-    """This process's place among ``accelerate launch`` processes (one process otherwise)."""
+    """This process's place among ``accelerate launch`` processes (one process otherwise).
 
-    def __init__(self) -> None:
+    ``alone=True``: this process runs the scene by itself (whole scenes are shared among the
+    processes, :mod:`btdnet.predict.scene.batch`), whatever the number of processes.
+    """
+
+    def __init__(self, alone: bool = False) -> None:
         self._state = None
         self.index, self.count = 0, 1
-        world = int(os.environ.get("WORLD_SIZE", "1"))
+        world = 1 if alone else int(os.environ.get("WORLD_SIZE", "1"))
         if world > 1:
             import torch
             from accelerate import PartialState
@@ -174,6 +180,7 @@ def predict_scene(
     options: SceneOptions | None = None,
     progress: bool = False,
     on_tiles: Callable[[int], None] | None = None,
+    alone: bool = False,
 ) -> SceneResult:
     """Segment what ``text`` refers to in every tile of a scene; write the outputs.
 
@@ -186,6 +193,8 @@ def predict_scene(
         options: :class:`SceneOptions`.
         progress: show a progress bar (tiles, tiles/s, ETA) on stderr.
         on_tiles: called with the number of tiles finished after every batch.
+        alone: run the scene in this process only, even under several processes (they
+            share whole scenes instead of the rows of one).
 
     Raises:
         SceneReadError: the scene cannot be read, or ``gsd`` does not fit it.
@@ -215,7 +224,7 @@ def predict_scene(
         if options.resume:
             finished = finished_record(out_dir, name, key, options.save_probability)
             if finished is not None:
-                return SceneResult(record=finished, files=record_files(finished))
+                return SceneResult(record=finished, files=record_files(finished), reused=True)
         runner = RowRunner(
             predictor,
             source,
@@ -226,8 +235,9 @@ def predict_scene(
             threshold,
             on_tiles,
         )
-        processes = Processes()
+        processes = Processes(alone=alone)
         extra = {"truncated": truncated, "run_key": key}
+        extra["presence_head"] = bool(getattr(predictor, "has_presence_head", False))
         result = _run_scene(runner, processes, out_dir, name, manifest, options, progress, extra)
         if processes.is_main:
             result.record["wall_seconds"] = round(time.perf_counter() - started, 3)
@@ -264,6 +274,15 @@ def _run_scene(
             result.resumed_rows = resumed
     processes.barrier()
     return result
+
+
+def _presence_facts(head: bool, area_pixels: int) -> dict[str, Any]:
+    """``present`` of a scene answer: with a presence head, whether anything was found (tiles
+    the head calls absent add nothing); without one, None and the note that says why."""
+    from btdnet.presence import presence_note, present_answer
+
+    present = present_answer(True if head else None, area_pixels)
+    return {"present": present, **presence_note(present)}
 
 
 def _grid(source: SceneSource, options: SceneOptions, input_side: int) -> TileGrid:
@@ -390,6 +409,7 @@ def _assemble(
             "gsd": options.gsd,
             "vectors": asdict(options.vectors),
             "mode": "scene",
+            **_presence_facts(extra.get("presence_head", False), totals.area_pixels),
             **files,
             **extra,
         }

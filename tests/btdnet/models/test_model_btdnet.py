@@ -107,7 +107,7 @@ def test_joint_logit_is_target_minus_background() -> None:
     ],
 )
 def test_every_parameter_gets_a_gradient(reading: dict[str, str]) -> None:
-    """Under every reading of issue #18 too (distributed training needs every parameter used)."""
+    """Under every alternative reading too (distributed training needs every parameter used)."""
     torch.manual_seed(0)
     model = build_model("tiny", pretrained=False, **reading).train()
     out = model(**make_batch(96))

@@ -318,3 +318,63 @@ def test_scene_over_the_pixel_or_tile_limit_is_refused_before_any_tile(tmp_path,
             predictor, image, "roof", out, options=pipeline.SceneOptions(overlap=16, max_tiles=8)
         )
     assert predictor.model.tiles == 0 and not out.exists()
+
+
+# --- command line --------------------------------------------------------------------------
+
+
+def _cli(capsys, *args) -> tuple[int, list[str]]:
+    from btdnet.predict.cli import main
+
+    status = main([str(a) for a in args])
+    return status, capsys.readouterr().err.strip().splitlines()
+
+
+def sparse_scene(path: Path, side: int) -> Path:
+    """A tiled, georeferenced ``side`` x ``side`` GeoTIFF with no block written (a few kB)."""
+    profile = {"driver": "GTiff", "height": side, "width": side, "count": 3, "dtype": "uint8"}
+    profile.update(tiled=True, blockxsize=512, blockysize=512, SPARSE_OK=True)
+    profile.update(crs="EPSG:32633", transform=TRANSFORM)
+    with rasterio.open(path, "w", **profile):
+        pass
+    return path
+
+
+def test_cli_refuses_a_huge_sparse_scene_and_a_tiny_gsd_with_exit_2(
+    tmp_path, capsys, checkpoint
+) -> None:
+    image = sparse_scene(tmp_path / "huge.tif", 60_000)
+    assert image.stat().st_size < 1_000_000
+    argv = ["--checkpoint", checkpoint, "--text", "roofs", "--out", tmp_path / "out"]
+    status, err = _cli(capsys, *argv, "--image", image, "--tile", "auto", "--no-progress")
+    assert status == 2
+    assert err == [
+        f"btdnet-predict: error: {image}: the scene has 3,600,000,000 pixels (60000 x 60000), "
+        "above the limit of 2,000,000,000; raise --scene-max-pixels (0: no limit) if that much "
+        "work is meant, or choose a coarser --gsd"
+    ]
+    small = scene(tmp_path / "small.tif", BOX)
+    status, err = _cli(capsys, *argv, "--image", small, "--tile", "auto", "--gsd", "0.0001")
+    assert status == 2 and "pixels (1250000 x 1300000), above the limit" in err[0]
+    status, err = _cli(capsys, *argv, "--image", small, "--tile", "auto", "--scene-max-tiles", "3")
+    assert status == 2 and "needs 9 tiles" in err[0] and "--scene-max-tiles" in err[0]
+    assert not (tmp_path / "out" / "huge.parts").exists()
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        ("--tile", "¹²⁸", "--tile must be auto or a number of pixels >= 32, got '¹²⁸'"),
+        ("--gsd", "inf", "--gsd must be a positive number, got inf"),
+        ("--gsd", "nan", "--gsd must be a positive number, got nan"),
+        ("--scene-max-pixels", "-1", "--scene-max-pixels must be >= 0 (0: no limit), got -1"),
+    ],
+)
+def test_cli_odd_scene_option_values_are_usage_errors(
+    tmp_path, capsys, checkpoint, option, value, message
+) -> None:
+    image = scene(tmp_path / "scene.tif", BOX)
+    argv = ["--checkpoint", checkpoint, "--image", image, "--text", "roofs"]
+    extra = [] if option == "--tile" else ["--tile", "auto"]
+    status, err = _cli(capsys, *argv, "--out", tmp_path / "out", *extra, option, value)
+    assert (status, err[-1]) == (2, f"btdnet-predict: error: {message}")
