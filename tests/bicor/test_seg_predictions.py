@@ -17,7 +17,7 @@ from bicor.models import build_bicor
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TILES = {"2": (24, 32), "4": (16, 24)}  # GeoSeg test tiles (the others are absent)
-SOURCE_KEYS = {"checkpoint", "window", "stride", "border", "tta", "predictions"}
+SOURCE_KEYS = {"checkpoint", "selection", "window", "stride", "border", "tta", "predictions"}
 
 
 def _benchmark(argv: list[str]) -> int:
@@ -92,7 +92,7 @@ def test_save_predictions_round_trip_gives_identical_numbers(tmp_path):
         )
         == 0
     )
-    assert sorted(p.name for p in saved.iterdir()) == ["val_00000.png", "val_00001.png"]
+    assert sorted(p.name for p in saved.glob("*.png")) == ["val_00000.png", "val_00001.png"]
     second = [f"--predictions={saved}", f"--json={tmp_path / 'b.json'}"]
     assert _benchmark(_seg_args(tmp_path / "data", second, "synthetic_seg", "val")) == 0
     a = json.loads((tmp_path / "a.json").read_text())
