@@ -88,7 +88,7 @@ def write_gallery(
 def run_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/synthetic.yaml",
+    config_path: str | Path = "synthetic.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def score_generalized(checkpoint: str | Path, data_root: str | Path, batch_size:
 def run_generalized_demo(
     out_dir: str | Path,
     *,
-    config_path: str | Path = "configs/synthetic_generalized.yaml",
+    config_path: str | Path = "synthetic_generalized.yaml",
     overrides: list[str] | tuple[str, ...] = (),
     show_progress: bool = True,
 ) -> dict[str, Any]:

@@ -8,6 +8,11 @@ calibration all decide with :func:`is_present` (through :meth:`BTDNetOutput.pres
 <btdnet.models.btdnet.BTDNetOutput.present>` or :func:`output_present`); the default threshold
 is :data:`DEFAULT_PRESENCE_THRESHOLD` (a model's ``config.presence_threshold`` overrides it;
 a call's ``presence_threshold=`` overrides both, for that call only).
+
+What an ANSWER says (:func:`present_answer`): ``present`` is True only when the head says
+present and the mask has pixels, False for "not found", and None for a model without a
+presence head, which cannot say absent (:data:`NO_PRESENCE_HEAD`, given as ``present_note``
+by :func:`presence_note`): never True with an empty mask.
 """
 
 from __future__ import annotations
@@ -17,6 +22,20 @@ from typing import Any
 import torch
 
 DEFAULT_PRESENCE_THRESHOLD = 0.5
+NO_PRESENCE_HEAD = "this model has no presence head: it cannot say absent"
+
+
+def present_answer(head_says: bool | None, area: int) -> bool | None:
+    """``present`` of an answer: None without a presence head (``head_says`` None), else True
+    only when the head says present and the mask has pixels."""
+    if head_says is None:
+        return None
+    return bool(head_says) and area > 0
+
+
+def presence_note(present: bool | None) -> dict[str, str]:
+    """``{"present_note": ...}`` for an answer whose ``present`` is None, else nothing."""
+    return {"present_note": NO_PRESENCE_HEAD} if present is None else {}
 
 
 def is_present(presence: Any, threshold: float) -> Any:
@@ -65,10 +84,13 @@ def output_present(output: Any, threshold: float) -> torch.Tensor:
 
 __all__ = [
     "DEFAULT_PRESENCE_THRESHOLD",
+    "NO_PRESENCE_HEAD",
     "check_presence_threshold",
     "is_present",
     "model_presence_threshold",
     "output_present",
+    "presence_note",
     "presence_probability",
+    "present_answer",
     "resolve_presence_threshold",
 ]

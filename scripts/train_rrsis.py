@@ -1,15 +1,11 @@
-"""Train BTDNet on RRSIS-D, RefSegRS or the synthetic set; see --help (works with accelerate)."""
+"""Train BTDNet on RRSIS-D, RefSegRS or the synthetic set; see --help (works with accelerate).
+
+The same command as the installed ``btdnet-train`` (``btdnet.train_cli``).
+"""
 
 import sys
 
-from btdnet.engine.cli import main
-from btdnet.task import ReferringTask
+from btdnet.train_cli import main
 
 if __name__ == "__main__":
-    sys.exit(
-        main(
-            ReferringTask.from_config,
-            prog="train_rrsis.py",
-            description="Train BTDNet for referring remote-sensing image segmentation.",
-        )
-    )
+    sys.exit(main(prog="train_rrsis.py"))

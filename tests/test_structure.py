@@ -13,10 +13,12 @@ SOURCE_DIRS = (*PACKAGES, "scripts")
 # docs/architecture.md lists the same; move a helper bicor needs into one of them rather than
 # widen the list.
 BICOR_MAY_IMPORT = (
-    "btdnet.cli_options",
+    "btdnet.cli_options",  # the shared option vocabulary (argparse only)
     "btdnet.colormap",
+    "btdnet.data.check_cli",  # the data-check command: bicor-check-dataset brings its checks
     "btdnet.engine",
     "btdnet.errors",
+    "btdnet.evaluation.benchmark_cli",  # the benchmark's shared options and run (bicor-benchmark)
     "btdnet.metrics.confusion",
     "btdnet.models.hub",
     "btdnet.models.image_encoder",
@@ -256,3 +258,25 @@ def test_dataset_names_are_listed_once():
                         ]
     assert not lists, f"a second list of data set names (use {DATASET_REGISTRIES}): {lists}"
     assert not strays, f"a data set table keyed by a name no registry lists: {strays}"
+
+
+SCRIPT_MAX_LINES = 80
+
+
+def test_scripts_are_thin_wrappers():
+    """Every scripts/*.py is at most 80 lines and defines no class and at most one function (a
+    ``main`` naming its messages): the work lives in the packages, where the rules above apply."""
+    scripts = sorted((ROOT / "scripts").glob("*.py"))
+    assert scripts, "no scripts found"
+    thick = []
+    for path in scripts:
+        text = path.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        defined = [
+            node.name
+            for node in ast.parse(text).body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        ]
+        if lines > SCRIPT_MAX_LINES or defined not in ([], ["main"]):
+            thick.append(f"{path.relative_to(ROOT)}: {lines} lines, defines {defined}")
+    assert not thick, thick

@@ -203,3 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in files:
         print(f"  {path}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

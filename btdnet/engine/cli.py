@@ -1,4 +1,5 @@
-"""The command line shared by ``scripts/train_rrsis.py`` and ``scripts/train_seg.py``."""
+"""The training command line shared by ``btdnet-train`` and ``bicor-train`` (``btdnet.train_cli``,
+``bicor.train_cli``; ``scripts/train_rrsis.py`` and ``scripts/train_seg.py`` wrap them)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from btdnet.errors import CheckpointError, DatasetError, one_line
 
 EPILOG = """\
 launching:
-  one CPU or GPU:     python {prog} --config C
-  N GPUs:             accelerate launch --multi_gpu --num_processes N {prog} --config C
-  CPU, N processes:   accelerate launch --multi_gpu --num_processes N {prog} ... (gloo)
+  one CPU or GPU:     {run} --config C
+  N GPUs:             accelerate launch --multi_gpu --num_processes N {launch} --config C
+  CPU, N processes:   accelerate launch --multi_gpu --num_processes N {launch} ... (gloo)
   several machines:   accelerate launch --num_machines M --machine_rank R \\
-                        --main_process_ip IP --main_process_port P {prog} ...
+                        --main_process_ip IP --main_process_port P {launch} ...
 No `accelerate config` file is needed. train.batch_size is per process: the total batch is
 batch_size x processes x grad_accum. The output folder must be on storage every process sees.
 
@@ -68,14 +69,20 @@ def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
     )
 
 
-def build_parser(prog: str, description: str) -> argparse.ArgumentParser:
+def build_parser(prog: str, description: str, module: str | None = None) -> argparse.ArgumentParser:
+    """The training options; the help's launch lines run ``prog`` (a script when it ends in
+    .py, else an installed command whose ``module`` accelerate launches with -m)."""
+    script = prog.endswith(".py") or module is None
+    run, launch = (f"python {prog}", prog) if script else (prog, f"-m {module}")
     parser = argparse.ArgumentParser(
         prog=prog,
         description=description,
-        epilog=EPILOG.format(prog=prog),
+        epilog=EPILOG.format(run=run, launch=launch),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config: a file, or a shipped config's name (rrsisd.yaml)"
+    )
     add_overrides_argument(
         parser,
         "override a config value, e.g. --set train.lr=1e-4 --set data.root=datasets/rrsisd",
@@ -117,12 +124,13 @@ def main(
     prog: str,
     description: str,
     argv: list[str] | None = None,
+    module: str | None = None,
 ) -> int:
     """Parse arguments, run the trainer, print where everything went. Returns an exit code.
 
     ``task_factory(config)`` builds the task from the loaded config (``Task.from_config``).
     """
-    args = build_parser(prog, description).parse_args(argv)
+    args = build_parser(prog, description, module).parse_args(argv)
     try:
         config_path, run_dir = args.config, None
         if config_path is None and args.resume is not None:

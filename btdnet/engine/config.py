@@ -5,12 +5,18 @@ A config is a plain nested dict here. Nothing here knows what the keys mean: the
 (``btdnet.engine.sections``), which refuse unknown keys. Values given with ``--set`` are
 parsed as YAML scalars: ``--set train.lr=1e-4`` gives a float and
 ``--set data.eval_splits=[val,test]`` a list.
+
+The configs of ``configs/`` ship with the package (``btdnet/configs/`` once installed):
+``load_config("synthetic.yaml")`` -- a bare name that is no file in the current folder -- reads
+the shipped one, so an installed toolkit trains with ``btdnet-train --config synthetic.yaml``.
+A path (``configs/rrsisd.yaml``, ``my.yaml``) is always read as that file.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -143,11 +149,45 @@ def _fix_numbers(node: Any) -> Any:
     return node
 
 
-def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
-    """Read a YAML config and apply overrides. Errors name the file."""
+def shipped_configs() -> Path | None:
+    """The folder of the configs shipped with the toolkit: ``btdnet/configs`` in an installed
+    package, ``configs/`` beside ``btdnet/`` in a source checkout; None when neither exists."""
+    installed = resources.files("btdnet").joinpath("configs")
+    if installed.is_dir():
+        return Path(str(installed))
+    checkout = Path(__file__).resolve().parents[2] / "configs"
+    return checkout if checkout.is_dir() else None
+
+
+def shipped_config_names() -> list[str]:
+    """The names ``--config`` accepts without a path (``synthetic.yaml``, ...)."""
+    folder = shipped_configs()
+    return sorted(p.name for p in folder.glob("*.yaml")) if folder is not None else []
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` itself when it is a file or names a folder; else, for a bare name (with or
+    without ``.yaml``), the shipped config of that name; else ``path`` unchanged."""
     path = Path(path)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    folder = shipped_configs()
+    if folder is None:
+        return path
+    for name in (path.name, f"{path.name}.yaml"):
+        if (folder / name).is_file():
+            return folder / name
+    return path
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
+    """Read a YAML config (a file, or a shipped config's name) and apply overrides. Errors name
+    the file."""
+    path = resolve_config_path(path)
     if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
+        names = ", ".join(shipped_config_names())
+        shipped = f" (shipped configs, usable by name: {names})" if names else ""
+        raise ConfigError(f"{path}: config file not found{shipped}")
     try:
         data = safe_yaml(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:

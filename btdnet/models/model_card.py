@@ -33,6 +33,7 @@ class BestEvaluation:
     epoch: Any
     step: Any
     metrics: dict[str, float]
+    selection: str | None = None  # the rule that chose the checkpoint, when the run wrote it
 
 
 def read_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -58,8 +59,12 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
 def best_evaluation(
     records: list[dict[str, Any]], model_type: str, config: dict[str, Any]
 ) -> BestEvaluation | None:
-    """The record with the highest selection metric on the first evaluated split."""
+    """The record with the highest selection metric on the first evaluated split (the metric
+    the run's own rule names, e.g. ``"best mF1 on test ..."``, when it wrote one)."""
     key, shown = METRICS[model_type]
+    rules = [r["selection"] for r in records if isinstance(r.get("selection"), str)]
+    named = rules[0].split()[1] if rules and rules[0].startswith("best ") else None
+    key = named if named in shown else key
     scored = [r for r in records if isinstance(r.get(key), int | float)]
     if not scored:
         return None
@@ -69,7 +74,8 @@ def best_evaluation(
     )
     protocol = best.get("protocol") or (config.get("eval") or {}).get("protocol") or NOT_RECORDED
     metrics = {name: float(best[name]) for name in shown if isinstance(best.get(name), int | float)}
-    return BestEvaluation(split, str(protocol), best.get("epoch"), best.get("step"), metrics)
+    rule = best.get("selection") if isinstance(best.get("selection"), str) else None
+    return BestEvaluation(split, str(protocol), best.get("epoch"), best.get("step"), metrics, rule)
 
 
 def _front_matter(model_type: str, license_id: str) -> str:
@@ -133,16 +139,23 @@ def _training_section(run_config: dict[str, Any] | None) -> str:
     return "\n".join(lines) + "\n\n" + block + "\n"
 
 
-def _results_section(best: BestEvaluation | None) -> str:
+def results_section(best: BestEvaluation | None) -> str:
     if best is None:
         return f"Evaluation: {NOT_RECORDED}.\n"
     header = "| " + " | ".join(best.metrics) + " |\n|" + "---|" * len(best.metrics) + "\n"
     values = "| " + " | ".join(f"{v:.2f}" for v in best.metrics.values()) + " |\n"
+    rule = ""
+    if best.selection:
+        rule = (
+            f"\nCheckpoint chosen by: {best.selection}. A checkpoint chosen on the split it is "
+            "scored on gives an optimistic score.\n"
+        )
     return (
         f"Best evaluation of the training run (`metrics.jsonl`): split **{best.split}**, "
         f"protocol **{best.protocol}**, epoch {best.epoch}, step {best.step} (percentages).\n\n"
         + header
         + values
+        + rule
     )
 
 
@@ -190,7 +203,7 @@ def model_card(
         "## Training\n",
         _training_section(run_config),
         "## Results\n",
-        _results_section(best),
+        results_section(best),
         "## Use\n",
         _usage(model_type, repo_id),
         "## License\n",

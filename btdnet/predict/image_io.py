@@ -11,6 +11,7 @@ What the reader does with remote-sensing files:
 - Bit depth: 8-bit data is used as it is. Any other type (16-bit, 32-bit, float) is stretched
   per band to 0..255 between its 2nd and 98th percentiles, computed over finite pixels that
   are not the file's nodata value; values outside are clipped, nodata pixels become 0.
+  Complex samples (SAR) are read as their amplitude.
 - 16-bit RGB(A) PNGs, which Pillow narrows to their top byte (12-bit data would come out
   near-black), are decoded at full depth and stretched like 16-bit TIFF bands.
 - Size: an image above ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`, the same for the
@@ -67,10 +68,24 @@ def check_pixel_limit(path: Path, width: int, height: int, max_pixels: int | Non
     """Raise :class:`ImageTooLargeError` when ``width * height`` exceeds ``max_pixels``."""
     if max_pixels is not None and width * height > max_pixels:
         raise ImageTooLargeError(
-            f"{path}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the "
-            f"limit of {max_pixels / 1e6:.0f}; use --tile (scene mode) or resize the image "
+            f"{path}: {width}x{height} is {pixel_amount(width * height)}, above the limit of "
+            f"{pixel_amount(max_pixels)}; use --tile (scene mode) or resize the image "
             "(or raise --max-pixels if the memory allows)"
         )
+
+
+def pixel_amount(pixels: int) -> str:
+    """400000000 -> '400 megapixels', 567 -> '567 pixels': never rounded to a misleading 0."""
+    return (
+        f"{pixels / 1e6:.0f} megapixels"
+        if pixels >= 10_000_000
+        else f"{pixels:,} pixel{'s' * (pixels != 1)}"
+    )
+
+
+def real_values(band: np.ndarray) -> np.ndarray:
+    """A band as real numbers: the amplitude of complex samples (SAR), the values otherwise."""
+    return np.abs(band) if np.iscomplexobj(band) else band
 
 
 @dataclass
@@ -104,7 +119,7 @@ def stretch_to_uint8(band: np.ndarray, nodata: float | None = None) -> np.ndarra
     Non-finite pixels and pixels equal to ``nodata`` are left out of the percentiles and set
     to 0. A constant band gives all zeros.
     """
-    values = band.astype(np.float64)  # (H, W)
+    values = real_values(band).astype(np.float64)  # (H, W); complex: the amplitude
     valid = np.isfinite(values)
     if nodata is not None and np.isfinite(nodata):
         valid &= values != nodata
@@ -291,6 +306,10 @@ def image_size(path: str | Path) -> tuple[int, int]:
             with Image.open(path) as opened:
                 width, height = opened.size
                 orientation = opened.getexif().get(0x0112, 1)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLargeError(
+            f"{path}: too many pixels to decode safely ({exc}); resize the image"
+        ) from exc
     except Exception as exc:  # PIL raises OSError, SyntaxError, ... on broken files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__})") from exc
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)

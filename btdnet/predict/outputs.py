@@ -22,6 +22,7 @@ from btdnet.predict.image_io import LoadedImage, write_mask_png
 from btdnet.predict.overlay import render_overlay
 from btdnet.predict.predictor import Prediction
 from btdnet.predict.vectors import VectorOptions, mask_to_geojson
+from btdnet.presence import presence_note
 from btdnet.safe_write import atomic_output
 
 SLUG_MAX_LENGTH = 40
@@ -109,8 +110,10 @@ def prediction_record(
 
     Keys: ``image``, ``text``, ``score`` (mean probability inside the mask, 0 when empty),
     ``bbox`` (``[x1, y1, x2, y2]`` pixels, x2/y2 exclusive, or null), ``area`` (pixels),
-    ``truncated`` (the text was cut to the model's token limit), ``present`` (false: "not
-    found", the mask is empty, ``area`` 0 and ``bbox`` null), ``presence`` (the presence
+    ``truncated`` (the text was cut to the model's token limit), ``present`` (true: found;
+    false: "not found", the mask is empty, ``area`` 0 and ``bbox`` null; null: the model has
+    no presence head and cannot say absent, with ``present_note`` saying so), ``presence``
+    (the presence
     probability, null for a model without a presence head), then the written files:
     ``mask``, ``overlay`` and, for georeferenced inputs, ``mask_geotiff`` and ``geojson``.
     """
@@ -122,6 +125,7 @@ def prediction_record(
         "area": prediction.area,
         "truncated": prediction.truncated,
         "present": prediction.present,
+        **presence_note(prediction.present),
         "presence": None if prediction.presence is None else round(prediction.presence, 4),
         **files,
     }

@@ -40,6 +40,7 @@ from btdnet.presence import (
     check_presence_threshold,
     output_present,
     presence_probability,
+    present_answer,
     resolve_presence_threshold,
 )
 from btdnet.text import clean_expression
@@ -66,9 +67,12 @@ class Prediction:
             exclusive (so ``x2 - x1`` is the box width); ``None`` when the mask is empty.
         area: number of mask pixels.
         truncated: the prompt had more tokens than the model's limit and was cut.
-        present: the answer "the text refers to something in this image" (generalized
-            referring: ``presence >= threshold``); always True for a model without a presence
-            head. False means "not found": the mask is empty whatever ``probability`` shows.
+        present: what the model can say about "the text refers to something in this image":
+            True (a presence head said present AND the mask is not empty), False ("not found":
+            the head said absent, or nothing was marked; the mask is empty whatever
+            ``probability`` shows), or None for a model without a presence head, which cannot
+            say absent: its mask is a best guess (``btdnet.presence.NO_PRESENCE_HEAD``).
+            Never True with an empty mask.
         presence: the presence head's probability that the target is present, or None when
             the model has no presence head (``config.use_presence`` off).
         correlation: per image stage, the BSC sentence-to-pixel correlation map as a float32
@@ -83,7 +87,7 @@ class Prediction:
     bbox: tuple[int, int, int, int] | None
     area: int
     truncated: bool = False
-    present: bool = True
+    present: bool | None = None
     presence: float | None = None
     correlation: list[np.ndarray] = field(default_factory=list)
 
@@ -135,22 +139,25 @@ def summarise(
     probability: np.ndarray,
     truncated: bool,
     *,
-    present: bool = True,
+    present: bool | None = None,
     presence: float | None = None,
 ) -> Prediction:
     """Build a :class:`Prediction` from a float32 (H, W) probability map.
 
-    ``present=False`` (the presence head said "no target") gives an empty mask, area 0, no box.
+    ``present``: the presence head's answer, None for a model without one. False (the head
+    said "no target") gives an empty mask, area 0, no box; True with nothing marked becomes
+    False (:func:`present_answer`).
     """
-    mask = (probability > 0.5) & present  # (H, W)
+    mask = (probability > 0.5) & (present is not False)  # (H, W)
     area = int(mask.sum())
+    answer = present_answer(present, area)
     if area == 0:
-        return Prediction(text, mask, probability, 0.0, None, 0, truncated, present, presence)
+        return Prediction(text, mask, probability, 0.0, None, 0, truncated, answer, presence)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     score = float(np.sum(probability, where=mask, dtype=np.float64) / area)  # no masked copy
-    return Prediction(text, mask, probability, score, bbox, area, truncated, present, presence)
+    return Prediction(text, mask, probability, score, bbox, area, truncated, answer, presence)
 
 
 def _source_index(out_size: int, in_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -403,7 +410,7 @@ class Predictor:
                     texts[index],
                     prob_map,
                     truncated[index],
-                    present=bool(present[offset]),
+                    present=None if presence is None else bool(present[offset]),
                     presence=None if presence is None else float(presence[offset]),
                 )
                 prediction.correlation = [

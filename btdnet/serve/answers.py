@@ -8,8 +8,9 @@ Per text, in request order::
      "geojson",             # GeoTIFF uploads only: FeatureCollection in the image's CRS
      "mask_geotiff"}        # GeoTIFF uploads only: base64 GeoTIFF of the mask (LZW)
 
-``present``/``presence`` come from the model's presence head when it has one; without it every
-answer is present (``presence`` null).
+``present`` is true (found), false ("not found": the mask is empty) or null for a model
+without a presence head, which cannot say absent (``present_note`` says so; ``presence`` is
+null too); it is never true with an empty mask.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from btdnet.predict.geo import write_mask_geotiff
 from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Prediction
 from btdnet.predict.vectors import mask_to_geojson
+from btdnet.presence import presence_note
 
 PREVIEW_MAX_SIDE = 1024
 
@@ -65,7 +67,8 @@ def prediction_answer(prediction: Prediction, image: LoadedImage) -> dict[str, A
     answer: dict[str, Any] = {
         "text": prediction.text,
         "score": round(float(prediction.score), 4),
-        "present": bool(getattr(prediction, "present", True)),
+        "present": prediction.present,
+        **presence_note(prediction.present),
         "presence": _rounded(getattr(prediction, "presence", None)),
         "bbox": list(prediction.bbox) if prediction.bbox is not None else None,
         "area": int(prediction.area),

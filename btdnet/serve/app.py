@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import warnings
 from importlib import resources
 from typing import Annotated, Any
 
@@ -19,13 +20,22 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from btdnet.colormap import overlay_scheme
 from btdnet.errors import one_line
+from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.scene.limits import SceneTooLargeError
+from btdnet.predict.scene.source import NotGeoreferencedWarning
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
 from btdnet.serve.scene_jobs import SceneJob, SceneLimits, SceneTimeoutError, TileError, parse_tile
 from btdnet.serve.service import InferenceService, Job, QueueFullError
-from btdnet.serve.upload import UploadError, decode_upload, display_name, sniff_suffix
+from btdnet.serve.upload import (
+    UploadError,
+    check_upload,
+    decode_upload,
+    display_name,
+    upload_size,
+)
 from btdnet.text import clean_expression
 
 logger = logging.getLogger(__name__)
@@ -107,40 +117,70 @@ async def _predict(service: InferenceService, job: Job | SceneJob) -> Any:
         raise HTTPException(413, "the image is too large for this server's memory") from exc
 
 
-async def _scene_job(
-    image: UploadFile,
-    texts: tuple[str, ...],
-    tile: str,
-    threshold: float | None,
-    limits: SceneLimits,
-) -> SceneJob:
-    """Check a scene-mode request (tile value, file signature) and build its job."""
+async def _choose_mode(
+    service: InferenceService, data: bytes, filename: str | None, tile: str | None
+) -> tuple[ModeChoice, int | str | None]:
+    """The mode for an upload (the rule of :mod:`btdnet.predict.mode` unless ``tile`` forces
+    one) and the tile size for scene mode."""
     try:
-        tile_value = parse_tile(tile)
+        tile_value = None if tile is None else parse_tile(tile)
+        height, width = await run_in_threadpool(upload_size, data, filename)
     except TileError as exc:
         raise HTTPException(400, str(exc)) from exc
-    data = await image.read()
-    name = display_name(image.filename)
-    if not data:
-        raise HTTPException(400, f"{name}: the uploaded file is empty")
-    suffix = sniff_suffix(data)
-    if suffix is None:
-        raise HTTPException(415, f"{name}: not an image this server reads (PNG, JPEG, TIFF)")
-    return SceneJob(data, suffix, name, texts, tile_value, threshold, limits)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    forced = None if tile is None else tile_value is not None
+    choice = choose_mode(height, width, service.predictor.input_side, scene=forced)
+    return choice, "auto" if tile_value is None else tile_value
+
+
+def mode_facts(choice: ModeChoice, name: str) -> dict[str, Any]:
+    """What the answer's ``image`` says about the mode, with ``mode_note``: the line that
+    announces scene mode chosen by the rule, or warns of a large image resized whole."""
+    note = choice.announcement(name, "send tile=none") or choice.warning(name)
+    return {**choice.facts(), **({"mode_note": note} if note else {})}
 
 
 async def _scene_answer(
     service: InferenceService,
-    image: UploadFile,
+    data: bytes,
+    filename: str | None,
     texts: tuple[str, ...],
-    tile: str,
+    tile: int | str,
     threshold: float | None,
     limits: SceneLimits,
 ) -> dict[str, Any]:
-    """The answer in scene mode (``tile`` given)."""
-    job = await _scene_job(image, texts, tile, threshold, limits)
+    """The answer in scene mode."""
+    suffix = check_upload(data, filename)
+    job = SceneJob(data, suffix, display_name(filename), texts, tile, threshold, limits)
     answers, image_info = await _predict(service, job)
     return {"predictions": answers, "image": image_info, "model": service.info}
+
+
+async def _whole_answer(
+    service: InferenceService,
+    data: bytes,
+    filename: str | None,
+    texts: tuple[str, ...],
+    threshold: float | None,
+    preview: bool,
+) -> dict[str, Any]:
+    """The answer in whole-image mode."""
+    try:
+        loaded = await run_in_threadpool(decode_upload, data, filename)
+    except UploadError as exc:
+        raise HTTPException(exc.status, str(exc)) from exc
+    job = Job(image=loaded, texts=texts, presence_threshold=threshold)
+    predictions = await _predict(service, job)
+    answers = await run_in_threadpool(lambda: [prediction_answer(p, loaded) for p in predictions])
+    body: dict[str, Any] = {
+        "predictions": answers,
+        "image": image_answer(loaded),
+        "model": service.info,
+    }
+    if preview:
+        body["image_png"] = await run_in_threadpool(preview_base64, loaded)
+    return body
 
 
 def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
@@ -162,6 +202,11 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
     def page() -> HTMLResponse:
         return HTMLResponse(_page("index.html"))
 
+    @app.get("/overlay.json", include_in_schema=False)
+    def overlay() -> dict[str, Any]:
+        """The overlay colours and legend words the page draws with (btdnet.colormap)."""
+        return overlay_scheme()
+
     @app.get("/app.js", include_in_schema=False)
     def script() -> Response:
         return Response(_page("app.js"), media_type="text/javascript")
@@ -169,6 +214,10 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
 
 def _base_app(service: InferenceService, max_upload_mb: float) -> FastAPI:
     """The application with its error handlers, upload limit, status and page."""
+    # A scene upload without a georeference is answered in pixel coordinates ("georeferenced":
+    # false); the warnings would print two lines on the server's console per request.
+    warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+    warnings.filterwarnings("ignore", message="Dataset has no geotransform")
     app = FastAPI(
         title="btdnet-serve",
         summary="Referring segmentation of remote-sensing images: an image and a sentence in, "
@@ -209,9 +258,11 @@ def create_app(
         tile: Annotated[
             str | None,
             Form(
-                description="scene mode: predict tile by tile at native resolution, tiles of "
-                "this many pixels or 'auto' (the model's input size); positional words then "
-                "refer to a tile"
+                description="the mode: left out, an image more than 2x the model's input side "
+                "goes to scene mode (tile by tile at native resolution) and a smaller one is "
+                "resized whole; 'auto' or a number of pixels forces scene mode with tiles of the "
+                "model's input side or of that size (positional words then refer to a tile); "
+                "'none' forces whole-image mode"
             ),
         ] = None,
         preview: Annotated[
@@ -223,33 +274,27 @@ def create_app(
         Answer: `{"predictions": [{"text", "score", "present", "presence", "bbox", "area",
         "truncated", "mask_png", "correlation_png", "geojson"?, "mask_geotiff"?}], "image": {...},
         "model": {...}, "seconds": ...}`. `mask_png` is a base64 PNG (0/255) at the image's
-        size; `bbox` is `[x1, y1, x2, y2]` (x2, y2 exclusive) or null; GeoTIFF uploads add
-        GeoJSON polygons in the image's CRS and the mask as a base64 GeoTIFF.
+        size; `bbox` is `[x1, y1, x2, y2]` (x2, y2 exclusive) or null; `present` is true, false
+        or null (a model without a presence head cannot say absent; `present_note` says so);
+        GeoTIFF uploads add GeoJSON polygons and the mask as a base64 GeoTIFF. `image.mode` is
+        `whole` (with `resize_factor`) or `scene`; scene answers list `objects` (one box and
+        area each), `object_count` and `preview_png` (the scene with the objects outlined).
         """
         start = time.perf_counter()
         texts = check_texts(text)
         if tile is None and "tile" in await request.form():  # an empty field is not "no tile"
             tile = ""
-        if tile is not None:
-            body = await _scene_answer(service, image, texts, tile, presence_threshold, limits)
-            body["seconds"] = round(time.perf_counter() - start, 4)
-            return JSONResponse(body)
-        try:
-            loaded = await run_in_threadpool(decode_upload, await image.read(), image.filename)
-        except UploadError as exc:
-            raise HTTPException(exc.status, str(exc)) from exc
-        job = Job(image=loaded, texts=texts, presence_threshold=presence_threshold)
-        predictions = await _predict(service, job)
-        answers = await run_in_threadpool(
-            lambda: [prediction_answer(p, loaded) for p in predictions]
-        )
-        body: dict[str, Any] = {
-            "predictions": answers,
-            "image": image_answer(loaded),
-            "model": service.info,
-        }
-        if preview:
-            body["image_png"] = await run_in_threadpool(preview_base64, loaded)
+        data = await image.read()
+        choice, tile_value = await _choose_mode(service, data, image.filename, tile)
+        if choice.mode == SCENE:
+            body = await _scene_answer(
+                service, data, image.filename, texts, tile_value, presence_threshold, limits
+            )
+        else:
+            body = await _whole_answer(
+                service, data, image.filename, texts, presence_threshold, preview
+            )
+        body["image"].update(mode_facts(choice, display_name(image.filename)))
         body["seconds"] = round(time.perf_counter() - start, 4)
         return JSONResponse(body)
 

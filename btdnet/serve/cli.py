@@ -18,8 +18,10 @@ PROG = "btdnet-serve"
 DESCRIPTION = """\
 Serve a BTDNet checkpoint over HTTP: a web page at / (upload an image, type expressions, see
 the masks, scores and BSC correlation maps, download mask PNG / GeoTIFF / GeoJSON), the API
-POST /predict (multipart: image, text [repeatable], presence_threshold, preview) and
-GET /health. The API is documented at /docs (OpenAPI).
+POST /predict (multipart: image, text [repeatable], presence_threshold, tile, preview) and
+GET /health. The API is documented at /docs (OpenAPI). An upload more than 2x the model's
+input side is predicted in scene mode (tiles at native resolution) unless tile=none; the
+answer's image.mode says which mode answered.
 
 One model serves every request: requests wait in a queue (--max-queue) and run one at a time,
 each with all its texts batched. The server binds to loopback (127.0.0.1) unless --host says
@@ -154,6 +156,17 @@ def build_service(
     )
 
 
+def mode_rule_line(input_side: int) -> str:
+    """The line that states which uploads go to scene mode."""
+    from btdnet.predict.mode import SCENE_FACTOR
+
+    return (
+        f"uploads more than {SCENE_FACTOR * input_side:.0f} pixels on a side ({SCENE_FACTOR:g}x "
+        f"the model's {input_side}-pixel input) are predicted in scene mode, tiles of "
+        f"{input_side} pixels at native resolution; send tile=none for whole-image mode"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Load the model, then serve until interrupted. Exit status 2 on a bad checkpoint."""
     args = build_parser().parse_args(argv)
@@ -185,6 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     app = create_app(service, max_upload_mb=args.max_upload_mb, scene_limits=limits)
     print(f"{PROG}: serving {args.checkpoint} on http://{args.host}:{args.port}/", file=sys.stderr)
+    print(f"{PROG}: {mode_rule_line(service.predictor.input_side)}", file=sys.stderr)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

@@ -21,39 +21,64 @@ import numpy as np
 from btdnet.errors import one_line
 from btdnet.predict.image_io import ImageReadError
 from btdnet.predict.scene.limits import SceneTooLargeError
+from btdnet.presence import presence_note
 from btdnet.serve.answers import png_base64
 
 MIN_TILE = 32
 
 
+WHOLE_WORDS = ("none", "whole")
+
+
 class TileError(ValueError):
-    """A ``tile`` value that is neither ``auto`` nor a whole number of pixels >= 32."""
+    """A ``tile`` value that is neither ``auto``, ``none`` nor a whole number of pixels >= 32."""
 
 
-def parse_tile(value: str) -> int | str:
-    """``"auto"`` or a tile side in pixels (>= 32)."""
+def parse_tile(value: str) -> int | str | None:
+    """``"auto"``, a tile side in pixels (>= 32), or None for ``none``/``whole`` (whole-image
+    mode forced)."""
     text = value.strip().lower()
     if text == "auto":
         return "auto"
+    if text in WHOLE_WORDS:
+        return None
     if not (text.isascii() and text.isdigit()) or int(text) < MIN_TILE:  # not "¹²⁸"
         raise TileError(
-            f"tile must be 'auto' or a tile side in pixels >= {MIN_TILE}, not {value!r}"
+            f"tile must be 'auto', 'none' (whole image) or a tile side in pixels >= {MIN_TILE}, "
+            f"not {value!r}"
         )
     return int(text)
 
 
-def _mask_facts(mask: np.ndarray) -> tuple[int, list[int] | None]:
-    """(area, [x1, y1, x2, y2] with x2/y2 exclusive, or None) of a bool (H, W) mask."""
-    area = int(mask.sum())
-    if area == 0:
-        return 0, None
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    return area, [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1]
+def object_list(mask: np.ndarray, unit_area: float) -> list[dict[str, Any]]:
+    """One entry per 4-connected object of a bool (H, W) mask, in raster order of its first
+    pixel (the polygons' order): ``id``, ``bbox`` ``[x1, y1, x2, y2]`` (x2, y2 exclusive),
+    ``area_pixels`` and ``area`` (map units, or pixels without a georeference)."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)  # (H, W) int32, the default cross: 4-connected
+    if count == 0:
+        return []
+    pixels = np.bincount(labels.ravel(), minlength=count + 1)[1:]  # (N,)
+    objects = []
+    for number, (rows, cols) in enumerate(ndimage.find_objects(labels), start=1):
+        area = int(pixels[number - 1])
+        objects.append(
+            {
+                "id": number,
+                "bbox": [int(cols.start), int(rows.start), int(cols.stop), int(rows.stop)],
+                "area_pixels": area,
+                "area": area * unit_area,
+            }
+        )
+    return objects
 
 
 def scene_answer(text: str, record: dict[str, Any], files: dict[str, str]) -> dict[str, Any]:
-    """One text's answer in scene mode, from the files ``predict_scene`` wrote."""
+    """One text's answer in scene mode, from the files ``predict_scene`` wrote: the totals
+    (``area``, ``object_count``) and one box and area per object (``objects``); ``bbox`` is
+    null (one box over scattered objects would say nothing), ``present`` as in whole-image
+    answers (null for a model without a presence head)."""
     import rasterio
 
     mask_path = Path(files["mask_geotiff"])
@@ -64,20 +89,28 @@ def scene_answer(text: str, record: dict[str, Any], files: dict[str, str]) -> di
     weights = [float(f["properties"].get("area_pixels", 0)) for f in features]
     scores = [float(f["properties"].get("score", 0.0)) for f in features]
     score = float(np.average(scores, weights=weights)) if sum(weights) > 0 else 0.0
-    area, bbox = _mask_facts(mask)
+    area = int(mask.sum())
+    unit = float(record["area"]) / area if area else 1.0
+    objects = object_list(mask, unit)
+    present = record.get("present")
     answer: dict[str, Any] = {
         "text": text,
         "score": round(score, 4),
-        "present": area > 0,
+        "present": present,
+        **presence_note(present),
         "presence": None,
-        "bbox": bbox,
+        "bbox": None,
         "area": area,
+        "area_map": record.get("area"),
+        "area_units": record.get("area_units"),
+        "object_count": len(objects),
+        "objects": objects,
         "truncated": bool(record.get("truncated", False)),
         "mask_png": png_base64(mask.astype(np.uint8) * 255),
         "correlation_png": [],
-        "objects": record.get("objects"),
         "tiles": record.get("tiles"),
         "tiles_skipped": record.get("tiles_skipped"),
+        "preview_png": base64.b64encode(Path(files["preview"]).read_bytes()).decode("ascii"),
     }
     if record.get("area_units") == "map":
         answer["geojson"] = collection
@@ -166,5 +199,9 @@ class SceneJob:
             "width": record.get("width"),
             "height": record.get("height"),
             "georeferenced": record.get("area_units") == "map",
+            "mode": "scene",
+            "tile": record.get("tile"),
+            "overlap": record.get("overlap"),
+            "tiles": record.get("tiles"),
         }
         return answers, image

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from btdnet.errors import one_line
 from btdnet.predict.geo import GeoDependencyError
-from btdnet.predict.image_io import ImageReadError, LoadedImage, read_image
+from btdnet.predict.image_io import ImageReadError, LoadedImage, image_size, read_image
 
 # File signatures of the formats the predictor reads.
 _SIGNATURES: dict[bytes, str] = {
@@ -54,13 +54,11 @@ def sniff_suffix(data: bytes) -> str | None:
     return None
 
 
-def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
-    """Read uploaded bytes as an image.
+def check_upload(data: bytes, filename: str | None) -> str:
+    """The suffix (``.png``, ``.jpg``, ``.tif``) of uploaded bytes from their signature.
 
     Raises:
-        UploadError: empty upload (400), not a PNG/JPEG/TIFF (415), or a file of that kind
-            that cannot be decoded or is refused by the image reader (400); one line naming
-            the client's file name.
+        UploadError: empty upload (400) or not a PNG/JPEG/TIFF (415).
     """
     name = display_name(filename)
     if not data:
@@ -70,6 +68,37 @@ def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
         raise UploadError(
             f"{name}: not an image this server reads (PNG, JPEG, TIFF or GeoTIFF)", status=415
         )
+    return suffix
+
+
+def upload_size(data: bytes, filename: str | None) -> tuple[int, int]:
+    """(height, width) of uploaded image bytes from their header only (no pixel decoded).
+
+    Raises:
+        UploadError: as :func:`check_upload`, or a header that cannot be read (400).
+    """
+    suffix = check_upload(data, filename)
+    name = display_name(filename)
+    with tempfile.TemporaryDirectory(prefix="btdnet-serve-") as folder:
+        path = Path(folder) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            return image_size(path)
+        except ImageReadError as exc:
+            message = str(exc).replace(str(path), name).splitlines()[0]
+            raise UploadError(message if name in message else f"{name}: {message}") from exc
+
+
+def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
+    """Read uploaded bytes as an image.
+
+    Raises:
+        UploadError: empty upload (400), not a PNG/JPEG/TIFF (415), or a file of that kind
+            that cannot be decoded or is refused by the image reader (400); one line naming
+            the client's file name.
+    """
+    name = display_name(filename)
+    suffix = check_upload(data, filename)
     with tempfile.TemporaryDirectory(prefix="btdnet-serve-") as folder:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)

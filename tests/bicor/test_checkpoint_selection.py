@@ -13,7 +13,23 @@ from bicor.models import build_bicor
 from bicor.task import SegTask
 from btdnet.engine import Trainer
 from btdnet.engine.config import ConfigError
-from tests.bicor.test_bicor_task import _config
+
+
+def _run_config(tmp_path) -> dict:
+    """One epoch of the tiny model on a 4-image synthetic set, scored on its val split."""
+    return {
+        "output_dir": str(tmp_path / "run"),
+        "seed": 0,
+        "model": {"variant": "tiny", "pretrained": False, "overrides": {"num_layers": 1}},
+        "data": {
+            "dataset": "synthetic_seg", "root": str(tmp_path / "data"), "eval_splits": ["val"],
+            "image_size": 64, "scales": [1.0],
+            "generate_synthetic": {"train": 4, "val": 2, "size": 64, "seed": 0},
+        },
+        "eval": {"protocol": "geoseg", "selection": "authors"},
+        "train": {"epochs": 1, "batch_size": 2, "eval_batch_size": 2, "lr": 1e-3,
+                  "schedule": "cosine", "trackers": "none"},
+    }  # fmt: skip
 
 
 def _task(dataset: str, selection: str) -> SegTask:
@@ -65,8 +81,7 @@ def test_authors_rule_scores_without_tta(tmp_path):
 
 
 def test_checkpoint_records_its_rule_for_the_benchmark(tmp_path):
-    config = _config(tmp_path)
-    config["eval"]["selection"] = "authors"
+    config = _run_config(tmp_path)
     task = SegTask.from_config(config)
     task.prepare_data()
     Trainer(task, config, tmp_path / "run", show_progress=False).fit()

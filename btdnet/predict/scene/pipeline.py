@@ -237,6 +237,7 @@ def predict_scene(
         )
         processes = Processes(alone=alone)
         extra = {"truncated": truncated, "run_key": key}
+        extra["presence_head"] = bool(getattr(predictor, "has_presence_head", False))
         result = _run_scene(runner, processes, out_dir, name, manifest, options, progress, extra)
         if processes.is_main:
             result.record["wall_seconds"] = round(time.perf_counter() - started, 3)
@@ -273,6 +274,15 @@ def _run_scene(
             result.resumed_rows = resumed
     processes.barrier()
     return result
+
+
+def _presence_facts(head: bool, area_pixels: int) -> dict[str, Any]:
+    """``present`` of a scene answer: with a presence head, whether anything was found (tiles
+    the head calls absent add nothing); without one, None and the note that says why."""
+    from btdnet.presence import presence_note, present_answer
+
+    present = present_answer(True if head else None, area_pixels)
+    return {"present": present, **presence_note(present)}
 
 
 def _grid(source: SceneSource, options: SceneOptions, input_side: int) -> TileGrid:
@@ -399,6 +409,7 @@ def _assemble(
             "gsd": options.gsd,
             "vectors": asdict(options.vectors),
             "mode": "scene",
+            **_presence_facts(extra.get("presence_head", False), totals.area_pixels),
             **files,
             **extra,
         }

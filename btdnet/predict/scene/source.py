@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from btdnet.predict.geo import GeoReference, georeference_of, require_rasterio
-from btdnet.predict.image_io import TIFF_SUFFIXES, ImageReadError, read_image
+from btdnet.predict.image_io import TIFF_SUFFIXES, ImageReadError, read_image, real_values
 
 STRETCH_SAMPLE_SIDE = 1024
 
@@ -56,7 +56,7 @@ def stretch_limits(sample: np.ndarray, valid: np.ndarray) -> list[tuple[float, f
     """Per band (low, high) 2-98 percentiles of (C, h, w) ``sample`` over ``valid`` pixels."""
     limits = []
     for band in sample:
-        values = band[valid & np.isfinite(band)].astype(np.float64)
+        values = real_values(band[valid & np.isfinite(band)]).astype(np.float64)
         if values.size == 0:
             limits.append((0.0, 0.0))
             continue
@@ -73,7 +73,7 @@ def apply_stretch(bands: np.ndarray, limits: list[tuple[float, float]] | None) -
     for index, (band, (low, high)) in enumerate(zip(bands, limits)):
         if high <= low:
             continue
-        scaled = (band.astype(np.float64) - low) * (255.0 / (high - low))
+        scaled = (real_values(band).astype(np.float64) - low) * (255.0 / (high - low))
         out[index] = np.round(np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 255.0))
     return out
 
@@ -203,7 +203,7 @@ class SceneSource:
                 f"({type(exc).__name__}: {exc})"
             ) from exc
         valid = mask > 0  # (h, w)
-        if bands.dtype.kind == "f":
+        if bands.dtype.kind in "fc":
             valid &= np.isfinite(bands).all(axis=0)
         rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
         rgb = np.where(valid[:, :, None], rgb, 0).astype(np.uint8)
@@ -229,7 +229,7 @@ class SceneSource:
             indexes=self._bands, out_shape=(3, *shape), resampling=Resampling.average
         )  # (3, h, w)
         valid = self._dataset.dataset_mask(out_shape=shape) > 0  # (h, w)
-        if bands.dtype.kind == "f":
+        if bands.dtype.kind in "fc":
             valid &= np.isfinite(bands).all(axis=0)
         rgb = apply_stretch(bands, self._limits).transpose(1, 2, 0)  # (h, w, 3)
         return np.ascontiguousarray(np.where(valid[:, :, None], rgb, 0).astype(np.uint8))

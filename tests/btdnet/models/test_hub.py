@@ -236,3 +236,20 @@ def test_predict_and_serve_take_a_repo_id(checkpoint, tmp_path, monkeypatch, no_
     service = build_service(REPO, device="cpu", amp="none", batch_size=2, max_queue=4)
     assert service.info["checkpoint"] == REPO and service.info["variant"] == "tiny"
     service.close()
+
+
+def test_card_uses_the_runs_own_checkpoint_rule():
+    """A run chosen by the authors' rule (best mF1) shows that record and the rule."""
+    from btdnet.models.model_card import best_evaluation, results_section
+
+    rule = "best mF1 on test without TTA (the authors' rule)"
+    records = [
+        {"split": "test", "epoch": 1, "mIoU": 70.0, "mF1": 80.0, "OA": 90.0, "selection": rule},
+        {"split": "test", "epoch": 2, "mIoU": 71.0, "mF1": 79.0, "OA": 90.0, "selection": rule},
+    ]
+    best = best_evaluation(records, "bicor", {})
+    assert best.epoch == 1 and best.metrics["mF1"] == 80.0 and best.selection == rule
+    assert f"Checkpoint chosen by: {rule}." in results_section(best)
+    plain = best_evaluation([{k: v for k, v in r.items() if k != "selection"} for r in records],
+                            "bicor", {})  # fmt: skip
+    assert plain.epoch == 2 and plain.selection is None  # mIoU without a recorded rule

@@ -83,3 +83,34 @@ def test_read_only_output_folder_for_a_real_user(tmp_path, capsys, checkpoint) -
     assert status == 2 and err == [
         f"{ERROR}{out}: output folder is not writable (Permission denied)"
     ]
+
+
+def test_pixel_limit_of_one_is_not_reported_as_zero(tmp_path) -> None:
+    from btdnet.predict.image_io import ImageTooLargeError, read_image
+
+    path = _png(tmp_path / "small.png")
+    with pytest.raises(ImageTooLargeError) as caught:
+        read_image(path, max_pixels=1)
+    assert "27x21 is 567 pixels, above the limit of 1 pixel;" in str(caught.value)
+
+
+def test_complex_tiff_is_read_as_amplitude_without_a_warning(tmp_path, recwarn) -> None:
+    rasterio = pytest.importorskip("rasterio")
+    from btdnet.predict.image_io import read_image
+    from btdnet.predict.scene.source import SceneSource
+
+    amplitude = np.linspace(1.0, 100.0, 40 * 50).reshape(40, 50)
+    samples = (amplitude * np.exp(1j * np.linspace(0, 6.0, 40 * 50).reshape(40, 50))).astype(
+        np.complex64
+    )
+    path = tmp_path / "slc.tif"
+    profile = {"driver": "GTiff", "height": 40, "width": 50, "count": 1, "dtype": "complex64"}
+    with rasterio.open(path, "w", **profile) as dataset:
+        dataset.write(samples[None])
+    whole = read_image(path).pixels[..., 0].astype(int)  # (H, W)
+    assert whole[0, 0] == 0 and whole[-1, -1] == 255  # 2-98 % stretch of the amplitude
+    assert (np.diff(whole.ravel()) >= 0).all()  # it grows with the amplitude, not the phase
+    with SceneSource(path) as source:
+        rgb, valid = source.read(0, 0, 32)
+    assert valid.all() and (np.diff(rgb[0, :, 0].astype(int)) >= 0).all()
+    assert [str(w.message) for w in recwarn if "omplex" in str(w.message)] == []

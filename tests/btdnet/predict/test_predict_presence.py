@@ -14,6 +14,7 @@ from btdnet.models import build_model
 from btdnet.predict import Predictor
 from btdnet.predict.cli import main
 from btdnet.predict.overlay import caption_text
+from btdnet.predict.predictor import summarise
 
 
 def _presence_checkpoint(folder, presence_bias: float):
@@ -72,13 +73,25 @@ def test_threshold_is_an_option(even_checkpoint):
         Predictor.from_pretrained(even_checkpoint, device="cpu", presence_threshold=2.0)
 
 
-def test_model_without_head_always_answers_present(checkpoint):
+def test_model_without_head_cannot_say_present_or_absent(checkpoint):
     predictor = Predictor.from_pretrained(checkpoint, device="cpu", presence_threshold=0.99)
     assert not predictor.has_presence_head
     predictor.set_image(IMAGE)
     prediction = predictor.predict("the red roof")
-    assert prediction.present is True and prediction.presence is None
+    assert prediction.area > 0  # it marked something, and still does not claim it is there
+    assert prediction.present is None and prediction.presence is None
     np.testing.assert_array_equal(prediction.mask, prediction.probability > 0.5)
+
+
+def test_present_is_never_true_with_an_empty_mask():
+    nothing = np.full((6, 8), 0.2, np.float32)  # the head says present, nothing is marked
+    assert summarise("a", nothing, False, present=True, presence=0.9).present is False
+    assert summarise("a", nothing, False, present=None).present is None  # no head
+    some = nothing.copy()
+    some[2, 3] = 0.8
+    answer = summarise("a", some, False, present=True, presence=0.9)
+    assert answer.present is True and answer.area == 1
+    assert summarise("a", some, False, present=False, presence=0.1).area == 0
 
 
 def test_caption_says_not_found():
@@ -125,4 +138,5 @@ def test_cli_json_and_files(tmp_path, capsys, absent_checkpoint, checkpoint):
         ]
     )  # fmt: skip
     record = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert code == 0 and record["present"] is True and record["presence"] is None
+    assert code == 0 and record["present"] is None and record["presence"] is None
+    assert record["present_note"] == "this model has no presence head: it cannot say absent"

@@ -85,6 +85,10 @@ def test_predict_matches_the_predictor(client, predictor):
         "width": 61,
         "height": 45,
         "georeferenced": False,
+        "mode": "whole",  # 61 px: not more than twice the model's 96
+        "mode_forced": False,
+        "resize_factor": 0.635,  # 61 / 96: enlarged to the model's input
+        "resized_to": 96,
     }
     for got, want in zip(answer["predictions"], expected):
         mask = decode_png(got["mask_png"])
@@ -93,7 +97,8 @@ def test_predict_matches_the_predictor(client, predictor):
         assert got["score"] == pytest.approx(want.score, abs=1e-4)
         assert got["area"] == want.area
         assert got["bbox"] == (list(want.bbox) if want.bbox else None)
-        assert got["present"] is True and got["presence"] is None  # no presence head
+        assert got["present"] is None and got["presence"] is None  # no presence head
+        assert got["present_note"] == "this model has no presence head: it cannot say absent"
         assert len(got["correlation_png"]) == len(want.correlation) > 0
         for encoded, values in zip(got["correlation_png"], want.correlation):
             assert decode_png(encoded).shape == (*values.shape, 3)
@@ -189,6 +194,7 @@ class _BlockingPredictor:
     """Stands in for the model: ``predict`` waits until the test releases it."""
 
     device = "cpu"
+    input_side = 96
 
     def __init__(self):
         self.release = threading.Event()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -119,7 +121,9 @@ def test_unicode_digits_and_empty_tile_are_400(predictor, tile) -> None:
         response = client.post("/predict", data={"text": "a", "tile": tile}, files=files)
     service.close()
     assert response.status_code == 400
-    assert response.json()["error"].startswith("tile must be 'auto' or a tile side in pixels")
+    assert response.json()["error"].startswith(
+        "tile must be 'auto', 'none' (whole image) or a tile"
+    )
 
 
 def test_404_405_and_malformed_multipart_answer_error_json(predictor) -> None:
@@ -149,3 +153,18 @@ def test_invisible_text_is_refused_like_an_empty_one(predictor) -> None:
     assert response.json() == {
         "error": "text 2 is empty (or invisible): give an expression to segment"
     }
+
+
+def test_scene_request_without_georeference_prints_no_warning(predictor) -> None:
+    plain = io.BytesIO()
+    Image.fromarray(random_image(4, 40, 40)).save(plain, format="TIFF")
+    service = InferenceService(predictor)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with TestClient(create_app(service)) as client:
+            files = {"image": ("plain.tif", plain.getvalue())}
+            response = client.post("/predict", data={"text": "a", "tile": "auto"}, files=files)
+    service.close()
+    assert response.status_code == 200 and response.json()["image"]["georeferenced"] is False
+    assert [str(w.message) for w in caught if "georeference" in str(w.message)] == []
+    assert [str(w.message) for w in caught if "geotransform" in str(w.message)] == []

@@ -264,9 +264,13 @@ def test_scene_answer_equals_predict_scene_field_by_field(tmp_path) -> None:
     np.testing.assert_array_equal(decode_png(got["mask_png"]) == 255, expected_mask)
     # score: the objects' scores weighted by their pixels, (100 * 230 + 400 * 153) / 500 / 255
     assert got["score"] == pytest.approx(0.6604, abs=1e-4)
-    assert got["bbox"] == [15, 10, 95, 95] and got["area"] == 500 == record["area_pixels"]
-    assert got["present"] is True and got["presence"] is None and got["truncated"] is False
-    assert (got["objects"], got["tiles"], got["tiles_skipped"]) == (
+    assert got["bbox"] is None and got["area"] == 500 == record["area_pixels"]
+    assert got["objects"] == [  # one box and area per object, not one box over both
+        {"id": 1, "bbox": [15, 10, 25, 20], "area_pixels": 100, "area": 25.0},
+        {"id": 2, "bbox": [75, 75, 95, 95], "area_pixels": 400, "area": 100.0},
+    ]
+    assert got["present"] is None and got["presence"] is None and got["truncated"] is False
+    assert (got["object_count"], got["tiles"], got["tiles_skipped"]) == (
         record["objects"],
         record["tiles"],
         record["tiles_skipped"],
@@ -279,4 +283,9 @@ def test_scene_answer_equals_predict_scene_field_by_field(tmp_path) -> None:
         "width": 170,
         "height": 150,
         "georeferenced": True,
+        "mode": "scene",
+        "mode_forced": True,  # tile=96 asked for it: no mode_note
+        "tile": 96,
+        "overlap": 12,
+        "tiles": 4,
     }

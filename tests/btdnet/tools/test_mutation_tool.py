@@ -1,4 +1,5 @@
-"""scripts/mutation.py: the logic that decides what is scored (no Cosmic Ray needed).
+"""btdnet.tools.mutation (scripts/mutation.py): the logic that decides what is scored (no Cosmic
+Ray needed).
 
 A module whose tests are missing from the suite, or fail unmutated, must be skipped with one line
 and left out of the totals: scoring it would count every mutant as killed (failing suite) or
@@ -7,24 +8,16 @@ abort the whole run. The before/after table must add up only modules scored on b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from btdnet.tools import mutation
+from btdnet.tools.mutation_report import format_report
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("mutation", REPO / "scripts" / "mutation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-mutation = _load()
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _tree(tmp_path: Path, test_body: str) -> Path:
@@ -126,7 +119,7 @@ def _result(module, killed, survived, outcomes=None, skipped=None):
 
 def test_report_leaves_skipped_modules_out_of_the_total():
     results = [_result("a.py", 3, 1), _result("b.py", 0, 0, skipped="its tests fail")]
-    report = mutation._report(results, "working tree")
+    report = format_report(results, "working tree")
     assert "1 of 4 mutants survived (25.0%) over 1 modules; 1 skipped." in report
     assert "| a.py | 10 | 4 | 3 | 1 | 25.0% |" in report
     assert "| b.py | - | - | - | - | skipped: its tests fail |" in report
