@@ -49,6 +49,10 @@ def test_output_shapes(size: int) -> None:
     assert out.loss is out.losses["total"]
     without = model.eval()(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
     assert without.loss is None and without.losses == {}
+    # each sample's answer is its own: the second sample alone gives the same logits
+    alone = model(batch["pixel_values"][1:], batch["input_ids"][1:], batch["attention_mask"][1:])
+    torch.testing.assert_close(alone.target_logits[0], without.target_logits[1])
+    torch.testing.assert_close(alone.background_logits[0], without.background_logits[1])
 
 
 def test_total_loss_uses_the_configured_weights() -> None:

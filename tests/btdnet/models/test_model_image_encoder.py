@@ -24,6 +24,9 @@ def test_swin_stage_shapes(size: int) -> None:
         (2, c, size // s, size // s) for c, s in zip(encoder.channels, encoder.strides)
     ]
     assert all(torch.isfinite(f).all() for f in feats)
+    # each image's features are its own: the second image alone gives the same maps
+    for alone, both in zip(encoder(x[1:]), feats):
+        torch.testing.assert_close(alone[0], both[1], atol=1e-5, rtol=1e-4)
 
 
 def test_swin_stages_match_timm_forward_intermediates() -> None:

@@ -425,6 +425,21 @@ def test_probability_of_exactly_one_half_is_not_target(tmp_path, tiny) -> None:
     ).all()  # 127.5, 191.25
 
 
+def test_one_half_in_the_band_two_rows_share_is_not_target(tmp_path, tiny) -> None:
+    """Two rows of tiles (starts 0 and 84) over one column: rows 84..95 are blended from both,
+    and 0.5 (1 - w) + 0.5 w is exactly 0.5 in float32."""
+    path = write_tiff(tmp_path / "two.tif", np.full((3, 180, 96), 90, dtype=np.uint8))
+    record = (
+        Predictor(StubModel(tiny, half_left), device="cpu")
+        .predict_scene(path, "x", tmp_path / "out", overlap=12)
+        .record
+    )
+    assert record["tiles"] == 2
+    expected = np.zeros((180, 96), dtype=bool)
+    expected[:, 48:] = True
+    np.testing.assert_array_equal(read_band(record["mask_geotiff"]) > 0, expected)
+
+
 @pytest.mark.parametrize(("threshold", "present"), [(0.5, True), (0.6, False)])
 def test_presence_equal_to_the_threshold_is_present(tmp_path, tiny, threshold, present) -> None:
     path = write_tiff(tmp_path / "one.tif", np.full((3, 96, 96), 90, dtype=np.uint8))
