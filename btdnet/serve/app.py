@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from btdnet.colormap import overlay_scheme
 from btdnet.errors import one_line
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.scene.limits import SceneTooLargeError
@@ -200,6 +201,11 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
         return HTMLResponse(_page("index.html"))
+
+    @app.get("/overlay.json", include_in_schema=False)
+    def overlay() -> dict[str, Any]:
+        """The overlay colours and legend words the page draws with (btdnet.colormap)."""
+        return overlay_scheme()
 
     @app.get("/app.js", include_in_schema=False)
     def script() -> Response:
