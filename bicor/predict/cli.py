@@ -20,7 +20,7 @@ from pathlib import Path
 from bicor.data.palettes import PALETTES
 from bicor.tta import TTA_WORDS, parse_tta_spec
 from btdnet.cli_options import add_device_option
-from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
+from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 PROG = "bicor-predict"
 EXIT_OK, EXIT_FATAL = 0, 2

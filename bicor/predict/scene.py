@@ -26,13 +26,18 @@ import torch
 
 from bicor.tta import TestTimeAugment
 from btdnet.normalization import normalize_array
-from btdnet.predict.scene.limits import (
+from btdnet.predict.scene.source import SceneSource
+from btdnet.tiling import (
     DEFAULT_SCENE_MAX_PIXELS,
     DEFAULT_SCENE_MAX_TILES,
+    RowBlend,
+    RowSplit,
+    TileGrid,
     check_scene_size,
+    default_overlap,
+    resolve_tile,
+    stitch,
 )
-from btdnet.predict.scene.source import SceneSource
-from btdnet.tiling import RowBlend, RowSplit, TileGrid, default_overlap, resolve_tile, stitch
 
 NODATA = 255
 
@@ -48,7 +53,7 @@ class SegmentOptions:
         tta: test-time views averaged on every tile (default: none).
         device: where the model runs.
         max_pixels, max_tiles: refuse an image with more pixels or tiles before any tile
-            runs (``None``: no limit; :mod:`btdnet.predict.scene.limits`).
+            runs (``None``: no limit; :mod:`btdnet.tiling`).
     """
 
     tile: int | str = "auto"
