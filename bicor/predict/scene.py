@@ -54,6 +54,7 @@ class SegmentOptions:
         device: where the model runs.
         max_pixels, max_tiles: refuse an image with more pixels or tiles before any tile
             runs (``None``: no limit; :mod:`btdnet.tiling`).
+        on_tiles: called with the number of tiles done after every batch (progress).
     """
 
     tile: int | str = "auto"
@@ -63,6 +64,7 @@ class SegmentOptions:
     device: str = "cpu"
     max_pixels: int | None = DEFAULT_SCENE_MAX_PIXELS
     max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
+    on_tiles: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -109,15 +111,16 @@ class RowSegmenter:
             batch = range(first, min(first + self.options.batch_size, columns.count))
             reads = [self.source.read(y0, columns.start(j), tile) for j in batch]
             kept = [k for k, (_, valid) in enumerate(reads) if valid.any()]
-            if not kept:
-                continue  # no data in these tiles: nothing to run, their pixels stay nodata
-            logits = self.logits([reads[k][0] for k in kept])
+            if kept:  # tiles without data are not run: their pixels stay nodata
+                logits = self.logits([reads[k][0] for k in kept])
             for slot, k in enumerate(kept):
                 rgb, valid = reads[k]
                 valid = valid.astype(np.float32)  # (T, T)
                 rgb = rgb.transpose(2, 0, 1).astype(np.float32)  # (3, T, T)
                 stacked = np.concatenate([logits[slot], valid[None], rgb]) * valid
                 blend.add(batch[k], stacked)
+            if self.options.on_tiles is not None:
+                self.options.on_tiles(len(batch))
         return blend.split()
 
 

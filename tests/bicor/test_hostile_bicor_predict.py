@@ -26,7 +26,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def _run(capsys, *args) -> tuple[int, list[str]]:
-    status = main([str(a) for a in args])
+    status = main([str(a) for a in args] + ["--no-progress"])
     return status, capsys.readouterr().err.strip().splitlines()
 
 
@@ -73,3 +73,4 @@ def test_link_at_an_output_name_is_refused(tmp_path, capsys, checkpoint, name) -
     status, err = _run(capsys, *argv)
     assert status == 2 and notes.read_text() == "mine" and (out / name).is_symlink()
     assert len(err) == 1 and "symbolic link" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == [name]  # no file of the set was written
