@@ -25,6 +25,13 @@ The closed-set benchmark keeps its authors' protocol (GeoSeg's sliding window): 
 the image padded until the windows tile it (:func:`padded_length`, ``pad``), and overlapping
 windows averaged with equal weights (``1 /`` :func:`coverage`); the training data's evaluation
 crops use the same :func:`window_starts`.
+
+Who uses what: btdnet's scene mode (:mod:`btdnet.predict.scene`, and through it the scene
+benchmark, :mod:`btdnet.tools.benchmark_scene`, and the server's scene jobs) and
+``bicor-predict`` (:mod:`bicor.predict.scene`) place tiles with :class:`TileGrid` and blend
+them with :class:`RowBlend` and :func:`stitch`; BiCoR-Seg's evaluation
+(:func:`bicor.inference.sliding_window_predict`) and its training crops use
+:func:`window_starts`, :func:`padded_length` and :func:`coverage`.
 """
 
 from __future__ import annotations
