@@ -261,9 +261,13 @@ class Predictor:
         amp: str | None = None,
         batch_size: int = 8,
         presence_threshold: float | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
     ) -> Predictor:
         """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``) or a
-        Hugging Face Hub repo id (``owner/name[@revision]``, through the Hugging Face cache).
+        Hugging Face Hub repo id (``owner/name``, through the Hugging Face cache; ``revision``,
+        ``token`` and ``cache_dir`` as huggingface_hub takes them).
 
         Raises:
             CheckpointError: the folder is missing, has no weights, or holds another model.
@@ -273,7 +277,9 @@ class Predictor:
         _amp_dtype(amp)
         from btdnet.models.variants import load_model  # the model code only when loading
 
-        model = load_model(checkpoint_dir, training=False)
+        model = load_model(
+            checkpoint_dir, training=False, revision=revision, token=token, cache_dir=cache_dir
+        )
         return cls(
             model,
             device=resolved,

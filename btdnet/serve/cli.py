@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from btdnet.cli_options import add_amp_option, add_device_option
@@ -123,6 +124,18 @@ def scene_limits(args: argparse.Namespace) -> Any:
     )
 
 
+def public_checkpoint_name(checkpoint: str | Path) -> str:
+    """What clients are told the model is: a Hub repo id as given, a local folder by name only
+    (``<run>/<checkpoint>`` for a run's ``checkpoints/`` entry), never the server's path."""
+    path = Path(checkpoint)
+    if not path.exists():
+        return str(checkpoint)  # a Hub repo id (a missing folder never gets this far)
+    path = path.resolve()
+    if path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name}/{path.name}"
+    return path.name
+
+
 def build_service(
     checkpoint: str,
     *,
@@ -143,7 +156,7 @@ def build_service(
 
     predictor = Predictor.from_pretrained(checkpoint, device=device, amp=amp, batch_size=batch_size)
     info = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": public_checkpoint_name(checkpoint),  # shown on the page: no server path
         "model_type": "btdnet",
         "variant": getattr(predictor.model.config, "variant", None),
         "image_size": predictor.input_side,
