@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from btdnet.errors import one_line
-from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
+from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
 Scene mode (chosen by default for an image more than 2x the model's input side; --tile
