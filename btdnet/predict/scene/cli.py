@@ -249,6 +249,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             amp=args.amp,
             batch_size=args.batch_size,
             presence_threshold=getattr(args, "presence_threshold", None),
+            revision=getattr(args, "revision", None),
         )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc
