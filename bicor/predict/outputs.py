@@ -32,7 +32,7 @@ from bicor.predict.scene import NODATA, SegmentOptions, SegmentResult, segment_i
 from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.image_io import TIFF_SUFFIXES
 from btdnet.predict.scene.source import SceneSource
-from btdnet.safe_write import atomic_output, write_text_atomic
+from btdnet.safe_write import atomic_outputs
 
 BLOCK = 256
 GDAL_CACHE_MB = 64  # GDAL's block cache (default 5 % of RAM) held to this while writing
@@ -168,16 +168,21 @@ def write_outputs(
     stem = source.path.stem
     tiff = source.path.suffix.lower() in TIFF_SUFFIXES
     class_path = out_dir / f"{stem}_classes{'.tif' if tiff else '.png'}"
-    writer = _segment_to_tiff if tiff else _segment_to_png
-    with atomic_output(class_path) as tmp, _tile_bar(source, model, options, progress) as bar:
-        result, thumbnail = writer(tmp, model, source, palette, replace(options, on_tiles=bar))
-    ids, rgb = thumbnail.arrays()
-    overlay = render_class_overlay(rgb, ids, palette, result.counts, source.path.name)
     overlay_path = out_dir / f"{stem}_overlay.png"
-    with atomic_output(overlay_path) as tmp:
-        overlay.save(tmp, format="PNG")
-    areas = class_areas(result.counts, palette, source.geo)
-    areas_path = write_text_atomic(out_dir / f"{stem}_areas.json", json.dumps(areas, indent=1))
+    areas_path = out_dir / f"{stem}_areas.json"
+    writer = _segment_to_tiff if tiff else _segment_to_png
+    # The three files replace the previous ones together, only when all are written; a link
+    # at any of their names is refused before any tile runs.
+    with atomic_outputs([class_path, overlay_path, areas_path]) as (classes, picture, table):
+        with _tile_bar(source, model, options, progress) as bar:
+            result, thumbnail = writer(
+                classes, model, source, palette, replace(options, on_tiles=bar)
+            )
+        ids, rgb = thumbnail.arrays()
+        overlay = render_class_overlay(rgb, ids, palette, result.counts, source.path.name)
+        overlay.save(picture, format="PNG")
+        areas = class_areas(result.counts, palette, source.geo)
+        table.write_text(json.dumps(areas, indent=1), encoding="utf-8")
     grid = result.grid
     return {
         "image": str(source.path),

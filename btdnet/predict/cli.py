@@ -60,7 +60,8 @@ between its 2nd and 98th percentiles unless --stretch says otherwise (docs/predi
 
 Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
 and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
-.geojson of the mask's polygons in that CRS (needs `pip install btdnet[geo]`). One JSON line
+.geojson of the mask's polygons in WGS 84 longitude/latitude (RFC 7946; --geojson-crs native
+keeps the image's CRS; needs `pip install btdnet[geo]`). One JSON line
 per prompt goes to stdout and to OUT/predictions.jsonl, which is replaced (by a rename,
 never through a symbolic link) only once the model has loaded: a failed start leaves the last
 run's file as it was. A prompt that fails (unreadable image, out of memory, ...) is reported on

@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from btdnet.colormap import overlay_scheme
 from btdnet.errors import one_line
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
-from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.predict.scene.source import NotGeoreferencedWarning
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
@@ -37,6 +36,7 @@ from btdnet.serve.upload import (
     upload_size,
 )
 from btdnet.text import clean_expression
+from btdnet.tiling import SceneTooLargeError
 
 logger = logging.getLogger(__name__)
 

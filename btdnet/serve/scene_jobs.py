@@ -20,9 +20,9 @@ import numpy as np
 
 from btdnet.errors import one_line
 from btdnet.predict.image_io import ImageReadError
-from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.presence import presence_note
 from btdnet.serve.answers import png_base64
+from btdnet.tiling import SceneTooLargeError
 
 MIN_TILE = 32
 

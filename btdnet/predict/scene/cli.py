@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from btdnet.errors import one_line
-from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
+from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
 Scene mode (chosen by default for an image more than 2x the model's input side; --tile
@@ -21,13 +21,15 @@ another SIZE is resized to it), overlapping by --overlap pixels and blended smoo
 bounded memory. The words of an expression then refer to ONE TILE: "the ship on the left"
 means on the left of a tile, not of the scene; say what to find ("the storage tanks").
 Per prompt OUT receives <name>.tif (mask, Cloud-Optimized GeoTIFF with overviews, the
-scene's CRS and transform), <name>.geojson and <name>.gpkg (one polygon per object with its
-score and its area in map units), <name>_preview.png (the scene downsampled with the objects
-outlined), optionally <name>_probability.tif, and <name>.json (the JSON line: objects, area,
-tiles, tiles skipped). Nodata pixels are never target. An
-interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing finished rows
-of tiles. Under `accelerate launch --num_processes N` the rows of tiles are shared among the
-processes and the result equals one process's."""
+scene's CRS and transform), <name>.geojson (WGS 84) and <name>.gpkg (the scene's CRS): one
+polygon per object with its score and its area in map units, <name>_preview.png (the
+scene downsampled with the objects outlined), optionally <name>_probability.tif, and
+<name>.json (the JSON line: objects, area, tiles, tiles skipped). Nodata pixels are never
+target. An interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing
+finished rows of tiles, and skips scenes already finished. Under `accelerate launch
+--num_processes N` several scenes (a folder, a prompts file) are shared whole among the
+processes, one scene's rows of tiles otherwise; the result equals one process's;
+OUT/summary.json ends the run."""
 
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:

@@ -36,12 +36,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.scene.limits import (
-    DEFAULT_SCENE_MAX_PIXELS,
-    DEFAULT_SCENE_MAX_TILES,
-    SceneTooLargeError,
-    check_scene_size,
-)
 from btdnet.predict.scene.preview import render_preview
 from btdnet.predict.scene.rows import PartError, RowPart, RowRunner, part_path
 from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
@@ -64,7 +58,15 @@ from btdnet.predict.scene.writer import (
 from btdnet.predict.vectors import VectorOptions
 from btdnet.presence import check_presence_threshold
 from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
-from btdnet.tiling import TileGrid, default_overlap, resolve_tile
+from btdnet.tiling import (
+    DEFAULT_SCENE_MAX_PIXELS,
+    DEFAULT_SCENE_MAX_TILES,
+    SceneTooLargeError,
+    TileGrid,
+    check_scene_size,
+    default_overlap,
+    resolve_tile,
+)
 
 GDAL_CACHE_MB = 64
 
