@@ -145,6 +145,8 @@ def _options(args: argparse.Namespace) -> Any:
         max_pixels=args.scene_max_pixels or None,
         max_tiles=args.scene_max_tiles or None,
         vectors=vector_options(args),
+        bands=getattr(args, "band_numbers", None),
+        **({"stretch": args.stretch_rule} if getattr(args, "stretch_rule", None) else {}),
     )
 
 
