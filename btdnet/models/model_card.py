@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from btdnet.engine.config import ConfigError, safe_yaml
 from btdnet.models.serialization import CONFIG_NAME, CheckpointError
 
 # per model type: the metric that selects the best checkpoint, and the metrics shown
@@ -53,13 +54,13 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
             f"{run}: not a training run folder (needs config.yaml and metrics.jsonl)"
         )
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        config = safe_yaml(config_path.read_text(encoding="utf-8")) or {}  # aliases bounded
         records = [
             json.loads(line)
             for line in metrics_path.read_text(encoding="utf-8").splitlines()
             if line.strip()
         ]
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (yaml.YAMLError, ConfigError, ValueError, RecursionError) as error:
         raise CheckpointError(f"{run}: unreadable run files ({error})") from error
     return config, records
 
