@@ -145,6 +145,8 @@ def _options(args: argparse.Namespace) -> Any:
         max_pixels=args.scene_max_pixels or None,
         max_tiles=args.scene_max_tiles or None,
         vectors=vector_options(args),
+        bands=getattr(args, "band_numbers", None),
+        **({"stretch": args.stretch_rule} if getattr(args, "stretch_rule", None) else {}),
     )
 
 
@@ -253,6 +255,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             amp=args.amp,
             batch_size=args.batch_size,
             presence_threshold=getattr(args, "presence_threshold", None),
+            revision=getattr(args, "revision", None),
         )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc
