@@ -210,8 +210,10 @@ def _run_jobs(
     """Run this process's share of ``jobs``; returns their outcomes (see ``batch``)."""
     from btdnet.predict.scene.batch import CollectingReporter, JobOutcome, my_jobs
 
-    single = args.prompts is None and args.image.is_file()
     share = processes.count > 1 and len(jobs) > 1
+    # Sharing scenes, a problem is reported on its job's line, never fatal: a process that
+    # stopped early would leave the others waiting to gather its outcomes.
+    single = args.prompts is None and args.image.is_file() and not share
     outcomes = []
     for index in my_jobs(len(jobs), processes.index, processes.count, share):
         outcome = JobOutcome(index, processes.index)
