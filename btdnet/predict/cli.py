@@ -100,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "read from it without network under HF_HUB_OFFLINE=1)",
     )
     parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    )
+    parser.add_argument(
         "--image",
         type=Path,
         metavar="PATH",
@@ -454,17 +459,19 @@ def _load_predictor(args: argparse.Namespace) -> Any:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
+            warnings.simplefilter("always", FutureWarning)
             predictor = Predictor.from_pretrained(
                 args.checkpoint,
                 device=args.device,
                 amp=args.amp,
                 batch_size=args.batch_size,
                 presence_threshold=args.presence_threshold,
+                revision=args.revision,
             )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(_failure(exc)) from exc
     for item in caught:  # e.g. a checkpoint holding NaN weights: one line each
-        if issubclass(item.category, UserWarning):
+        if issubclass(item.category, (UserWarning, FutureWarning)):  # Future: the @revision id
             print(f"{PROG}: warning: {one_line(str(item.message))}", file=sys.stderr)
         else:
             warnings.showwarning(item.message, item.category, item.filename, item.lineno)
