@@ -100,8 +100,7 @@ def test_alias_bomb_in_the_run_config_is_one_line(tmp_path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     levels = "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n"
-        for i in range(8)
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
     )
     (run / "config.yaml").write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + levels)
     (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
