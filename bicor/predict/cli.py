@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a legend, per-class areas (JSON).",
     )
     parser.add_argument("--checkpoint", required=True, help="BiCoR-Seg folder or Hub repo id")
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    )
     parser.add_argument("--image", required=True, type=Path, help="GeoTIFF, TIFF, PNG or JPEG")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument(
@@ -115,7 +120,7 @@ def _run(args: argparse.Namespace) -> dict:
         state = "not found" if not args.image.exists() else "is not a file"
         raise ValueError(f"{args.image}: image file {state}")
     device = pick_device(args.device)
-    model = load_bicor(args.checkpoint, map_location=device)
+    model = load_bicor(args.checkpoint, map_location=device, revision=args.revision)
     palette = palette_for(model.class_names, args.palette)
     options = SegmentOptions(
         args.tile,

@@ -444,6 +444,8 @@ class Predictor:
         presence_threshold: float | None = None,
         vectors: Any = None,
         limits: dict[str, int | None] | None = None,
+        bands: tuple[int, ...] | None = None,
+        stretch: Any = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
@@ -451,7 +453,8 @@ class Predictor:
         :class:`~btdnet.predict.scene.SceneOptions` for the arguments (``presence_threshold``:
         this call's, else the predictor's; ``vectors``: a
         :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON; ``limits``:
-        ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none). Returns a
+        ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none; ``bands``,
+        ``stretch``: :mod:`btdnet.predict.bands`, as for a whole image). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
@@ -465,6 +468,8 @@ class Predictor:
             batch_size=batch_size,
             presence_threshold=presence_threshold,
             **({} if vectors is None else {"vectors": vectors}),
+            **({} if stretch is None else {"stretch": stretch}),
+            bands=bands,
             **(limits or {}),
         )
         return predict_scene(

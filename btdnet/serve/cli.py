@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
         "Hub repo id such as user/btdnet-rrsisd (through the Hugging Face cache)",
     )
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     parser.add_argument(
@@ -144,6 +149,7 @@ def build_service(
     batch_size: int,
     max_queue: int,
     max_scene_queue: int = 2,
+    revision: str | None = None,
 ) -> InferenceService:
     """Load the checkpoint (a folder or Hub repo id) into the one shared service.
 
@@ -154,7 +160,9 @@ def build_service(
     from btdnet.predict.predictor import Predictor
     from btdnet.serve.service import InferenceService
 
-    predictor = Predictor.from_pretrained(checkpoint, device=device, amp=amp, batch_size=batch_size)
+    predictor = Predictor.from_pretrained(
+        checkpoint, device=device, amp=amp, batch_size=batch_size, revision=revision
+    )
     info = {
         "checkpoint": public_checkpoint_name(checkpoint),  # shown on the page: no server path
         "model_type": "btdnet",
@@ -205,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_queue=args.max_queue,
             max_scene_queue=args.max_scene_queue,
+            revision=args.revision,
         )
     except ValueError as exc:  # CheckpointError is a ValueError; so are bad device/amp names
         print(f"{PROG}: error: {exc}", file=sys.stderr)

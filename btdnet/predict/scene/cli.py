@@ -145,6 +145,8 @@ def _options(args: argparse.Namespace) -> Any:
         max_pixels=args.scene_max_pixels or None,
         max_tiles=args.scene_max_tiles or None,
         vectors=vector_options(args),
+        bands=getattr(args, "band_numbers", None),
+        **({"stretch": args.stretch_rule} if getattr(args, "stretch_rule", None) else {}),
     )
 
 
@@ -208,8 +210,10 @@ def _run_jobs(
     """Run this process's share of ``jobs``; returns their outcomes (see ``batch``)."""
     from btdnet.predict.scene.batch import CollectingReporter, JobOutcome, my_jobs
 
-    single = args.prompts is None and args.image.is_file()
     share = processes.count > 1 and len(jobs) > 1
+    # Sharing scenes, a problem is reported on its job's line, never fatal: a process that
+    # stopped early would leave the others waiting to gather its outcomes.
+    single = args.prompts is None and args.image.is_file() and not share
     outcomes = []
     for index in my_jobs(len(jobs), processes.index, processes.count, share):
         outcome = JobOutcome(index, processes.index)
@@ -251,6 +255,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             amp=args.amp,
             batch_size=args.batch_size,
             presence_threshold=getattr(args, "presence_threshold", None),
+            revision=getattr(args, "revision", None),
         )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc

@@ -156,3 +156,30 @@ def test_a_card_without_run_or_code_link_says_so(checkpoint, monkeypatch):
 def test_a_bad_code_url_is_refused(checkpoint, url):
     with pytest.raises(ValueError, match="not an https:// URL"):
         model_card(checkpoint, REPO, code_url=url)
+
+
+def test_the_commands_take_revision(fake_hub, tmp_path, capsys):
+    from PIL import Image
+
+    from btdnet.predict.cli import main as predict_main
+
+    image = tmp_path / "scene.png"
+    Image.new("RGB", (33, 27), (90, 120, 60)).save(image)
+    argv = ["--image", str(image), "--text", "the field", "--device", "cpu"]
+    out = ["--out", str(tmp_path / "a")]
+    assert predict_main(["--checkpoint", REPO, "--revision", "v1", *argv, *out]) == 0
+    assert _options(fake_hub[-1]) == (REPO, {"revision": "v1", "token": None, "cache_dir": None})
+    capsys.readouterr()
+    out = ["--out", str(tmp_path / "b")]
+    assert predict_main(["--checkpoint", f"{REPO}@v2", *argv, *out]) == 0
+    assert _options(fake_hub[-1])[1]["revision"] == "v2"
+    warned = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 1 and warned[0].startswith("btdnet-predict: warning: someone/")
+    assert "read as revision='v2'" in warned[0]
+
+    pytest.importorskip("fastapi")
+    from btdnet.serve.cli import build_service
+
+    service = build_service(REPO, device="cpu", amp="no", batch_size=2, max_queue=4, revision="v3")
+    service.close()
+    assert _options(fake_hub[-1])[1]["revision"] == "v3"
