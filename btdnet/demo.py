@@ -54,10 +54,11 @@ def write_gallery(
 ) -> list[tuple[Path, str]]:
     """The best, median and worst test samples by IoU, and one swapped expression.
 
-    Each picture shows the prediction (red fill and outline) and the ground truth (yellow
-    outline) on the image enlarged to 512 px, with the expression and the IoU above it. The
-    swapped sample is the one whose true expression scored best: with another object's
-    expression the model should now paint that other object, not the outlined target.
+    Each picture shows the prediction (a yellow ring outside it) and the ground truth (magenta
+    outline inside it; the colours of :mod:`btdnet.colormap`) on the image enlarged to 512 px,
+    with the expression and the IoU above it. The swapped sample is the one whose true
+    expression scored best: with another object's expression the model should now paint that
+    other object, not the outlined target.
 
     Returns:
         ``(png path, caption)`` per picture.

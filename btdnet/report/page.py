@@ -13,6 +13,7 @@ from pathlib import Path
 
 import jinja2
 
+from btdnet.colormap import LEGEND, hex_color
 from btdnet.safe_write import write_text_atomic
 
 TEMPLATE = "report.html"
@@ -71,6 +72,11 @@ def write_report_html(
         targets=targets,
         curve=None if curve is None else rel(curve),
         gallery=[{"src": rel(picture), "caption": caption} for picture, caption in gallery],
+        legend=[
+            {"color": hex_color(rgb), "words": words}
+            for key, rgb, words in LEGEND
+            if key in ("prediction", "truth")
+        ],
         files=[{"label": k, "href": rel(v), "path": str(v)} for k, v in files.items()],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
