@@ -323,3 +323,40 @@ def test_no_help_example_runs_into_the_next_line(tmp_path):
         '"""Run it.\n\n    python x.py --a 1 \\\n        --b 2\n"""\n', encoding="utf-8"
     )
     assert _swallowed_newlines(planted) == [3]
+
+
+SHARED_OPTIONS = ("--device", "--amp", "--threads", "--progress", "--no-progress", "--num-workers")
+SHARED_OPTIONS += ("--seed",)
+
+
+def shared_options_defined_outside(path: Path) -> list[str]:
+    """``add_argument`` calls of ``path`` that define a shared option themselves."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument"
+            and any(
+                isinstance(arg, ast.Constant) and arg.value in SHARED_OPTIONS for arg in node.args
+            )
+        ):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_shared_options_are_defined_only_in_cli_options(tmp_path):
+    sources = [*(ROOT / "scripts").glob("*.py"), *(ROOT / "btdnet").rglob("*.py")]
+    sources += [*(ROOT / "bicor").rglob("*.py")]
+    owner = ROOT / "btdnet" / "cli_options.py"
+    bad = [hit for path in sources if path != owner for hit in shared_options_defined_outside(path)]
+    assert not bad, f"define these with btdnet.cli_options: {bad}"
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        'p.add_argument("--out")\np.add_argument(\n    "--device", default="cpu")\n'
+        'argv = ["--device", "cpu"]\n',
+        encoding="utf-8",
+    )
+    assert shared_options_defined_outside(planted) == ["planted.py:2"]

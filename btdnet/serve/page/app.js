@@ -214,6 +214,8 @@ async function submit(event) {
   const threshold = $("threshold").value.trim();
   if (threshold) body.append("presence_threshold", threshold);
   if ($("mode").value) body.append("tile", $("mode").value);
+  if ($("bands").value.trim()) body.append("bands", $("bands").value.trim());
+  if ($("stretch").value.trim()) body.append("stretch", $("stretch").value.trim());
   body.append("preview", "true");
   $("submit").disabled = true;
   $("status").textContent = `segmenting ${texts.length} expression(s)…`;

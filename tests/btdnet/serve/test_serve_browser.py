@@ -35,17 +35,19 @@ if not chromium_available():
     if os.environ.get("BTDNET_REQUIRE_BROWSER") == "1":  # set by .ci/run: never skip in CI
         raise RuntimeError(message)
     pytest.skip(message, allow_module_level=True)
-# Two flat halves: the drawn colours over grey are easy to tell apart.
+# Two flat coloured halves: the drawn colours over them are easy to tell apart.
 IMAGE = np.concatenate(
-    [np.full((50, 35, 3), 60, np.uint8), np.full((50, 35, 3), 200, np.uint8)], axis=1
+    [np.full((50, 35, 3), (60, 90, 30), np.uint8), np.full((50, 35, 3), (200, 150, 120), np.uint8)],
+    axis=1,
 )
+SEEN = np.ascontiguousarray(IMAGE[..., ::-1])  # what the model sees with bands 3,2,1
 
 
 def _half_mask_predictor(checkpoint) -> Predictor:
     """The tiny random model, its output bias shifted so that about half the image is masked
     (a random model marks nearly every pixel, which would make the overlay check empty)."""
     predictor = Predictor.from_pretrained(checkpoint, device="cpu")
-    predictor.set_image(IMAGE)
+    predictor.set_image(SEEN)
     probability = predictor.predict("the red car").probability.astype(np.float64)
     logits = np.log(probability / (1.0 - probability))
     with torch.no_grad():
@@ -64,7 +66,7 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
     Image.fromarray(IMAGE).save(image_path)
     texts = ["the red car at the top", "the white ship"]
     predictor = _half_mask_predictor(checkpoint)
-    predictor.set_image(IMAGE)
+    predictor.set_image(SEEN)  # the page asks for bands 3,2,1
     expected = predictor.predict(texts)
     assert all(0 < p.area < IMAGE.shape[0] * IMAGE.shape[1] for p in expected)
     service = InferenceService(predictor, info={"variant": "tiny", "image_size": 96})
@@ -77,6 +79,7 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
             wait.until(lambda d: "tiny" in d.find_element(By.ID, "model").text)
             driver.find_element(By.ID, "image").send_keys(str(image_path))
             driver.find_element(By.ID, "texts").send_keys("\n".join(texts))
+            driver.find_element(By.ID, "bands").send_keys("3,2,1")
             driver.find_element(By.ID, "submit").click()
             wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("done"))
             assert driver.find_element(By.ID, "error").text == ""
@@ -112,12 +115,12 @@ def _check_card(driver, card, want) -> None:
     pixels = _canvas_pixels(driver, card.find_element(By.TAG_NAME, "canvas"))  # (H, W, 3)
     assert pixels.shape == (50, 70, 3)
     # Outline-first: every pixel of the object keeps its own colour, the ring lies outside.
-    assert np.abs(pixels[want.mask] - IMAGE[want.mask]).max() <= 1
+    assert np.abs(pixels[want.mask] - SEEN[want.mask]).max() <= 1
     ring = dilate(want.mask, 1) & ~want.mask
     assert (pixels[ring] == PREDICTION_COLOR).all()
     far = ~dilate(want.mask, 2)  # beyond ring and halo: untouched except by the box
     box = (pixels == BOX_COLOR).all(axis=-1)
-    assert np.abs(pixels[far & ~box] - IMAGE[far & ~box]).max() <= 1
+    assert np.abs(pixels[far & ~box] - SEEN[far & ~box]).max() <= 1
     heat = card.find_elements(By.CSS_SELECTOR, ".heat img")
     assert len(heat) == len(want.correlation)
     assert all(driver.execute_script("return arguments[0].naturalWidth;", h) > 0 for h in heat)
