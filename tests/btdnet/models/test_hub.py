@@ -55,6 +55,12 @@ def test_repo_id_shapes():
         assert looks_like_repo_id(good), good
     for bad in ("/abs/path", "a/b/c", "ckpt/", "../x", "user/../x", "a--b/c", "x y", ""):
         assert not looks_like_repo_id(bad), bad
+    # each rule alone: '..' or '--' inside a name the pattern accepts, a trailing '.' or '-',
+    # and the length of the name (not of the revision) at 96 / 97
+    for bad in ("user/na..me", "a..b", "user/na--me", "model.", "user/model-", "u/" + "x" * 95):
+        assert not looks_like_repo_id(bad), bad
+    assert looks_like_repo_id("u/" + "x" * 94) and looks_like_repo_id("x" * 96 + "@" + "r" * 50)
+    assert not looks_like_repo_id("x" * 97)
 
 
 def test_repo_id_loads_from_the_hub_cache_offline(checkpoint, tmp_path, monkeypatch, no_network):

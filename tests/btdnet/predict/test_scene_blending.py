@@ -460,8 +460,9 @@ def test_presence_equal_to_the_threshold_is_present(tmp_path, tiny, threshold, p
         ({}, {"gsd": 1.0}, False),
         ({"overlap": 16}, {"overlap": 8}, False),
         ({"tile": 96}, {"tile": 64}, False),
+        ({"gsd": 0.5}, {}, False),  # the scene's own 0.5 m: the same grid, another option
     ],
-    ids=["same", "gsd-dropped", "gsd-added", "overlap", "tile"],
+    ids=["same", "gsd-dropped", "gsd-added", "overlap", "tile", "gsd-same-grid"],
 )
 def test_resume_reuses_a_finished_scene_only_with_the_same_options(
     tmp_path, tiny, first, again, reused
@@ -474,7 +475,8 @@ def test_resume_reuses_a_finished_scene_only_with_the_same_options(
         path, "x", tmp_path / "out", resume=True, on_tiles=tiles.append, **again
     ).record
     assert (sum(tiles) == 0) == reused
-    height = 75 if again.get("gsd") else 150
+    height = 75 if again.get("gsd") == 1.0 else 150
+    assert record["gsd"] == again.get("gsd")
     assert record["height"] == height and read_band(record["mask_geotiff"]).shape[0] == height
     timeless = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in (record, done)]
     assert (timeless[0] == timeless[1]) == reused
