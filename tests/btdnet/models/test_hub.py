@@ -259,3 +259,32 @@ def test_card_uses_the_runs_own_checkpoint_rule():
     plain = best_evaluation([{k: v for k, v in r.items() if k != "selection"} for r in records],
                             "bicor", {})  # fmt: skip
     assert plain.epoch == 2 and plain.selection is None  # mIoU without a recorded rule
+
+
+def test_an_existing_folder_named_like_a_repo_id_is_read_locally(tmp_path, monkeypatch):
+    from btdnet.models import hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a local folder must not be fetched from the Hub")
+
+    monkeypatch.setattr(hub, "download_model", no_download)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "user" / "model").mkdir(parents=True)
+    assert resolve_model_source("user/model") == Path("user/model")
+    assert resolve_model_source(Path("user/absent")) == Path("user/absent")
+
+
+def test_staging_refuses_a_folder_that_is_not_empty(checkpoint, tmp_path):
+    from btdnet.models.hub import stage_upload
+
+    target = tmp_path / "upload"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep")
+    with pytest.raises(CheckpointError, match="not empty"):
+        stage_upload(checkpoint, "user/model", target)
+    assert sorted(p.name for p in target.iterdir()) == ["mine.txt"]
+    staged = stage_upload(checkpoint, "user/model", tmp_path / "fresh")
+    assert sorted(p.name for p in staged.iterdir()) == sorted(
+        [CONFIG_NAME, WEIGHTS_NAME, "README.md"]
+    )
+    assert (staged / WEIGHTS_NAME).read_bytes() == (checkpoint / WEIGHTS_NAME).read_bytes()
