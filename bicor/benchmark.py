@@ -33,6 +33,7 @@ from bicor.registry import SEG_DATASETS
 from bicor.task import SYNTHETIC, dataset_classes
 from bicor.tta import parse_tta_spec
 from btdnet.engine.checkpoints import PROGRESS_FILE, STATE_DIR
+from btdnet.safe_write import check_output_folder
 
 SEG_PROTOCOLS = ("geoseg", "mmseg")
 
@@ -51,6 +52,8 @@ def _check_args(args: argparse.Namespace) -> str:
     protocol = args.protocol or "geoseg"
     if protocol not in SEG_PROTOCOLS:
         raise ValueError(f"--task seg needs --protocol in {SEG_PROTOCOLS}, got {protocol!r}")
+    if getattr(args, "save_predictions", None) is not None:  # no PNGs written through a link
+        check_output_folder(args.save_predictions)
     return protocol
 
 

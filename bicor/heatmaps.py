@@ -19,7 +19,7 @@ from torch import Tensor
 
 from btdnet.colormap import colorize
 from btdnet.engine.modes import eval_mode
-from btdnet.safe_write import atomic_output
+from btdnet.safe_write import atomic_output, check_output_folder
 
 MODES = ("sigmoid", "softmax")
 
@@ -62,7 +62,7 @@ def save_heatmaps(
     """
     if not heatmaps:
         raise ValueError("no heatmaps: the model was built without HBIS (use_hbis=False)")
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir)  # a link is refused: nothing written elsewhere
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for layer, probs in enumerate(heatmap_probabilities(heatmaps, mode), start=1):

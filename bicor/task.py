@@ -152,6 +152,17 @@ class SegEvalSection:
         check_choice(self.protocol, PROTOCOL_NAMES, "eval.protocol")
         check_choice(self.selection, SELECTIONS, "eval.selection")
         check_choice(self.border, BORDERS, "eval.border")
+        for name in ("window", "stride"):  # checked now, not at the first evaluation
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"eval.{name}: must be >= 1 pixel, got {value}")
+        if self.window_batch < 1:
+            raise ConfigError(f"eval.window_batch: must be >= 1, got {self.window_batch}")
+        if self.window and self.stride and self.stride > self.window:
+            raise ConfigError(
+                f"eval.stride: {self.stride} is larger than eval.window {self.window}: pixels "
+                "between windows would never be predicted"
+            )
         if self.tta is not None:
             refuse_unknown_keys(self.tta, ("hflip", "vflip", "rot90", "scales"), "eval.tta")
 

@@ -102,10 +102,15 @@ def add_num_workers_option(parser: ParserLike, *, default: int = 2) -> None:
     )
 
 
-def add_seed_option(parser: ParserLike, *, default: int = 0) -> None:
-    """``--seed N``: the random seed."""
+def add_seed_option(parser: ParserLike, *, default: int | None = 0, help: str = "") -> None:
+    """``--seed N``: the random seed (``help``: what the command does with it, and its
+    default when that is not a number)."""
     parser.add_argument(
-        "--seed", type=int, default=default, metavar="N", help=f"random seed (default: {default})"
+        "--seed",
+        type=int,
+        default=default,
+        metavar="N",
+        help=help or f"random seed (default: {default})",
     )
 
 

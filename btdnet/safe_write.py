@@ -5,11 +5,18 @@ temporary file in the same folder (same suffix, so format-by-extension writers s
 renamed over the destination only when complete. A destination that is a symbolic link or not
 a regular file is refused (its target is never written), so a crash leaves either the old file
 or the new one, never a truncated one, and nothing outside the output folder is touched.
+
+The published file has the permissions a plain ``open(path, "w")`` would give it: those of the
+file it replaces, or ``0o666`` minus the user's umask for a new file. Some writers create their
+file owner-only (safetensors writes 0600); the mode is set on the temporary, through a
+descriptor opened without following links, before the rename.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +50,44 @@ def check_output_folder(path: str | Path) -> Path:
     return path
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask: read from /proc (no change to it), else set-and-restored under a
+    lock (another thread could create a file during the swap; only where /proc is absent)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def publish_mode(temporary: Path, destination: Path) -> None:
+    """Give ``temporary`` the mode ``destination`` should have once renamed over it: the mode
+    of the regular file it replaces, else ``0o666 & ~umask``. ``temporary`` is opened with
+    O_NOFOLLOW, so a link planted in its place is refused, never followed."""
+    try:
+        mode = stat.S_IMODE(os.stat(destination, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        mode = 0o666 & ~current_umask()
+    try:
+        descriptor = os.open(temporary, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as error:
+        raise UnsafeOutputError(f"{temporary}: cannot open the written file ({error})") from error
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise UnsafeOutputError(f"{temporary}: not a regular file; refusing to publish it")
+        os.fchmod(descriptor, mode)
+    finally:
+        os.close(descriptor)
+
+
 def temporary_path(path: Path) -> Path:
     """The temporary file :func:`atomic_output` writes for ``path`` (same folder, suffix)."""
     return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
@@ -71,8 +116,9 @@ def atomic_outputs(paths: Sequence[str | Path]) -> Iterator[list[Path]]:
         missing = [str(t) for t in temporaries if t.is_symlink() or not t.is_file()]
         if missing:
             raise FileNotFoundError(f"outputs not written: {', '.join(missing)}")
-        for destination in destinations:
+        for temporary, destination in zip(temporaries, destinations):
             check_output_path(destination)  # a link planted while we wrote is still refused
+            publish_mode(temporary, destination)
         for temporary, destination in zip(temporaries, destinations):
             os.replace(temporary, destination)
     finally:
@@ -97,9 +143,11 @@ def atomic_output(path: str | Path, *, keep_on_error: bool = False) -> Iterator[
         except BaseException:
             if keep_on_error and tmp.is_file():
                 check_output_path(path)
+                publish_mode(tmp, path)
                 os.replace(tmp, path)
             raise
         check_output_path(path)  # a link planted while we wrote is still refused
+        publish_mode(tmp, path)
         os.replace(tmp, path)
     finally:
         if tmp.exists() or tmp.is_symlink():

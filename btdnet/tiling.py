@@ -25,6 +25,13 @@ The closed-set benchmark keeps its authors' protocol (GeoSeg's sliding window): 
 the image padded until the windows tile it (:func:`padded_length`, ``pad``), and overlapping
 windows averaged with equal weights (``1 /`` :func:`coverage`); the training data's evaluation
 crops use the same :func:`window_starts`.
+
+Who uses what: btdnet's scene mode (:mod:`btdnet.predict.scene`, and through it the scene
+benchmark, :mod:`btdnet.tools.benchmark_scene`, and the server's scene jobs) and
+``bicor-predict`` (:mod:`bicor.predict.scene`) place tiles with :class:`TileGrid` and blend
+them with :class:`RowBlend` and :func:`stitch`; BiCoR-Seg's evaluation
+(:func:`bicor.inference.sliding_window_predict`) and its training crops use
+:func:`window_starts`, :func:`padded_length` and :func:`coverage`.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,3 +246,41 @@ def stitch(rows: AxisGrid, splits: Iterable[RowSplit]) -> Iterator[tuple[int, An
             start += rows.overlap
         yield start, split.core, False
         previous = split.bottom
+
+
+# --- how much work one scene may cause -----------------------------------------------------
+# A scene over either limit is refused before any tile runs (and before its stretch is
+# sampled), with one line naming the file, what it would cost and the option that raises the
+# limit. The defaults allow a 44,000 x 44,000 scene at a 480-pixel tile; the server uses lower
+# ones (``btdnet-serve --scene-max-pixels/--scene-max-tiles``).
+
+DEFAULT_SCENE_MAX_PIXELS = 2_000_000_000
+DEFAULT_SCENE_MAX_TILES = 50_000
+
+
+class SceneTooLargeError(ValueError):
+    """A scene with more pixels or tiles than allowed (HTTP 413, exit 2 in a single run)."""
+
+
+def _count(value: float) -> str:
+    """A count for people: 3.6e9 -> '3,600,000,000'."""
+    return f"{int(value):,}"
+
+
+def check_scene_size(
+    path: str | Path, grid: TileGrid, max_pixels: int | None, max_tiles: int | None
+) -> None:
+    """Raise :class:`SceneTooLargeError` when ``grid`` exceeds a limit (``None``: none)."""
+    pixels = grid.height * grid.width
+    if max_pixels is not None and pixels > max_pixels:
+        raise SceneTooLargeError(
+            f"{path}: the scene has {_count(pixels)} pixels ({grid.width} x {grid.height}), "
+            f"above the limit of {_count(max_pixels)}; raise --scene-max-pixels "
+            "(0: no limit) if that much work is meant, or choose a coarser --gsd"
+        )
+    if max_tiles is not None and grid.count > max_tiles:
+        raise SceneTooLargeError(
+            f"{path}: the scene needs {_count(grid.count)} tiles of {grid.tile} pixels, above "
+            f"the limit of {_count(max_tiles)}; raise --scene-max-tiles (0: no limit) or use "
+            "a larger --tile"
+        )

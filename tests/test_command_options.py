@@ -39,6 +39,8 @@ PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_|.]*$|\.\.\.|^<|^\[|^\$")
 VALUE_LIST = re.compile(
     r"(?:`[a-z0-9]+`(?:\s*\(default[^)]*\))?(?:,\s*|\s+or\s+|/)\s*)+`[a-z0-9]+`"
 )
+# Scripts that hand their arguments to one of several parsers, chosen by this option.
+DISPATCHERS = {"benchmark.py": "--task"}
 _HELP: dict[str, str] = {}
 
 
@@ -58,12 +60,14 @@ CONSOLE = console_scripts(ROOT / "pyproject.toml")
 
 
 def _run_help(command: str) -> str:
-    """The ``--help`` text of a console script or of scripts/NAME.py (cached)."""
+    """The ``--help`` text of a console script or of scripts/NAME.py (cached); ``command`` may
+    carry a dispatcher's choice (``benchmark.py --task seg``)."""
     if command in _HELP:
         return _HELP[command]
     out = io.StringIO()
     old_argv = sys.argv
-    sys.argv = [command, "--help"]
+    command, *choice = command.split()
+    sys.argv = [command, *choice, "--help"]
     try:
         with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stop:
             if command in CONSOLE:
@@ -74,14 +78,16 @@ def _run_help(command: str) -> str:
     finally:
         sys.argv = old_argv
     assert stop.value.code in (0, None), f"{command} --help exited {stop.value.code}"
-    _HELP[command] = out.getvalue()
-    return _HELP[command]
+    _HELP[" ".join([command, *choice])] = out.getvalue()
+    return out.getvalue()
 
 
 def _options_with_choices(help_text: str) -> tuple[set[str], dict[str, set[str]]]:
-    """The option strings a help text names and the choices it shows for each."""
-    flat = " ".join(help_text.split())
-    options = set(OPTION.findall(flat))
+    """The option strings of a help text's usage block (not its prose, which may name an option
+    the command does not have) and the choices it shows for each."""
+    usage = help_text.split("\n\n", 1)[0]
+    flat = " ".join(usage.split())
+    options = set(OPTION.findall(flat)) | ({"--help"} if "[-h]" in flat else set())
     choices = {name: set(words.split(",")) for name, words in CHOICES.findall(flat)}
     return options, choices
 
@@ -175,6 +181,9 @@ def documented_uses() -> list[tuple[str, str, str, str | None]]:
             if found is None:
                 continue
             command, args = found
+            dispatch = DISPATCHERS.get(command)
+            if dispatch in args and args.index(dispatch) + 1 < len(args):
+                command = f"{command} {dispatch} {args[args.index(dispatch) + 1]}"
             for index, word in enumerate(args):
                 name = word.split("=")[0]
                 if not OPTION.fullmatch(name):
@@ -224,6 +233,7 @@ def test_options_the_docs_show_exist_with_the_values_shown():
     problems = []
     for doc, command, option, value in documented_uses() + documented_table_uses():
         options, choices = _options_with_choices(_run_help(command))
+        options.add(DISPATCHERS.get(command.split()[0], "--help"))
         if option not in options:
             problems.append(f"{doc}: {command} has no {option}")
         elif (
@@ -253,6 +263,15 @@ def test_the_docs_check_catches_a_wrong_option_and_value(tmp_path, monkeypatch):
         test_options_the_docs_show_exist_with_the_values_shown()
     assert "--amp fp8" in str(failed.value)
     assert "btdnet-predict" not in str(failed.value)
+
+
+def test_options_are_read_from_the_usage_block_only():
+    text = (
+        "usage: p [-h] [--amp {auto,no}]\n          [--tile SIZE]\n\n"
+        "Prose naming --bands, an option p does not have.\n\noptions:\n  --amp {auto,no}\n"
+    )
+    options, choices = _options_with_choices(text)
+    assert options == {"--help", "--amp", "--tile"} and choices == {"--amp": {"auto", "no"}}
 
 
 def test_the_table_check_reads_each_value_of_a_row(tmp_path, monkeypatch):
@@ -304,3 +323,40 @@ def test_no_help_example_runs_into_the_next_line(tmp_path):
         '"""Run it.\n\n    python x.py --a 1 \\\n        --b 2\n"""\n', encoding="utf-8"
     )
     assert _swallowed_newlines(planted) == [3]
+
+
+SHARED_OPTIONS = ("--device", "--amp", "--threads", "--progress", "--no-progress", "--num-workers")
+SHARED_OPTIONS += ("--seed",)
+
+
+def shared_options_defined_outside(path: Path) -> list[str]:
+    """``add_argument`` calls of ``path`` that define a shared option themselves."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "add_argument"
+            and any(
+                isinstance(arg, ast.Constant) and arg.value in SHARED_OPTIONS for arg in node.args
+            )
+        ):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_shared_options_are_defined_only_in_cli_options(tmp_path):
+    sources = [*(ROOT / "scripts").glob("*.py"), *(ROOT / "btdnet").rglob("*.py")]
+    sources += [*(ROOT / "bicor").rglob("*.py")]
+    owner = ROOT / "btdnet" / "cli_options.py"
+    bad = [hit for path in sources if path != owner for hit in shared_options_defined_outside(path)]
+    assert not bad, f"define these with btdnet.cli_options: {bad}"
+    planted = tmp_path / "planted.py"
+    planted.write_text(
+        'p.add_argument("--out")\np.add_argument(\n    "--device", default="cpu")\n'
+        'argv = ["--device", "cpu"]\n',
+        encoding="utf-8",
+    )
+    assert shared_options_defined_outside(planted) == ["planted.py:2"]

@@ -119,3 +119,44 @@ def test_the_scanner_reads_file_names_and_leaves_ordinary_text_alone(tmp_path):
     binary = tmp_path / "image.png"
     binary.write_bytes(b"\x89PNG\0/work/x session 3")
     assert findings(binary, "image.png") == []
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def broken_links(path: Path, root: Path) -> list[str]:
+    """Relative links of a Markdown file (outside code) whose target does not exist."""
+    broken, fenced = [], False
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        for target in LINK.findall(re.sub(r"`[^`]*`", "", line)):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue  # a URL or an anchor on the same page
+            file = (path.parent / target.split("#")[0]).resolve()
+            if not file.exists() or root not in file.parents:
+                broken.append(f"{path.relative_to(root)}:{number}: {target}")
+    return broken
+
+
+def test_relative_links_of_the_docs_resolve():
+    pages = [p for p in tracked_files() if p.suffix == ".md" and p.is_file()]
+    problems = [problem for page in pages for problem in broken_links(page, ROOT)]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_link_check_finds_a_missing_page(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "there.md").write_text("x\n", encoding="utf-8")
+    page = tmp_path / "README.md"
+    page.write_text(
+        "[a](docs/there.md#part) [b](docs/gone.md) [c](https://example.org/x) [d](#top)\n"
+        "[e](../outside.md) `[f](code.md)`\n```\n[g](block.md)\n```\n",
+        encoding="utf-8",
+    )
+    assert broken_links(page, tmp_path) == [
+        "README.md:1: docs/gone.md",
+        "README.md:2: ../outside.md",
+    ]

@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from bicor.data.errors import ClosedSetDataError
 from btdnet.normalization import normalize_array as normalize_image
 from btdnet.safe_write import atomic_output, write_text_atomic
 
@@ -260,9 +261,15 @@ class SyntheticSegDataset(Dataset):
             )
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; choose one of {SPLITS}")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text())
-        self.class_names: list[str] = list(self.meta["classes"])
-        self.ignore_index = int(self.meta.get("ignore_index", IGNORE_INDEX))
+        try:
+            self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+            self.class_names: list[str] = [str(name) for name in self.meta["classes"]]
+            self.ignore_index = int(self.meta.get("ignore_index", IGNORE_INDEX))
+        except (OSError, ValueError, RecursionError, KeyError, TypeError, AttributeError) as exc:
+            raise ClosedSetDataError(
+                f"{meta_path}: not a classes file of make_synthetic_seg.py "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         self.split = split
         self.image_size = image_size
         self.transform = transform

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bicor.data.synthetic_seg import CLASSES, write_synthetic_seg
+from btdnet.cli_options import add_seed_option
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=400, help="training images")
     parser.add_argument("--val", type=int, default=60, help="validation images")
     parser.add_argument("--size", type=int, default=128, help="image side in pixels")
-    parser.add_argument("--seed", type=int, default=0)
+    add_seed_option(parser)
     args = parser.parse_args(argv)
     root = write_synthetic_seg(
         args.out, train=args.train, val=args.val, size=args.size, seed=args.seed

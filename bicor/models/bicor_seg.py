@@ -220,9 +220,19 @@ class BiCoRSeg(nn.Module):
         save_model_dir(directory, state, self.config.to_dict(), MODEL_TYPE)
 
     @classmethod
-    def from_pretrained(cls, source: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
+    def from_pretrained(
+        cls,
+        source: str | Path,
+        *,
+        map_location: str = "cpu",
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> BiCoRSeg:
         """Load a saved BiCoR-Seg from a folder or a Hub repo id (:func:`load_bicor`)."""
-        return load_bicor(source, map_location=map_location)
+        return load_bicor(
+            source, map_location=map_location, revision=revision, token=token, cache_dir=cache_dir
+        )
 
     def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
         """Upload ``config.json``, ``model.safetensors`` and a generated model card to the
@@ -326,16 +336,24 @@ def load_bicor_weights(model: BiCoRSeg, directory: str | Path) -> BiCoRSeg:
     return model
 
 
-def load_bicor(directory: str | Path, *, map_location: str = "cpu") -> BiCoRSeg:
+def load_bicor(
+    directory: str | Path,
+    *,
+    map_location: str = "cpu",
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> BiCoRSeg:
     """Load a BiCoR-Seg folder written by ``save_pretrained`` (the one way to load one), or a
-    Hugging Face Hub repo id (``owner/name[@revision]``, through the Hugging Face cache; see
+    Hugging Face Hub repo id (``owner/name``, through the Hugging Face cache, with
+    huggingface_hub's ``revision``, ``token`` and ``cache_dir``; see
     :func:`btdnet.models.hub.resolve_model_source`).
 
     Raises:
         CheckpointError: one line naming the folder: missing, not a BiCoR-Seg folder,
             unreadable, or weights that do not fit the config they came with.
     """
-    directory = resolve_model_source(directory)
+    directory = resolve_model_source(directory, revision=revision, token=token, cache_dir=cache_dir)
     state, config_dict = load_model_dir(directory, MODEL_TYPE)
     try:
         model = build_bicor_from_config(BiCoRConfig.from_dict(config_dict), pretrained=False)

@@ -19,9 +19,11 @@ from pathlib import Path
 
 from bicor.data.palettes import PALETTES
 from bicor.tta import TTA_WORDS, parse_tta_spec
-from btdnet.cli_options import add_device_option
+from btdnet.cli_options import add_device_option, add_progress_option
+from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 PROG = "bicor-predict"
+TILE_TTA_WORDS = tuple(word for word in TTA_WORDS if not word.startswith("authors"))
 EXIT_OK, EXIT_FATAL = 0, 2
 
 
@@ -33,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
         "a legend, per-class areas (JSON).",
     )
     parser.add_argument("--checkpoint", required=True, help="BiCoR-Seg folder or Hub repo id")
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    )
     parser.add_argument("--image", required=True, type=Path, help="GeoTIFF, TIFF, PNG or JPEG")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
     parser.add_argument(
@@ -46,13 +53,30 @@ def build_parser() -> argparse.ArgumentParser:
         "half a tile (default: tile/8); overlapping logits are blended with cos^2 weights"
     )  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument(
+        "--scene-max-pixels",
+        type=int,
+        default=DEFAULT_SCENE_MAX_PIXELS,
+        metavar="N",
+        help="refuse an image with more pixels; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_PIXELS:,})",
+    )
+    parser.add_argument(
+        "--scene-max-tiles",
+        type=int,
+        default=DEFAULT_SCENE_MAX_TILES,
+        metavar="N",
+        help="refuse an image needing more tiles; 0: no limit "
+        f"(default {DEFAULT_SCENE_MAX_TILES:,})",
+    )
     add_device_option(parser)
     parser.add_argument(
         "--tta",
         metavar="WORDS",
         help=f"test-time views averaged on each tile, comma-separated among "
-        f"{', '.join(w for w in TTA_WORDS if w != 'authors')} (default: none)",
+        f"{', '.join(TILE_TTA_WORDS)} (default: none)",
     )
+    add_progress_option(parser)
     parser.add_argument(
         "--palette",
         choices=sorted(PALETTES),
@@ -87,17 +111,29 @@ def _run(args: argparse.Namespace) -> dict:
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.scene_max_pixels < 0 or args.scene_max_tiles < 0:
+        raise ValueError("--scene-max-pixels and --scene-max-tiles must be >= 0 (0: no limit)")
+    if any(word.strip().startswith("authors") for word in (args.tta or "").split(",")):
+        raise ValueError(f"--tta: the authors' settings belong to a data set; use {TILE_TTA_WORDS}")
     tta = parse_tta_spec(args.tta)
     if not args.image.is_file():
         state = "not found" if not args.image.exists() else "is not a file"
         raise ValueError(f"{args.image}: image file {state}")
     device = pick_device(args.device)
-    model = load_bicor(args.checkpoint, map_location=device)
+    model = load_bicor(args.checkpoint, map_location=device, revision=args.revision)
     palette = palette_for(model.class_names, args.palette)
-    options = SegmentOptions(args.tile, args.overlap, args.batch_size, tta, device)
+    options = SegmentOptions(
+        args.tile,
+        args.overlap,
+        args.batch_size,
+        tta,
+        device,
+        max_pixels=args.scene_max_pixels or None,
+        max_tiles=args.scene_max_tiles or None,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     with SceneSource(args.image) as source:
-        return write_outputs(model, source, args.out, palette, options)
+        return write_outputs(model, source, args.out, palette, options, progress=args.progress)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,11 @@ In the output folder, with ``<stem>`` the image's file stem:
 from __future__ import annotations
 
 import json
+import sys
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +28,14 @@ from PIL import Image
 
 from bicor.data.palettes import Palette
 from bicor.predict.overlay import Thumbnail, render_class_overlay
-from bicor.predict.scene import NODATA, SegmentOptions, SegmentResult, segment_image
+from bicor.predict.scene import NODATA, SegmentOptions, SegmentResult, segment_image, tile_grid
 from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.image_io import TIFF_SUFFIXES
 from btdnet.predict.scene.source import SceneSource
-from btdnet.safe_write import atomic_output, write_text_atomic
+from btdnet.safe_write import atomic_outputs
 
 BLOCK = 256
+GDAL_CACHE_MB = 64  # GDAL's block cache (default 5 % of RAM) held to this while writing
 
 
 def _tiff_profile(source: SceneSource) -> dict[str, Any]:
@@ -63,7 +68,7 @@ def _segment_to_tiff(
 
     thumbnail = Thumbnail(source.height, source.width)
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
         with rasterio.open(path, "w", **_tiff_profile(source)) as target:
 
@@ -93,6 +98,21 @@ def _segment_to_png(
     image.putpalette(palette.lookup_table().ravel().tolist())
     image.save(path, format="PNG")
     return result, thumbnail
+
+
+@contextmanager
+def _tile_bar(
+    source: SceneSource, model: Any, options: SegmentOptions, show: bool
+) -> Iterator[Callable[[int], None] | None]:
+    """A tqdm bar counting tiles (None when not shown)."""
+    if not show:
+        yield options.on_tiles
+        return
+    from tqdm import tqdm
+
+    total = tile_grid(model, source, options).count
+    with tqdm(total=total, unit="tile", desc=source.path.name, file=sys.stderr) as bar:
+        yield bar.update
 
 
 def metric_pixel_area(geo: GeoReference | None) -> float | None:
@@ -140,21 +160,29 @@ def write_outputs(
     out_dir: Path,
     palette: Palette,
     options: SegmentOptions,
+    *,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Segment ``source`` and write its four files; returns the JSON record of the run."""
+    """Segment ``source`` and write its four files; returns the JSON record of the run.
+    ``progress``: a bar of the tiles on stderr."""
     stem = source.path.stem
     tiff = source.path.suffix.lower() in TIFF_SUFFIXES
     class_path = out_dir / f"{stem}_classes{'.tif' if tiff else '.png'}"
-    writer = _segment_to_tiff if tiff else _segment_to_png
-    with atomic_output(class_path) as tmp:
-        result, thumbnail = writer(tmp, model, source, palette, options)
-    ids, rgb = thumbnail.arrays()
-    overlay = render_class_overlay(rgb, ids, palette, result.counts, source.path.name)
     overlay_path = out_dir / f"{stem}_overlay.png"
-    with atomic_output(overlay_path) as tmp:
-        overlay.save(tmp, format="PNG")
-    areas = class_areas(result.counts, palette, source.geo)
-    areas_path = write_text_atomic(out_dir / f"{stem}_areas.json", json.dumps(areas, indent=1))
+    areas_path = out_dir / f"{stem}_areas.json"
+    writer = _segment_to_tiff if tiff else _segment_to_png
+    # The three files replace the previous ones together, only when all are written; a link
+    # at any of their names is refused before any tile runs.
+    with atomic_outputs([class_path, overlay_path, areas_path]) as (classes, picture, table):
+        with _tile_bar(source, model, options, progress) as bar:
+            result, thumbnail = writer(
+                classes, model, source, palette, replace(options, on_tiles=bar)
+            )
+        ids, rgb = thumbnail.arrays()
+        overlay = render_class_overlay(rgb, ids, palette, result.counts, source.path.name)
+        overlay.save(picture, format="PNG")
+        areas = class_areas(result.counts, palette, source.geo)
+        table.write_text(json.dumps(areas, indent=1), encoding="utf-8")
     grid = result.grid
     return {
         "image": str(source.path),

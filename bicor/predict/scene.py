@@ -27,7 +27,17 @@ import torch
 from bicor.tta import TestTimeAugment
 from btdnet.normalization import normalize_array
 from btdnet.predict.scene.source import SceneSource
-from btdnet.tiling import RowBlend, RowSplit, TileGrid, default_overlap, resolve_tile, stitch
+from btdnet.tiling import (
+    DEFAULT_SCENE_MAX_PIXELS,
+    DEFAULT_SCENE_MAX_TILES,
+    RowBlend,
+    RowSplit,
+    TileGrid,
+    check_scene_size,
+    default_overlap,
+    resolve_tile,
+    stitch,
+)
 
 NODATA = 255
 
@@ -42,6 +52,9 @@ class SegmentOptions:
         batch_size: tiles per forward pass.
         tta: test-time views averaged on every tile (default: none).
         device: where the model runs.
+        max_pixels, max_tiles: refuse an image with more pixels or tiles before any tile
+            runs (``None``: no limit; :mod:`btdnet.tiling`).
+        on_tiles: called with the number of tiles done after every batch (progress).
     """
 
     tile: int | str = "auto"
@@ -49,6 +62,9 @@ class SegmentOptions:
     batch_size: int = 4
     tta: TestTimeAugment = field(default_factory=TestTimeAugment)
     device: str = "cpu"
+    max_pixels: int | None = DEFAULT_SCENE_MAX_PIXELS
+    max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
+    on_tiles: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -66,6 +82,7 @@ def tile_grid(model: Any, source: SceneSource, options: SegmentOptions) -> TileG
     overlap = default_overlap(tile) if options.overlap is None else int(options.overlap)
     grid = TileGrid(source.height, source.width, tile, overlap)
     grid.rows.weights(0)  # validates the overlap
+    check_scene_size(source.path, grid, options.max_pixels, options.max_tiles)
     return grid
 
 
@@ -94,15 +111,16 @@ class RowSegmenter:
             batch = range(first, min(first + self.options.batch_size, columns.count))
             reads = [self.source.read(y0, columns.start(j), tile) for j in batch]
             kept = [k for k, (_, valid) in enumerate(reads) if valid.any()]
-            if not kept:
-                continue  # no data in these tiles: nothing to run, their pixels stay nodata
-            logits = self.logits([reads[k][0] for k in kept])
+            if kept:  # tiles without data are not run: their pixels stay nodata
+                logits = self.logits([reads[k][0] for k in kept])
             for slot, k in enumerate(kept):
                 rgb, valid = reads[k]
                 valid = valid.astype(np.float32)  # (T, T)
                 rgb = rgb.transpose(2, 0, 1).astype(np.float32)  # (3, T, T)
                 stacked = np.concatenate([logits[slot], valid[None], rgb]) * valid
                 blend.add(batch[k], stacked)
+            if self.options.on_tiles is not None:
+                self.options.on_tiles(len(batch))
         return blend.split()
 
 

@@ -55,7 +55,7 @@ def _read_json(path: Path, what: str, log: ProblemLog) -> Any:
         return None
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         log.fatal("unreadable_file", path, f"not valid JSON ({exc})")
         return None
 

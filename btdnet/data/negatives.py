@@ -32,7 +32,7 @@ def image_categories_from_instances(path: str | Path) -> dict[str, set[int]]:
     path = Path(path)
     try:
         instances = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise DatasetError(f"{path}: cannot read the annotations for negatives ({exc})") from exc
     table: dict[str, set[int]] = {}
     for annotation in instances.get("annotations", []) if isinstance(instances, dict) else []:

@@ -72,7 +72,7 @@ def _read_instances(path: Path, log: ProblemLog) -> dict[str, Any] | None:
         return None
     try:
         instances = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         log.fatal("unreadable_file", path, f"not valid JSON ({exc})")
         return None
     if not isinstance(instances, dict) or not isinstance(instances.get("annotations"), list):

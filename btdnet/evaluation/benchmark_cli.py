@@ -25,6 +25,7 @@ from typing import Any
 from btdnet.cli_options import add_amp_option, add_num_workers_option
 from btdnet.errors import one_line
 from btdnet.registry import REFERRING_DATASETS
+from btdnet.safe_write import check_output_folder
 
 EPILOG = """\
 protocols:
@@ -183,6 +184,8 @@ def _score_referring_files(args: argparse.Namespace, accelerator: Any) -> dict[s
 def run_referring(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None:
     """The referring benchmark; the results (on the main process at least) or ``None``."""
     args.protocol = args.protocol or "lavt"
+    if args.save_predictions is not None:  # a link there would send the PNGs elsewhere
+        check_output_folder(args.save_predictions)
     if args.checkpoint is not None:
         results = _score_referring_checkpoint(args, accelerator)
     else:

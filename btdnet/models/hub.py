@@ -2,10 +2,13 @@
 
 :func:`resolve_model_source` turns a loader's argument into a local folder. An existing path
 is used as it is. Anything else that has the form of a Hub repo id (``name`` or
-``owner/name``, optionally ``@revision``) is fetched with ``huggingface_hub.snapshot_download``
-(only ``config.json`` and ``model.safetensors``), which keeps files in the Hugging Face cache
-(``HF_HOME`` / ``HF_HUB_CACHE``) and, under ``HF_HUB_OFFLINE=1``, reads that cache without any
-network access. Every failure is one :class:`CheckpointError` line naming the source.
+``owner/name``) is fetched with ``huggingface_hub.snapshot_download`` (only ``config.json`` and
+``model.safetensors``) with the caller's ``revision``, ``token`` and ``cache_dir``, as
+``from_pretrained`` takes them in huggingface_hub and transformers. Files stay in the Hugging
+Face cache (``HF_HOME`` / ``HF_HUB_CACHE``, or ``cache_dir``); under ``HF_HUB_OFFLINE=1`` the
+cache is read without any network access. The older ``owner/name@revision`` form is still read
+(as ``revision=``) with a FutureWarning. Every failure is one :class:`CheckpointError` line
+naming the source.
 
 :func:`push_to_hub` uploads a saved model folder with a generated model card (``README.md``,
 see :mod:`btdnet.models.model_card`).
@@ -16,6 +19,8 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +56,28 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def download_model(repo_id: str, revision: str | None = None) -> Path:
+@dataclass(frozen=True)
+class HubOptions:
+    """Where and as whom a Hub repo is fetched: huggingface_hub's ``revision`` (branch, tag or
+    commit; default ``main``), ``token`` (default: the one of ``hf auth login`` / ``HF_TOKEN``)
+    and ``cache_dir`` (default: the Hugging Face cache)."""
+
+    revision: str | None = None
+    token: str | bool | None = None
+    cache_dir: str | Path | None = None
+
+    def given(self) -> bool:
+        """True when any option is set (they apply to a repo id, never to a folder)."""
+        return any(value is not None for value in (self.revision, self.token, self.cache_dir))
+
+
+def download_model(
+    repo_id: str,
+    revision: str | None = None,
+    *,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
     """The local snapshot folder of a Hub model repo (from the cache when it is there)."""
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import (
@@ -65,7 +91,11 @@ def download_model(repo_id: str, revision: str | None = None) -> Path:
     where = repo_id + (f"@{revision}" if revision else "")
     try:
         folder = snapshot_download(
-            repo_id, revision=revision, allow_patterns=[CONFIG_NAME, WEIGHTS_NAME]
+            repo_id,
+            revision=revision,
+            token=token,
+            cache_dir=None if cache_dir is None else str(cache_dir),
+            allow_patterns=[CONFIG_NAME, WEIGHTS_NAME],
         )
     except LocalEntryNotFoundError as error:
         reason = (
@@ -89,16 +119,50 @@ def download_model(repo_id: str, revision: str | None = None) -> Path:
     return Path(folder)
 
 
-def resolve_model_source(source: str | Path) -> Path:
-    """A local model folder for ``source``: the path itself, or a Hub repo's snapshot.
+def split_revision(source: str, revision: str | None) -> tuple[str, str | None]:
+    """``(repo_id, revision)`` of a repo id that may end in the older ``@revision`` form: read
+    as ``revision=`` with a FutureWarning; refused when it contradicts ``revision``."""
+    repo_id, at, suffix = source.partition("@")
+    if not at:
+        return source, revision
+    if revision is not None and revision != suffix:
+        raise CheckpointError(
+            f"{source}: revision {suffix!r} in the id and revision={revision!r}; give one "
+            "(revision=, or --revision on the command line)"
+        )
+    warnings.warn(
+        f"{source}: the 'owner/name@revision' form is read as revision={suffix!r}; pass "
+        f"{repo_id!r} with revision={suffix!r} instead (the @ form will go)",
+        FutureWarning,
+        stacklevel=3,
+    )
+    return repo_id, suffix or None
+
+
+def resolve_model_source(
+    source: str | Path,
+    *,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
+) -> Path:
+    """A local model folder for ``source``: the path itself, or a Hub repo's snapshot fetched
+    with ``revision``, ``token`` and ``cache_dir`` (:class:`HubOptions`).
 
     A :class:`~pathlib.Path`, an existing path, or a string that is not shaped like a repo id
-    is returned as a path (the loader then reports what is wrong with it).
+    is returned as a path (the loader then reports what is wrong with it); the Hub options are
+    refused for it, since a folder has no revision.
     """
+    options = HubOptions(revision, token, cache_dir)
     if isinstance(source, Path) or Path(source).exists() or not looks_like_repo_id(source):
+        if options.given():
+            raise CheckpointError(
+                f"{source}: a local folder; revision=, token= and cache_dir= apply to a "
+                "Hugging Face Hub repo id"
+            )
         return Path(source)
-    repo_id, _, revision = source.partition("@")
-    return download_model(repo_id, revision or None)
+    repo_id, revision = split_revision(source, revision)
+    return download_model(repo_id, revision, token=token, cache_dir=cache_dir)
 
 
 def stage_upload(
@@ -108,6 +172,7 @@ def stage_upload(
     *,
     run_dir: str | Path | None = None,
     license_id: str = "apache-2.0",
+    code_url: str | None = None,
 ) -> Path:
     """Write what :func:`push_to_hub` uploads into the empty or new folder ``target``:
     ``config.json``, ``model.safetensors`` and the generated ``README.md``."""
@@ -121,7 +186,7 @@ def stage_upload(
     target.mkdir(parents=True, exist_ok=True)
     for name in (CONFIG_NAME, WEIGHTS_NAME):
         shutil.copyfile(source / name, target / name)
-    card = model_card(source, repo_id, run_dir=run_dir, license_id=license_id)
+    card = model_card(source, repo_id, run_dir=run_dir, license_id=license_id, code_url=code_url)
     (target / CARD_NAME).write_text(card, encoding="utf-8")
     return target
 
@@ -132,6 +197,7 @@ def push_to_hub(
     *,
     run_dir: str | Path | None = None,
     license_id: str = "apache-2.0",
+    code_url: str | None = None,
     private: bool = False,
     token: str | None = None,
     commit_message: str = "Upload btdnet model",
@@ -142,6 +208,7 @@ def push_to_hub(
     Args:
         model_dir: a folder written by ``save_pretrained`` (BTDNet or BiCoR-Seg).
         run_dir: the training run's output folder, for the card's data, recipe and metrics.
+        code_url: the toolkit's source URL for the card (default: the package metadata's).
         api: a ``huggingface_hub.HfApi`` (default: a new one with ``token``).
 
     Returns:
@@ -155,7 +222,12 @@ def push_to_hub(
         api = HfApi(token=token)
     with tempfile.TemporaryDirectory(prefix="btdnet-hub-") as folder:
         staged = stage_upload(
-            model_dir, repo_id, Path(folder) / "upload", run_dir=run_dir, license_id=license_id
+            model_dir,
+            repo_id,
+            Path(folder) / "upload",
+            run_dir=run_dir,
+            license_id=license_id,
+            code_url=code_url,
         )
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
         commit = api.upload_folder(

@@ -1,19 +1,25 @@
 """The README.md (model card) uploaded with a model to the Hugging Face Hub.
 
-Built from the model folder's ``config.json`` and, when given, the training run's folder
-(``config.yaml``: data and recipe; ``metrics.jsonl``: the best evaluation, with its split and
-protocol). Nothing is invented: a fact the files do not hold is written as "not recorded".
+Built with huggingface_hub's ``ModelCard`` and ``ModelCardData`` (the metadata the Hub reads:
+license, ``library_name``, pipeline tag, tags, and the best metrics as a ``model-index`` of
+``EvalResult`` entries) from the model folder's ``config.json`` and, when given, the training
+run's folder (``config.yaml``: data and recipe; ``metrics.jsonl``: the best evaluation, with
+its split and protocol). The text adds the install line, the code link and a usage snippet.
+Nothing is invented: a fact the files do not hold is written as "not recorded".
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from btdnet.engine.config import ConfigError, safe_yaml
 from btdnet.models.serialization import CONFIG_NAME, CheckpointError
 
 # per model type: the metric that selects the best checkpoint, and the metrics shown
@@ -22,6 +28,9 @@ METRICS = {
     "bicor": ("mIoU", ("mIoU", "mF1", "OA")),
 }
 NOT_RECORDED = "not recorded"
+# A code link the card may show: https, no spaces, quotes or angle brackets (it goes into
+# Markdown and a shell line).
+CODE_URL = re.compile(r"^https://[^\s\"'<>`\\]+$")
 
 
 @dataclass(frozen=True)
@@ -45,13 +54,13 @@ def read_run(run_dir: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]
             f"{run}: not a training run folder (needs config.yaml and metrics.jsonl)"
         )
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        config = safe_yaml(config_path.read_text(encoding="utf-8")) or {}  # aliases bounded
         records = [
             json.loads(line)
             for line in metrics_path.read_text(encoding="utf-8").splitlines()
             if line.strip()
         ]
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as error:
+    except (yaml.YAMLError, ConfigError, ValueError, RecursionError) as error:
         raise CheckpointError(f"{run}: unreadable run files ({error})") from error
     return config, records
 
@@ -78,19 +87,71 @@ def best_evaluation(
     return BestEvaluation(split, str(protocol), best.get("epoch"), best.get("step"), metrics, rule)
 
 
-def _front_matter(model_type: str, license_id: str) -> str:
-    tags = ["remote-sensing", "image-segmentation", model_type]
-    tags.append(
-        "referring-image-segmentation" if model_type == "btdnet" else "semantic-segmentation"
-    )
-    lines = [
-        "---",
-        f"license: {license_id}",
-        "library_name: btdnet",
-        "pipeline_tag: image-segmentation",
-        "tags:",
+def card_data(
+    model_type: str,
+    name: str,
+    license_id: str,
+    best: BestEvaluation | None,
+    run_config: dict[str, Any] | None,
+) -> Any:
+    """The card's metadata as huggingface_hub's ``ModelCardData``; the best evaluation's metrics
+    become ``EvalResult`` entries when the run names its data set."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    task = "referring-image-segmentation" if model_type == "btdnet" else "semantic-segmentation"
+    dataset = ((run_config or {}).get("data") or {}).get("dataset")
+    results = [
+        EvalResult(
+            task_type="image-segmentation",
+            task_name=task,
+            dataset_type=str(dataset),
+            dataset_name=str(dataset),
+            dataset_split=best.split,
+            metric_type=metric,
+            metric_name=f"{metric} ({best.protocol} protocol)",
+            metric_value=round(value, 2),
+        )
+        for metric, value in (best.metrics.items() if best is not None and dataset else [])
     ]
-    return "\n".join([*lines, *(f"- {t}" for t in tags), "---", ""])
+    return ModelCardData(
+        license=license_id,
+        library_name="btdnet",
+        pipeline_tag="image-segmentation",
+        tags=["remote-sensing", "image-segmentation", model_type, task],
+        model_name=name if results else None,
+        eval_results=results or None,
+    )
+
+
+def code_links(code_url: str | None) -> tuple[str | None, str | None]:
+    """``(code URL, installed version)``: ``code_url``, else the package metadata's Source /
+    Repository / Homepage URL; the version of the installed ``btdnet`` distribution."""
+    try:
+        meta = metadata.metadata("btdnet")
+        version = meta["Version"]
+    except metadata.PackageNotFoundError:
+        return code_url, None
+    urls = dict(
+        entry.split(", ", 1) for entry in meta.get_all("Project-URL") or [] if ", " in entry
+    )
+    found = next((urls[k] for k in ("Source", "Repository", "Homepage") if k in urls), None)
+    return code_url or found, version
+
+
+def install_section(code_url: str | None) -> str:
+    """The install line and the code link (what the package records; nothing guessed)."""
+    if code_url is not None and not CODE_URL.match(code_url):
+        raise ValueError(f"code URL {code_url!r}: not an https:// URL without spaces or quotes")
+    url, version = code_links(code_url)
+    url = url if url is not None and CODE_URL.match(url) else None
+    trained = f" (this card: btdnet {version})" if version else ""
+    if url is None:
+        return (
+            f"Code: the btdnet toolkit{trained}; its source link is {NOT_RECORDED} (give "
+            "`--code-url` when publishing). Install it from its source folder:\n\n"
+            "```bash\npip install .            # in the toolkit's checkout\n```\n"
+        )
+    return f'Code: <{url}>{trained}.\n\n```bash\npip install "btdnet @ git+{url}"\n```\n'
 
 
 def _model_table(model_type: str, variant: str, config: dict[str, Any]) -> str:
@@ -183,8 +244,12 @@ def model_card(
     *,
     run_dir: str | Path | None = None,
     license_id: str = "apache-2.0",
+    code_url: str | None = None,
 ) -> str:
-    """The model card (Markdown with YAML front matter) of a saved model folder."""
+    """The model card (Markdown with YAML front matter, a huggingface_hub ``ModelCard``) of a
+    saved model folder; ``code_url`` links the toolkit's source (default: the package's)."""
+    from huggingface_hub import ModelCard
+
     meta = json.loads((Path(model_dir) / CONFIG_NAME).read_text(encoding="utf-8"))
     model_type = str(meta.get("model_type"))
     if model_type not in METRICS:
@@ -193,9 +258,10 @@ def model_card(
     variant = str(meta.get("variant") or config.get("variant") or NOT_RECORDED)
     run_config, records = read_run(run_dir) if run_dir is not None else (None, [])
     best = best_evaluation(records, model_type, run_config or {})
+    name = repo_id.split("/")[-1]
+    data = card_data(model_type, name, license_id, best, run_config)
     parts = [
-        _front_matter(model_type, license_id),
-        f"# {repo_id.split('/')[-1]}\n",
+        f"# {name}\n",
         f"Weights of a {model_type} model trained with the btdnet toolkit "
         "(`model.safetensors` + `config.json`, loadable without executing code).\n",
         "## Model\n",
@@ -204,9 +270,12 @@ def model_card(
         _training_section(run_config),
         "## Results\n",
         results_section(best),
+        "## Install\n",
+        install_section(code_url),
         "## Use\n",
         _usage(model_type, repo_id),
         "## License\n",
         f"`{license_id}`.\n",
     ]
-    return "\n".join(parts)
+    card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(parts))
+    return str(card)

@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser.add_argument("--repo-id", required=True, help="e.g. user/btdnet-rrsisd")
     parser.add_argument("--run-dir", type=Path, help="training run folder (card's metrics)")
     parser.add_argument("--license", default="apache-2.0", help="license id for the card")
+    parser.add_argument(
+        "--code-url",
+        help="the toolkit's source URL for the card (https://...; default: the "
+        "installed package's Project-URL, else 'not recorded')",
+    )
     parser.add_argument("--private", action="store_true", help="create the repo private")
     parser.add_argument("--dry-run", type=Path, metavar="DIR", help="write the files, no upload")
     args = parser.parse_args(argv)
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                 args.dry_run,
                 run_dir=args.run_dir,
                 license_id=args.license,
+                code_url=args.code_url,
             )
             print(args.dry_run)
         else:
@@ -73,6 +79,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                     args.repo_id,
                     run_dir=args.run_dir,
                     license_id=args.license,
+                    code_url=args.code_url,
                     private=args.private,
                 )
             )

@@ -271,24 +271,32 @@ def load_weights(model: BTDNet, directory: str | Path) -> BTDNet:
 
 
 def load_model(
-    directory: str | Path, *, variant: str | None = None, training: bool | None = None
+    directory: str | Path,
+    *,
+    variant: str | None = None,
+    training: bool | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
 ) -> BTDNet:
     """Load a BTDNet folder written by ``save_pretrained``, or a Hugging Face Hub repo id.
 
     Args:
         directory: the model folder (``model.safetensors`` + ``config.json``), or a Hub repo
-            id (``owner/name[@revision]``) fetched into (or, offline, read from) the Hugging
-            Face cache (:func:`btdnet.models.hub.resolve_model_source`).
+            id (``owner/name``) fetched into (or, offline, read from) the Hugging Face cache
+            (:func:`btdnet.models.hub.resolve_model_source`).
         variant: if given, refuse a checkpoint of another variant.
         training: keep the D-MOLS heads (True: fresh heads if the checkpoint has none),
             drop them (False), or follow the checkpoint (None).
+        revision, token, cache_dir: for a Hub repo id, as huggingface_hub's
+            ``snapshot_download`` takes them (branch/tag/commit; access token; cache folder).
 
     Raises:
         CheckpointError: one line naming the folder: missing, not a BTDNet folder, another
             variant, unreadable, or weights that do not fit the config they came with; or
             naming the repo id: not downloadable, or not cached while offline.
     """
-    directory = resolve_model_source(directory)
+    directory = resolve_model_source(directory, revision=revision, token=token, cache_dir=cache_dir)
     state, config_dict = load_model_dir(directory, MODEL_TYPE, variant)
     try:
         config = BTDNetConfig.from_dict(config_dict)
@@ -317,13 +325,24 @@ def _from_pretrained(
     *,
     variant: str | None = None,
     training: bool | None = None,
+    revision: str | None = None,
+    token: str | bool | None = None,
+    cache_dir: str | Path | None = None,
 ) -> BTDNet:
-    """Load a saved BTDNet from a folder or a Hugging Face Hub repo id: :func:`load_model`.
+    """Load a saved BTDNet from a folder or a Hugging Face Hub repo id: :func:`load_model`
+    (``revision``, ``token``, ``cache_dir`` as in huggingface_hub).
 
     The class method lives here, beside the builders, so that ``btdnet.py`` never imports this
     module (no import cycle) while ``BTDNet.from_pretrained(...)`` reads as in transformers.
     """
-    return load_model(source, variant=variant, training=training)
+    return load_model(
+        source,
+        variant=variant,
+        training=training,
+        revision=revision,
+        token=token,
+        cache_dir=cache_dir,
+    )
 
 
 BTDNet.from_pretrained = classmethod(_from_pretrained)  # type: ignore[attr-defined]

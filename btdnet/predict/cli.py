@@ -60,7 +60,8 @@ between its 2nd and 98th percentiles unless --stretch says otherwise (docs/predi
 
 Per prompt, OUT receives <image stem>__<index>_<text slug>.png (mask, 0/255, original size)
 and ..._overlay.png; GeoTIFF inputs also give a .tif mask (same CRS and transform) and a
-.geojson of the mask's polygons in that CRS (needs `pip install btdnet[geo]`). One JSON line
+.geojson of the mask's polygons in WGS 84 longitude/latitude (RFC 7946; --geojson-crs native
+keeps the image's CRS; needs `pip install btdnet[geo]`). One JSON line
 per prompt goes to stdout and to OUT/predictions.jsonl, which is replaced (by a rename,
 never through a symbolic link) only once the model has loaded: a failed start leaves the last
 run's file as it was. A prompt that fails (unreadable image, out of memory, ...) is reported on
@@ -97,6 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
         "Hub repo id such as user/btdnet-rrsisd (downloaded once into the Hugging Face cache; "
         "read from it without network under HF_HUB_OFFLINE=1)",
+    )
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
     )
     parser.add_argument(
         "--image",
@@ -160,6 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     """How an image is read and which mode predicts it."""
     parser.add_argument(
+        "--bands",
+        metavar="R,G,B",
+        help="band numbers (1-based, as in GDAL) the model sees as red, green, blue, e.g. "
+        "3,2,1 for a B,G,R,NIR file; one number: grey (default: the first three bands)",
+    )
+    parser.add_argument(
+        "--stretch",
+        default="auto",
+        metavar="RULE",
+        help="how values become 0..255, the same for whole images and tiles: auto (default: "
+        "8-bit as is, else percentile), percentile[:LOW,HIGH] (per scene, default 2,98), "
+        "minmax:MIN,MAX (fixed values) or none (clipped to 0..255)",
+    )
+    parser.add_argument(
         "--whole-image",
         action="store_true",
         help="resize every image whole to the model's input, even one more than 2x larger "
@@ -167,7 +187,19 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_image_arguments(args: argparse.Namespace) -> None:
+    """Parse ``--bands`` and ``--stretch`` into ``args.band_numbers`` / ``args.stretch_rule``."""
+    from btdnet.predict.bands import BandsError, parse_bands, parse_stretch
+
+    try:
+        args.band_numbers = parse_bands(args.bands)
+        args.stretch_rule = parse_stretch(args.stretch)
+    except BandsError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def _check_arguments(args: argparse.Namespace) -> None:
+    _check_image_arguments(args)
     if args.prompts is not None and (args.image is not None or args.text):
         raise UsageError("--prompts cannot be combined with --image/--text (see --help)")
     if args.prompts is None and args.image is None:
@@ -352,7 +384,12 @@ def run_jobs(
         if choice is not None and choice.warning(str(run[0].image)):
             reporter.warning(choice.warning(str(run[0].image)))
         try:
-            image = read_image(run[0].image, max_pixels=max_pixels)
+            image = read_image(
+                run[0].image,
+                max_pixels=max_pixels,
+                bands=getattr(args, "band_numbers", None),
+                stretch=getattr(args, "stretch_rule", None),
+            )
             predictor.set_image(image)
         except Exception as exc:  # unreadable, too large, out of memory: this image only
             if single:
@@ -422,17 +459,19 @@ def _load_predictor(args: argparse.Namespace) -> Any:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
+            warnings.simplefilter("always", FutureWarning)
             predictor = Predictor.from_pretrained(
                 args.checkpoint,
                 device=args.device,
                 amp=args.amp,
                 batch_size=args.batch_size,
                 presence_threshold=args.presence_threshold,
+                revision=args.revision,
             )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(_failure(exc)) from exc
     for item in caught:  # e.g. a checkpoint holding NaN weights: one line each
-        if issubclass(item.category, UserWarning):
+        if issubclass(item.category, (UserWarning, FutureWarning)):  # Future: the @revision id
             print(f"{PROG}: warning: {one_line(str(item.message))}", file=sys.stderr)
         else:
             warnings.showwarning(item.message, item.category, item.filename, item.lineno)

@@ -30,6 +30,15 @@ from types import ModuleType
 import numpy as np
 from PIL import Image, ImageOps
 
+from btdnet.predict.bands import (
+    STRETCH_SAMPLE_SIDE,
+    BandsError,
+    Stretch,
+    apply_stretch,
+    real_values,
+    sample_shape,
+    select_bands,
+)
 from btdnet.predict.geo import (
     GEO_INSTALL_HINT,
     GeoDependencyError,
@@ -47,6 +56,8 @@ _WIDE_GRAY_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 # Above this many valid pixels, percentiles are computed on an even subsample (speed only).
 _PERCENTILE_SAMPLE = 4_000_000
 
+
+Bands = tuple[int, ...] | None
 
 # Refused above this many pixels (about 10000 x 10000): enough for whole aerial tiles, and far
 # below what makes the reader, predictor and overlay exhaust the memory of a workstation.
@@ -81,11 +92,6 @@ def pixel_amount(pixels: int) -> str:
         if pixels >= 10_000_000
         else f"{pixels:,} pixel{'s' * (pixels != 1)}"
     )
-
-
-def real_values(band: np.ndarray) -> np.ndarray:
-    """A band as real numbers: the amplitude of complex samples (SAR), the values otherwise."""
-    return np.abs(band) if np.iscomplexobj(band) else band
 
 
 @dataclass
@@ -232,36 +238,82 @@ def _read_with_pil(path: Path, is_tiff: bool, max_pixels: int | None) -> LoadedI
     return LoadedImage(path=path, pixels=pixels, geo=None)
 
 
-def _read_with_rasterio(path: Path, rasterio: ModuleType, max_pixels: int | None) -> LoadedImage:
+def _read_with_rasterio(
+    path: Path, rasterio: ModuleType, max_pixels: int | None, bands: Bands, stretch: Stretch
+) -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(path) as dataset:
                 check_pixel_limit(path, dataset.width, dataset.height, max_pixels)
-                count = min(dataset.count, 3)
-                bands = dataset.read(indexes=list(range(1, count + 1)))  # (C, H, W)
-                nodata = dataset.nodata
+                chosen = select_bands(dataset.count, bands, str(path))
+                data = dataset.read(indexes=chosen)  # (3, H, W)
+                valid = dataset.dataset_mask() > 0  # (H, W): nodata value, mask band, alpha
+                limits = dataset_limits(dataset, chosen, stretch)
                 geo = georeference_of(dataset)
-    except ImageReadError:
+    except (ImageReadError, BandsError):
         raise
     except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
         raise ImageReadError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from exc
-    return LoadedImage(path=path, pixels=bands_to_rgb(bands, nodata), geo=geo)
+    if data.dtype.kind in "fc":
+        valid &= np.isfinite(data).all(axis=0)
+    rgb = apply_stretch(data, limits)  # (3, H, W)
+    rgb[:, ~valid] = 0
+    return LoadedImage(path=path, pixels=np.ascontiguousarray(rgb.transpose(1, 2, 0)), geo=geo)
 
 
-def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+def dataset_limits(dataset: object, chosen: list[int], stretch: Stretch) -> list[tuple[float, ...]]:
+    """The stretch limits of bands ``chosen`` of an open rasterio dataset: percentiles on the
+    decimated read every reader shares (:mod:`btdnet.predict.bands`), else fixed."""
+    rule = stretch.resolved([dataset.dtypes[b - 1] for b in chosen])
+    if rule.kind != "percentile":
+        return rule.limits(np.zeros((len(chosen), 1, 1)), np.ones((1, 1), bool))
+    shape = sample_shape(dataset.height, dataset.width)
+    sample = dataset.read(indexes=chosen, out_shape=(len(chosen), *shape))  # (3, h, w)
+    return rule.limits(sample, dataset.dataset_mask(out_shape=shape) > 0)
+
+
+def choose_pixel_bands(
+    pixels: np.ndarray, bands: Bands, stretch: Stretch, path: Path
+) -> np.ndarray:
+    """``--bands`` and ``--stretch`` on a decoded (H, W, 3) uint8 picture (PNG, JPEG, PIL
+    TIFF): bands among its three channels, the stretch over all of it."""
+    if bands is not None:
+        pixels = pixels[..., [b - 1 for b in select_bands(3, bands, str(path))]]
+    if stretch.kind in ("auto", "none"):
+        return np.ascontiguousarray(pixels)
+    channels = pixels.transpose(2, 0, 1)  # (3, H, W)
+    step = max(1, -(-max(pixels.shape[:2]) // STRETCH_SAMPLE_SIDE))
+    sample = channels[:, ::step, ::step]
+    limits = stretch.limits(sample, np.ones(sample.shape[1:], bool))
+    return np.ascontiguousarray(apply_stretch(channels, limits).transpose(1, 2, 0))
+
+
+def read_image(
+    path: str | Path,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    bands: Bands = None,
+    stretch: Stretch | None = None,
+) -> LoadedImage:
     """Read a PNG, JPEG or (Geo)TIFF file as uint8 RGB plus its georeference if any.
 
     Args:
         path: the image file.
         max_pixels: refuse images with more pixels (None: no limit of ours).
+        bands: 1-based band numbers to read as R, G, B (or one, grey); None: the first three
+            (see :mod:`btdnet.predict.bands`).
+        stretch: how values become 0..255 (default :class:`~btdnet.predict.bands.Stretch`
+            ``auto``), the same as scene mode's for the same file.
 
     Raises:
         ImageReadError: the file is missing, a folder, or cannot be decoded.
         ImageTooLargeError: the image has more than ``max_pixels`` pixels.
         GeoDependencyError: the file is a GeoTIFF and rasterio is not installed.
+        BandsError: ``bands`` asks for a band the file does not have.
     """
     path = Path(path)
+    stretch = stretch or Stretch()
     if not path.exists():
         raise ImageReadError(f"{path}: image file not found")
     if not path.is_file():
@@ -271,9 +323,13 @@ def read_image(path: str | Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS)
         try:
             rasterio = require_rasterio(f"{path}: reading a TIFF")
         except GeoDependencyError:
-            return _read_with_pil(path, is_tiff=True, max_pixels=max_pixels)
-        return _read_with_rasterio(path, rasterio, max_pixels)
-    return _read_with_pil(path, is_tiff=False, max_pixels=max_pixels)
+            rasterio = None
+        if rasterio is not None:
+            return _read_with_rasterio(path, rasterio, max_pixels, bands, stretch)
+    loaded = _read_with_pil(path, is_tiff=is_tiff, max_pixels=max_pixels)
+    if bands is not None or stretch.kind != "auto":
+        loaded.pixels = choose_pixel_bands(loaded.pixels, bands, stretch, path)
+    return loaded
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

@@ -261,9 +261,13 @@ class Predictor:
         amp: str | None = None,
         batch_size: int = 8,
         presence_threshold: float | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        cache_dir: str | Path | None = None,
     ) -> Predictor:
         """Load a BTDNet checkpoint folder (``model.safetensors`` + ``config.json``) or a
-        Hugging Face Hub repo id (``owner/name[@revision]``, through the Hugging Face cache).
+        Hugging Face Hub repo id (``owner/name``, through the Hugging Face cache; ``revision``,
+        ``token`` and ``cache_dir`` as huggingface_hub takes them).
 
         Raises:
             CheckpointError: the folder is missing, has no weights, or holds another model.
@@ -273,7 +277,9 @@ class Predictor:
         _amp_dtype(amp)
         from btdnet.models.variants import load_model  # the model code only when loading
 
-        model = load_model(checkpoint_dir, training=False)
+        model = load_model(
+            checkpoint_dir, training=False, revision=revision, token=token, cache_dir=cache_dir
+        )
         return cls(
             model,
             device=resolved,
@@ -438,6 +444,8 @@ class Predictor:
         presence_threshold: float | None = None,
         vectors: Any = None,
         limits: dict[str, int | None] | None = None,
+        bands: tuple[int, ...] | None = None,
+        stretch: Any = None,
     ) -> Any:
         """Segment ``text`` over a whole scene tile by tile, writing the outputs as they come.
 
@@ -445,7 +453,8 @@ class Predictor:
         :class:`~btdnet.predict.scene.SceneOptions` for the arguments (``presence_threshold``:
         this call's, else the predictor's; ``vectors``: a
         :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON; ``limits``:
-        ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none). Returns a
+        ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none; ``bands``,
+        ``stretch``: :mod:`btdnet.predict.bands`, as for a whole image). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene
@@ -459,6 +468,8 @@ class Predictor:
             batch_size=batch_size,
             presence_threshold=presence_threshold,
             **({} if vectors is None else {"vectors": vectors}),
+            **({} if stretch is None else {"stretch": stretch}),
+            bands=bands,
             **(limits or {}),
         )
         return predict_scene(

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import jinja2
 
+from btdnet.colormap import LEGEND, hex_color
+from btdnet.safe_write import write_text_atomic
+
 TEMPLATE = "report.html"
 
 _ENVIRONMENT = jinja2.Environment(
@@ -69,8 +72,13 @@ def write_report_html(
         targets=targets,
         curve=None if curve is None else rel(curve),
         gallery=[{"src": rel(picture), "caption": caption} for picture, caption in gallery],
+        legend=[
+            {"color": hex_color(rgb), "words": words}
+            for key, rgb, words in LEGEND
+            if key in ("prediction", "truth")
+        ],
         files=[{"label": k, "href": rel(v), "path": str(v)} for k, v in files.items()],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)  # a link at the name is refused
     return path

@@ -20,9 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from btdnet.colormap import overlay_scheme
 from btdnet.errors import one_line
+from btdnet.predict.bands import BandsError, parse_bands, parse_stretch
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
-from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.predict.scene.source import NotGeoreferencedWarning
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
@@ -36,6 +37,7 @@ from btdnet.serve.upload import (
     upload_size,
 )
 from btdnet.text import clean_expression
+from btdnet.tiling import SceneTooLargeError
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +118,14 @@ async def _predict(service: InferenceService, job: Job | SceneJob) -> Any:
         raise HTTPException(413, "the image is too large for this server's memory") from exc
 
 
+def parse_reading(bands: str | None, stretch: str | None) -> tuple[Any, Any]:
+    """The ``bands`` and ``stretch`` fields as (band numbers or None, Stretch); 400 if bad."""
+    try:
+        return parse_bands(bands), parse_stretch(stretch or "auto")
+    except BandsError as exc:
+        raise HTTPException(400, str(exc)) from exc
+
+
 async def _choose_mode(
     service: InferenceService, data: bytes, filename: str | None, tile: str | None
 ) -> tuple[ModeChoice, int | str | None]:
@@ -148,10 +158,12 @@ async def _scene_answer(
     tile: int | str,
     threshold: float | None,
     limits: SceneLimits,
+    reading: tuple[Any, Any],
 ) -> dict[str, Any]:
-    """The answer in scene mode."""
+    """The answer in scene mode (``reading``: the bands and stretch)."""
     suffix = check_upload(data, filename)
-    job = SceneJob(data, suffix, display_name(filename), texts, tile, threshold, limits)
+    name = display_name(filename)
+    job = SceneJob(data, suffix, name, texts, tile, threshold, limits, *reading)
     answers, image_info = await _predict(service, job)
     return {"predictions": answers, "image": image_info, "model": service.info}
 
@@ -163,10 +175,11 @@ async def _whole_answer(
     texts: tuple[str, ...],
     threshold: float | None,
     preview: bool,
+    reading: tuple[Any, Any],
 ) -> dict[str, Any]:
-    """The answer in whole-image mode."""
+    """The answer in whole-image mode (``reading``: the bands and stretch)."""
     try:
-        loaded = await run_in_threadpool(decode_upload, data, filename)
+        loaded = await run_in_threadpool(decode_upload, data, filename, *reading)
     except UploadError as exc:
         raise HTTPException(exc.status, str(exc)) from exc
     job = Job(image=loaded, texts=texts, presence_threshold=threshold)
@@ -201,6 +214,11 @@ def _add_status_and_page(app: FastAPI, service: InferenceService) -> None:
     def page() -> HTMLResponse:
         return HTMLResponse(_page("index.html"))
 
+    @app.get("/overlay.json", include_in_schema=False)
+    def overlay() -> dict[str, Any]:
+        """The overlay colours and legend words the page draws with (btdnet.colormap)."""
+        return overlay_scheme()
+
     @app.get("/app.js", include_in_schema=False)
     def script() -> Response:
         return Response(_page("app.js"), media_type="text/javascript")
@@ -223,6 +241,22 @@ def _base_app(service: InferenceService, max_upload_mb: float) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=int(max_upload_mb * 1024 * 1024))
     _add_status_and_page(app, service)
     return app
+
+
+TILE_HELP = (
+    "the mode: left out, an image more than 2x the model's input side goes to scene mode "
+    "(tile by tile at native resolution) and a smaller one is resized whole; 'auto' or a "
+    "number of pixels forces scene mode with tiles of the model's input side or of that size "
+    "(positional words then refer to a tile); 'none' forces whole-image mode"
+)
+BANDS_HELP = (
+    "band numbers (1-based, as in GDAL) the model sees as R,G,B, e.g. '3,2,1' for a B,G,R,NIR "
+    "file; one number: grey (default: 1,2,3)"
+)
+STRETCH_HELP = (
+    "how values become 0..255, as in btdnet-predict: auto, percentile[:LOW,HIGH], "
+    "minmax:MIN,MAX or none (default auto)"
+)
 
 
 def create_app(
@@ -249,19 +283,12 @@ def create_app(
                 description="'no target' below this presence (models with a presence head)",
             ),
         ] = None,
-        tile: Annotated[
-            str | None,
-            Form(
-                description="the mode: left out, an image more than 2x the model's input side "
-                "goes to scene mode (tile by tile at native resolution) and a smaller one is "
-                "resized whole; 'auto' or a number of pixels forces scene mode with tiles of the "
-                "model's input side or of that size (positional words then refer to a tile); "
-                "'none' forces whole-image mode"
-            ),
-        ] = None,
+        tile: Annotated[str | None, Form(description=TILE_HELP)] = None,
         preview: Annotated[
             bool, Form(description="also return the image as the model read it (PNG)")
         ] = False,
+        bands: Annotated[str | None, Form(description=BANDS_HELP)] = None,
+        stretch: Annotated[str | None, Form(description=STRETCH_HELP)] = None,
     ) -> JSONResponse:
         """Segment what each text refers to in the image.
 
@@ -279,14 +306,14 @@ def create_app(
         if tile is None and "tile" in await request.form():  # an empty field is not "no tile"
             tile = ""
         data = await image.read()
+        reading = parse_reading(bands, stretch)
         choice, tile_value = await _choose_mode(service, data, image.filename, tile)
         if choice.mode == SCENE:
-            body = await _scene_answer(
-                service, data, image.filename, texts, tile_value, presence_threshold, limits
-            )
+            scene = (tile_value, presence_threshold, limits, reading)
+            body = await _scene_answer(service, data, image.filename, texts, *scene)
         else:
             body = await _whole_answer(
-                service, data, image.filename, texts, presence_threshold, preview
+                service, data, image.filename, texts, presence_threshold, preview, reading
             )
         body["image"].update(mode_facts(choice, display_name(image.filename)))
         body["seconds"] = round(time.perf_counter() - start, 4)

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from btdnet.cli_options import add_amp_option, add_device_option
@@ -42,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR|REPO",
         help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
         "Hub repo id such as user/btdnet-rrsisd (through the Hugging Face cache)",
+    )
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -123,6 +129,18 @@ def scene_limits(args: argparse.Namespace) -> Any:
     )
 
 
+def public_checkpoint_name(checkpoint: str | Path) -> str:
+    """What clients are told the model is: a Hub repo id as given, a local folder by name only
+    (``<run>/<checkpoint>`` for a run's ``checkpoints/`` entry), never the server's path."""
+    path = Path(checkpoint)
+    if not path.exists():
+        return str(checkpoint)  # a Hub repo id (a missing folder never gets this far)
+    path = path.resolve()
+    if path.parent.name == "checkpoints" and path.parent.parent.name:
+        return f"{path.parent.parent.name}/{path.name}"
+    return path.name
+
+
 def build_service(
     checkpoint: str,
     *,
@@ -131,6 +149,7 @@ def build_service(
     batch_size: int,
     max_queue: int,
     max_scene_queue: int = 2,
+    revision: str | None = None,
 ) -> InferenceService:
     """Load the checkpoint (a folder or Hub repo id) into the one shared service.
 
@@ -141,9 +160,11 @@ def build_service(
     from btdnet.predict.predictor import Predictor
     from btdnet.serve.service import InferenceService
 
-    predictor = Predictor.from_pretrained(checkpoint, device=device, amp=amp, batch_size=batch_size)
+    predictor = Predictor.from_pretrained(
+        checkpoint, device=device, amp=amp, batch_size=batch_size, revision=revision
+    )
     info = {
-        "checkpoint": str(checkpoint),
+        "checkpoint": public_checkpoint_name(checkpoint),  # shown on the page: no server path
         "model_type": "btdnet",
         "variant": getattr(predictor.model.config, "variant", None),
         "image_size": predictor.input_side,
@@ -192,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             max_queue=args.max_queue,
             max_scene_queue=args.max_scene_queue,
+            revision=args.revision,
         )
     except ValueError as exc:  # CheckpointError is a ValueError; so are bad device/amp names
         print(f"{PROG}: error: {exc}", file=sys.stderr)

@@ -19,10 +19,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from btdnet.errors import one_line
+from btdnet.predict.bands import BandsError, Stretch
 from btdnet.predict.image_io import ImageReadError
-from btdnet.predict.scene.limits import SceneTooLargeError
 from btdnet.presence import presence_note
 from btdnet.serve.answers import png_base64
+from btdnet.tiling import SceneTooLargeError
 
 MIN_TILE = 32
 
@@ -150,6 +151,8 @@ class SceneJob:
     tile: int | str
     presence_threshold: float | None = None
     limits: SceneLimits = field(default_factory=lambda: SceneLimits())
+    bands: tuple[int, ...] | None = None
+    stretch: Stretch | None = None
     scene: ClassVar[bool] = True  # runs on the service's scene worker, not the image worker
 
     def run(self, predictor: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -184,8 +187,10 @@ class SceneJob:
                         presence_threshold=self.presence_threshold,
                         on_tiles=check_deadline,
                         limits=self.limits.scene_options(),
+                        bands=self.bands,
+                        stretch=self.stretch,
                     )
-                except (ImageReadError, SceneTooLargeError) as error:
+                except (ImageReadError, SceneTooLargeError, BandsError) as error:
                     message = one_line(str(error).replace(str(path), self.name), first=True)
                     message = message.replace("--scene-max", "the server's --scene-max")
                     kind = (

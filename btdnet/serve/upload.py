@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from btdnet.errors import one_line
+from btdnet.predict.bands import Stretch
 from btdnet.predict.geo import GeoDependencyError
 from btdnet.predict.image_io import ImageReadError, LoadedImage, image_size, read_image
 
@@ -89,7 +90,12 @@ def upload_size(data: bytes, filename: str | None) -> tuple[int, int]:
             raise UploadError(message if name in message else f"{name}: {message}") from exc
 
 
-def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
+def decode_upload(
+    data: bytes,
+    filename: str | None,
+    bands: tuple[int, ...] | None = None,
+    stretch: Stretch | None = None,
+) -> LoadedImage:
     """Read uploaded bytes as an image.
 
     Raises:
@@ -103,7 +109,7 @@ def decode_upload(data: bytes, filename: str | None) -> LoadedImage:
         path = Path(folder) / f"upload{suffix}"
         path.write_bytes(data)
         try:
-            image = read_image(path)
+            image = read_image(path, bands=bands, stretch=stretch)
         except (ImageReadError, GeoDependencyError, ValueError, MemoryError) as exc:
             message = one_line(str(exc).replace(str(path), name), first=True)
             raise UploadError(message if name in message else f"{name}: {message}") from exc

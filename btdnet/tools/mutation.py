@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from btdnet.cli_options import add_progress_option
+from btdnet.cli_options import add_progress_option, add_seed_option
 from btdnet.tools.mutation_report import compare, format_report, read_summary
 
 try:
@@ -428,9 +428,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run only modules whose path contains this text (repeatable)",
     )
     parser.add_argument("--sample", type=int, default=None, help="mutants per module (0 = all)")
-    parser.add_argument(
-        "--seed",
-        type=int,
+    add_seed_option(
+        parser,
         default=None,
         help="seed of the sample (default: mutation.toml's); a new seed draws mutants that no "
         "test was written against, for an unbiased survival rate after fixing a sample's",

@@ -17,7 +17,8 @@ from bicor.models import build_bicor
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_TILES = {"2": (24, 32), "4": (16, 24)}  # GeoSeg test tiles (the others are absent)
-SOURCE_KEYS = {"checkpoint", "window", "stride", "border", "tta", "predictions"}
+# what names the predictions' source (a checkpoint and how it was chosen, or a folder), not a score
+SOURCE_KEYS = {"checkpoint", "selection", "window", "stride", "border", "tta", "predictions"}
 
 
 def _benchmark(argv: list[str]) -> int:

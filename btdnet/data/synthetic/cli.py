@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from btdnet.cli_options import add_progress_option, add_seed_option
 from btdnet.data.synthetic import (
     REGIMES,
     format_grefs_stats,
@@ -44,8 +45,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--val", type=int, default=100, help="val images (default 100)")
     parser.add_argument("--test", type=int, default=150, help="test images (default 150)")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (256)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_seed_option(parser)
+    add_progress_option(parser)
     parser.add_argument(
         "--generalized",
         action="store_true",
@@ -85,7 +86,7 @@ def _generate(args: argparse.Namespace) -> str:
         test=args.test,
         size=args.size,
         seed=args.seed,
-        show_progress=not args.quiet,
+        show_progress=args.progress,
         overwrite=args.overwrite,
     )
     if args.generalized:

@@ -6,7 +6,6 @@
 - :mod:`~btdnet.predict.scene.writer` streams the parts into the rasters and polygons;
 - :mod:`~btdnet.predict.scene.objects` labels the objects, strip by strip;
 - :mod:`~btdnet.predict.scene.state` proves what ``--resume`` may reuse and locks the parts;
-- :mod:`~btdnet.predict.scene.limits` bounds the pixels and tiles of one scene;
 - :mod:`~btdnet.predict.scene.pipeline` ties them together (``predict_scene``);
 - :mod:`~btdnet.predict.scene.cli` is the ``btdnet-predict --tile`` front end.
 """

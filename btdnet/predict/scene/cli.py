@@ -11,7 +11,7 @@ import warnings
 from typing import Any
 
 from btdnet.errors import one_line
-from btdnet.predict.scene.limits import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
+from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 SCENE_HELP = """\
 Scene mode (chosen by default for an image more than 2x the model's input side; --tile
@@ -21,13 +21,15 @@ another SIZE is resized to it), overlapping by --overlap pixels and blended smoo
 bounded memory. The words of an expression then refer to ONE TILE: "the ship on the left"
 means on the left of a tile, not of the scene; say what to find ("the storage tanks").
 Per prompt OUT receives <name>.tif (mask, Cloud-Optimized GeoTIFF with overviews, the
-scene's CRS and transform), <name>.geojson and <name>.gpkg (one polygon per object with its
-score and its area in map units), <name>_preview.png (the scene downsampled with the objects
-outlined), optionally <name>_probability.tif, and <name>.json (the JSON line: objects, area,
-tiles, tiles skipped). Nodata pixels are never target. An
-interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing finished rows
-of tiles. Under `accelerate launch --num_processes N` the rows of tiles are shared among the
-processes and the result equals one process's."""
+scene's CRS and transform), <name>.geojson (WGS 84) and <name>.gpkg (the scene's CRS): one
+polygon per object with its score and its area in map units, <name>_preview.png (the
+scene downsampled with the objects outlined), optionally <name>_probability.tif, and
+<name>.json (the JSON line: objects, area, tiles, tiles skipped). Nodata pixels are never
+target. An interrupted run leaves OUT/<name>.parts/; --resume finishes it without redoing
+finished rows of tiles, and skips scenes already finished. Under `accelerate launch
+--num_processes N` several scenes (a folder, a prompts file) are shared whole among the
+processes, one scene's rows of tiles otherwise; the result equals one process's;
+OUT/summary.json ends the run."""
 
 
 def add_scene_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +145,8 @@ def _options(args: argparse.Namespace) -> Any:
         max_pixels=args.scene_max_pixels or None,
         max_tiles=args.scene_max_tiles or None,
         vectors=vector_options(args),
+        bands=getattr(args, "band_numbers", None),
+        **({"stretch": args.stretch_rule} if getattr(args, "stretch_rule", None) else {}),
     )
 
 
@@ -206,8 +210,10 @@ def _run_jobs(
     """Run this process's share of ``jobs``; returns their outcomes (see ``batch``)."""
     from btdnet.predict.scene.batch import CollectingReporter, JobOutcome, my_jobs
 
-    single = args.prompts is None and args.image.is_file()
     share = processes.count > 1 and len(jobs) > 1
+    # Sharing scenes, a problem is reported on its job's line, never fatal: a process that
+    # stopped early would leave the others waiting to gather its outcomes.
+    single = args.prompts is None and args.image.is_file() and not share
     outcomes = []
     for index in my_jobs(len(jobs), processes.index, processes.count, share):
         outcome = JobOutcome(index, processes.index)
@@ -249,6 +255,7 @@ def run_scene_mode(args: argparse.Namespace, jobs: list[Any], problems: list[str
             amp=args.amp,
             batch_size=args.batch_size,
             presence_threshold=getattr(args, "presence_threshold", None),
+            revision=getattr(args, "revision", None),
         )
     except (ValueError, OSError) as exc:  # CheckpointError, text encoder, device, amp mode
         raise FatalError(str(exc)) from exc

@@ -36,12 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.scene.limits import (
-    DEFAULT_SCENE_MAX_PIXELS,
-    DEFAULT_SCENE_MAX_TILES,
-    SceneTooLargeError,
-    check_scene_size,
-)
+from btdnet.predict.bands import Stretch
 from btdnet.predict.scene.preview import render_preview
 from btdnet.predict.scene.rows import PartError, RowPart, RowRunner, part_path
 from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
@@ -64,7 +59,15 @@ from btdnet.predict.scene.writer import (
 from btdnet.predict.vectors import VectorOptions
 from btdnet.presence import check_presence_threshold
 from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
-from btdnet.tiling import TileGrid, default_overlap, resolve_tile
+from btdnet.tiling import (
+    DEFAULT_SCENE_MAX_PIXELS,
+    DEFAULT_SCENE_MAX_TILES,
+    SceneTooLargeError,
+    TileGrid,
+    check_scene_size,
+    default_overlap,
+    resolve_tile,
+)
 
 GDAL_CACHE_MB = 64
 
@@ -85,6 +88,9 @@ class SceneOptions:
         presence_threshold: a tile whose presence probability is below it answers "no
             target" (``None``: the predictor's threshold); models with a presence head only.
         vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
+        bands: 1-based band numbers read as R, G, B (or one, grey); None: the first three.
+        stretch: how values become 0..255 (:class:`~btdnet.predict.bands.Stretch`, default
+            ``auto``), as for a whole image.
     """
 
     tile: int | str = "auto"
@@ -97,6 +103,8 @@ class SceneOptions:
     max_tiles: int | None = DEFAULT_SCENE_MAX_TILES
     presence_threshold: float | None = None
     vectors: VectorOptions = field(default_factory=VectorOptions)
+    bands: tuple[int, ...] | None = None
+    stretch: Stretch = field(default_factory=Stretch)
 
 
 @dataclass
@@ -158,8 +166,8 @@ def _threshold(predictor: Any, options: SceneOptions) -> float:
     return check_presence_threshold(options.presence_threshold)
 
 
-def _open(image: str | Path, gsd: float | None) -> SceneSource:
-    source = SceneSource(image, gsd=gsd)
+def _open(image: str | Path, options: SceneOptions) -> SceneSource:
+    source = SceneSource(image, gsd=options.gsd, bands=options.bands, stretch=options.stretch)
     if source.geo is None:
         warnings.warn(
             f"{image}: has no georeference; the mask and polygons are in pixel coordinates "
@@ -214,12 +222,14 @@ def predict_scene(
     name = name or Path(image).stem
     input_ids, attention_mask, truncated = _tokens(predictor, text)
     started = time.perf_counter()
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(image, options.gsd) as source:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), _open(image, options) as source:
         grid = _grid(source, options, predictor.input_side)
         threshold = _threshold(predictor, options)
         manifest = build_manifest(
             Path(image), text.strip(), grid, options.gsd, predictor, threshold
         )
+        manifest["bands"] = None if options.bands is None else list(options.bands)
+        manifest["stretch"] = asdict(options.stretch)  # what the model saw: parts depend on it
         key = run_key({**manifest, "vectors": asdict(options.vectors)})  # outputs, not parts
         if options.resume:
             finished = finished_record(out_dir, name, key, options.save_probability)

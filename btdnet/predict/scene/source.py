@@ -2,11 +2,12 @@
 
 - GeoTIFF / COG / any TIFF: opened with rasterio and read one window at a time (GDAL's block
   cache is bounded by ``GDAL_CACHEMAX``, set by the scene runner), so memory does not grow with
-  the scene. Bands and bit depth follow :mod:`btdnet.predict.image_io`: the first three bands
-  (one- or two-band files repeat the first), 8-bit used as is, other types stretched per band
-  between their 2nd and 98th percentiles. The percentiles are computed once per scene on a
-  decimated read (at most :data:`STRETCH_SAMPLE_SIDE` pixels a side), so every window shares
-  one stretch.
+  the scene. Bands and stretch follow :mod:`btdnet.predict.bands`, exactly as a whole-image
+  read of the same file: the first three bands unless ``bands`` says which, 8-bit used as is
+  and other types stretched per band between their 2nd and 98th percentiles unless
+  ``stretch`` says otherwise. Percentiles are computed once per scene on a decimated read (at
+  most :data:`~btdnet.predict.bands.STRETCH_SAMPLE_SIDE` pixels a side), so every window
+  shares one stretch.
 - Other formats (PNG, JPEG): decoded whole with PIL (within PIL's pixel limit), then windowed.
 - Nodata: a pixel is invalid when GDAL's dataset mask says so (nodata value, mask band or
   alpha) or when any of its bands is NaN/inf. Invalid pixels read as 0 and are never predicted
@@ -25,10 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from btdnet.predict.bands import Stretch, apply_stretch, select_bands
 from btdnet.predict.geo import GeoReference, georeference_of, require_rasterio
-from btdnet.predict.image_io import TIFF_SUFFIXES, ImageReadError, read_image, real_values
-
-STRETCH_SAMPLE_SIDE = 1024
+from btdnet.predict.image_io import TIFF_SUFFIXES, ImageReadError, dataset_limits, read_image
 
 
 class SceneReadError(ImageReadError):
@@ -52,32 +52,6 @@ def _pad_to(array: np.ndarray, height: int, width: int, fill: Any = "reflect") -
     return np.pad(array, widths, mode="constant", constant_values=fill)
 
 
-def stretch_limits(sample: np.ndarray, valid: np.ndarray) -> list[tuple[float, float]]:
-    """Per band (low, high) 2-98 percentiles of (C, h, w) ``sample`` over ``valid`` pixels."""
-    limits = []
-    for band in sample:
-        values = real_values(band[valid & np.isfinite(band)]).astype(np.float64)
-        if values.size == 0:
-            limits.append((0.0, 0.0))
-            continue
-        low, high = np.percentile(values, [2.0, 98.0])
-        limits.append((float(low), float(high)))
-    return limits
-
-
-def apply_stretch(bands: np.ndarray, limits: list[tuple[float, float]] | None) -> np.ndarray:
-    """(C, h, w) bands -> uint8 (C, h, w): as is for uint8, else linear between ``limits``."""
-    if limits is None:
-        return bands.astype(np.uint8, copy=False)
-    out = np.zeros(bands.shape, dtype=np.uint8)
-    for index, (band, (low, high)) in enumerate(zip(bands, limits)):
-        if high <= low:
-            continue
-        scaled = (real_values(band).astype(np.float64) - low) * (255.0 / (high - low))
-        out[index] = np.round(np.clip(np.nan_to_num(scaled, nan=0.0), 0.0, 255.0))
-    return out
-
-
 class SceneSource:
     """One scene opened for windowed reading; use as a context manager.
 
@@ -85,6 +59,9 @@ class SceneSource:
         path: the image file.
         gsd: resample to this ground sampling distance (CRS units per pixel); needs a
             georeferenced, north-up scene.
+        bands: 1-based band numbers read as R, G, B (or one, grey); None: the first three.
+        stretch: how values become 0..255 (:mod:`btdnet.predict.bands`; default ``auto``),
+            the same limits for every window, and the same as a whole-image read's.
 
     Attributes:
         height, width: size of the (possibly resampled) scene in pixels.
@@ -92,7 +69,14 @@ class SceneSource:
         source_gsd: CRS units per source pixel, ``None`` when not georeferenced.
     """
 
-    def __init__(self, path: str | Path, *, gsd: float | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        gsd: float | None = None,
+        bands: tuple[int, ...] | None = None,
+        stretch: Stretch | None = None,
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             state = "not found" if not self.path.exists() else "is not a file"
@@ -103,11 +87,12 @@ class SceneSource:
         self._stretch = False  # its limits are sampled on the first read, never for a
         # scene refused for its size
         self._bands: list[int] = []
+        self._band_choice, self._stretch_rule = bands, stretch or Stretch()
         self._scale = (1.0, 1.0)  # source pixels per scene pixel along (y, x)
         if self.path.suffix.lower() in TIFF_SUFFIXES:
             self._open_rasterio()
         else:
-            loaded = read_image(self.path)
+            loaded = read_image(self.path, bands=bands, stretch=self._stretch_rule)
             self._pixels = loaded.pixels
             self.geo: GeoReference | None = None
             self.height, self.width = loaded.height, loaded.width
@@ -124,9 +109,10 @@ class SceneSource:
             dataset = self._dataset
             self.geo = georeference_of(dataset)
             self.height, self.width = dataset.height, dataset.width
-            self._bands = [1, 2, 3] if dataset.count >= 3 else [1, 1, 1]
-            self._stretch = any(dtype != "uint8" for dtype in dataset.dtypes[:3])
-        except ImageReadError:
+            self._bands = select_bands(dataset.count, self._band_choice, str(self.path))
+            self._stretch = True
+        except (ImageReadError, ValueError):  # BandsError: a band the file does not have
+            self.close()
             raise
         except Exception as exc:  # RasterioIOError, CPLE_* errors on broken files
             self.close()
@@ -135,12 +121,7 @@ class SceneSource:
             ) from exc
 
     def _compute_limits(self) -> list[tuple[float, float]]:
-        dataset = self._dataset
-        factor = max(1, math.ceil(max(dataset.height, dataset.width) / STRETCH_SAMPLE_SIDE))
-        shape = (max(1, dataset.height // factor), max(1, dataset.width // factor))
-        sample = dataset.read(indexes=self._bands, out_shape=(3, *shape))  # (3, h, w)
-        valid = dataset.dataset_mask(out_shape=shape) > 0  # (h, w)
-        return stretch_limits(sample, valid)
+        return dataset_limits(self._dataset, self._bands, self._stretch_rule)
 
     def _source_gsd(self) -> float | None:
         if self.geo is None:
@@ -225,6 +206,8 @@ class SceneSource:
         from rasterio.enums import Resampling
 
         shape = (height, width)
+        if self._limits is None:
+            self._limits = self._compute_limits()
         bands = self._dataset.read(
             indexes=self._bands, out_shape=(3, *shape), resampling=Resampling.average
         )  # (3, h, w)

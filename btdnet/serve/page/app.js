@@ -17,35 +17,81 @@ function stem(name) {
   return (name || "image").replace(/\.[^.]*$/, "").replace(/[^A-Za-z0-9_-]+/g, "_");
 }
 
+let scheme = {
+  colors: { prediction: "#ffd60a", box: "#00e5ff", truth: "#ff5cf0", halo: "#000000" },
+  legend: { prediction: "predicted object (ring outside it)", box: "bounding box" },
+};
+
+function rgb(hex) {
+  return [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+}
+
+// Grow a 0/1 mask by one pixel (4-neighbourhood), as btdnet.predict.overlay.dilate does.
+function grow(mask, w, h) {
+  const out = mask.slice();
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      if (mask[i]) continue;
+      if ((x > 0 && mask[i - 1]) || (x < w - 1 && mask[i + 1]) ||
+          (y > 0 && mask[i - w]) || (y < h - 1 && mask[i + w])) out[i] = 1;
+    }
+  }
+  return out;
+}
+
+// Outline-first: a ring just outside the mask over a dark halo; the object's own pixels are
+// left as they are. Then the box, around the ring, in its own colour.
 async function drawOverlay(canvas, preview, maskSrc, bbox, size) {
-  const mask = await loadImage(maskSrc);
-  canvas.width = preview.naturalWidth;
-  canvas.height = preview.naturalHeight;
+  const maskImage = await loadImage(maskSrc);
+  const w = (canvas.width = preview.naturalWidth);
+  const h = (canvas.height = preview.naturalHeight);
   const ctx = canvas.getContext("2d");
   ctx.drawImage(preview, 0, 0);
   const off = document.createElement("canvas");
-  off.width = canvas.width;
-  off.height = canvas.height;
+  off.width = w;
+  off.height = h;
   const octx = off.getContext("2d");
-  octx.drawImage(mask, 0, 0, off.width, off.height);
-  const m = octx.getImageData(0, 0, off.width, off.height).data;
-  const picture = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  octx.drawImage(maskImage, 0, 0, w, h);
+  const m = octx.getImageData(0, 0, w, h).data;
+  const mask = new Uint8Array(w * h);
+  for (let i = 0; i < mask.length; i++) mask[i] = m[4 * i] > 127 ? 1 : 0;
+  const thickness = Math.max(1, Math.round(Math.max(w, h) / 400));
+  let outer = mask;
+  for (let k = 0; k < thickness; k++) outer = grow(outer, w, h);
+  const halo = grow(outer, w, h);
+  const picture = ctx.getImageData(0, 0, w, h);
   const p = picture.data;
-  for (let i = 0; i < p.length; i += 4) {
-    if (m[i] > 127) {
-      p[i] = Math.round(p[i] * 0.45 + 255 * 0.55);
-      p[i + 1] = Math.round(p[i + 1] * 0.45 + 40 * 0.55);
-      p[i + 2] = Math.round(p[i + 2] * 0.45 + 40 * 0.55);
-    }
+  const ring = rgb(scheme.colors.prediction);
+  const dark = rgb(scheme.colors.halo);
+  for (let i = 0; i < mask.length; i++) {
+    if (mask[i]) continue;
+    const color = outer[i] ? ring : halo[i] ? dark : null;
+    if (color) [p[4 * i], p[4 * i + 1], p[4 * i + 2]] = color;
   }
   ctx.putImageData(picture, 0, 0);
   if (bbox) {
-    const sx = canvas.width / size.width;
-    const sy = canvas.height / size.height;
-    ctx.strokeStyle = "#ffd60a";
-    ctx.lineWidth = Math.max(1, Math.round(canvas.width / 200));
-    ctx.strokeRect(bbox[0] * sx, bbox[1] * sy, (bbox[2] - bbox[0]) * sx, (bbox[3] - bbox[1]) * sy);
+    const sx = w / size.width;
+    const sy = h / size.height;
+    const pad = thickness + 2;  // outside the ring and its halo
+    const x1 = Math.floor(bbox[0] * sx) - pad, y1 = Math.floor(bbox[1] * sy) - pad;
+    const x2 = Math.ceil(bbox[2] * sx) - 1 + pad, y2 = Math.ceil(bbox[3] * sy) - 1 + pad;
+    ctx.strokeStyle = scheme.colors.box;
+    ctx.lineWidth = 1;
+    ctx.strokeRect(x1 + 0.5, y1 + 0.5, x2 - x1, y2 - y1);
   }
+}
+
+function showLegend() {
+  const items = ["prediction", "box"].map((key) => {
+    const item = document.createElement("span");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.borderColor = scheme.colors[key];
+    item.append(swatch, scheme.legend[key]);
+    return item;
+  });
+  $("legend").replaceChildren("Colours: ", ...items);
 }
 
 function link(text, href, filename) {
@@ -56,18 +102,42 @@ function link(text, href, filename) {
   return a;
 }
 
+// What the model can say: found, not found, or a best guess from a model without a
+// presence head (it cannot tell absence).
+function verdict(p) {
+  if (p.present === true) return ["found", "present"];
+  if (p.present === false) return ["not found", "absent"];
+  return ["best guess (this model cannot tell absence)", "guess"];
+}
+
 function facts(p) {
   const div = document.createElement("div");
   div.className = "facts";
   const presence = p.presence === null ? "no presence head" : `presence ${p.presence.toFixed(3)}`;
-  const found = p.present ? "found" : "not found";
+  const [words, kind] = verdict(p);
   const status = document.createElement("span");
-  status.className = p.present ? "present" : "absent";
-  status.textContent = found;
+  status.className = kind;
+  status.textContent = words;
   div.append(status, ` · score ${p.score.toFixed(3)} · ${presence} · area ${p.area} px`);
-  div.append(document.createElement("br"), `box ${p.bbox ? JSON.stringify(p.bbox) : "none"}`);
+  if (p.objects) {
+    div.append(document.createElement("br"),
+      `${p.object_count} object(s) · ${p.tiles} tiles, ${p.tiles_skipped} skipped`);
+  } else {
+    div.append(document.createElement("br"), `box ${p.bbox ? JSON.stringify(p.bbox) : "none"}`);
+  }
   if (p.truncated) div.append(" · text truncated to the model's token limit");
   return div;
+}
+
+function objectList(p) {
+  const list = document.createElement("ol");
+  list.className = "objects";
+  p.objects.forEach((o) => {
+    const item = document.createElement("li");
+    item.textContent = `box ${JSON.stringify(o.bbox)} · ${o.area_pixels} px`;
+    list.append(item);
+  });
+  return list;
 }
 
 function heatRow(p) {
@@ -92,10 +162,18 @@ async function card(p, index, answer, preview) {
   div.dataset.index = String(index);
   const title = document.createElement("h2");
   title.textContent = p.text;
-  const canvas = document.createElement("canvas");
-  canvas.setAttribute("aria-label", `overlay for ${p.text}`);
   const maskSrc = "data:image/png;base64," + p.mask_png;
-  await drawOverlay(canvas, preview, maskSrc, p.bbox, answer.image);
+  let picture;
+  if (p.preview_png) {  // scene mode: the server's preview, objects already outlined
+    picture = document.createElement("img");
+    picture.className = "preview";
+    picture.src = "data:image/png;base64," + p.preview_png;
+    picture.alt = `scene preview for ${p.text}`;
+  } else {
+    picture = document.createElement("canvas");
+    picture.setAttribute("aria-label", `overlay for ${p.text}`);
+    await drawOverlay(picture, preview, maskSrc, p.bbox, answer.image);
+  }
   const downloads = document.createElement("div");
   downloads.className = "downloads";
   const base = `${stem(answer.image.name)}__${index + 1}`;
@@ -107,8 +185,20 @@ async function card(p, index, answer, preview) {
     const blob = new Blob([JSON.stringify(p.geojson)], { type: "application/geo+json" });
     downloads.append(link("GeoJSON", URL.createObjectURL(blob), `${base}.geojson`));
   }
-  div.append(title, canvas, facts(p), heatRow(p), downloads);
+  div.append(title, picture, facts(p));
+  if (p.objects) div.append(objectList(p));
+  div.append(heatRow(p), downloads);
   return div;
+}
+
+// The mode used: the server's one line when it chose scene mode or warns, else the facts.
+function modeLine(image) {
+  if (image.mode_note) return image.mode_note;
+  if (image.mode === "scene") {
+    return `scene mode: ${image.tiles} tiles of ${image.tile} px at native resolution`;
+  }
+  return `whole image: ${image.width}x${image.height} resized to ${image.resized_to}x` +
+    `${image.resized_to} (factor ${image.resize_factor})`;
 }
 
 async function submit(event) {
@@ -123,6 +213,9 @@ async function submit(event) {
   texts.forEach((t) => body.append("text", t));
   const threshold = $("threshold").value.trim();
   if (threshold) body.append("presence_threshold", threshold);
+  if ($("mode").value) body.append("tile", $("mode").value);
+  if ($("bands").value.trim()) body.append("bands", $("bands").value.trim());
+  if ($("stretch").value.trim()) body.append("stretch", $("stretch").value.trim());
   body.append("preview", "true");
   $("submit").disabled = true;
   $("status").textContent = `segmenting ${texts.length} expression(s)…`;
@@ -130,7 +223,9 @@ async function submit(event) {
     const response = await fetch("/predict", { method: "POST", body });
     const answer = await response.json();
     if (!response.ok) throw new Error(answer.error || `HTTP ${response.status}`);
-    const preview = await loadImage("data:image/png;base64," + answer.image_png);
+    const preview = answer.image_png
+      ? await loadImage("data:image/png;base64," + answer.image_png) : null;
+    $("mode-used").textContent = modeLine(answer.image);
     const cards = [];
     for (let i = 0; i < answer.predictions.length; i++) {
       cards.push(await card(answer.predictions[i], i, answer, preview));
@@ -157,5 +252,15 @@ async function showModel() {
   }
 }
 
+async function loadScheme() {
+  try {
+    scheme = await (await fetch("/overlay.json")).json();
+  } catch (err) {
+    // keep the built-in copy of the scheme
+  }
+  showLegend();
+}
+
 $("form").addEventListener("submit", submit);
 showModel();
+loadScheme();

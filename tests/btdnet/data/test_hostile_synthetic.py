@@ -62,7 +62,7 @@ def test_own_folder_is_regenerated_and_its_surplus_removed(tmp_path) -> None:
 def test_script_errors_are_one_line(tmp_path, capsys, args, code, message) -> None:
     _real_rrsisd(tmp_path / "real")
     script = runpy.run_path(str(REPO / "scripts" / "make_synthetic.py"), run_name="script")
-    argv = ["--out", str(tmp_path / "real"), "--quiet", *args]
+    argv = ["--out", str(tmp_path / "real"), "--no-progress", *args]
     assert script["main"](argv) == code
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("make_synthetic.py: error: ")

@@ -377,7 +377,10 @@ def test_command_line_writes_and_prints_statistics(tmp_path: Path) -> None:
     script = REPO / "scripts" / "make_synthetic.py"
     args = ["--out", str(tmp_path), "--train", "2", "--val", "1", "--test", "1", "--size", "80"]
     done = subprocess.run(
-        [sys.executable, str(script), *args, "--quiet"], capture_output=True, text=True, check=True
+        [sys.executable, str(script), *args, "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "images 4," in done.stdout and "per category" in done.stdout
     assert (tmp_path / "rrsisd" / "refs(unc).p").is_file()

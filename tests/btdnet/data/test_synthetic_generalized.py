@@ -147,7 +147,7 @@ def test_cli_generalized(tmp_path) -> None:
     completed = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "make_synthetic.py"), "--out", str(tmp_path),
          "--generalized", "--train", "2", "--val", "1", "--test", "1", "--size", "96",
-         "--no-target-share", "0.3", "--quiet"],
+         "--no-target-share", "0.3", "--no-progress"],
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-2000:]

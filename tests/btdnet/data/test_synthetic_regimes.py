@@ -135,7 +135,7 @@ def test_regime_is_recorded_and_selected_from_a_config(tmp_path: Path) -> None:
 
 def test_make_synthetic_takes_a_regime(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main = runpy.run_path(str(SCRIPT), run_name="script")["main"]
-    args = ["--train", "1", "--val", "0", "--test", "0", "--size", "64", "--quiet"]
+    args = ["--train", "1", "--val", "0", "--test", "0", "--size", "64", "--no-progress"]
     assert main(["--out", str(tmp_path / "a"), "--regime", "tiny", *args]) == 0
     record = json.loads((tmp_path / "a" / "synthetic.json").read_text())
     assert record["arguments"]["regime"] == "tiny"

@@ -91,3 +91,18 @@ def test_a_plain_license_still_stages_the_card(tmp_path, monkeypatch, capsys, ch
     assert status == 0
     front = (staged / "README.md").read_text().split("---")[1]
     assert "license: cc-by-nc-4.0" in front and "pipeline_tag: evil" not in front
+
+
+def test_alias_bomb_in_the_run_config_is_one_line(tmp_path) -> None:
+    from btdnet.models.model_card import read_run
+    from btdnet.models.serialization import CheckpointError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    levels = "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8)
+    )
+    (run / "config.yaml").write_text("a: &a [x, x, x, x, x, x, x, x, x]\n" + levels)
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(CheckpointError, match=r"unreadable run files \(the document expands"):
+        read_run(run)

@@ -110,12 +110,21 @@ def test_large_four_band_scene_goes_to_scene_mode_with_a_preview(
     assert (body[row + 5, column - 1] == PREDICTION_COLOR).all()  # the ring just outside
     assert (body[row + 5, column - 2] == HALO_COLOR).all()
     assert (body[row + 5, column - 8] == DARK).all()  # the ground beyond is untouched
-    # Forced whole-image mode: no scene, a warning that names the shrink factor.
-    assert main([*argv, "--text", "the tanks", "--whole-image", "--no-progress"]) == 0
+
+
+def test_forced_whole_image_on_a_large_image_warns_with_the_factor(
+    tmp_path, checkpoint, bright, capsys
+) -> None:
+    path = tmp_path / "large.png"
+    Image.fromarray(np.full((300, 400, 3), DARK, np.uint8)).save(path)
+    argv = ["--checkpoint", str(checkpoint), "--image", str(path), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--text", "the tanks", "--whole-image"]) == 0
     captured = capsys.readouterr()
-    assert "21.3x smaller" in captured.err and "scene mode" not in captured.out
-    record = json.loads(captured.out.strip().splitlines()[-1])
-    assert record["mode"] == WHOLE and record["resize_factor"] == pytest.approx(2048 / 96, 1e-3)
+    warning = "large.png: whole-image mode resizes 400x300 pixels to the model's 96x96 input"
+    assert warning in captured.err and "4.2x smaller" in captured.err
+    record = json.loads(captured.out)
+    assert record["mode"] == WHOLE and record["mode_forced"] is True
+    assert record["resize_factor"] == pytest.approx(400 / 96, abs=1e-3)
 
 
 def test_small_image_stays_whole_without_a_mode_line(tmp_path, checkpoint, bright, capsys):

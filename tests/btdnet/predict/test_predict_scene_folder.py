@@ -35,6 +35,7 @@ def write_scenes(folder: Path) -> list[Path]:
             dst.write(bands)
         paths.append(path)
     (folder / "notes.txt").write_text("not a scene")
+    (folder / "scene_3.tif").write_bytes(b"II*\x00 not really a TIFF")  # fails on its own line
     return paths
 
 
@@ -60,14 +61,16 @@ def band(path: str) -> np.ndarray:
 def test_two_processes_share_the_scenes_and_equal_one_process(tmp_path, capsys, checkpoint) -> None:
     folder = tmp_path / "scenes"
     scenes = write_scenes(folder)
-    assert scene_files(folder) == scenes  # sorted, the .txt left out
-    assert main(cli_args(checkpoint, folder, tmp_path / "one")) == 0
-    assert "3 scene job(s): 3 done (0 reused), 0 failed; 1 process" in capsys.readouterr().err
+    assert scene_files(folder) == [*scenes, folder / "scene_3.tif"]  # sorted, no .txt
+    assert main(cli_args(checkpoint, folder, tmp_path / "one")) == 1  # one scene failed
+    err = capsys.readouterr().err
+    assert "scene_3.tif" in err and "4 scene job(s): 3 done (0 reused), 1 failed; 1 process" in err
     launched = accelerate_launch(
         ["-m", "btdnet.predict.cli", *cli_args(checkpoint, folder, tmp_path / "two")],
         processes=2,
     )
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.returncode == 1, launched.stderr[-3000:]
+    assert "scene_3.tif" in launched.stderr  # the failure gathered and reported once
     one, two = records(tmp_path / "one"), records(tmp_path / "two")
     assert [Path(r["image"]).name for r in two] == [p.name for p in scenes]  # job order, once
     for a, b in zip(one, two):
@@ -77,13 +80,13 @@ def test_two_processes_share_the_scenes_and_equal_one_process(tmp_path, capsys, 
         geojson_a, geojson_b = (json.loads(Path(r["geojson"]).read_text()) for r in (a, b))
         assert geojson_a == geojson_b
     summary = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert summary["processes"] == 2 and summary["jobs_per_process"] == [2, 1]
-    assert (summary["jobs"], summary["done"], summary["failed"]) == (3, 3, 0)
+    assert summary["processes"] == 2 and summary["jobs_per_process"] == [2, 2]
+    assert (summary["jobs"], summary["done"], summary["failed"]) == (4, 3, 1)
     assert not list((tmp_path / "two").glob("*.parts"))
     # resumed: every scene is finished, none runs again and no file is rewritten
     masks = {r["mask_geotiff"]: Path(r["mask_geotiff"]).stat().st_mtime_ns for r in two}
-    assert main(cli_args(checkpoint, folder, tmp_path / "two", "--resume")) == 0
-    assert "3 done (3 reused)" in capsys.readouterr().err
+    assert main(cli_args(checkpoint, folder, tmp_path / "two", "--resume")) == 1
+    assert "3 done (3 reused), 1 failed" in capsys.readouterr().err
     assert {m: Path(m).stat().st_mtime_ns for m in masks} == masks
     assert [r["objects"] for r in records(tmp_path / "two")] == [r["objects"] for r in two]
 

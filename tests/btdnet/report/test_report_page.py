@@ -82,3 +82,15 @@ def test_empty_sections_are_left_out(tmp_path):
     assert "Targets" not in events.texts and "Training" not in events.texts
     assert "Samples" not in events.texts and "Files" in events.texts
     assert not [tag for tag, _ in events.tags if tag in ("img", "figure", "a")]
+
+
+def test_gallery_legend_uses_the_shared_colour_scheme(tmp_path):
+    from btdnet.colormap import PREDICTION_COLOR, TRUTH_COLOR, hex_color
+
+    _text, events = _write(tmp_path)
+    styles = [attrs.get("style") or "" for tag, attrs in events.tags if tag == "span"]
+    assert any(hex_color(PREDICTION_COLOR) in style for style in styles)
+    assert any(hex_color(TRUTH_COLOR) in style for style in styles)
+    words = " ".join(events.texts)
+    assert "predicted object (ring outside it)" in words
+    assert "ground truth (outline inside it)" in words

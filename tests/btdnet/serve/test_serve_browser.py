@@ -23,6 +23,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from serve_fixtures import live_server
 
+from btdnet.colormap import BOX_COLOR, PREDICTION_COLOR
+from btdnet.predict.overlay import dilate
 from btdnet.predict.predictor import Predictor
 from btdnet.serve.app import create_app
 from btdnet.serve.browser import CHROMEDRIVER, CHROMIUM, chromium_available, headless_chromium
@@ -33,17 +35,19 @@ if not chromium_available():
     if os.environ.get("BTDNET_REQUIRE_BROWSER") == "1":  # set by .ci/run: never skip in CI
         raise RuntimeError(message)
     pytest.skip(message, allow_module_level=True)
-# Two flat halves: the red tint over grey is easy to count.
+# Two flat coloured halves: the drawn colours over them are easy to tell apart.
 IMAGE = np.concatenate(
-    [np.full((50, 35, 3), 60, np.uint8), np.full((50, 35, 3), 200, np.uint8)], axis=1
+    [np.full((50, 35, 3), (60, 90, 30), np.uint8), np.full((50, 35, 3), (200, 150, 120), np.uint8)],
+    axis=1,
 )
+SEEN = np.ascontiguousarray(IMAGE[..., ::-1])  # what the model sees with bands 3,2,1
 
 
 def _half_mask_predictor(checkpoint) -> Predictor:
     """The tiny random model, its output bias shifted so that about half the image is masked
     (a random model marks nearly every pixel, which would make the overlay check empty)."""
     predictor = Predictor.from_pretrained(checkpoint, device="cpu")
-    predictor.set_image(IMAGE)
+    predictor.set_image(SEEN)
     probability = predictor.predict("the red car").probability.astype(np.float64)
     logits = np.log(probability / (1.0 - probability))
     with torch.no_grad():
@@ -62,7 +66,7 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
     Image.fromarray(IMAGE).save(image_path)
     texts = ["the red car at the top", "the white ship"]
     predictor = _half_mask_predictor(checkpoint)
-    predictor.set_image(IMAGE)
+    predictor.set_image(SEEN)  # the page asks for bands 3,2,1
     expected = predictor.predict(texts)
     assert all(0 < p.area < IMAGE.shape[0] * IMAGE.shape[1] for p in expected)
     service = InferenceService(predictor, info={"variant": "tiny", "image_size": 96})
@@ -75,6 +79,7 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
             wait.until(lambda d: "tiny" in d.find_element(By.ID, "model").text)
             driver.find_element(By.ID, "image").send_keys(str(image_path))
             driver.find_element(By.ID, "texts").send_keys("\n".join(texts))
+            driver.find_element(By.ID, "bands").send_keys("3,2,1")
             driver.find_element(By.ID, "submit").click()
             wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("done"))
             assert driver.find_element(By.ID, "error").text == ""
@@ -82,6 +87,13 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
             assert [c.find_element(By.TAG_NAME, "h2").text for c in cards] == texts
             for card, want in zip(cards, expected):
                 _check_card(driver, card, want)
+            mode = driver.find_element(By.ID, "mode-used").text
+            assert mode == "whole image: 70x50 resized to 96x96 (factor 0.729)"
+            legend = driver.find_element(By.ID, "legend")
+            assert "predicted object (ring outside it)" in legend.text
+            swatches = legend.find_elements(By.CLASS_NAME, "swatch")
+            colors = [s.value_of_css_property("border-top-color") for s in swatches]
+            assert colors == [_css(PREDICTION_COLOR), _css(BOX_COLOR)]
             driver.save_screenshot(str(tmp_path / "page.png"))
     finally:
         if driver is not None:
@@ -90,16 +102,25 @@ def test_page_in_headless_chromium(checkpoint, tmp_path):
     assert (tmp_path / "page.png").stat().st_size > 0
 
 
+def _css(color) -> str:
+    return "rgba({}, {}, {}, 1)".format(*color)
+
+
 def _check_card(driver, card, want) -> None:
     facts = card.find_element(By.CLASS_NAME, "facts").text
     assert f"score {want.score:.3f}" in facts and f"area {want.area} px" in facts
-    assert "found" in facts and "no presence head" in facts
+    # No presence head: the page neither claims "found" nor "not found".
+    assert facts.startswith("best guess (this model cannot tell absence)")
+    assert "no presence head" in facts
     pixels = _canvas_pixels(driver, card.find_element(By.TAG_NAME, "canvas"))  # (H, W, 3)
     assert pixels.shape == (50, 70, 3)
-    tinted = (pixels[..., 0] - pixels[..., 1]) > 60  # grey v tinted red: R - G = 118
-    border = 2 * (pixels.shape[0] + pixels.shape[1])  # the box outline covers mask pixels
-    assert want.area - border <= int(tinted.sum()) <= want.area
-    assert not tinted[~want.mask].any()
+    # Outline-first: every pixel of the object keeps its own colour, the ring lies outside.
+    assert np.abs(pixels[want.mask] - SEEN[want.mask]).max() <= 1
+    ring = dilate(want.mask, 1) & ~want.mask
+    assert (pixels[ring] == PREDICTION_COLOR).all()
+    far = ~dilate(want.mask, 2)  # beyond ring and halo: untouched except by the box
+    box = (pixels == BOX_COLOR).all(axis=-1)
+    assert np.abs(pixels[far & ~box] - SEEN[far & ~box]).max() <= 1
     heat = card.find_elements(By.CSS_SELECTOR, ".heat img")
     assert len(heat) == len(want.correlation)
     assert all(driver.execute_script("return arguments[0].naturalWidth;", h) > 0 for h in heat)
@@ -109,3 +130,42 @@ def _check_card(driver, card, want) -> None:
     ).endswith("__2.png")
     mask = Image.open(io.BytesIO(base64.b64decode(link.get_attribute("href").split(",", 1)[1])))
     np.testing.assert_array_equal(np.asarray(mask) == 255, want.mask)
+
+
+def test_scene_request_shows_the_preview_and_the_objects(checkpoint, tmp_path):
+    image_path = tmp_path / "large.png"
+    pixels = np.random.default_rng(7).integers(0, 256, (200, 230, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(image_path)  # more than 2x the 96-px input: scene mode
+    predictor = Predictor.from_pretrained(checkpoint, device="cpu")
+    service = InferenceService(predictor, info={"variant": "tiny", "image_size": 96})
+    driver = None
+    try:
+        with live_server(create_app(service)) as base:
+            driver = headless_chromium(tmp_path / "profile")
+            driver.get(base + "/")
+            wait = WebDriverWait(driver, 60)
+            wait.until(lambda d: "tiny" in d.find_element(By.ID, "model").text)
+            driver.find_element(By.ID, "image").send_keys(str(image_path))
+            driver.find_element(By.ID, "texts").send_keys("the storage tanks")
+            driver.find_element(By.ID, "submit").click()
+            wait.until(lambda d: d.find_element(By.ID, "status").text.startswith("done"))
+            assert driver.find_element(By.ID, "error").text == ""
+            mode = driver.find_element(By.ID, "mode-used").text
+            assert "230x200 pixels, more than 2x the model's 96-pixel input: scene mode" in mode
+            (card,) = driver.find_elements(By.CSS_SELECTOR, "#results .card")
+            preview = card.find_element(By.CSS_SELECTOR, "img.preview")
+            assert driver.execute_script("return arguments[0].naturalWidth;", preview) >= 230
+            facts = card.find_element(By.CLASS_NAME, "facts").text
+            assert facts.startswith("best guess (this model cannot tell absence)")
+            assert "9 tiles" in facts
+            objects = card.find_elements(By.CSS_SELECTOR, ".objects li")
+            assert objects and f"{len(objects)} object(s)" in facts
+            assert all(item.text.startswith("box [") for item in objects)
+            # Whole-image mode chosen on the page: the page says how much it shrank.
+            driver.find_element(By.CSS_SELECTOR, "#mode option[value='none']").click()
+            driver.find_element(By.ID, "submit").click()
+            wait.until(lambda d: "2.4x smaller" in d.find_element(By.ID, "mode-used").text)
+    finally:
+        if driver is not None:
+            driver.quit()
+        service.close()

@@ -80,3 +80,57 @@ def test_small_upload_is_whole_without_a_note(client) -> None:
 def test_serve_states_the_rule_on_one_line() -> None:
     line = mode_rule_line(96)
     assert "more than 192 pixels" in line and "tile=none" in line and "\n" not in line
+
+
+def _four_band_tiff(side: int) -> bytes:
+    import io
+
+    import rasterio
+
+    bands = np.stack([np.full((side, side), v, np.uint8) for v in (10, 100, 200, 250)])
+    buffer = io.BytesIO()
+    profile = {"driver": "GTiff", "height": side, "width": side, "count": 4, "dtype": "uint8"}
+    with rasterio.MemoryFile() as memory:
+        with memory.open(**profile) as dst:
+            dst.write(bands)
+        buffer.write(memory.read())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("tile", [None, "auto"], ids=["whole image", "scene"])
+def test_bands_field_changes_what_the_model_sees(tile) -> None:
+    from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
+
+    torch.manual_seed(0)
+    tiny = build_model("tiny", pretrained=False)
+    seen = []
+
+    class Recording(torch.nn.Module):
+        config, tokenizer = tiny.config, tiny.tokenizer
+
+        def forward(self, pixel_values, input_ids, attention_mask):
+            mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+            std = torch.tensor(IMAGENET_STD)[:, None, None]
+            seen.append(np.rint(((pixel_values[0] * std + mean) * 255)[:, 0, 0].numpy()))
+            from types import SimpleNamespace
+
+            logits = torch.full_like(pixel_values[:, :1], -5.0)
+            return SimpleNamespace(target_logits=logits, correlation_maps=[])
+
+    service = InferenceService(Predictor(Recording(), device="cpu"))
+    fields = {} if tile is None else {"tile": tile}
+    files = {"image": ("bgrn.tif", _four_band_tiff(64), "image/tiff")}
+    with TestClient(create_app(service)) as client:
+        for bands, want in (("", (10, 100, 200)), ("3,2,1", (200, 100, 10)), ("4", (250,) * 3)):
+            data = {"text": "the field", "bands": bands, **fields}
+            response = client.post("/predict", data=data, files=files)
+            assert response.status_code == 200, response.text
+            np.testing.assert_array_equal(seen[-1], want)
+        response = client.post(
+            "/predict", data={"text": "a", "bands": "5,3,2", **fields}, files=files
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "bgrn.tif: has 4 bands; bands 5,3,2 asks for band 5"
+        response = client.post("/predict", data={"text": "a", "stretch": "gamma"}, files=files)
+        assert response.status_code == 400 and "stretch must be one of" in response.json()["error"]
+    service.close()
