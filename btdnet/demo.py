@@ -24,6 +24,7 @@ from btdnet.models import BTDNet
 from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
 from btdnet.report import plot_training_curves, read_jsonl, select_gallery, write_report_html
+from btdnet.safe_write import atomic_output, write_text_atomic
 
 # Quality targets only: the scores do not depend on the machine, the time does (it is
 # measured and reported with the machine it ran on, docs/benchmarks.md).
@@ -38,7 +39,8 @@ def _draw(model: BTDNet, item: dict, iou: float, caption: str, path: Path) -> Pa
     pred = (answer_logits(out)[0, 0] > 0).cpu().numpy()  # (S, S), the scored answer
     truth = item["mask"].numpy().astype(bool)  # (S, S)
     picture = render_overlay(denormalize(item["pixel_values"]), pred, caption, truth=truth, iou=iou)
-    picture.save(path)
+    with atomic_output(path) as tmp:  # a link at the name is refused
+        picture.save(tmp, format="PNG")
     return path
 
 
@@ -124,11 +126,11 @@ def run_demo(
         out_dir / "training_curve.png",
         title=f"{variant} variant on the synthetic benchmark",
     )
-    (out_dir / "benchmark.md").write_text(format_markdown(results), encoding="utf-8")
+    write_text_atomic(out_dir / "benchmark.md", format_markdown(results))
 
     timings["wall_seconds"] = time.perf_counter() - start
     metrics = _demo_metrics(results, swapped, same_subset, summary, timings)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     report = _write_report(out_dir, metrics, curve, pictures)
     _print_outcome(out_dir, results, metrics, report, curve, len(pictures))
     return metrics

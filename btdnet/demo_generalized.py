@@ -25,6 +25,7 @@ from btdnet.machine import machine_line, machine_summary
 from btdnet.models import BTDNet, load_model
 from btdnet.normalization import denormalize
 from btdnet.predict.overlay import render_overlay
+from btdnet.safe_write import atomic_output, write_text_atomic
 
 TARGETS: dict[str, float] = {"gIoU": 55.0, "N_acc": 80.0, "T_acc": 80.0}
 METRIC_KEYS = ("gIoU", "cIoU", "N_acc", "T_acc", "oIoU", "mIoU", "Pr@0.5", "Pr@0.7", "Pr@0.9")
@@ -63,7 +64,8 @@ def write_generalized_overlays(
             truth=item["mask"].numpy().astype(bool),
         )
         path = out_dir / f"{item['sample_id']}.png"
-        picture.save(path)
+        with atomic_output(path) as tmp:  # a link at the name is refused
+            picture.save(tmp, format="PNG")
         written.append(path)
     return written
 
@@ -151,7 +153,7 @@ def run_generalized_demo(
     )
     met = {f"{k}>={v:.0f}": (metrics[k] or 0.0) >= v for k, v in TARGETS.items()}
     metrics["targets_met"] = met
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    write_text_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     _print_summary(metrics, out_dir, len(pictures))
     return metrics
 

@@ -188,6 +188,11 @@ def _layout_lines(layout: dict[str, Any]) -> list[str]:
     return ["files:", *lines] if lines else []
 
 
+def _detail(problem: dict[str, Any]) -> str:
+    """A problem's detail without the file name it may repeat (it is printed before it)."""
+    return problem["detail"].removeprefix(f"{problem['file']}: ")
+
+
 def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     """A human-readable report: splits, then problems grouped by kind (fatal kinds first)."""
     lines = [f"data set: {report['dataset']}", f"root:     {report['root']}", "splits:"]
@@ -206,10 +211,10 @@ def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     ordered = sorted(counts, key=lambda kind: (kind in WARNING_KINDS, -counts[kind]))
     for kind in ordered:
         level = "warning" if kind in WARNING_KINDS else "error"
-        meaning = PROBLEM_KINDS.get(kind, "")
-        lines.append(f"{level}: {counts[kind]} x {kind} ({meaning})")
+        meaning = PROBLEM_KINDS.get(kind)
+        lines.append(f"{level}: {counts[kind]} x {kind}" + (f" ({meaning})" if meaning else ""))
         shown = [p for p in report["problems"] if p["kind"] == kind][:max_per_kind]
-        lines.extend(f"    {p['file']}: {p['detail']}" for p in shown)
+        lines.extend(f"    {p['file']}: {_detail(p)}" for p in shown)
         if counts[kind] > len(shown):
             lines.append(f"    ... and {counts[kind] - len(shown)} more (see --json)")
     lines.append(summary_line(report))

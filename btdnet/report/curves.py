@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from btdnet.safe_write import atomic_output
+
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """Records of a JSON-lines file; a missing file or an unreadable line gives nothing for it."""
@@ -74,6 +76,7 @@ def plot_training_curves(
     figure.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_path)
+    with atomic_output(out_path) as tmp:  # a link at the name is refused
+        figure.savefig(tmp, format=out_path.suffix.lstrip(".") or "png")
     plt.close(figure)
     return out_path

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from btdnet.colormap import LEGEND, hex_color
+from btdnet.safe_write import write_text_atomic
 
 TEMPLATE = "report.html"
 
@@ -79,5 +80,5 @@ def write_report_html(
         files=[{"label": k, "href": rel(v), "path": str(v)} for k, v in files.items()],
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)  # a link at the name is refused
     return path

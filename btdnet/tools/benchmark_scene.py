@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from btdnet.cli_options import add_device_option, add_threads_option
+from btdnet.safe_write import write_text_atomic
 
 PIXEL_M = 0.5
 WARMUP_SIDE = 256
@@ -229,8 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     summary = targets(rows)
     print(report)
     print("\n".join(summary))
-    (args.out / "results.json").write_text(
-        json.dumps({"rows": rows, "targets": summary}, indent=1), encoding="utf-8"
+    write_text_atomic(
+        args.out / "results.json", json.dumps({"rows": rows, "targets": summary}, indent=1)
     )
 
 

@@ -216,3 +216,20 @@ def test_output_folders_refuse_links_and_files(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UnsafeOutputError, match="not a folder"):
         check_output_folder(tmp_path / "file")
+
+
+def test_a_dangling_link_at_the_temporary_name_does_not_create_its_target(tmp_path) -> None:
+    """A planted link to a file that does not exist yet: writing through it would create a
+    file wherever it points."""
+    outside = tmp_path / "elsewhere" / "created.txt"
+    outside.parent.mkdir()
+    (tmp_path / f".out.tmp-{os.getpid()}.txt").symlink_to(outside)
+    write_text_atomic(tmp_path / "out.txt", "payload")
+    assert not outside.exists() and (tmp_path / "out.txt").read_text() == "payload"
+    assert not (tmp_path / "out.txt").is_symlink()
+    paths = old_set(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere" / f".b.tmp-{os.getpid()}.json").symlink_to(tmp_path / "made.json")
+    with atomic_outputs(paths) as temporaries:
+        for temporary in temporaries:
+            temporary.write_text("new")
+    assert not (tmp_path / "made.json").exists() and paths[1].read_text() == "new"

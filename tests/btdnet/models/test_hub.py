@@ -55,6 +55,12 @@ def test_repo_id_shapes():
         assert looks_like_repo_id(good), good
     for bad in ("/abs/path", "a/b/c", "ckpt/", "../x", "user/../x", "a--b/c", "x y", ""):
         assert not looks_like_repo_id(bad), bad
+    # each rule alone: '..' or '--' inside a name the pattern accepts, a trailing '.' or '-',
+    # and the length of the name (not of the revision) at 96 / 97
+    for bad in ("user/na..me", "a..b", "user/na--me", "model.", "user/model-", "u/" + "x" * 95):
+        assert not looks_like_repo_id(bad), bad
+    assert looks_like_repo_id("u/" + "x" * 94) and looks_like_repo_id("x" * 96 + "@" + "r" * 50)
+    assert not looks_like_repo_id("x" * 97)
 
 
 def test_repo_id_loads_from_the_hub_cache_offline(checkpoint, tmp_path, monkeypatch, no_network):
@@ -253,3 +259,32 @@ def test_card_uses_the_runs_own_checkpoint_rule():
     plain = best_evaluation([{k: v for k, v in r.items() if k != "selection"} for r in records],
                             "bicor", {})  # fmt: skip
     assert plain.epoch == 2 and plain.selection is None  # mIoU without a recorded rule
+
+
+def test_an_existing_folder_named_like_a_repo_id_is_read_locally(tmp_path, monkeypatch):
+    from btdnet.models import hub
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a local folder must not be fetched from the Hub")
+
+    monkeypatch.setattr(hub, "download_model", no_download)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "user" / "model").mkdir(parents=True)
+    assert resolve_model_source("user/model") == Path("user/model")
+    assert resolve_model_source(Path("user/absent")) == Path("user/absent")
+
+
+def test_staging_refuses_a_folder_that_is_not_empty(checkpoint, tmp_path):
+    from btdnet.models.hub import stage_upload
+
+    target = tmp_path / "upload"
+    target.mkdir()
+    (target / "mine.txt").write_text("keep")
+    with pytest.raises(CheckpointError, match="not empty"):
+        stage_upload(checkpoint, "user/model", target)
+    assert sorted(p.name for p in target.iterdir()) == ["mine.txt"]
+    staged = stage_upload(checkpoint, "user/model", tmp_path / "fresh")
+    assert sorted(p.name for p in staged.iterdir()) == sorted(
+        [CONFIG_NAME, WEIGHTS_NAME, "README.md"]
+    )
+    assert (staged / WEIGHTS_NAME).read_bytes() == (checkpoint / WEIGHTS_NAME).read_bytes()

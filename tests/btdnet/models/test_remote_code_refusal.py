@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from btdnet.errors import one_line
 from btdnet.models.hf_loading import TextEncoderLoadError, hf_load, refuse_remote_code
 
 FILES = ("config.json", "tokenizer_config.json", "preprocessor_config.json")
@@ -62,9 +61,17 @@ def test_hf_load_passes_trust_remote_code_false_and_wraps_errors(tmp_path) -> No
         hf_load(broken, str(tmp_path), what="tokenizer")
 
 
-def test_one_line_cuts_long_reasons() -> None:
-    assert one_line("a" * 400, 300) == "a" * 297 + "..."
-    assert one_line("a" * 300, 300) == "a" * 300
-    assert one_line(ValueError("")) == "ValueError"
-    assert one_line(ValueError("x: bad\n  detail"), first=True) == "x: bad"
-    assert one_line(ValueError("x: bad\n  detail")) == "x: bad detail"
+def test_a_long_reason_is_cut_to_300_characters(tmp_path) -> None:
+    def verbose(source, **kwargs):
+        raise OSError("r" * 400 + "\nsecond line")
+
+    with pytest.raises(TextEncoderLoadError) as error:
+        hf_load(verbose, str(tmp_path), what="tokenizer")
+    assert str(error.value).endswith(f"({'r' * 297}...)")
+
+    def exact(source, **kwargs):
+        raise OSError("r" * 300)
+
+    with pytest.raises(TextEncoderLoadError) as error:
+        hf_load(exact, str(tmp_path), what="tokenizer")
+    assert str(error.value).endswith(f"({'r' * 300})")

@@ -447,3 +447,36 @@ def test_presence_equal_to_the_threshold_is_present(tmp_path, tiny, threshold, p
     record = predictor.predict_scene(path, "x", tmp_path / "out").record
     assert record["tiles_absent"] == (0 if present else 1)
     assert record["area_pixels"] == (96 * 48 if present else 0)
+
+
+# --- a finished run is reused only for the same options ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("first", "again", "reused"),
+    [
+        ({"gsd": 1.0}, {"gsd": 1.0}, True),
+        ({"gsd": 1.0}, {}, False),
+        ({}, {"gsd": 1.0}, False),
+        ({"overlap": 16}, {"overlap": 8}, False),
+        ({"tile": 96}, {"tile": 64}, False),
+        ({"gsd": 0.5}, {}, False),  # the scene's own 0.5 m: the same grid, another option
+    ],
+    ids=["same", "gsd-dropped", "gsd-added", "overlap", "tile", "gsd-same-grid"],
+)
+def test_resume_reuses_a_finished_scene_only_with_the_same_options(
+    tmp_path, tiny, first, again, reused
+) -> None:
+    path = write_tiff(tmp_path / "scene.tif", object_scene(150, 170))
+    predictor = Predictor(StubModel(tiny, bright_target), device="cpu")
+    done = predictor.predict_scene(path, "x", tmp_path / "out", **first).record
+    tiles = []
+    record = predictor.predict_scene(
+        path, "x", tmp_path / "out", resume=True, on_tiles=tiles.append, **again
+    ).record
+    assert (sum(tiles) == 0) == reused
+    height = 75 if again.get("gsd") == 1.0 else 150
+    assert record["gsd"] == again.get("gsd")
+    assert record["height"] == height and read_band(record["mask_geotiff"]).shape[0] == height
+    timeless = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in (record, done)]
+    assert (timeless[0] == timeless[1]) == reused
