@@ -189,6 +189,11 @@ def _layout_lines(layout: dict[str, Any]) -> list[str]:
     return ["files:", *lines] if lines else []
 
 
+def _detail(problem: dict[str, Any]) -> str:
+    """A problem's detail without the file name it may repeat (it is printed before it)."""
+    return problem["detail"].removeprefix(f"{problem['file']}: ")
+
+
 def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     """A human-readable report: splits, then problems grouped by kind (fatal kinds first)."""
     lines = [f"data set: {report['dataset']}", f"root:     {report['root']}", "splits:"]
@@ -213,7 +218,7 @@ def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
         meaning = f" ({meanings[kind]})" if meanings[kind] else ""
         lines.append(f"{levels[kind]}: {counts[kind]} x {kind}{meaning}")
         shown = [p for p in report["problems"] if p["kind"] == kind][:max_per_kind]
-        lines.extend(f"    {p['file']}: {p['detail']}" for p in shown)
+        lines.extend(f"    {p['file']}: {_detail(p)}" for p in shown)
         if counts[kind] > len(shown):
             lines.append(f"    ... and {counts[kind] - len(shown)} more (see --json)")
     lines.append(summary_line(report))
