@@ -33,6 +33,7 @@ from bicor.registry import SEG_DATASETS
 from bicor.task import SYNTHETIC, dataset_classes
 from bicor.tta import parse_tta_spec
 from btdnet.engine.checkpoints import PROGRESS_FILE, STATE_DIR
+from btdnet.evaluation.prediction_folder import claim_prediction_folder
 from btdnet.safe_write import check_output_folder
 
 SEG_PROTOCOLS = ("geoseg", "mmseg")
@@ -97,6 +98,11 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
     window = args.window or model.config.image_size
     stride = args.stride or max(1, (2 * window) // 3)
     save_dir = getattr(args, "save_predictions", None)
+    if save_dir is not None:  # never replaces a file the benchmark did not write
+        if accelerator.is_main_process:
+            names = [f"{stem}.png" for stem in sample_stems(dataset).values()]
+            claim_prediction_folder(save_dir, names)
+        accelerator.wait_for_everyone()
     results = evaluate_closed_set(
         model,
         loader,

@@ -19,6 +19,7 @@ BICOR_MAY_IMPORT = (
     "btdnet.engine",
     "btdnet.errors",
     "btdnet.evaluation.benchmark_cli",  # the benchmark's shared options and run (bicor-benchmark)
+    "btdnet.evaluation.prediction_folder",  # both benchmarks claim --save-predictions alike
     "btdnet.metrics.confusion",
     "btdnet.models.hub",
     "btdnet.models.image_encoder",

@@ -65,6 +65,20 @@ BLOCKING_KINDS = frozenset(
 )
 """Problem kinds that make training or evaluation fail (missing tiles are only skipped)."""
 
+PROBLEM_MEANINGS: dict[str, str] = {
+    "missing_folder": "a folder of the layout is absent",
+    "missing_image": "a tile's image is absent (the tile is skipped)",
+    "missing_label": "a tile's label is absent (the tile is skipped)",
+    "unlisted_tile": "a tile is in no split of the split table (not used)",
+    "unreadable_image": "an image file cannot be decoded",
+    "unreadable_label": "a label file cannot be decoded",
+    "size_mismatch": "a label's size differs from its image's",
+    "unknown_colour": "a label colour is not one of the data set's classes",
+    "unknown_value": "a mask value is not one of the data set's classes",
+    "duplicate_image": "one image number is used twice",
+}
+"""Closed-set problem kind -> what it means (kinds in BLOCKING_KINDS make the set unusable)."""
+
 
 class _SplitTally:
     """Counts of one split while the check runs."""
@@ -101,7 +115,7 @@ def _read(path: Path, reader, kind: str, problems: list[dict[str, str]]) -> np.n
     try:
         return reader(path)
     except ClosedSetDataError as error:
-        problems.append(_problem(kind, path, str(error)))
+        problems.append(_problem(kind, path, str(error).removeprefix(f"{path}: ")))
         return None
 
 

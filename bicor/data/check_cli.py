@@ -12,7 +12,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bicor.data.check import check_closed_set_dataset, is_usable
+from bicor.data.check import (
+    BLOCKING_KINDS,
+    PROBLEM_MEANINGS,
+    check_closed_set_dataset,
+    is_usable,
+)
 from bicor.registry import CLOSED_SET_DATASETS
 from btdnet.data.check_cli import Check
 from btdnet.data.check_cli import main as check_main
@@ -21,7 +26,17 @@ from btdnet.data.check_cli import main as check_main
 def check_closed_set(name: str, root: Path) -> tuple[dict[str, Any], bool]:
     """The closed-set check of ``name`` on ``root`` and whether the set is usable."""
     report = check_closed_set_dataset(name, root)
-    return report, is_usable(report)
+    usable = is_usable(report)
+    kinds = sorted({problem["kind"] for problem in report["problems"]})
+    report["usable"] = usable  # the report's verdict is the exit status's
+    report["problem_kinds"] = {
+        kind: {
+            "level": "error" if kind in BLOCKING_KINDS else "warning",
+            "meaning": PROBLEM_MEANINGS.get(kind, ""),
+        }
+        for kind in kinds
+    }
+    return report, usable
 
 
 CLOSED_SET_CHECKS: dict[str, Check] = {

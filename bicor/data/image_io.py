@@ -7,6 +7,9 @@ cannot decode a TIFF (an unusual compression, say), rasterio is tried if it is i
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,34 @@ from PIL import Image, UnidentifiedImageError
 
 from bicor.data.errors import ClosedSetDataError
 
-# What Pillow raises on files it cannot decode (then rasterio gets a try).
-_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError)
+# What Pillow raises on files it cannot decode (then rasterio gets a try). A decompression
+# bomb is not one of them: it is refused, never handed to rasterio to decode in full.
+_PIL_ERRORS = (UnidentifiedImageError, OSError, SyntaxError)
+
+
+def too_many_pixels(path: Path, height: int, width: int) -> ClosedSetDataError:
+    """The error for an image above Pillow's decompression-bomb limit (``MAX_IMAGE_PIXELS``)."""
+    return ClosedSetDataError(
+        f"{path}: {width}x{height} pixels, above the limit of {Image.MAX_IMAGE_PIXELS} "
+        "(a decompression bomb?); refused"
+    )
+
+
+def _bomb(path: Path, error: Exception) -> ClosedSetDataError:
+    """A one-line error for Pillow's ``DecompressionBombError`` on ``path``."""
+    return ClosedSetDataError(
+        f"{path}: too many pixels ({str(error).split(',')[0]}; a decompression bomb?); refused"
+    )
+
+
+@contextmanager
+def _quiet_rasterio() -> Iterator[None]:
+    """No NotGeoreferencedWarning: a plain PNG or TIFF has no geotransform, as expected here."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        yield
 
 
 def _read_with_rasterio(path: Path, reason: str) -> np.ndarray:
@@ -27,8 +56,13 @@ def _read_with_rasterio(path: Path, reason: str) -> np.ndarray:
             f"{path}: Pillow cannot read it ({reason}); install rasterio to try it instead"
         ) from None
     try:
-        with rasterio.open(path) as source:
+        with _quiet_rasterio(), rasterio.open(path) as source:
+            limit = Image.MAX_IMAGE_PIXELS
+            if limit is not None and source.height * source.width > limit:
+                raise too_many_pixels(path, source.height, source.width)
             bands = source.read()  # (C, H, W)
+    except ClosedSetDataError:
+        raise
     except Exception as error:  # rasterio raises its own error family
         raise ClosedSetDataError(
             f"{path}: unreadable image (Pillow: {reason}; rasterio: {error})"
@@ -55,6 +89,8 @@ def read_rgb(path: str | Path) -> np.ndarray:
             mode, bands = image.mode, len(image.getbands())
             if mode in ("RGB", "RGBA", "P", "PA"):
                 array = np.asarray(image.convert("RGB"))
+    except Image.DecompressionBombError as error:
+        raise _bomb(path, error) from None
     except _PIL_ERRORS as error:
         array = _read_with_rasterio(path, str(error))
         if array.dtype != np.uint8 or array.shape[-1] < 3:
@@ -81,6 +117,8 @@ def read_class_values(path: str | Path) -> np.ndarray:
             mode = image.mode
             if mode in ("L", "P"):
                 array = np.asarray(image)  # "P": the stored indices are the values
+    except Image.DecompressionBombError as error:
+        raise _bomb(path, error) from None
     except _PIL_ERRORS as error:
         array = _read_with_rasterio(path, str(error))
         if array.dtype != np.uint8 or array.shape[-1] != 1:
@@ -104,13 +142,15 @@ def read_size(path: str | Path) -> tuple[int, int]:
         with Image.open(path) as image:
             width, height = image.size
             return int(height), int(width)
+    except Image.DecompressionBombError as error:
+        raise _bomb(path, error) from None
     except _PIL_ERRORS as error:
         try:
             import rasterio  # optional dependency
         except ImportError:
             raise ClosedSetDataError(f"{path}: unreadable image ({error})") from None
         try:
-            with rasterio.open(path) as source:
+            with _quiet_rasterio(), rasterio.open(path) as source:
                 return int(source.height), int(source.width)
         except Exception as rio_error:  # rasterio raises its own error family
             raise ClosedSetDataError(

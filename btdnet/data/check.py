@@ -164,7 +164,8 @@ def summary_line(report: dict[str, Any]) -> str:
         problems = f"{total} problem{'s' if total != 1 else ''} ({kinds})"
     else:
         problems = "no problems"
-    verdict = "usable" if is_usable(report) else "NOT usable"
+    usable = report.get("usable")  # a check that judges its own kinds says so
+    verdict = "usable" if (is_usable(report) if usable is None else usable) else "NOT usable"
     return f"{report['dataset']} @ {report['root']}: {splits or 'no splits'}; {problems}: {verdict}"
 
 
@@ -188,6 +189,11 @@ def _layout_lines(layout: dict[str, Any]) -> list[str]:
     return ["files:", *lines] if lines else []
 
 
+def _detail(problem: dict[str, Any]) -> str:
+    """A problem's detail without the file name it may repeat (it is printed before it)."""
+    return problem["detail"].removeprefix(f"{problem['file']}: ")
+
+
 def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
     """A human-readable report: splits, then problems grouped by kind (fatal kinds first)."""
     lines = [f"data set: {report['dataset']}", f"root:     {report['root']}", "splits:"]
@@ -203,13 +209,16 @@ def format_report(report: dict[str, Any], max_per_kind: int = 10) -> str:
         lines.append(line)
     lines.extend(_layout_lines(report.get("layout") or {}))
     counts = problem_counts(report)
-    ordered = sorted(counts, key=lambda kind: (kind in WARNING_KINDS, -counts[kind]))
+    levels = {kind: "warning" if kind in WARNING_KINDS else "error" for kind in counts}
+    meanings = {kind: PROBLEM_KINDS.get(kind, "") for kind in counts}
+    for kind, own in (report.get("problem_kinds") or {}).items():  # a closed-set check's kinds
+        levels[kind], meanings[kind] = own["level"], own["meaning"]
+    ordered = sorted(counts, key=lambda kind: (levels[kind] == "warning", -counts[kind]))
     for kind in ordered:
-        level = "warning" if kind in WARNING_KINDS else "error"
-        meaning = PROBLEM_KINDS.get(kind, "")
-        lines.append(f"{level}: {counts[kind]} x {kind} ({meaning})")
+        meaning = f" ({meanings[kind]})" if meanings[kind] else ""
+        lines.append(f"{levels[kind]}: {counts[kind]} x {kind}{meaning}")
         shown = [p for p in report["problems"] if p["kind"] == kind][:max_per_kind]
-        lines.extend(f"    {p['file']}: {p['detail']}" for p in shown)
+        lines.extend(f"    {p['file']}: {_detail(p)}" for p in shown)
         if counts[kind] > len(shown):
             lines.append(f"    ... and {counts[kind] - len(shown)} more (see --json)")
     lines.append(summary_line(report))

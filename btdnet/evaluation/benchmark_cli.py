@@ -25,7 +25,7 @@ from typing import Any
 from btdnet.cli_options import add_amp_option, add_num_workers_option
 from btdnet.errors import one_line
 from btdnet.registry import REFERRING_DATASETS
-from btdnet.safe_write import check_output_folder
+from btdnet.safe_write import check_output_folder, check_output_path
 
 EPILOG = """\
 protocols:
@@ -127,6 +127,8 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
 def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> dict[str, Any]:
     """Load the checkpoint, run it over the split and return the metrics (every process)."""
     from btdnet.evaluation import evaluate_referring
+    from btdnet.evaluation.prediction_files import prediction_filename
+    from btdnet.evaluation.prediction_folder import claim_prediction_folder
     from btdnet.evaluation.referring_eval import split_loader
     from btdnet.models import load_model
 
@@ -147,6 +149,11 @@ def _score_referring_checkpoint(args: argparse.Namespace, accelerator: Any) -> d
         max_tokens=args.max_tokens,
         num_workers=args.num_workers,
     )
+    if args.save_predictions is not None:  # never replaces a file the benchmark did not write
+        names = [prediction_filename(str(record.sample_id)) for record in dataset.records]
+        if accelerator.is_main_process:
+            claim_prediction_folder(args.save_predictions, names)
+        accelerator.wait_for_everyone()
     model = model.to(accelerator.device)
     results = evaluate_referring(
         model,
@@ -212,6 +219,7 @@ def run_benchmark(
 
     accelerator = make_accelerator(mixed_precision=resolve_mixed_precision(args.amp))
     try:
+        check_report_paths(args)  # before any work: a report that cannot be written is refused
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             results = run(args, accelerator)
@@ -226,12 +234,30 @@ def run_benchmark(
     if accelerator.is_main_process and results is not None:
         text = format_markdown(results)
         print(text, end="")
-        if args.json is not None:
-            write_json(results, args.json)
-        if args.markdown is not None:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(args.markdown, text)
+        try:
+            if args.json is not None:
+                write_json(results, args.json)
+            if args.markdown is not None:
+                args.markdown.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(args.markdown, text)
+        except OSError as error:  # e.g. a link planted while the benchmark ran
+            print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
+            return 1
     return 0
+
+
+def check_report_paths(args: argparse.Namespace) -> None:
+    """Raise ``OSError`` naming the path when ``--json`` / ``--markdown`` is a link, a folder,
+    or lies under a file, or ``--save-predictions`` is a link or a file (nothing has run yet)."""
+    for path in (getattr(args, "json", None), getattr(args, "markdown", None)):
+        if path is None:
+            continue
+        check_output_path(path)
+        parent = next((p for p in Path(path).parents if p.exists() or p.is_symlink()), None)
+        if parent is not None and not parent.is_dir():
+            raise NotADirectoryError(f"{path}: {parent} is not a folder; cannot write the report")
+    if getattr(args, "save_predictions", None) is not None:
+        check_output_folder(args.save_predictions)
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

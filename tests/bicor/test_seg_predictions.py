@@ -93,7 +93,7 @@ def test_save_predictions_round_trip_gives_identical_numbers(tmp_path):
         )
         == 0
     )
-    assert sorted(p.name for p in saved.iterdir()) == ["val_00000.png", "val_00001.png"]
+    assert sorted(p.name for p in saved.glob("*.png")) == ["val_00000.png", "val_00001.png"]
     second = [f"--predictions={saved}", f"--json={tmp_path / 'b.json'}"]
     assert _benchmark(_seg_args(tmp_path / "data", second, "synthetic_seg", "val")) == 0
     a = json.loads((tmp_path / "a.json").read_text())

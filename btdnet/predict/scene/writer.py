@@ -195,8 +195,24 @@ def iter_objects(
                 "score": round(score, 4),
                 "area": pixels * unit,
                 "area_pixels": pixels,
+                **pixel_box(geometry, inverse),
             }
             yield {"type": "Feature", "geometry": geometry, "properties": properties}
+
+
+def pixel_box(geometry: dict[str, Any], inverse: Any) -> dict[str, int]:
+    """The object's box in scene pixels from its polygon's exterior ring: ``bbox_x1``,
+    ``bbox_y1`` (first column and row) and ``bbox_x2``, ``bbox_y2`` (exclusive)."""
+    ring = np.asarray(geometry["coordinates"][0], dtype=np.float64)  # (V, 2) x, y
+    a, b, c, d, e, f = inverse[:6]
+    columns = np.rint(a * ring[:, 0] + b * ring[:, 1] + c).astype(np.int64)  # (V,)
+    rows = np.rint(d * ring[:, 0] + e * ring[:, 1] + f).astype(np.int64)  # (V,)
+    return {
+        "bbox_x1": int(columns.min()),
+        "bbox_y1": int(rows.min()),
+        "bbox_x2": int(columns.max()),
+        "bbox_y2": int(rows.max()),
+    }
 
 
 def write_vectors(
@@ -225,6 +241,10 @@ def write_vectors(
             "score": "float",
             "area": "float",
             "area_pixels": "int",
+            "bbox_x1": "int",
+            "bbox_y1": "int",
+            "bbox_x2": "int",
+            "bbox_y2": "int",
         },
     }
     crs = fiona.crs.CRS.from_wkt(geo.crs_wkt) if geo is not None and geo.crs_wkt else None

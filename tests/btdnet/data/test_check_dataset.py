@@ -168,3 +168,23 @@ def test_script_exit_status_and_json(refsegrs):
     report = json.loads(result.stdout)
     assert report["dataset"] == "refsegrs"
     assert kinds(report) == ["empty_mask", "missing_image"]
+
+
+def test_report_names_each_file_once_and_no_empty_meaning():
+    from btdnet.data.check import format_report
+
+    report = {
+        "dataset": "vaihingen",
+        "root": "/data/v",
+        "splits": {},
+        "problems": [
+            {
+                "kind": "unreadable_label",
+                "file": "/data/v/gt/a.tif",
+                "detail": "/data/v/gt/a.tif: expected a 3-channel 8-bit image, found 1 band(s)",
+            }
+        ],
+    }
+    text = format_report(report)
+    assert "error: 1 x unreadable_label\n" in text and "()" not in text
+    assert "    /data/v/gt/a.tif: expected a 3-channel 8-bit image, found 1 band(s)" in text

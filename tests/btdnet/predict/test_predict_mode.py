@@ -101,6 +101,14 @@ def test_large_four_band_scene_goes_to_scene_mode_with_a_preview(
     record = json.loads(captured.out.strip().splitlines()[-1])
     assert record["mode"] == SCENE and record["tile"] == 96
     assert record["objects"] == len(TANKS) and record["area_pixels"] == len(TANKS) * SIDE**2
+    with open(record["geojson"], encoding="utf-8") as stream:  # one box and area per object
+        features = json.load(stream)["features"]
+    boxes = sorted(
+        tuple(f["properties"][k] for k in ("bbox_y1", "bbox_x1", "bbox_y2", "bbox_x2"))
+        for f in features
+    )
+    assert boxes == sorted((r, c, r + SIDE, c + SIDE) for r, c in TANKS)
+    assert {f["properties"]["area_pixels"] for f in features} == {SIDE**2}
     preview = np.asarray(Image.open(record["preview"]).convert("RGB"))  # caption + 1024 + legend
     top = next(r for r in range(preview.shape[0]) if (preview[r, 0] != preview[0, 0]).any())
     body = preview[top : top + 1024].astype(np.int16)  # the scene at half size

@@ -1,0 +1,73 @@
+"""Closed-set data sets with hostile files: a decompression bomb is refused in one line (never
+handed to rasterio to decode in full), and ``check_dataset``'s printed verdict, levels and
+meanings are the closed-set check's own, agreeing with its exit status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bicor.data.check_cli import CLOSED_SET_CHECKS
+from bicor.data.errors import ClosedSetDataError
+from bicor.data.image_io import read_class_values, read_rgb, read_size
+from btdnet.data.check_cli import main as check_main
+
+
+@pytest.mark.parametrize("reader", [read_rgb, read_class_values, read_size])
+def test_a_decompression_bomb_is_refused_not_read_by_rasterio(tmp_path, monkeypatch, reader):
+    path = tmp_path / "bomb.tif"
+    Image.new("L", (40, 40)).save(path, format="PNG")  # a PNG named .tif: rasterio reads it too
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px > 2 x 100: a bomb now
+    with pytest.raises(ClosedSetDataError) as info:
+        reader(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: too many pixels") and "decompression bomb" in message
+    assert "\n" not in message and "rasterio" not in message
+
+
+def test_rasterio_fallback_has_the_same_pixel_limit(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("rasterio")
+    from bicor.data import image_io
+
+    path = tmp_path / "big.tif"
+    Image.fromarray(np.zeros((30, 40, 3), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(ClosedSetDataError, match=r"big\.tif: 40x30 pixels, above the limit"):
+        image_io._read_with_rasterio(path, "Pillow could not")
+
+
+def _loveda_mask(root: Path) -> Path:
+    from closed_set_fixtures import write_loveda_fixture
+
+    written = write_loveda_fixture(root)
+    number, item = next((k, v) for k, v in written.items() if v["values"] is not None)
+    return root / item["split"] / item["domain"] / "masks_png" / f"{number}.png"
+
+
+@pytest.mark.parametrize(
+    ("plant", "status", "verdict", "line"),
+    [
+        ("missing", 0, ": usable", "warning: 1 x missing_label (a tile's label is absent"),
+        ("small", 1, ": NOT usable", "error: 1 x size_mismatch (a label's size differs"),
+    ],
+)
+def test_check_verdict_and_levels_are_the_closed_set_checks(
+    tmp_path, capsys, plant, status, verdict, line
+) -> None:
+    mask = _loveda_mask(tmp_path / "loveda")
+    if plant == "missing":
+        mask.unlink()  # the loader skips the tile: usable
+    else:
+        Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(mask)  # the loader refuses it
+    argv = ["--dataset", "loveda", "--root", str(tmp_path / "loveda")]
+    assert check_main(argv, "check_dataset.py", CLOSED_SET_CHECKS) == status
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].endswith(verdict)
+    assert any(text.startswith(line) for text in out), out
+    assert not any(text.endswith("()") for text in out)
+    if plant == "small":  # the file is named once, not twice
+        detail = next(text for text in out if str(mask) in text)
+        assert detail.count(str(mask)) == 1
