@@ -199,6 +199,16 @@ PRELOAD = ("numpy", "torch", "torchvision", "timm", "transformers", "accelerate"
            "safetensors", "yaml", "tqdm", "pytest", "rasterio")  # fmt: skip
 
 
+# The project's own packages: the parent has imported some of them (this tool is one), so a
+# forked child forgets them and imports them again from the tree it tests (the mutated copy).
+PROJECT_PACKAGES = ("btdnet", "bicor")
+
+
+def _forget_project_modules() -> None:
+    for name in [n for n in sys.modules if n.split(".")[0] in PROJECT_PACKAGES]:
+        del sys.modules[name]
+
+
 def _preload() -> None:
     import importlib
 
@@ -245,6 +255,7 @@ def _run_forked(
                     os.chdir(cwd)
                     sys.path.insert(0, str(cwd))
                     os.environ["PYTHONPATH"] = str(cwd)
+                    _forget_project_modules()
                 import pytest
 
                 exit_code = int(pytest.main(pytest_args))

@@ -71,3 +71,12 @@ def test_t_acc_counts_answered_non_empty_even_when_the_answer_misses() -> None:
     # gIoU: 0, 0, 2/6, 0, 1 over 5 samples; cIoU: 2 / (9 + 5 + 6 + 3 + 0)
     assert result["gIoU"] == pytest.approx(100 * (2 / 6 + 1) / 5)
     assert result["cIoU"] == pytest.approx(100 * 2 / 23)
+
+
+def test_balanced_ties_within_the_tolerance_of_1e9() -> None:
+    # min(N, T) 70 at 0.3 and 70 - 1e-10 at 0.6 (floating-point noise of the same count): a
+    # tie, so the better gIoU (0.6) wins; 1e-8 below is not a tie
+    rows = table((0.3, 50.0, 70.0, 90.0), (0.6, 60.0, 90.0, 70.0 - 1e-10))
+    assert choose_threshold(rows) == 0.6
+    rows = table((0.3, 50.0, 70.0, 90.0), (0.6, 60.0, 90.0, 70.0 - 1e-8))
+    assert choose_threshold(rows) == 0.3

@@ -461,8 +461,19 @@ def test_presence_equal_to_the_threshold_is_present(tmp_path, tiny, threshold, p
         ({"overlap": 16}, {"overlap": 8}, False),
         ({"tile": 96}, {"tile": 64}, False),
         ({"gsd": 0.5}, {}, False),  # the scene's own 0.5 m: the same grid, another option
+        ({}, {"save_probability": True}, False),  # the probability was not written the first time
+        ({"save_probability": True}, {}, True),
     ],
-    ids=["same", "gsd-dropped", "gsd-added", "overlap", "tile", "gsd-same-grid"],
+    ids=[
+        "same",
+        "gsd-dropped",
+        "gsd-added",
+        "overlap",
+        "tile",
+        "gsd-same-grid",
+        "probability-asked",
+        "probability-there",
+    ],
 )
 def test_resume_reuses_a_finished_scene_only_with_the_same_options(
     tmp_path, tiny, first, again, reused
@@ -477,6 +488,8 @@ def test_resume_reuses_a_finished_scene_only_with_the_same_options(
     assert (sum(tiles) == 0) == reused
     height = 75 if again.get("gsd") == 1.0 else 150
     assert record["gsd"] == again.get("gsd")
+    if again.get("save_probability"):
+        assert Path(record["probability_geotiff"]).is_file()
     assert record["height"] == height and read_band(record["mask_geotiff"]).shape[0] == height
     timeless = [{k: v for k, v in r.items() if k != "wall_seconds"} for r in (record, done)]
     assert (timeless[0] == timeless[1]) == reused

@@ -154,6 +154,8 @@ def _call(limit: int, chunks: list[bytes], declared: int | None) -> tuple[int, b
 
 def test_body_of_exactly_the_limit_passes_one_byte_more_is_413() -> None:
     assert _call(100, [b"x" * 60, b"x" * 40], declared=100) == (200, b"100")
+    assert _call(100, [b"x" * 50], declared=50) == (200, b"50")  # under it, honestly declared
+    assert _call(5000, [b"x" * 5000], declared=5000) == (200, b"5000")
     assert _call(100, [b"x" * 60, b"x" * 40], declared=None) == (200, b"100")
     status, body = _call(100, [b"x" * 101], declared=101)
     assert status == 413 and "limit" in json.loads(body)["error"]
@@ -165,7 +167,7 @@ def _raw_post(base: str, parts: list[bytes]) -> tuple[int, dict]:
     """POST ``parts`` as a chunked body over a plain socket (no Content-Length), stopping early
     if the server answers before the end; returns (status, JSON body)."""
     address = urlsplit(base)
-    with socket.create_connection((address.hostname, address.port), timeout=30) as sock:
+    with socket.create_connection((address.hostname, address.port), timeout=300) as sock:
         sock.sendall(
             b"POST /predict HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n"
             b"Content-Type: multipart/form-data; boundary=b\r\n\r\n"

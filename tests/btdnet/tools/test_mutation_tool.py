@@ -81,6 +81,24 @@ def test_time_outs_count_cpu_time_not_a_slow_machine(tmp_path):
     assert (code, output) == (None, "timeout")
 
 
+def test_the_child_imports_the_project_from_the_tree_not_from_the_parent(tmp_path):
+    """The parent has imported ``btdnet`` (this tool is part of it): a mutant of btdnet in the
+    tree must still be what the child's tests import."""
+    tree = tmp_path / "tree"
+    (tree / "btdnet").mkdir(parents=True)
+    (tree / "btdnet" / "__init__.py").write_text("MUTATED = True\n")
+    (tree / "tests").mkdir()
+    (tree / "tests" / "test_seen.py").write_text(
+        "import btdnet\n\n\ndef test_the_mutated_copy():\n    assert btdnet.MUTATED\n"
+    )
+    args = ["-q", "-p", "no:cacheprovider", "tests/test_seen.py"]
+    code, output, _ = mutation._run_forked(args, 600.0, 600.0, cwd=tree)
+    assert code == 0, output
+    import btdnet
+
+    assert not hasattr(btdnet, "MUTATED")  # the parent's own copy is untouched
+
+
 def test_test_files_missing_from_an_older_suite(tmp_path, capsys):
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_old.py").write_text("")
