@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from bicor.data.errors import ClosedSetDataError
@@ -231,6 +231,20 @@ def write_synthetic_seg(
 Transform = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
+def read_png(path: Path) -> Image.Image:
+    """Decode ``path`` fully; any failure (broken file, decompression bomb) is one
+    :class:`ClosedSetDataError` naming it."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        reason = str(exc).split(", could be")[0]
+        if isinstance(exc, UnidentifiedImageError):
+            reason = "empty or not an image Pillow can decode"
+        raise ClosedSetDataError(f"{path}: cannot read the image ({reason})") from exc
+
+
 class SyntheticSegDataset(Dataset):
     """The synthetic set of one split.
 
@@ -293,10 +307,25 @@ class SyntheticSegDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored (image (H, W, 3) uint8, mask (H, W) uint8) of sample ``index``."""
         sample_id = self.sample_ids[index]
-        image = Image.open(self.root / self.split / "images" / f"{sample_id}.png").convert("RGB")
-        mask = Image.open(self.root / self.split / "masks" / f"{sample_id}.png")
+        image_path = self.root / self.split / "images" / f"{sample_id}.png"
+        mask_path = self.root / self.split / "masks" / f"{sample_id}.png"
+        image, mask = read_png(image_path).convert("RGB"), read_png(mask_path)
         if mask.mode != "L":
-            raise ValueError(f"{sample_id}: mask must be 8-bit single channel, got {mask.mode}")
+            raise ClosedSetDataError(
+                f"{mask_path}: mask must be 8-bit single channel, got {mask.mode}"
+            )
+        if mask.size != image.size:
+            raise ClosedSetDataError(
+                f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} (WxH), its image "
+                f"{image.size[0]}x{image.size[1]}"
+            )
+        values = np.unique(np.asarray(mask))
+        bad = values[(values >= self.num_classes) & (values != self.ignore_index)]
+        if bad.size:
+            raise ClosedSetDataError(
+                f"{mask_path}: class ids must be 0..{self.num_classes - 1} or "
+                f"{self.ignore_index} (ignored), found {', '.join(map(str, bad[:5].tolist()))}"
+            )
         if self.image_size is not None and image.size != (self.image_size, self.image_size):
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
             mask = mask.resize((self.image_size, self.image_size), Image.NEAREST)

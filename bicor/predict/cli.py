@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from bicor.data.palettes import PALETTES
 from bicor.tta import TTA_WORDS, parse_tta_spec
 from btdnet.cli_options import add_device_option, add_progress_option
+from btdnet.safe_write import check_output_folder
 from btdnet.tiling import DEFAULT_SCENE_MAX_PIXELS, DEFAULT_SCENE_MAX_TILES
 
 PROG = "bicor-predict"
@@ -102,6 +105,26 @@ def pick_device(name: str) -> str:
     return name
 
 
+def prepare_out(out: Path) -> None:
+    """Refuse, before the slow model load, an ``--out`` that is a link (nothing is written
+    elsewhere), a file, or a folder that cannot be written into (tested by writing, as
+    ``access()`` does not tell for every user); an absent one is only checked, not created."""
+    check_output_folder(out)
+    if not out.exists():
+        parent = next(p for p in out.absolute().parents if p.exists() or p.is_symlink())
+        if not parent.is_dir():
+            raise NotADirectoryError(f"{out}: {parent} is not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise PermissionError(f"{out}: cannot create the output folder in {parent}")
+        return
+    try:
+        probe, name = tempfile.mkstemp(prefix=".bicor-write-test-", dir=out)
+    except OSError as exc:
+        raise PermissionError(f"{out}: output folder is not writable ({exc.strerror})") from exc
+    os.close(probe)
+    os.unlink(name)
+
+
 def _run(args: argparse.Namespace) -> dict:
     from bicor.models import load_bicor
     from bicor.predict.outputs import write_outputs
@@ -119,6 +142,7 @@ def _run(args: argparse.Namespace) -> dict:
     if not args.image.is_file():
         state = "not found" if not args.image.exists() else "is not a file"
         raise ValueError(f"{args.image}: image file {state}")
+    prepare_out(args.out)  # a bad folder is refused before the slow model load
     device = pick_device(args.device)
     model = load_bicor(args.checkpoint, map_location=device, revision=args.revision)
     palette = palette_for(model.class_names, args.palette)
@@ -139,9 +163,11 @@ def _run(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bicor-predict``; returns the exit status."""
     args = build_parser().parse_args(argv)
+    from btdnet.predict.image_io import ImageReadError
+
     try:
         record = _run(args)
-    except (ValueError, OSError, ImportError, RuntimeError, MemoryError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError, MemoryError, ImageReadError) as exc:
         text = " ".join(str(exc).split()) or type(exc).__name__
         if "BTDNet referring checkpoint" in text:
             text += "; btdnet-predict runs referring checkpoints"

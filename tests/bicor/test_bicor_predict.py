@@ -178,3 +178,49 @@ def test_plain_tiff_keeps_tiff_without_georeference(tmp_path, capsys, checkpoint
     assert code == 0, err
     areas = json.loads(Path(record["areas"]).read_text())
     assert areas["pixel_area_m2"] is None and areas["pixels"] == 1600
+
+
+@pytest.mark.parametrize("plant", ["link", "file", "read-only"])
+def test_a_bad_out_folder_is_refused_before_the_model_loads(
+    tmp_path, capsys, monkeypatch, plant
+) -> None:
+    import bicor.models
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was checked")
+
+    monkeypatch.setattr(bicor.models, "load_bicor", no_load)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    elsewhere, out = tmp_path / "elsewhere", tmp_path / "out"
+    elsewhere.mkdir()
+    if plant == "link":
+        out.symlink_to(elsewhere, target_is_directory=True)
+        expected = f"{out}: is a symbolic link; refusing to write into it"
+    elif plant == "file":
+        out.write_text("keep me")
+        expected = f"{out}: exists and is not a folder"
+    else:
+        out.mkdir()
+        monkeypatch.setattr("tempfile.mkstemp", _refuse_write)
+        expected = f"{out}: output folder is not writable (Permission denied)"
+    code, record, err = run(capsys, "--checkpoint", tmp_path / "x", "--image", tmp_path / "a.png",
+                            "--out", out)  # fmt: skip
+    assert code == 2 and record is None
+    assert err.count("\n") == 1 and err.startswith(f"bicor-predict: error: {expected}")
+    assert list(elsewhere.iterdir()) == []
+    if plant == "file":
+        assert out.read_text() == "keep me"
+
+
+def _refuse_write(*args, **kwargs):
+    raise PermissionError(13, "Permission denied")  # as for a non-root user in a read-only folder
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not an image"])
+def test_an_unreadable_image_is_one_line_exit_2(tmp_path, capsys, checkpoint, content) -> None:
+    (tmp_path / "a.png").write_bytes(content)
+    code, record, err = run(capsys, "--checkpoint", checkpoint, "--image", tmp_path / "a.png",
+                            "--out", tmp_path / "o", "--device", "cpu")  # fmt: skip
+    assert code == 2 and record is None
+    assert err.count("\n") == 1 and err.startswith(f"bicor-predict: error: {tmp_path / 'a.png'}")
+    assert "Traceback" not in err and list((tmp_path / "o").iterdir()) == []

@@ -71,3 +71,37 @@ def test_check_verdict_and_levels_are_the_closed_set_checks(
     if plant == "small":  # the file is named once, not twice
         detail = next(text for text in out if str(mask) in text)
         assert detail.count(str(mask)) == 1
+
+
+@pytest.mark.parametrize(
+    ("plant", "problem"),
+    [
+        (
+            "value 6",
+            r"masks/train_00000\.png: class ids must be 0\.\.5 or 255 \(ignored\), found 6",
+        ),
+        ("value 200", r"masks/train_00000\.png: class ids must be 0\.\.5 .*found 200"),
+        ("small mask", r"masks/train_00000\.png: mask is 20x30 \(WxH\), its image 32x32"),
+        ("empty image", r"images/train_00000\.png: cannot read the image \(empty or not an"),
+        ("bomb", r"images/train_00000\.png: cannot read the image \(Image size \(1024 pixels\)"),
+    ],
+)
+def test_synthetic_seg_items_name_the_bad_file(tmp_path, monkeypatch, plant, problem) -> None:
+    from bicor.data.synthetic_seg import SyntheticSegDataset, write_synthetic_seg
+
+    write_synthetic_seg(tmp_path, train=1, val=1, size=32)
+    mask = tmp_path / "train" / "masks" / "train_00000.png"
+    if plant.startswith("value"):
+        Image.fromarray(np.full((32, 32), int(plant.split()[1]), dtype=np.uint8)).save(mask)
+    elif plant == "small mask":
+        Image.fromarray(np.zeros((30, 20), dtype=np.uint8)).save(mask)
+    elif plant == "empty image":
+        (tmp_path / "train" / "images" / "train_00000.png").write_bytes(b"")
+    else:
+        monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 32x32 > 2 x 100: a bomb now
+    with pytest.raises(ClosedSetDataError, match=problem) as info:
+        SyntheticSegDataset(tmp_path, "train")[0]
+    assert "\n" not in str(info.value)
+    # the untouched split still loads
+    if plant != "bomb":
+        assert SyntheticSegDataset(tmp_path, "val")[0]["mask"].max() < 6
