@@ -131,3 +131,15 @@ def test_coverage_counts_the_windows_over_each_pixel() -> None:
     assert coverage([0, 3, 6, 7], 4, 11).tolist() == [1, 1, 1, 2, 1, 1, 2, 2, 2, 2, 1]
     with pytest.raises(ValueError, match="uncovered"):
         coverage([0, 6], 4, 11)
+
+
+def test_scene_size_limits_at_their_boundary(tmp_path) -> None:
+    from btdnet.tiling import SceneTooLargeError, check_scene_size
+
+    grid = TileGrid(200, 250, 96, 16)  # 3 x 3 tiles, 50000 pixels
+    check_scene_size(tmp_path, grid, max_pixels=50000, max_tiles=9)
+    check_scene_size(tmp_path, grid, max_pixels=None, max_tiles=None)
+    with pytest.raises(SceneTooLargeError, match="9 tiles of 96 pixels"):
+        check_scene_size(tmp_path, grid, max_pixels=None, max_tiles=8)
+    with pytest.raises(SceneTooLargeError, match="50,000 pixels"):
+        check_scene_size(tmp_path, grid, max_pixels=49999, max_tiles=None)

@@ -134,6 +134,19 @@ def test_one_pass_sweep_equals_evaluating_at_each_threshold(val):  # noqa: F811
             assert swept[key] == pytest.approx(direct[key]), (threshold, key)
 
 
+def test_the_sweep_is_quiet_unless_asked(val, capsys):  # noqa: F811
+    from accelerate import Accelerator
+
+    from btdnet.evaluation.presence_calibration import presence_sweep
+
+    _, dataset = val
+    accelerator = Accelerator(cpu=True)
+    result = presence_sweep(BlockModel([-1.0, 0.5]), _loader(dataset), accelerator)
+    assert result["samples"] == 2 and capsys.readouterr().err == ""
+    presence_sweep(BlockModel([-1.0, 0.5]), _loader(dataset), accelerator, show_progress=True)
+    assert "presence sweep" in capsys.readouterr().err
+
+
 def test_model_without_presence_head_is_refused(val):  # noqa: F811
     from accelerate import Accelerator
 

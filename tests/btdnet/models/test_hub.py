@@ -204,6 +204,7 @@ def test_push_uploads_weights_config_and_card(run_folder, no_network):
     (create, repo, options), (upload, repo2, files) = api.calls
     assert upload == "upload_folder"
     assert create == "create_repo" and repo == repo2 == REPO and options["private"] is True
+    assert options["exist_ok"] is True  # a second push to the same repo adds a commit
     assert set(files) == {CONFIG_NAME, WEIGHTS_NAME, "README.md"}
     assert files[WEIGHTS_NAME] == (best / WEIGHTS_NAME).read_bytes()
     assert b"split **val**" in files["README.md"]

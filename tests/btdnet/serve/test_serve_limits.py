@@ -163,6 +163,32 @@ def test_body_of_exactly_the_limit_passes_one_byte_more_is_413() -> None:
     assert _call(100, [b"x" * 60, b"x" * 41], declared=50)[0] == 413  # lying about its length
 
 
+def test_an_answer_already_started_is_not_followed_by_a_second_413() -> None:
+    """An app that starts its answer before reading the body: when the body then passes the
+    limit, the 413 cannot replace it (one response start only, and nothing more is sent)."""
+
+    async def eager(scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        while (await receive()).get("more_body", False):
+            pass
+        await send({"type": "http.response.body", "body": b"late"})
+
+    pending = [
+        {"type": "http.request", "body": b"x" * 60, "more_body": True},
+        {"type": "http.request", "body": b"x" * 60, "more_body": False},
+    ]
+    sent = []
+
+    async def receive():
+        return pending.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(BodySizeLimit(eager, max_bytes=100)({"type": "http", "headers": []}, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start"] and sent[0]["status"] == 200
+
+
 def _raw_post(base: str, parts: list[bytes]) -> tuple[int, dict]:
     """POST ``parts`` as a chunked body over a plain socket (no Content-Length), stopping early
     if the server answers before the end; returns (status, JSON body)."""
