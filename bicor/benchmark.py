@@ -95,8 +95,8 @@ def run_seg(args: argparse.Namespace, accelerator: Any) -> dict[str, Any] | None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=args.num_workers)
     # not prepared: tiles stay on the CPU; only window batches go to the device
     loader = accelerator.prepare_data_loader(loader, device_placement=False)
-    window = args.window or model.config.image_size
-    stride = args.stride or max(1, (2 * window) // 3)
+    window = model.config.image_size if args.window is None else args.window  # 0 is refused
+    stride = max(1, (2 * window) // 3) if args.stride is None else args.stride
     save_dir = getattr(args, "save_predictions", None)
     if save_dir is not None:  # never replaces a file the benchmark did not write
         if accelerator.is_main_process:

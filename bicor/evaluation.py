@@ -45,8 +45,8 @@ def predict_logits(
     "clamp" or "pad" (GeoSeg's test patches; :func:`bicor.inference.sliding_window_predict`).
     """
     config = model.config
-    window = int(window or config.image_size)
-    stride = int(stride or max(1, (2 * window) // 3))
+    window = int(config.image_size if window is None else window)  # 0 is refused, not a default
+    stride = int(max(1, (2 * window) // 3) if stride is None else stride)
 
     def model_fn(batch: Tensor) -> Tensor:
         return model(batch).logits

@@ -21,6 +21,7 @@ size (ttach multiplies by ``1 / scale``, which can miss a pixel at odd sizes).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,7 @@ class TestTimeAugment:
 
     def __post_init__(self) -> None:
         scales = tuple(float(s) for s in self.scales)
-        if not scales or any(s <= 0 for s in scales):
+        if not scales or any(not (0 < s < math.inf) for s in scales):  # NaN fails too
             raise ValueError(f"TTA scales must be positive numbers, got {self.scales}")
         object.__setattr__(self, "scales", scales)
 

@@ -226,6 +226,12 @@ def run_benchmark(
     except (DatasetError, CheckpointError, OSError, ValueError, MemoryError) as error:
         print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
         return 1
+    except RuntimeError as error:  # torch's out of memory (CPU allocator or CUDA) is one
+        if not is_out_of_memory(error):
+            raise
+        print(f"{prog}: error: out of memory ({one_line(error, first=True)}); lower --window, "
+              "--tta-scales, --window-batch or --batch-size", file=sys.stderr)  # fmt: skip
+        return 1
     for item in caught:
         if issubclass(item.category, UserWarning):
             print(f"{prog}: warning: {one_line(item.message)}", file=sys.stderr)
@@ -244,6 +250,12 @@ def run_benchmark(
             print(f"{prog}: error: {one_line(error)}", file=sys.stderr)
             return 1
     return 0
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is torch running out of memory (CUDA, or the CPU allocator)."""
+    text = str(error).lower()
+    return "out of memory" in text or "can't allocate memory" in text
 
 
 def check_report_paths(args: argparse.Namespace) -> None:

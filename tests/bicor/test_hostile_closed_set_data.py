@@ -118,3 +118,42 @@ def test_a_bomb_prediction_file_is_one_line(tmp_path, monkeypatch) -> None:
     assert str(info.value) == (
         f"{path}: cannot read the prediction (too many pixels, a decompression bomb?)"
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--window=0"], "window must be positive, got 0"),  # was taken as "the default"
+        (["--window=48", "--stride=0"], "stride must be positive, got 0"),
+        (["--window=48", "--tta-scales", "nan"], "TTA scales must be positive numbers"),
+        (["--window=48", "--tta-scales", "inf"], "TTA scales must be positive numbers"),
+    ],
+)
+def test_seg_benchmark_window_options_are_checked(tmp_path, capsys, options, message) -> None:
+    import torch
+
+    from bicor.benchmark_cli import main
+    from bicor.data.synthetic_seg import write_synthetic_seg
+    from bicor.models import build_bicor
+
+    torch.manual_seed(0)
+    build_bicor("tiny", num_classes=6, img_size=64, class_names=list("abcdef")).save_pretrained(
+        tmp_path / "ckpt"
+    )
+    write_synthetic_seg(tmp_path / "data", train=1, val=1, size=64)
+    argv = ["--checkpoint", str(tmp_path / "ckpt"), "--dataset", "synthetic_seg", "--root"]
+    argv += [str(tmp_path / "data"), "--split", "val", "--num-workers", "0", *options]
+    assert main(argv, prog="benchmark.py") == 1
+    err = capsys.readouterr().err.splitlines()
+    err = [line for line in err if line.strip() and "%|" not in line]  # no progress bar lines
+    assert len(err) == 1 and err[0].startswith(f"benchmark.py: error: {message}")
+
+
+def test_out_of_memory_is_one_line() -> None:
+    from btdnet.evaluation.benchmark_cli import is_out_of_memory
+
+    cpu = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory"
+    )
+    assert is_out_of_memory(cpu) and is_out_of_memory(RuntimeError("CUDA out of memory."))
+    assert not is_out_of_memory(RuntimeError("shape mismatch"))
