@@ -121,6 +121,10 @@ def read_class_prediction(
                     f"{path}: Pillow mode {mode!r} is not a class-id map (single-band integer, "
                     "palette or colour image expected)"
                 )
+    except Image.DecompressionBombError as error:
+        raise PredictionFileError(
+            f"{path}: cannot read the prediction (too many pixels, a decompression bomb?)"
+        ) from error
     except (OSError, SyntaxError, ValueError) as error:
         raise PredictionFileError(f"{path}: cannot read the prediction ({error})") from error
     if tuple(ids.shape) != tuple(size):

@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from btdnet.errors import one_line
-from btdnet.safe_write import UnsafeOutputError, atomic_output, check_output_path
+from btdnet.safe_write import (
+    UnsafeOutputError,
+    atomic_output,
+    check_output_folder,
+    check_output_path,
+)
 
 PROG = "btdnet-predict"
 EXIT_OK, EXIT_PARTIAL, EXIT_FATAL = 0, 1, 2
@@ -32,9 +37,10 @@ class FatalError(Exception):
 
 
 def prepare_output_folder(out_dir: Path) -> Path:
-    """Create the output folder; refuse one we cannot write into, and a ``predictions.jsonl``
-    that is a link or a folder."""
+    """Create the output folder; refuse one that is a link (its target would be written) or
+    that we cannot write into, and a ``predictions.jsonl`` that is a link or a folder."""
     try:
+        check_output_folder(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         check_output_path(out_dir / PREDICTIONS_FILE)
         probe, name = tempfile.mkstemp(prefix=".btdnet-write-test-", dir=out_dir)

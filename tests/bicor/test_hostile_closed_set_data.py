@@ -105,3 +105,16 @@ def test_synthetic_seg_items_name_the_bad_file(tmp_path, monkeypatch, plant, pro
     # the untouched split still loads
     if plant != "bomb":
         assert SyntheticSegDataset(tmp_path, "val")[0]["mask"].max() < 6
+
+
+def test_a_bomb_prediction_file_is_one_line(tmp_path, monkeypatch) -> None:
+    from bicor.prediction_files import PredictionFileError, read_class_prediction
+
+    path = tmp_path / "top_mosaic_09cm_area2.png"
+    Image.fromarray(np.zeros((40, 40), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 1600 px > 2 x 100: a bomb now
+    with pytest.raises(PredictionFileError) as info:
+        read_class_prediction(path, num_classes=6, size=(40, 40), palette=None)
+    assert str(info.value) == (
+        f"{path}: cannot read the prediction (too many pixels, a decompression bomb?)"
+    )
