@@ -245,6 +245,9 @@ def test_prediction_round_trip_and_scoring(tmp_path: Path) -> None:
     _assert_expected(score_prediction_files(dataset, tmp_path, "lavt"), LAVT_EXPECTED)
     original = score_prediction_files(dataset, tmp_path, "original")
     assert original["oIoU"] == pytest.approx(ORIGINAL_OIOU)
+    # the protocol as the command line reads it: a string built at run time, not the literal
+    from_argv = "".join(["orig", "inal"])  # equal to "original", not the same object
+    assert score_prediction_files(dataset, tmp_path, from_argv)["oIoU"] == original["oIoU"]
     assert original["split"] == "val" and original["protocol"] == "original"
     assert original["per_size"]["medium"]["samples"] == 1
 

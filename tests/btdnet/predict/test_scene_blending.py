@@ -343,6 +343,8 @@ def test_area_and_polygon_of_rotated_and_non_square_pixels(
     (feature,) = features(record["geojson"])
     properties = feature["properties"]
     assert properties["area_pixels"] == 80 * 70 and properties["score"] > 0.99
+    box = {k: properties[k] for k in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2")}
+    assert box == {"bbox_x1": 60, "bbox_y1": 30, "bbox_x2": 130, "bbox_y2": 110}
     assert properties["area"] == pytest.approx(80 * 70 * pixel_area)
     import fiona
 

@@ -317,3 +317,17 @@ def test_scene_answer_equals_predict_scene_field_by_field(tmp_path) -> None:
         "overlap": 12,
         "tiles": 4,
     }
+
+
+def test_preview_is_shrunk_only_past_1024_pixels() -> None:
+    from btdnet.predict.image_io import LoadedImage
+    from btdnet.serve.answers import PREVIEW_MAX_SIDE, preview_base64
+
+    assert PREVIEW_MAX_SIDE == 1024
+    for width, expected in ((1024, (20, 1024)), (1100, (19, 1024))):  # 20 * 1024 / 1100 = 18.6
+        pixels = random_image(3, 20, width)
+        image = LoadedImage(path=None, pixels=pixels)
+        assert decode_png(preview_base64(image)).shape[:2] == expected
+    pixels = random_image(4, 20, 1024)
+    same = decode_png(preview_base64(LoadedImage(path=None, pixels=pixels)))
+    np.testing.assert_array_equal(same, pixels)
