@@ -21,6 +21,7 @@ annotations are left out of the union.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from btdnet.data.records import (
     ReferringRecord,
     RleMask,
     attach_image_sizes,
+    check_mask_pixels,
     note_empty_masks,
     sort_splits,
 )
@@ -63,6 +65,18 @@ def _read_json(path: Path, what: str, log: ProblemLog) -> Any:
 Polygons = list[list[float]]
 
 
+def _plausible_size(height: Any, width: Any) -> bool:
+    """Whether an instances.json image size can be used: positive integers, no more pixels than
+    an image that can be read (else the image's own header is read instead)."""
+    if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
+        return False
+    try:
+        check_mask_pixels(height, width, "image size")
+    except ValueError:
+        return False
+    return True
+
+
 def _segmentation_rles(
     annotation: dict[str, Any], image: dict[str, Any] | None
 ) -> tuple[list[Any], Polygons]:
@@ -88,7 +102,12 @@ def _segmentation_rles(
     width = image.get("width") if image else None
     if not (isinstance(height, int) and isinstance(width, int) and height > 0 and width > 0):
         raise ValueError("polygons need the image's height and width in instances.json")
+    check_mask_pixels(height, width, "image size")
     polygons = [[float(v) for v in p] for p in polygons]
+    # NaN, inf or far-away vertices make the rasteriser walk (and allocate) without end
+    reach = 2 * max(height, width)
+    if not all(math.isfinite(v) and abs(v) <= reach for p in polygons for v in p):
+        raise ValueError(f"a polygon coordinate is not a finite number within +-{reach} pixels")
     return mask_utils.frPyObjects(polygons, height, width), polygons
 
 
@@ -158,7 +177,7 @@ class _Index:
         if not usable and not targets:
             image = self.images.get(ref["image_id"], {})
             height, width = image.get("height"), image.get("width")
-            if not (isinstance(height, int) and isinstance(width, int)):
+            if not _plausible_size(height, width):
                 return None  # size read from the image header by the caller
             label = f"ref {ref['ref_id']} (no target)"
             return EmptyMask(height, width, str(self.path), label)

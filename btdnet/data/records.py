@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as mask_utils
 
 from btdnet.data.errors import DatasetError, Problem, ProblemLog
@@ -187,6 +188,18 @@ class RleMask:
         return {"size": [self.height, self.width], "counts": self.counts}
 
 
+def check_mask_pixels(height: int, width: int, what: str) -> None:
+    """``ValueError`` when a mask of ``height`` x ``width`` has more pixels than Pillow decodes
+    (``Image.MAX_IMAGE_PIXELS``, the images' decompression-bomb limit): decoding it would take
+    that much memory for a file that cannot hold a readable image anyway."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and height * width > limit:
+        raise ValueError(
+            f"{what} {height}x{width} has more pixels than the limit of {limit} (no image that "
+            "large is read)"
+        )
+
+
 def _compressed_rle(part: Any) -> dict[str, Any]:
     """One COCO RLE dict -> a compressed RLE with bytes counts; ``ValueError`` when invalid."""
     if not isinstance(part, dict):
@@ -200,6 +213,7 @@ def _compressed_rle(part: Any) -> dict[str, Any]:
     ):
         raise ValueError(f"RLE size {size!r} is not [height, width] of positive integers")
     height, width = int(size[0]), int(size[1])
+    check_mask_pixels(height, width, "RLE size")
     if isinstance(counts, str):
         try:
             counts = counts.encode("ascii")
