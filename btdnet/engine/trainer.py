@@ -95,10 +95,12 @@ class TrainSettings:
         check_choice(self.schedule, SCHEDULES, "train.schedule")
         check_choice(self.schedule_unit, ("step", "epoch"), "train.schedule_unit")
         check_choice(self.optimizer, OPTIMIZERS, "train.optimizer")
-        for name in ("batch_size", "eval_batch_size", "grad_accum", "eval_every", "log_every"):
+        for name in ("batch_size", "eval_batch_size", "grad_accum", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"train.{name}: must be >= 1, got {getattr(self, name)}")
-        for name in ("warmup_steps", "num_workers", "checkpoint_every_steps", "keep_checkpoints"):
+        # log_every 0: no per-step loss lines (profile_training.py times steps without them)
+        zero_allowed = ("warmup_steps", "num_workers", "checkpoint_every_steps", "keep_checkpoints")
+        for name in (*zero_allowed, "log_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.warmup_ratio <= 1.0:

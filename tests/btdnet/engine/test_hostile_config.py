@@ -94,6 +94,7 @@ def test_deep_nesting_is_one_line(tmp_path) -> None:
         ("train.grad_accum=0", "train.grad_accum: must be >= 1, got 0"),
         ("train.eval_every=0", "train.eval_every: must be >= 1, got 0"),
         ("train.warmup_steps=-10", "train.warmup_steps: must be >= 0, got -10"),
+        ("train.log_every=-1", "train.log_every: must be >= 0, got -1"),
         ("train.warmup_ratio=1.5", "train.warmup_ratio: must lie in [0, 1], got 1.5"),
     ],
 )
@@ -105,6 +106,12 @@ def test_values_that_would_divide_by_zero_exit_1_with_one_line(
     status = main(ToyTask.from_config, prog="t", description="", argv=[*argv, "--set", override])
     assert status == 1
     assert capsys.readouterr().err.strip().splitlines() == [f"t: error: {config}: {message}"]
+
+
+def test_log_every_zero_means_no_step_lines() -> None:
+    from btdnet.engine.trainer import TrainSettings
+
+    assert TrainSettings(log_every=0).log_every == 0
 
 
 def test_alias_bomb_stops_the_training_command_with_exit_1(tmp_path, capsys) -> None:
