@@ -103,6 +103,13 @@ class TrainSettings:
         for name in (*zero_allowed, "log_every"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}: must be >= 0, got {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ConfigError(f"train.lr: must be a finite number > 0, got {self.lr}")
+        for name in ("weight_decay", "min_lr"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ConfigError(
+                    f"train.{name}: must be finite and >= 0, got {getattr(self, name)}"
+                )
         if not 0.0 <= self.warmup_ratio <= 1.0:
             raise ConfigError(f"train.warmup_ratio: must lie in [0, 1], got {self.warmup_ratio}")
 

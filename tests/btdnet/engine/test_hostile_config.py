@@ -95,6 +95,9 @@ def test_deep_nesting_is_one_line(tmp_path) -> None:
         ("train.eval_every=0", "train.eval_every: must be >= 1, got 0"),
         ("train.warmup_steps=-10", "train.warmup_steps: must be >= 0, got -10"),
         ("train.log_every=-1", "train.log_every: must be >= 0, got -1"),
+        ("train.lr=-1.0", "train.lr: must be a finite number > 0, got -1.0"),
+        ("train.lr=0", "train.lr: must be a finite number > 0, got 0.0"),
+        ("train.weight_decay=nan", "train.weight_decay: must be finite and >= 0, got nan"),
         ("train.warmup_ratio=1.5", "train.warmup_ratio: must lie in [0, 1], got 1.5"),
     ],
 )
