@@ -160,3 +160,15 @@ def test_the_link_check_finds_a_missing_page(tmp_path):
         "README.md:1: docs/gone.md",
         "README.md:2: ../outside.md",
     ]
+
+
+def test_the_readme_is_a_front_door():
+    """At most 250 lines; its first screen holds a picture the toolkit made and the two
+    commands; running it on a GeoTIFF is found within the first 60 lines."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250
+    first_screen = "\n".join(lines[:30])
+    picture = re.search(r"!\[[^\]]*\]\((docs/images/[\w.-]+\.png)\)", first_screen)
+    assert picture and (ROOT / picture.group(1)).is_file()
+    assert "make demo" in first_screen and "make test" in first_screen
+    assert any(re.match(r"#+ .*GeoTIFF", line) for line in lines[:60])
