@@ -47,12 +47,26 @@ def test_output_shapes(size: int) -> None:
     }  # fmt: skip
     assert all(torch.isfinite(v) for v in out.losses.values())
     assert out.loss is out.losses["total"]
+    # the correlation maps are the BSC blocks' own, stage by stage (finest first)
+    seen: list[torch.Tensor] = []
+    hooks = [
+        fusion.register_forward_hook(lambda m, i, o: seen.append(o.correlation))
+        for fusion in model.fusions
+    ]
     without = model.eval()(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) == 4 and all(a is b for a, b in zip(without.correlation_maps, seen))
     assert without.loss is None and without.losses == {}
-    # each sample's answer is its own: the second sample alone gives the same logits
+    # each sample's answer is its own: the second sample alone gives the same logits and maps
     alone = model(batch["pixel_values"][1:], batch["input_ids"][1:], batch["attention_mask"][1:])
     torch.testing.assert_close(alone.target_logits[0], without.target_logits[1])
     torch.testing.assert_close(alone.background_logits[0], without.background_logits[1])
+    for single, both in zip(alone.correlation_maps, without.correlation_maps):
+        torch.testing.assert_close(single[0], both[1])
+    # and the two samples' maps differ (other image, other text): no map is shared
+    for both in without.correlation_maps:
+        assert (both[0] - both[1]).abs().max() > 1e-4
 
 
 def test_total_loss_uses_the_configured_weights() -> None:

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from btdnet.predict import CheckpointError, Prediction, Predictor, TextTruncatedWarning
@@ -42,6 +43,25 @@ def check_prediction(prediction: Prediction, size: tuple[int, int]) -> None:
         assert prediction.score == pytest.approx(float(expected), abs=1e-6)
 
 
+def reference_probability(model, image: np.ndarray, text: str) -> np.ndarray:
+    """The predictor's answer written out independently: PIL bilinear resize to the model's
+    square input, ImageNet mean/std by hand, the text padded to ``max_tokens``, the model's
+    joint logit, its sigmoid, then torch's bilinear (align_corners=False) back to (H, W)."""
+    side, tokens = model.config.image_size, model.config.max_tokens
+    square = Image.fromarray(image).resize((side, side), Image.Resampling.BILINEAR)
+    rgb = np.asarray(square, dtype=np.float64) / 255.0
+    rgb = (rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]  # (S, S, 3)
+    pixels = torch.from_numpy(rgb.transpose(2, 0, 1)).float()[None]  # (1, 3, S, S)
+    encoded = model.tokenizer(text, padding="max_length", max_length=tokens, truncation=True)
+    ids = torch.tensor([encoded["input_ids"]])  # (1, T)
+    attention = torch.tensor([encoded["attention_mask"]])  # (1, T)
+    with torch.no_grad():
+        logits = model(pixels, ids, attention).target_logits  # (1, 1, S, S)
+    size = image.shape[:2]
+    up = F.interpolate(torch.sigmoid(logits), size=size, mode="bilinear", align_corners=False)
+    return up[0, 0].numpy()
+
+
 def test_prediction_at_original_size(predictor, image):
     predictor.set_image(image)
     assert predictor.original_size == (37, 53)
@@ -49,6 +69,9 @@ def test_prediction_at_original_size(predictor, image):
     assert isinstance(prediction, Prediction) and prediction.text == "the red roof"
     assert not prediction.truncated
     check_prediction(prediction, (37, 53))
+    expected = reference_probability(predictor.model, image, "the red roof")
+    np.testing.assert_allclose(prediction.probability, expected, atol=1e-5)
+    assert np.ptp(expected) > 1e-3  # the reference varies: a constant answer could not match
 
 
 def test_batched_equals_one_by_one(predictor, image):
@@ -87,8 +110,14 @@ def test_path_pil_and_array_inputs_agree(predictor, image, tmp_path):
 
 
 def test_large_and_tall_images_come_back_full_size(predictor):
-    predictor.set_image(np.zeros((301, 97, 3), np.uint8))
-    check_prediction(predictor.predict("the field"), (301, 97))
+    tall = np.random.default_rng(1).integers(0, 256, (301, 97, 3), dtype=np.uint8)
+    predictor.set_image(tall)
+    prediction = predictor.predict("the field")
+    check_prediction(prediction, (301, 97))
+    # enlarged 3x in height and 1x in width from the model's 96 x 96: rows and columns are
+    # not interchangeable
+    expected = reference_probability(predictor.model, tall, "the field")
+    np.testing.assert_allclose(prediction.probability, expected, atol=1e-5)
 
 
 def test_empty_texts_raise(predictor, image):
@@ -121,7 +150,13 @@ def test_predict_needs_an_image(checkpoint):
 def test_bf16_autocast_runs(checkpoint, image):
     bf16 = Predictor.from_pretrained(checkpoint, device="cpu", amp="bf16")
     bf16.set_image(image)
-    check_prediction(bf16.predict("the red roof"), (37, 53))
+    prediction = bf16.predict("the red roof")
+    check_prediction(prediction, (37, 53))
+    # bfloat16 keeps 8 bits of mantissa: close to the float32 answer, but not that answer
+    # (which would mean autocast never ran)
+    expected = reference_probability(bf16.model, image, "the red roof")
+    difference = np.abs(prediction.probability - expected)
+    assert difference.max() < 0.05 and difference.max() > 1e-5, difference.max()
 
 
 def test_bad_device_and_amp_are_refused(checkpoint):
