@@ -15,6 +15,12 @@ background stream predicts against 1 - ground truth, and the gradient norm of ea
 training batches. Writes OUT/diagnosis.json and OUT/diagnosis.png (a few samples: image,
 truth, prediction, every stage's map, the background stream), and prints a summary.
 
+With --run RUN (a training run that kept several checkpoints, e.g. trained with
+--set train.checkpoint_every_steps=120 --set train.keep_checkpoints=20) it diagnoses every
+checkpoint on the same batches and draws the measures over training: OUT/over_training.json
+and OUT/over_training.png (each stage's map IoU beside what a map that ignores the target
+scores, the target stream's IoU and the background stream's IoU with 1 - truth).
+
 With --ablation DIR --variants A B it also lists, from the finished runs of an ablation folder,
 the object categories and sizes where variant A and variant B differ most (mean test oIoU over
 their seeds).
@@ -24,6 +30,8 @@ EPILOG = """\
 examples:
   python scripts/diagnose.py --checkpoint runs/demo/train/checkpoints/best \\
       --data-root runs/demo/data --out runs/diagnosis
+  python scripts/diagnose.py --run runs/demo/train --data-root runs/demo/data \\
+      --out runs/diagnosis/over_training
   python scripts/diagnose.py --ablation runs/ablation --variants demo family_baseline \\
       --out runs/diagnosis
 
@@ -39,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--checkpoint", type=Path, help="a BTDNet model folder")
+    parser.add_argument(
+        "--run", type=Path, help="a training run folder: diagnose each checkpoint it kept"
+    )
     parser.add_argument("--data-root", type=Path, help="referring data (RRSIS-D format)")
     parser.add_argument("--split", default="test", help="split to diagnose on (test)")
     parser.add_argument("--batches", type=int, default=8, help="batches to read (8)")
@@ -51,10 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.checkpoint is None and args.ablation is None:
-        parser.error("give --checkpoint (with --data-root) or --ablation (with --variants)")
-    if args.checkpoint is not None and args.data_root is None:
-        parser.error("--checkpoint needs --data-root")
+    if args.checkpoint is None and args.run is None and args.ablation is None:
+        parser.error(
+            "give --checkpoint or --run (with --data-root), or --ablation (with --variants)"
+        )
+    for name in ("checkpoint", "run"):
+        if getattr(args, name) is not None and args.data_root is None:
+            parser.error(f"--{name} needs --data-root")
     if args.ablation is not None and args.variants is None:
         parser.error("--ablation needs --variants A B")
     for name in ("batches", "batch_size", "examples"):
@@ -78,6 +92,32 @@ def _diagnose_checkpoint(args: argparse.Namespace) -> dict[str, Any]:
     if examples:
         found["figure"] = str(draw_examples(examples, args.out / "diagnosis.png"))
     return found
+
+
+def _diagnose_run(args: argparse.Namespace) -> dict[str, Any]:
+    from btdnet.ablation.diagnosis import diagnose
+    from btdnet.ablation.diagnosis_curve import draw_curves, over_training, run_checkpoints
+    from btdnet.engine.accelerator import make_accelerator
+    from btdnet.evaluation.referring_eval import split_loader
+    from btdnet.models import load_model
+
+    checkpoints = run_checkpoints(args.run)
+    accelerator = make_accelerator()
+    loaders: list[Any] = []
+
+    def diagnose_one(folder: Path) -> dict[str, Any]:
+        model = load_model(folder, training=True).to(accelerator.device)
+        if not loaders:  # one loader: every checkpoint reads the same batches
+            loaders.append(
+                split_loader(
+                    model, "rrsisd", args.data_root, args.split, args.batch_size, accelerator
+                )[1]
+            )
+        return diagnose(model, loaders[0], max_batches=args.batches, keep_examples=0)
+
+    rows = over_training(checkpoints, diagnose_one)
+    figure = draw_curves(rows, args.out / "over_training.png")
+    return {"rows": rows, "figure": str(figure)}
 
 
 def _compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -108,6 +148,13 @@ def _summary(report: dict[str, Any]) -> str:
         )
         norms = ", ".join(f"{k} {v:.3g}" for k, v in found["gradient_norms"].items())
         lines.append(f"gradient norms: {norms}")
+    for row in report.get("over_training", {}).get("rows", []):
+        maps = ", ".join("-" if v is None else f"{100 * v:.1f}" for v in row["map_iou"])
+        target, background = (100 * (row[k] or 0) for k in ("target_iou", "background_iou"))
+        lines.append(
+            f"step {row['step']}: map IoU per stage (%) {maps}; target {target:.1f}%, "
+            f"background {background:.1f}%"
+        )
     compared = report.get("comparison")
     if compared:
         a, b = compared["variants"]
@@ -131,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
         report: dict[str, Any] = {}
         if args.checkpoint is not None:
             report["checkpoint"] = _diagnose_checkpoint(args)
+        if args.run is not None:
+            report["over_training"] = _diagnose_run(args)
+            write_text_atomic(
+                args.out / "over_training.json",
+                json.dumps(report["over_training"], indent=2) + "\n",
+            )
         if args.ablation is not None:
             report["comparison"] = _compare(args)
         write_text_atomic(args.out / "diagnosis.json", json.dumps(report, indent=2) + "\n")

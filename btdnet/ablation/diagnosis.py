@@ -59,6 +59,38 @@ def map_iou(correlation: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return ious
 
 
+def chance_iou(truth: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """What :func:`map_iou` expects of a map that ignores the target, per sample.
+
+    A map that ignores the target picks its ``k`` cells (``k`` target cells of ``n = h w``) at
+    random: the overlap ``X`` is hypergeometric, and the expected IoU is the exact
+    ``sum_x P(X = x) x / (2k - x)`` (about ``p / (2 - p)`` for a target share ``p``).
+
+    Args:
+        truth: (B, S, S) 0/1 masks at the input resolution.
+
+    Returns:
+        (B,) float; NaN where the target covers no cell of the map.
+    """
+    cells = F.adaptive_avg_pool2d(truth[:, None].float(), (h, w))[:, 0] >= 0.5  # (B, h, w)
+    n = h * w
+    out = torch.full((cells.shape[0],), float("nan"), dtype=torch.float64)
+    for i, k in enumerate(cells.flatten(1).sum(1).tolist()):
+        if k == 0:
+            continue
+        x = torch.arange(max(0, 2 * k - n), k + 1, dtype=torch.float64)  # possible overlaps
+        log_p = _log_comb(k, x) + _log_comb(n - k, k - x) - _log_comb(n, torch.tensor(k))
+        out[i] = (log_p.exp() * x / (2 * k - x)).sum()
+    return out.float()
+
+
+def _log_comb(n: int, r: torch.Tensor) -> torch.Tensor:
+    """log(n choose r), elementwise over ``r`` (float64)."""
+    r = r.to(torch.float64)
+    n_ = torch.tensor(float(n), dtype=torch.float64)
+    return torch.lgamma(n_ + 1) - torch.lgamma(r + 1) - torch.lgamma(n_ - r + 1)
+
+
 def mask_iou(pred: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     """(B, ...) bool masks -> (B,) IoU (1 where both are empty)."""
     inter = (pred & truth).flatten(1).sum(1).float()
@@ -122,11 +154,13 @@ def diagnose(
 ) -> dict[str, Any]:
     """Map IoU per stage, stream IoUs and gradient norms of ``model`` over ``loader``.
 
-    Returns ``{"samples", "map_iou": [per stage], "target_iou", "background_iou",
+    Returns ``{"samples", "map_iou": [per stage], "map_chance": [per stage, what a map that
+    ignores the target scores], "target_iou", "background_iou",
     "gradient_norms": {group: norm}, "examples": [...]}`` (examples: tensors for
     :func:`draw_examples`, the first ``keep_examples`` samples).
     """
     per_stage: dict[int, list[torch.Tensor]] = defaultdict(list)
+    chance: dict[int, list[torch.Tensor]] = defaultdict(list)
     target_ious: list[torch.Tensor] = []
     background_ious: list[torch.Tensor] = []
     examples: list[dict[str, Any]] = []
@@ -141,6 +175,8 @@ def diagnose(
             out = model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
             for stage, correlation in enumerate(out.correlation_maps):
                 per_stage[stage].append(map_iou(correlation.cpu(), truth.cpu()))
+                h, w = correlation.shape[-2:]
+                chance[stage].append(chance_iou(truth.cpu(), h, w))
             target_ious.append(mask_iou(out.target_logits[:, 0] > 0, truth).cpu())
             background_ious.append(mask_iou(out.background_logits[:, 0] > 0, ~truth).cpu())
             for b in range(min(keep_examples - len(examples), truth.shape[0])):
@@ -157,6 +193,7 @@ def diagnose(
     return {
         "samples": sum(len(t) for t in target_ious),
         "map_iou": [_nan_mean(per_stage[s]) for s in sorted(per_stage)],
+        "map_chance": [_nan_mean(chance[s]) for s in sorted(chance)],
         "target_iou": _nan_mean(target_ious),
         "background_iou": _nan_mean(background_ious),
         "gradient_norms": gradient_norms(model, kept_batches),
@@ -225,4 +262,12 @@ def category_gaps(
     return dict(sorted(gaps.items(), key=lambda item: -abs(item[1]["gap"])))
 
 
-__all__ = ["category_gaps", "diagnose", "draw_examples", "gradient_norms", "map_iou", "mask_iou"]
+__all__ = [
+    "category_gaps",
+    "chance_iou",
+    "diagnose",
+    "draw_examples",
+    "gradient_norms",
+    "map_iou",
+    "mask_iou",
+]

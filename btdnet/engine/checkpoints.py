@@ -149,14 +149,27 @@ def find_resume_checkpoint(path: Path) -> Path:
         if _is_complete(candidate):
             return candidate.resolve()
     for folder in (path, path / "checkpoints"):
-        if folder.is_dir():
-            complete = [p for p in folder.iterdir() if _is_complete(p) and not p.is_symlink()]
-            if complete:
-                return max(complete, key=_progress_step).resolve()
+        complete = complete_checkpoints(folder)
+        if complete:
+            return complete[-1].resolve()
     raise CheckpointError(
         f"{path}: no complete checkpoint to resume from (looked for last/, checkpoints/last/ "
         "and folders holding training_state/COMPLETE)"
     )
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """The complete checkpoints directly under ``folder`` (no links, no ``*.tmp``/``*.old``),
+    oldest first (by the global step they hold, then the name); [] if ``folder`` is no folder."""
+    if not folder.is_dir():
+        return []
+    complete = [p for p in folder.iterdir() if _is_complete(p) and not p.is_symlink()]
+    return sorted(complete, key=_progress_step)
+
+
+def checkpoint_step(folder: Path) -> int:
+    """The global step a checkpoint holds (-1 when its progress file cannot be read)."""
+    return _progress_step(folder)[0]
 
 
 def _progress_step(folder: Path) -> tuple[int, str]:

@@ -114,3 +114,114 @@ def test_the_command_diagnoses_a_checkpoint(tmp_path: Path):
     (tmp_path / "link").symlink_to(elsewhere)
     assert main([*argv, "--split", "train", "--out", str(tmp_path / "link")]) == 1
     assert list(elsewhere.iterdir()) == []
+
+
+def test_chance_iou_is_the_expected_iou_of_a_map_that_ignores_the_target():
+    from math import comb
+
+    from btdnet.ablation.diagnosis import chance_iou
+
+    truth = torch.zeros(2, 8, 8)
+    truth[0, 0:4, 0:4] = 1  # 4 of 16 cells of a 4x4 map
+    chance = chance_iou(truth, 4, 4)
+    # by hand: the overlap X of 4 random cells with the 4 target cells is hypergeometric
+    by_hand = sum(comb(4, x) * comb(12, 4 - x) / comb(16, 4) * x / (8 - x) for x in range(5))
+    assert chance[0].item() == pytest.approx(by_hand)
+    assert by_hand != pytest.approx(0.25 / 1.75, abs=0.01)  # the share formula would be wrong
+    assert math.isnan(chance[1].item())  # no target cell: not scored
+    # a random choice of k cells really scores that on average
+    generator = torch.Generator().manual_seed(0)
+    ious = [
+        map_iou(torch.rand(1, 1, 4, 4, generator=generator), truth[:1]).item() for _ in range(4000)
+    ]
+    assert sum(ious) / len(ious) == pytest.approx(by_hand, abs=0.006)
+
+
+def _checkpoint(root: Path, name: str, step: int, *, complete: bool = True) -> Path:
+    from btdnet import build_model
+    from btdnet.engine.checkpoints import COMPLETE_MARK, PROGRESS_FILE, STATE_DIR
+
+    torch.manual_seed(step)
+    folder = root / name
+    build_model("tiny", pretrained=False).save_pretrained(folder)
+    (folder / STATE_DIR).mkdir()
+    (folder / STATE_DIR / PROGRESS_FILE).write_text(json.dumps({"global_step": step}))
+    if complete:
+        (folder / STATE_DIR / COMPLETE_MARK).write_text("ok\n")
+    return folder
+
+
+def test_run_checkpoints_are_ordered_by_step_and_skip_unfinished_ones(tmp_path: Path):
+    from btdnet.ablation.diagnosis_curve import run_checkpoints
+    from btdnet.errors import CheckpointError
+
+    root = tmp_path / "run" / "checkpoints"
+    root.mkdir(parents=True)
+    late = _checkpoint(root, "a-late", 20)  # name order and step order disagree
+    early = _checkpoint(root, "b-early", 10)
+    _checkpoint(root, "c-unfinished", 30, complete=False)
+    _checkpoint(root, "d.tmp", 40)
+    (root / "last").symlink_to("a-late")
+    assert run_checkpoints(tmp_path / "run") == [(10, early), (20, late)]
+    assert run_checkpoints(root) == [(10, early), (20, late)]
+    with pytest.raises(CheckpointError, match="no complete checkpoint"):
+        run_checkpoints(tmp_path)
+
+
+def test_the_command_diagnoses_every_checkpoint_of_a_run(tmp_path: Path, capsys):
+    from referring_fixtures import write_rrsisd_fixture
+
+    from btdnet.ablation.diagnose_cli import main
+    from btdnet.ablation.diagnosis import chance_iou, diagnose
+    from btdnet.engine.accelerator import make_accelerator
+    from btdnet.evaluation.referring_eval import split_loader
+    from btdnet.models import load_model
+
+    write_rrsisd_fixture(tmp_path / "data")
+    root = tmp_path / "run" / "checkpoints"
+    root.mkdir(parents=True)
+    second = _checkpoint(root, "epoch-0001", 7)
+    first = _checkpoint(root, "epoch-0002", 3)  # saved under a later name, holds an earlier step
+    out = tmp_path / "out"
+    argv = ["--run", str(tmp_path / "run"), "--data-root", str(tmp_path / "data")]
+    assert main([*argv, "--split", "train", "--out", str(out)]) == 0
+    rows = json.loads((out / "over_training.json").read_text())["rows"]
+    assert [(r["step"], r["checkpoint"]) for r in rows] == [(3, first.name), (7, second.name)]
+    # each row is that checkpoint's own diagnosis (weights differ: the rows do too)
+    for row, folder in zip(rows, (first, second)):
+        model = load_model(folder, training=True)
+        _, loader = split_loader(model, "rrsisd", tmp_path / "data", "train", 8, make_accelerator())
+        expected = diagnose(model, loader, max_batches=8, keep_examples=0)
+        assert row["map_iou"] == pytest.approx(expected["map_iou"], nan_ok=True)
+        assert row["target_iou"] == pytest.approx(expected["target_iou"])
+    assert (
+        rows[0]["target_iou"] != rows[1]["target_iou"] or rows[0]["map_iou"] != rows[1]["map_iou"]
+    )
+    # the chance level is the fixture's own target share, stage by stage
+    batch = next(iter(loader))
+    truth = batch["mask"] != 0
+    out_model = load_model(second, training=False)
+    with torch.no_grad():
+        maps = out_model(batch["pixel_values"], batch["input_ids"], batch["attention_mask"])
+    for stage, correlation in enumerate(maps.correlation_maps):
+        h, w = correlation.shape[-2:]
+        values = chance_iou(truth, h, w)
+        kept = values[~torch.isnan(values)]
+        want = float(kept.mean()) if kept.numel() else None
+        assert rows[1]["map_chance"][stage] == pytest.approx(want, nan_ok=True)
+    assert (out / "over_training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "step 3: map IoU per stage" in capsys.readouterr().out
+    # a folder without checkpoints: one line, exit 1
+    assert (
+        main(
+            [
+                "--run",
+                str(tmp_path / "data"),
+                "--data-root",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "out2"),
+            ]
+        )
+        == 1
+    )
