@@ -187,6 +187,19 @@ def test_model_output_shapes_and_losses(size):
         / targets.numel()
     )
     torch.testing.assert_close(out.losses["ce"], ce)
+    # the auxiliary CE is the same formula on the auxiliary head's own logits
+    aux_ce = (
+        F.cross_entropy(
+            out.aux_logits,
+            targets,
+            ignore_index=255,
+            label_smoothing=config.label_smoothing,
+            reduction="none",
+        ).sum()
+        / targets.numel()
+    )
+    torch.testing.assert_close(out.losses["aux_ce"], aux_ce)
+    assert (out.aux_logits - out.logits).abs().max() > 1e-4  # another head, another answer
     terms = out.losses
     total = (
         terms["ce"]
@@ -207,6 +220,11 @@ def test_model_output_shapes_and_losses(size):
     assert evaluated.aux_logits is None and evaluated.loss is None and not evaluated.losses
     torch.testing.assert_close(other.logits[1], evaluated.logits[1])
     assert (other.logits[0] - evaluated.logits[0]).abs().max() > 1e-4
+    # so are each layer's heatmaps and class embeddings (HBIS adapts them to each image)
+    for name in ("heatmaps", "layer_embeddings"):
+        for moved, kept in zip(getattr(other, name), getattr(evaluated, name)):
+            torch.testing.assert_close(moved[1], kept[1])
+            assert (moved[0] - kept[0]).abs().max() > 1e-6, name
 
 
 def test_loss_is_lowest_for_the_models_own_prediction():

@@ -74,8 +74,20 @@ def test_item_mask_is_resized_once_from_the_mask_size(missized_bar: Path) -> Non
     mask = item["mask"].numpy()
     assert int(mask.sum()) == 160
     assert np.flatnonzero(mask.any(axis=1)).tolist() == [12, 13]
-    # the original-size mask (for the `original` protocol) is still resized to the image
-    assert dataset.original_mask(0).shape == (37, 40)
+    # the original-size mask (for the `original` protocol) is still resized to the image,
+    # nearest: its 37 rows read source rows floor((i + .5) * 40 / 37), which skip row 6
+    assert dataset.original_mask(0).shape == (37, 40) and not dataset.original_mask(0).any()
+    # a bar on row 7 instead is read by output row 6 alone (floor(6.5 * 40 / 37) = 7)
+    instances_path = missized_bar / "rrsisd" / "instances.json"
+    instances = json.loads(instances_path.read_text(encoding="utf-8"))
+    moved = np.zeros((40, 40), dtype=bool)
+    moved[7, 3:29] = True
+    instances["annotations"][0]["segmentation"] = [encode_rle(moved)]
+    instances_path.write_text(json.dumps(instances), encoding="utf-8")
+    original = build_referring_dataset("rrsisd", missized_bar, "test", None, SIZE).original_mask(0)
+    expected = np.zeros((37, 40), dtype=bool)
+    expected[6, 3:29] = True
+    np.testing.assert_array_equal(original, expected)
 
 
 def test_prediction_files_are_scored_against_the_single_resize(

@@ -83,9 +83,24 @@ def test_generic_backbone_runs_by_stages() -> None:
 
 
 def test_backbone_without_stages_has_forward_only() -> None:
-    encoder = ImageEncoder("efficientnet_b0", 64)
+    """EfficientNet's extractor runs whole: its four maps are the last four intermediates of
+    timm's full classifier with the same weights (strides 4 ... 32, the stride-2 one left out)."""
+    import timm
+
+    encoder = ImageEncoder("efficientnet_b0", 64).eval()
     assert not encoder.supports_stages
-    assert [f.shape[1] for f in encoder(torch.randn(1, 3, 64, 64))] == encoder.channels
+    assert encoder.channels == [24, 40, 112, 320] and encoder.strides == [4, 8, 16, 32]
+    full = timm.create_model("efficientnet_b0", pretrained=False).eval()
+    missing, unexpected = full.load_state_dict(encoder.backbone.state_dict(), strict=False)
+    assert unexpected == [] and all(
+        k.startswith(("bn2.", "conv_head.", "classifier.")) for k in missing
+    )
+    x = torch.randn(1, 3, 64, 64)
+    reference = full.forward_intermediates(x, indices=4, intermediates_only=True)
+    feats = encoder(x)
+    assert len(feats) == len(reference) == 4
+    for ours, expected in zip(feats, reference):
+        torch.testing.assert_close(ours, expected)
     with pytest.raises(RuntimeError, match="stage by stage"):
         encoder.stage(0, torch.randn(1, 3, 64, 64))
 
