@@ -141,7 +141,8 @@ def test_pixel_limit_points_to_tile(tmp_path, capsys, checkpoint) -> None:
     image = _png(tmp_path / "big.png", height=40, width=50)
     with pytest.raises(ImageTooLargeError, match="--tile"):
         read_image(image, max_pixels=1999)
-    assert read_image(image, max_pixels=2000).pixels.shape == (40, 50, 3)
+    at_limit = read_image(image, max_pixels=2000).pixels  # 40 x 50 = 2000: read, unchanged
+    np.testing.assert_array_equal(at_limit, np.asarray(Image.open(image).convert("RGB")))
     code, records, errors = _cli(
         capsys, "--checkpoint", checkpoint, "--image", image, "--text", "the road",
         "--out", tmp_path / "o", "--device", "cpu", "--max-pixels", "1999",

@@ -136,6 +136,7 @@ def test_without_rasterio_geotiff_says_how_to_install(tmp_path, monkeypatch):
         read_image(tmp_path / "geo.tif")
     loaded = read_image(tmp_path / "plain.tif")
     assert loaded.geo is None and loaded.pixels.shape == (8, 8, 3)
+    assert (loaded.pixels == 9).all()  # read by Pillow alone, values kept
     geo = GeoReference("", tuple(TRANSFORM)[:6])
     with pytest.raises(GeoDependencyError, match=r"pip install btdnet\[geo\]"):
         write_mask_geotiff(tmp_path / "m.tif", np.zeros((8, 8), bool), geo)
