@@ -15,7 +15,13 @@ from btdnet.ablation.plan import (
     plan_runs,
     share_of,
 )
-from btdnet.ablation.sweep import at_factor, check_factors, choose_factors, format_sweep
+from btdnet.ablation.sweep import (
+    at_factor,
+    check_factors,
+    choose_factors,
+    format_sweep,
+    sweep_runs,
+)
 from btdnet.ablation.variants import (
     ABLATION_VARIANTS,
     DEMO_VARIANTS,
@@ -130,7 +136,7 @@ def swept_variants(
 
     factors = check_factors(args.lr_factors)
     base_lr = float(base["train"]["lr"])
-    sweep = [at_factor(v, f, base_lr) for v in variants for f in factors]
+    sweep = sweep_runs(variants, factors, base_lr)
     if not args.table_only:
         mine = share_of(plan_runs(args.out, sweep, [args.sweep_seed]), info)
         print(f"learning-rate sweep: {len(mine)} runs at seed {args.sweep_seed}")

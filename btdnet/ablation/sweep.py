@@ -34,6 +34,15 @@ def at_factor(variant: AblationVariant, factor: float, base_lr: float) -> Ablati
     )
 
 
+def sweep_runs(
+    variants: Sequence[AblationVariant], factors: Sequence[float], base_lr: float
+) -> list[AblationVariant]:
+    """The sweep's runs, rate by rate: every variant at the base rate (the factor closest to 1)
+    before any at another, so a sweep cut short still compares every variant at one rate."""
+    ordered = sorted(factors, key=lambda f: (abs(f - 1), f))
+    return [at_factor(v, f, base_lr) for f in ordered for v in variants]
+
+
 def check_factors(factors: Sequence[float]) -> list[float]:
     """Distinct positive factors, in the given order; ValueError otherwise."""
     values = [float(f) for f in factors]
@@ -98,5 +107,6 @@ __all__ = [
     "check_factors",
     "choose_factors",
     "format_sweep",
+    "sweep_runs",
     "swept_name",
 ]

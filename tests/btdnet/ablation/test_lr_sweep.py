@@ -98,7 +98,15 @@ def test_the_sweep_then_the_seeds_at_the_chosen_rate(
     args += ["--lr-factors", "0.5", "1", "2"]
     assert ablation_cli.main(args) == 0
     sweep = [t for t in trained if t[1] == 0]
-    assert len(sweep) == 6  # 2 variants x 3 rates at the sweep seed, nothing repeated after
+    # 2 variants x 3 rates at the sweep seed, rate by rate from the base rate, none repeated
+    assert [name for name, _, _ in sweep] == [
+        "demo@lr1",
+        "family_baseline@lr1",
+        "demo@lr0.5",
+        "family_baseline@lr0.5",
+        "demo@lr2",
+        "family_baseline@lr2",
+    ]
     assert sorted(t for t in trained if t[1] == 1) == [
         ("demo@lr2", 1, "0.002"),
         ("family_baseline@lr0.5", 1, "0.0005"),
