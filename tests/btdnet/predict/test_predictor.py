@@ -204,3 +204,14 @@ def test_summarise_box_score_and_empty_mask():
     assert result.score == pytest.approx((5 * 0.8 + 1.0) / 6)
     empty = summarise("b", np.full((4, 4), 0.5, np.float32), truncated=True)
     assert empty.area == 0 and empty.bbox is None and empty.score == 0.0 and empty.truncated
+
+
+def test_only_an_mps_device_is_checked_against_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for name in ("mps", "mps:0"):
+        with pytest.raises(ValueError, match=f"device '{name}' requested but MPS is not available"):
+            resolve_device(name)
+    # other device types are handed to torch as named, never refused for MPS's sake (the
+    # type names sort on both sides of "mps": cpu, meta < mps < xla, xpu)
+    for name in ("meta", "xla", "xpu"):
+        assert resolve_device(name) == torch.device(name)
