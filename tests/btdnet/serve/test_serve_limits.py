@@ -331,3 +331,30 @@ def test_preview_is_shrunk_only_past_1024_pixels() -> None:
     pixels = random_image(4, 20, 1024)
     same = decode_png(preview_base64(LoadedImage(path=None, pixels=pixels)))
     np.testing.assert_array_equal(same, pixels)
+
+
+def test_an_upload_that_cannot_be_decoded_is_a_400_naming_the_clients_file() -> None:
+    from btdnet.serve.upload import UploadError, decode_upload
+
+    pixels = random_image(0, 45, 61)
+    whole = png_bytes(pixels)
+    np.testing.assert_array_equal(decode_upload(whole, "scene.png").pixels, pixels)
+    with pytest.raises(UploadError) as caught:
+        decode_upload(whole[:60], "scene.png")  # a PNG signature and header, pixels cut off
+    message = str(caught.value)
+    assert caught.value.status == 400 and message.startswith("scene.png: cannot read image")
+    assert "btdnet-serve-" not in message and "\n" not in message  # no server path
+
+
+def test_scene_limits_are_frozen_so_no_request_can_loosen_them() -> None:
+    """One SceneLimits is shared by every scene request of a server: it cannot be changed in
+    place, and equal limits are equal (and hash alike)."""
+    import dataclasses
+
+    from btdnet.serve.scene_jobs import SceneLimits
+
+    limits = SceneLimits(max_pixels=1000, max_tiles=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_pixels = None
+    assert limits.max_pixels == 1000
+    assert {limits: "kept"}[SceneLimits(max_pixels=1000, max_tiles=4)] == "kept"
