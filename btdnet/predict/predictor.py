@@ -212,8 +212,9 @@ def _check_batch_size(batch_size: Any) -> int:
 
 
 def _token_count(tokenizer: Any, text: str) -> int:
-    """Tokens of ``text`` with the special ones, without transformers' "longer than" warning."""
-    return len(tokenizer.tokenize(text)) + tokenizer.num_special_tokens_to_add(pair=False)
+    """Tokens of ``text`` with the special ones, without transformers' "longer than" warning
+    (``tokenize`` would log it: it encodes without a length and with ``verbose`` on)."""
+    return len(tokenizer(text, add_special_tokens=True, verbose=False)["input_ids"])
 
 
 class Predictor:

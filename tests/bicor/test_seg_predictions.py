@@ -150,3 +150,30 @@ def test_bad_prediction_folders_are_one_line_errors_naming_the_file(vaihingen, t
     rgb[0, 0] = (9, 9, 9)
     Image.fromarray(rgb).save(folder / f"{names['4']}.png")
     _expect_error(root, folder, capsys, str(folder / f"{names['4']}.png"), "(9, 9, 9)")
+
+
+def test_prediction_files_with_upper_case_suffixes_are_found(tmp_path):
+    """``X.PNG`` / ``Y.TIF`` (what some tools and file systems write) are the predictions of
+    images X and Y, not missing ones; other suffixes are still not predictions."""
+    from bicor.prediction_files import match_prediction_files
+
+    for name in ("a.PNG", "b.TIF", "c.Tiff", "d.png", "notes.TXT"):
+        (tmp_path / name).write_bytes(b"")
+    found = match_prediction_files(tmp_path, ["a", "b", "c", "d"])
+    assert [p.name for p in found] == ["a.PNG", "b.TIF", "c.Tiff", "d.png"]
+
+
+def test_two_images_of_one_stem_are_refused_before_any_file_is_written():
+    """Two images named x (in two folders, or x.png and x.tif) would share one prediction
+    file: the split is refused, for records and for synthetic ids alike."""
+    from types import SimpleNamespace
+
+    from bicor.prediction_files import PredictionFileError, image_stems
+
+    records = [SimpleNamespace(image_path=p) for p in ("top/x.png", "y.png", "mid/x.tif")]
+    with pytest.raises(PredictionFileError, match="two images of the split are named x"):
+        image_stems(SimpleNamespace(records=records))
+    with pytest.raises(PredictionFileError, match="named 7"):
+        image_stems(SimpleNamespace(records=None, sample_ids=[7, 8, 7]))
+    unique = [SimpleNamespace(image_path=p) for p in ("top/x.png", "y.png")]
+    assert image_stems(SimpleNamespace(records=unique)) == ["x", "y"]

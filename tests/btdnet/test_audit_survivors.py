@@ -86,8 +86,10 @@ def test_a_transposed_prediction_of_the_same_pixel_count_is_refused(tmp_path: Pa
     from bicor.prediction_files import PredictionFileError, read_class_prediction
 
     path = tmp_path / "tile.png"
-    Image.fromarray(np.zeros((3, 5), np.uint8), mode="L").save(path)  # 3 rows, 5 columns
-    assert read_class_prediction(path, num_classes=6, size=(3, 5), palette=None).shape == (3, 5)
+    ids = np.arange(15, dtype=np.uint8).reshape(3, 5) % 6  # 3 rows, 5 columns, every class
+    Image.fromarray(ids, mode="L").save(path)
+    read = read_class_prediction(path, num_classes=6, size=(3, 5), palette=None)
+    np.testing.assert_array_equal(read, ids.astype(np.int64))
     with pytest.raises(
         PredictionFileError, match=r"prediction is 3x5 \(HxW\) but its image is 5x3"
     ):

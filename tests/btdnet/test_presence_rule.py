@@ -20,7 +20,7 @@ from btdnet.models.btdnet import BTDNetOutput
 from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Predictor
 from btdnet.predict.scene.rows import RowRunner
-from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD
+from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, present_answer
 from btdnet.serve.service import InferenceService, Job
 
 # sigmoid(0) is exactly 0.5: the middle sample sits on the default threshold ("present": >=).
@@ -135,3 +135,14 @@ def test_the_service_never_sets_the_shared_predictor_threshold(tiny) -> None:
     assert [p.present for p in strict_answer] == [False, False, False, False]
     assert [p.present for p in default_answer] == [True, True, True, True]
     assert model.seen_thresholds == [0.3, 0.3]  # during both jobs, the predictor's own
+
+
+@pytest.mark.parametrize(
+    ("head_says", "area", "present"),
+    [(True, 1, True), (True, 0, False), (False, 5, False), (False, 0, False), (None, 5, None)],
+)
+def test_an_answer_is_present_only_when_the_head_says_so_and_the_mask_has_pixels(
+    head_says, area, present
+) -> None:
+    """The head saying present over an empty mask (pixels all below 0.5) is "not found"."""
+    assert present_answer(head_says, area) is present

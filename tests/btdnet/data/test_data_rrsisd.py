@@ -179,6 +179,10 @@ def test_default_collate_batches_items(fixture, tokenizer):
     assert batch["input_ids"].shape == (2, 20)
     assert batch["sample_id"] == ["1-10", "2-12"]
     assert batch["orig_size"].tolist() == [[33, 33], [33, 35]]
+    for row, index in enumerate((0, 2)):  # each item stacked in order, values unchanged
+        item = dataset[index]
+        for key in ("pixel_values", "mask", "input_ids", "attention_mask"):
+            assert torch.equal(batch[key][row], item[key]), (key, index)
 
 
 def test_category_names_fall_back(fixture):

@@ -98,6 +98,20 @@ def test_complete_temporary_folder_is_never_resumed(tmp_path) -> None:
         ckpt.find_resume_checkpoint(tmp)
 
 
+def test_a_checkpoint_without_its_completion_mark_is_never_resumed(tmp_path) -> None:
+    """A folder with training_state/ but no COMPLETE (copied half-way, its mark lost) is not
+    a checkpoint to resume from, even when ``last`` names it and it holds the furthest step."""
+    root = tmp_path / "checkpoints"
+    _write(root, "epoch-0001", 5)
+    unmarked = _write(root, "epoch-0002", 10)
+    (unmarked / ckpt.STATE_DIR / ckpt.COMPLETE_MARK).unlink()
+    assert (root / "last").resolve() == unmarked.resolve()
+    assert ckpt.find_resume_checkpoint(tmp_path).name == "epoch-0001"
+    assert [p.name for p in ckpt.complete_checkpoints(root)] == ["epoch-0001"]
+    with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
+        ckpt.find_resume_checkpoint(unmarked)
+
+
 def test_fallback_picks_the_furthest_checkpoint_not_the_last_name(tmp_path) -> None:
     root = tmp_path / "checkpoints"
     _write(root, "step-0000006", 6)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from btdnet.engine.config import ConfigError
-from btdnet.engine.sections import build_section, check_choice, section_dict
+from btdnet.engine.sections import agreed_image_size, build_section, check_choice, section_dict
 
 
 @dataclass(frozen=True)
@@ -98,3 +98,17 @@ def test_choice_is_checked_with_the_closest_value() -> None:
     check_choice("adamw", ["adamw", "sgd"], "train.optimizer")
     with pytest.raises(ConfigError, match=r"unknown value 'adamv'; did you mean 'adamw'\? choose"):
         check_choice("adamv", ["adamw", "sgd"], "train.optimizer")
+
+
+def test_the_model_override_is_the_image_size_when_the_data_sets_none() -> None:
+    """``data.image_size`` left out: the model's override (under either name) is the input
+    size that :meth:`ReferringConfig.image_size` reports; neither set: None (the variant's)."""
+    from btdnet.task import ReferringConfig
+
+    assert agreed_image_size({"image_size": 384}, None, "data.image_size") == 384
+    legacy = ("image_size", "img_size")
+    assert agreed_image_size({"img_size": 256}, None, "data.crop_size", legacy) == 256
+    assert agreed_image_size({"image_size": 96}, 96, "data.image_size") == 96
+    assert agreed_image_size({}, None, "data.image_size") is None
+    only_model = {"model": {"variant": "tiny", "overrides": {"image_size": 64}}}
+    assert ReferringConfig.from_config(only_model).image_size() == 64

@@ -59,6 +59,10 @@ def test_conversion_renames_and_reshapes():
     converted = convert_torchvision_convnext(state)
     assert not any(k.startswith("classifier") for k in converted)
     assert converted["stages.2.blocks.1.gamma"].shape == (DIMS[2],)
+    # torchvision keeps layer scale as (C, 1, 1): the same numbers, flattened
+    torch.testing.assert_close(
+        converted["stages.2.blocks.1.gamma"], state["features.5.1.layer_scale"].flatten()
+    )
     torch.testing.assert_close(
         converted["stages.3.downsample.1.weight"], state["features.6.1.weight"]
     )

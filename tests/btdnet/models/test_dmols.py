@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from btdnet.models.dmols import DualModalObjectLearning, pool_region
+from btdnet.models.dmols import DualModalObjectLearning, VisualReconstructionHead, pool_region
 
 
 def test_pool_region_is_the_area_weighted_mean_under_the_mask():
@@ -123,3 +123,23 @@ def test_feature_reading_reconstructs_the_clean_detached_features() -> None:
         head.language(masked_words[0], region, torch.randn(10, 4))
     with pytest.raises(ValueError, match="reconstruct"):
         _dmols(region=0.5, context=0.5, reconstruct="tokens")
+
+
+def test_visual_head_follows_its_documented_film_equation() -> None:
+    """x = mask ? token : features; x = x * (1 + scale) + shift with (scale, shift) =
+    film(sentence) per sample and channel; out = to_pixels(body(x))."""
+    torch.manual_seed(0)
+    head = VisualReconstructionHead(dim=4, text_dim=6, patch=2, out_channels=12).eval()
+    features = torch.randn(2, 4, 3, 5)
+    cell_mask = torch.zeros(2, 1, 3, 5, dtype=torch.bool)
+    cell_mask[0, 0, 1, 2] = cell_mask[1, 0, 0, 4] = True
+    sentence = torch.randn(2, 6)
+    with torch.no_grad():
+        film = head.film(sentence)  # (2, 8): scale then shift
+        scale, shift = film[:, :4, None, None], film[:, 4:, None, None]
+        x = features.clone()
+        x[0, :, 1, 2] = head.mask_token
+        x[1, :, 0, 4] = head.mask_token
+        expected = head.to_pixels(head.body(x * (1 + scale) + shift))
+        torch.testing.assert_close(head(features, cell_mask, sentence), expected)
+        assert shift.abs().min() > 1e-3  # a shift that shows (not near 0 or 1)

@@ -172,3 +172,19 @@ def test_a_training_run_folder_points_to_its_best_checkpoint(tmp_path):
     message = str(caught.value)
     assert "\n" not in message and str(run) in message
     assert message.endswith(f"; did you mean {run / 'checkpoints' / 'best'}?")
+
+
+def test_a_config_no_model_can_be_built_from_is_one_line_naming_its_file(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = build_model("tiny", pretrained=False)
+    folder = model.save_pretrained(tmp_path / "ckpt")
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"]["presence_threshold"] = 1.5  # valid JSON, not a valid config
+    (folder / "config.json").write_text(json.dumps(meta))
+    expected = f"{folder / 'config.json'}: cannot load the checkpoint (ValueError: "
+    for load in (lambda: load_model(folder), lambda: load_weights(model, folder)):
+        with pytest.raises(CheckpointError) as caught:
+            load()
+        message = str(caught.value)
+        assert message.startswith(expected) and "presence_threshold" in message, message
+        assert "\n" not in message

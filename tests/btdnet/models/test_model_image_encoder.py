@@ -181,3 +181,11 @@ def test_unusable_weight_files(tmp_path) -> None:
     encoder = ImageEncoder(SWIN, 96, **TINY_SWIN)
     with pytest.raises(CheckpointError, match="no tensor"):
         encoder.load_pretrained(other)
+
+
+@pytest.mark.parametrize("depths", [(1, 1, 1), (1, 1, 1, 1, 1)])
+def test_a_swin_without_exactly_four_stages_is_refused_as_such(depths) -> None:
+    """Three stages or five: the same one line naming Swin, before any feature is read."""
+    config = dict(embed_dim=8, depths=depths, num_heads=(1,) * len(depths), window_size=2)
+    with pytest.raises(ValueError, match="expected a timm SwinTransformer with 4 stages"):
+        ImageEncoder(SWIN, 128, **config)

@@ -152,3 +152,10 @@ def test_profile_presence_script_counts_the_head() -> None:
     head = build_model("tiny", pretrained=False, use_presence=True).presence_head
     assert report["params_head"] == sum(p.numel() for p in head.parameters())
     assert report["gflops_with"] > report["gflops_without"] > 0
+    # the counter counts matrix products, 2 FLOPs per multiply-add: the head adds per sample
+    # text_proj (D x C) and the MLP's (3C + 2) x H and H x 1 (the pooling is element-wise)
+    text_dim, visual_dim = head.text_proj.in_features, head.text_proj.out_features
+    hidden = head.mlp[0].out_features
+    head_flops = 2 * (text_dim * visual_dim + (3 * visual_dim + 2) * hidden + hidden)
+    added = (report["gflops_with"] - report["gflops_without"]) * 1e9
+    assert added == pytest.approx(head_flops, abs=0.5)

@@ -42,6 +42,17 @@ def test_profile_script_reports_model_and_bare_encoders(monkeypatch, capsys) -> 
         for key in ("params_m", "gflops_per_sample", "forward_s", "train_step_s", "train_peak_mb"):
             assert entry[key] > 0, key
     assert ours["params_m"] > ours["inference_params_m"] > bare["params_m"]
+    # the parameter counts, by an independent count of the same tiny model (random weights)
+    from btdnet.models import build_model
+
+    def count(module: torch.nn.Module) -> float:
+        return sum(p.numel() for p in module.parameters()) / 1e6
+
+    full = build_model("tiny", pretrained=False)
+    assert ours["params_m"] == pytest.approx(count(full), abs=1e-9)
+    assert ours["inference_params_m"] == pytest.approx(count(full) - count(full.dmols), abs=1e-9)
+    encoders = count(full.image_encoder) + count(full.text_encoder)
+    assert bare["params_m"] == pytest.approx(encoders, abs=1e-9)
     assert ours["gflops_per_sample"] > bare["gflops_per_sample"]
     assert report["ratio"]["gflops"] == ours["gflops_per_sample"] / bare["gflops_per_sample"]
     step = report["train_step"]

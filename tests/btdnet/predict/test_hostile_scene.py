@@ -378,3 +378,19 @@ def test_cli_odd_scene_option_values_are_usage_errors(
     extra = [] if option == "--tile" else ["--tile", "auto"]
     status, err = _cli(capsys, *argv, "--out", tmp_path / "out", *extra, option, value)
     assert (status, err[-1]) == (2, f"btdnet-predict: error: {message}")
+
+
+def test_run_key_of_a_finished_state_is_blake2b_128_of_the_sorted_manifest() -> None:
+    """Records written by one process or release are recognised by the next: the key is
+    BLAKE2b with a 16-byte digest over the manifest's JSON with sorted keys (no per-process
+    hash, no dependence on the order the manifest was built in)."""
+    import hashlib
+
+    from btdnet.predict.scene.state import run_key
+
+    manifest = {"tile": 96, "text": "the tank", "gsd": None, "overlap": 32}
+    text = '{"gsd": null, "overlap": 32, "text": "the tank", "tile": 96}'
+    expected = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    assert run_key(manifest) == expected and len(expected) == 32
+    assert run_key(dict(reversed(manifest.items()))) == expected
+    assert run_key({**manifest, "overlap": 33}) != expected

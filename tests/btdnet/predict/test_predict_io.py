@@ -136,6 +136,7 @@ def test_without_rasterio_geotiff_says_how_to_install(tmp_path, monkeypatch):
         read_image(tmp_path / "geo.tif")
     loaded = read_image(tmp_path / "plain.tif")
     assert loaded.geo is None and loaded.pixels.shape == (8, 8, 3)
+    assert (loaded.pixels == 9).all()  # read by Pillow alone, values kept
     geo = GeoReference("", tuple(TRANSFORM)[:6])
     with pytest.raises(GeoDependencyError, match=r"pip install btdnet\[geo\]"):
         write_mask_geotiff(tmp_path / "m.tif", np.zeros((8, 8), bool), geo)
@@ -150,7 +151,8 @@ def test_geotiff_mask_and_geojson_polygons(tmp_path):
     write_mask_geotiff(tmp_path / "m.tif", mask, geo)
     with rasterio.open(tmp_path / "m.tif") as ds:
         assert ds.crs.to_epsg() == 32633 and ds.transform == TRANSFORM
-        np.testing.assert_array_equal(ds.read(1), mask.astype(np.uint8) * 255)
+        assert (ds.count, ds.dtypes) == (1, ("uint8",))  # one band: GIS tools show it as is
+        np.testing.assert_array_equal(ds.read(), mask[None].astype(np.uint8) * 255)
     native = VectorOptions(geojson_crs="native")
     collection = mask_to_geojson(mask, geo, {"text": "two boxes"}, native)
     assert collection["type"] == "FeatureCollection" and len(collection["features"]) == 2

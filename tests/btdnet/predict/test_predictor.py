@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from btdnet.predict import CheckpointError, Prediction, Predictor, TextTruncatedWarning
-from btdnet.predict.predictor import resolve_device, summarise
+from btdnet.predict.predictor import resolve_device, summarise, upsample_probability
 
 TEXTS = ["the red roof", "a small car", "the long road on the left side"]
 
@@ -204,3 +204,46 @@ def test_summarise_box_score_and_empty_mask():
     assert result.score == pytest.approx((5 * 0.8 + 1.0) / 6)
     empty = summarise("b", np.full((4, 4), 0.5, np.float32), truncated=True)
     assert empty.area == 0 and empty.bbox is None and empty.score == 0.0 and empty.truncated
+
+
+def test_only_an_mps_device_is_checked_against_mps(monkeypatch):
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for name in ("mps", "mps:0"):
+        with pytest.raises(ValueError, match=f"device '{name}' requested but MPS is not available"):
+            resolve_device(name)
+    # other device types are handed to torch as named, never refused for MPS's sake (the
+    # type names sort on both sides of "mps": cpu, meta < mps < xla, xpu)
+    for name in ("meta", "xla", "xpu"):
+        assert resolve_device(name) == torch.device(name)
+
+
+def words_of_tokens(tokenizer, count: int) -> str:
+    """A text of exactly ``count`` tokens, special tokens included ("car" is one token)."""
+    for words in range(1, count + 1):
+        text = " ".join(["car"] * words)
+        if len(tokenizer(text)["input_ids"]) == count:
+            return text
+    raise AssertionError(f"no text of {count} tokens")
+
+
+def test_a_text_of_exactly_the_token_limit_is_not_truncated(predictor, image):
+    predictor.set_image(image)
+    limit = predictor.max_tokens
+    at_limit = words_of_tokens(predictor.model.tokenizer, limit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TextTruncatedWarning)
+        assert not predictor.predict(at_limit).truncated
+    with pytest.warns(TextTruncatedWarning, match=f"has {limit + 1} tokens"):
+        assert predictor.predict(at_limit + " car").truncated
+
+
+@pytest.mark.parametrize("size", [(37, 53), (7, 5), (16, 40), (3, 3)])
+def test_upsampling_is_torch_bilinear_without_aligned_corners(size):
+    # a high-contrast map whose values differ from pixel to pixel: half a pixel of shift in the
+    # source coordinates moves every interpolated value
+    small = np.random.default_rng(1).random((8, 10)).astype(np.float32)
+    expected = F.interpolate(
+        torch.from_numpy(small)[None, None], size=size, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    got = upsample_probability(small, *size, band=4)
+    np.testing.assert_allclose(got, expected, atol=1e-6)

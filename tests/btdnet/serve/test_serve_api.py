@@ -100,9 +100,14 @@ def test_predict_matches_the_predictor(client, predictor):
         assert got["present"] is None and got["presence"] is None  # no presence head
         assert got["present_note"] == "this model has no presence head: it cannot say absent"
         assert len(got["correlation_png"]) == len(want.correlation) > 0
+        # each stage's map through the blue-cyan-green-yellow-red ramp, stops at 0, 1/4 ... 1
+        stops = np.array([[0, 0, 128], [0, 128, 255], [0, 200, 80], [255, 230, 0], [220, 20, 20]])
         for encoded, values in zip(got["correlation_png"], want.correlation):
-            assert decode_png(encoded).shape == (*values.shape, 3)
-    assert decode_png(answer["image_png"]).shape == (45, 61, 3)
+            heat = decode_png(encoded).astype(float)  # (h_i, w_i, 3)
+            ramp = [np.interp(values, np.linspace(0, 1, 5), stops[:, c]) for c in range(3)]
+            assert heat.shape == (*values.shape, 3)
+            assert np.abs(heat - np.stack(ramp, axis=-1)).max() <= 0.5 + 1e-3  # rounding
+    np.testing.assert_array_equal(decode_png(answer["image_png"]), IMAGE)  # 61 px: not shrunk
 
 
 def test_geotiff_upload_gets_geojson_and_geotiff(client, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,7 +15,7 @@ from serve_fixtures import live_server, png_bytes, random_image
 
 from btdnet.predict.predictor import Predictor
 from btdnet.serve.app import create_app
-from btdnet.serve.service import InferenceService
+from btdnet.serve.service import InferenceService, QueueFullError
 
 TEXTS = ["the red car", "the white ship at the dock", "a storage tank", "the tennis court"]
 
@@ -73,3 +74,39 @@ def test_concurrent_answers_equal_sequential_answers(checkpoint):
         assert concurrent[index] == sequential[index], f"request {index} was mixed up"
     assert service.completed == 2 * count
     assert service.peak_in_flight > 1  # requests really overlapped
+
+
+class _Held:
+    """A job that holds its worker until released (``scene`` picks the scene worker)."""
+
+    def __init__(self, release: threading.Event, scene: bool) -> None:
+        self.release, self.scene = release, scene
+
+    def run(self, _predictor) -> str:
+        self.release.wait(timeout=30)
+        return "done"
+
+
+@pytest.mark.parametrize("max_scene_queue", [1, 2])
+def test_queues_hold_exactly_their_limits_and_free_each_place(max_scene_queue):
+    service = InferenceService(object(), max_queue=3, max_scene_queue=max_scene_queue)
+    release = threading.Event()
+    try:
+        scenes = [service.submit(_Held(release, True)) for _ in range(max_scene_queue)]
+        with pytest.raises(QueueFullError, match=f"{max_scene_queue} scene requests are already"):
+            service.submit(_Held(release, True))
+        images = [service.submit(_Held(release, False)) for _ in range(3 - max_scene_queue)]
+        assert service.in_flight == 3
+        with pytest.raises(QueueFullError, match="3 requests are already queued"):
+            service.submit(_Held(release, False))
+        release.set()
+        assert [job.result(timeout=30) for job in scenes + images] == ["done"] * 3
+        deadline = time.monotonic() + 30
+        while service.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)  # the done-callbacks free the places
+        assert service.in_flight == 0 and service.completed == 3
+        again = [service.submit(_Held(release, True)) for _ in range(max_scene_queue)]
+        assert [job.result(timeout=30) for job in again] == ["done"] * max_scene_queue
+    finally:
+        release.set()
+        service.close()

@@ -110,6 +110,19 @@ def test_tile_of_32_accepted_31_refused() -> None:
             parse_tile(bad)
 
 
+def test_an_empty_tile_field_is_refused_not_taken_for_no_tile(app) -> None:
+    """A form field sent empty (``tile=``) reaches the endpoint as None; it is a tile value
+    that is not one (400), not a request that left the mode to the rule."""
+    with TestClient(app) as client:
+        empty = client.post(
+            "/predict", data={"text": "a", "tile": ""}, files={"image": ("a.png", PNG)}
+        )
+        absent = client.post("/predict", data={"text": "a"}, files={"image": ("a.png", PNG)})
+    assert empty.status_code == 400 and "tile must be" in empty.json()["error"]
+    assert "not ''" in empty.json()["error"]
+    assert absent.status_code == 200 and absent.json()["image"]["mode"] == "whole"
+
+
 def test_file_name_of_80_characters_kept_81_cut() -> None:
     assert NAME_MAX_LENGTH == 80
     assert display_name("d/" + "n" * 80) == "n" * 80
@@ -331,3 +344,30 @@ def test_preview_is_shrunk_only_past_1024_pixels() -> None:
     pixels = random_image(4, 20, 1024)
     same = decode_png(preview_base64(LoadedImage(path=None, pixels=pixels)))
     np.testing.assert_array_equal(same, pixels)
+
+
+def test_an_upload_that_cannot_be_decoded_is_a_400_naming_the_clients_file() -> None:
+    from btdnet.serve.upload import UploadError, decode_upload
+
+    pixels = random_image(0, 45, 61)
+    whole = png_bytes(pixels)
+    np.testing.assert_array_equal(decode_upload(whole, "scene.png").pixels, pixels)
+    with pytest.raises(UploadError) as caught:
+        decode_upload(whole[:60], "scene.png")  # a PNG signature and header, pixels cut off
+    message = str(caught.value)
+    assert caught.value.status == 400 and message.startswith("scene.png: cannot read image")
+    assert "btdnet-serve-" not in message and "\n" not in message  # no server path
+
+
+def test_scene_limits_are_frozen_so_no_request_can_loosen_them() -> None:
+    """One SceneLimits is shared by every scene request of a server: it cannot be changed in
+    place, and equal limits are equal (and hash alike)."""
+    import dataclasses
+
+    from btdnet.serve.scene_jobs import SceneLimits
+
+    limits = SceneLimits(max_pixels=1000, max_tiles=4)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        limits.max_pixels = None
+    assert limits.max_pixels == 1000
+    assert {limits: "kept"}[SceneLimits(max_pixels=1000, max_tiles=4)] == "kept"
