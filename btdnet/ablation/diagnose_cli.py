@@ -144,16 +144,20 @@ def _summary(report: dict[str, Any]) -> str:
         lines.append(f"samples {found['samples']}; BSC map IoU per stage (%): {maps}")
         lines.append(
             f"target stream IoU {100 * (found['target_iou'] or 0):.1f}%, background stream "
-            f"IoU with 1 - truth {100 * (found['background_iou'] or 0):.1f}%"
+            f"IoU with 1 - truth {100 * (found['background_iou'] or 0):.1f}%, its "
+            f"not-background's IoU with the truth "
+            f"{100 * (found['background_complement_iou'] or 0):.1f}%"
         )
         norms = ", ".join(f"{k} {v:.3g}" for k, v in found["gradient_norms"].items())
         lines.append(f"gradient norms: {norms}")
     for row in report.get("over_training", {}).get("rows", []):
         maps = ", ".join("-" if v is None else f"{100 * v:.1f}" for v in row["map_iou"])
-        target, background = (100 * (row[k] or 0) for k in ("target_iou", "background_iou"))
+        target, background = (
+            100 * (row.get(k) or 0) for k in ("target_iou", "background_complement_iou")
+        )
         lines.append(
             f"step {row['step']}: map IoU per stage (%) {maps}; target {target:.1f}%, "
-            f"background {background:.1f}%"
+            f"background's not-background {background:.1f}%"
         )
     compared = report.get("comparison")
     if compared:

@@ -155,7 +155,9 @@ def diagnose(
     """Map IoU per stage, stream IoUs and gradient norms of ``model`` over ``loader``.
 
     Returns ``{"samples", "map_iou": [per stage], "map_chance": [per stage, what a map that
-    ignores the target scores], "target_iou", "background_iou",
+    ignores the target scores], "map_samples": [per stage, samples whose target covers a cell],
+    "target_iou", "background_iou" (its IoU with 1 - truth), "background_complement_iou" (the
+    IoU of what it calls not-background with the truth),
     "gradient_norms": {group: norm}, "examples": [...]}`` (examples: tensors for
     :func:`draw_examples`, the first ``keep_examples`` samples).
     """
@@ -163,6 +165,7 @@ def diagnose(
     chance: dict[int, list[torch.Tensor]] = defaultdict(list)
     target_ious: list[torch.Tensor] = []
     background_ious: list[torch.Tensor] = []
+    complement_ious: list[torch.Tensor] = []
     examples: list[dict[str, Any]] = []
     kept_batches: list[dict[str, Any]] = []
     with eval_mode(model), torch.no_grad():
@@ -179,6 +182,8 @@ def diagnose(
                 chance[stage].append(chance_iou(truth.cpu(), h, w))
             target_ious.append(mask_iou(out.target_logits[:, 0] > 0, truth).cpu())
             background_ious.append(mask_iou(out.background_logits[:, 0] > 0, ~truth).cpu())
+            # what the background stream alone says the target is: its complement
+            complement_ious.append(mask_iou(out.background_logits[:, 0] <= 0, truth).cpu())
             for b in range(min(keep_examples - len(examples), truth.shape[0])):
                 examples.append(
                     {
@@ -194,8 +199,12 @@ def diagnose(
         "samples": sum(len(t) for t in target_ious),
         "map_iou": [_nan_mean(per_stage[s]) for s in sorted(per_stage)],
         "map_chance": [_nan_mean(chance[s]) for s in sorted(chance)],
+        "map_samples": [
+            int((~torch.isnan(torch.cat(per_stage[s]))).sum()) for s in sorted(per_stage)
+        ],
         "target_iou": _nan_mean(target_ious),
         "background_iou": _nan_mean(background_ious),
+        "background_complement_iou": _nan_mean(complement_ious),
         "gradient_norms": gradient_norms(model, kept_batches),
         "examples": examples,
     }

@@ -45,7 +45,10 @@ def over_training(
 
 
 def draw_curves(rows: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Two panels over the global step: each stage's map IoU (dashed: chance), stream IoUs."""
+    """Two panels over the global step: each stage's map IoU (dashed: chance), and the IoU with
+    the truth of the target stream's answer and of what the background stream calls
+    not-background (its IoU with ``1 - truth`` is near 1 whatever it learns: the background is
+    most of every image)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,18 +59,22 @@ def draw_curves(rows: Sequence[dict[str, Any]], path: Path) -> Path:
     figure, (maps, streams) = plt.subplots(1, 2, figsize=(10, 3.6))
     for stage in range(stages):
         values = [_percent(row["map_iou"], stage) for row in rows]
-        line = maps.plot(steps, values, marker="o", label=f"stage {stage + 1}")[0]
+        scored = rows[-1].get("map_samples", [])
+        label = f"stage {stage + 1}" + (
+            f" ({scored[stage]} samples)" if stage < len(scored) else ""
+        )
+        line = maps.plot(steps, values, marker="o", label=label)[0]
         chance = [_percent(row.get("map_chance", []), stage) for row in rows]
         maps.plot(steps, chance, linestyle="--", color=line.get_color(), alpha=0.6)
     maps.set_title("BSC map IoU with the truth (dashed: a map that ignores it)", fontsize=9)
     streams.plot(steps, [_percent([r["target_iou"]], 0) for r in rows], marker="o", label="target")
     streams.plot(
         steps,
-        [_percent([r["background_iou"]], 0) for r in rows],
+        [_percent([r.get("background_complement_iou")], 0) for r in rows],
         marker="o",
-        label="background vs 1 - truth",
+        label="background stream's not-background",
     )
-    streams.set_title("stream IoU", fontsize=9)
+    streams.set_title("IoU with the truth of each stream's answer", fontsize=9)
     for axis in (maps, streams):
         axis.set_xlabel("training step")
         axis.set_ylabel("IoU (%)")

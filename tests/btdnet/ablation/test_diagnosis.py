@@ -225,3 +225,52 @@ def test_the_command_diagnoses_every_checkpoint_of_a_run(tmp_path: Path, capsys)
         )
         == 1
     )
+
+
+class _FixedAnswers(torch.nn.Module):
+    """A stand-in model whose streams and maps are planted, so each measure is known by hand."""
+
+    def __init__(self, background: torch.Tensor, maps: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.decoder = torch.nn.Linear(1, 1)  # one group with a gradient
+        self.background, self.maps = background, maps
+
+    def forward(self, pixel_values, input_ids, attention_mask, targets=None):
+        from types import SimpleNamespace
+
+        b = pixel_values.shape[0]
+        scale = self.decoder(torch.ones(1, 1))[0, 0]
+        target = torch.full((b, 1, 8, 8), -5.0)
+        target[:, :, 0:4, 0:4] = 5.0  # the target stream: exactly the truth
+        return SimpleNamespace(
+            target_logits=target + 0 * scale,
+            background_logits=self.background.expand(b, 1, 8, 8),
+            correlation_maps=[m.expand(b, 1, *m.shape[-2:]) for m in self.maps],
+            loss=scale.square(),
+        )
+
+
+def test_the_background_streams_own_answer_and_the_samples_each_stage_scores():
+    from btdnet.ablation.diagnosis import diagnose
+
+    truth = torch.zeros(2, 8, 8, dtype=torch.long)
+    truth[:, 0:4, 0:4] = 1  # 16 target pixels
+    background = torch.full((1, 1, 8, 8), 5.0)
+    background[..., 0:4, 0:2] = -5.0  # calls 8 of the 16 target pixels not-background ...
+    background[..., 6:8, 6:8] = -5.0  # ... and 4 background pixels too
+    fine = torch.zeros(1, 1, 4, 4)
+    fine[..., 0:2, 0:2] = 1.0  # ranks the target's 4 cells first: IoU 1
+    coarse = torch.zeros(1, 1, 1, 1)  # one cell, a quarter covered: no sample scored
+    model = _FixedAnswers(background, [fine, coarse])
+    batch = {
+        "pixel_values": torch.zeros(2, 3, 8, 8),
+        "input_ids": torch.zeros(2, 3, dtype=torch.long),
+        "attention_mask": torch.ones(2, 3, dtype=torch.long),
+        "mask": truth,
+    }
+    found = diagnose(model, [batch], keep_examples=0)
+    assert found["background_complement_iou"] == pytest.approx(8 / (16 + 4))
+    assert found["background_iou"] == pytest.approx(44 / (48 + 8))  # with 1 - truth
+    assert found["target_iou"] == pytest.approx(1.0)
+    assert found["map_samples"] == [2, 0]
+    assert found["map_iou"][0] == pytest.approx(1.0) and found["map_iou"][1] is None
