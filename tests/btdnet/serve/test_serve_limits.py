@@ -110,19 +110,6 @@ def test_tile_of_32_accepted_31_refused() -> None:
             parse_tile(bad)
 
 
-def test_an_empty_tile_field_is_refused_not_taken_for_no_tile(app) -> None:
-    """A form field sent empty (``tile=``) reaches the endpoint as None; it is a tile value
-    that is not one (400), not a request that left the mode to the rule."""
-    with TestClient(app) as client:
-        empty = client.post(
-            "/predict", data={"text": "a", "tile": ""}, files={"image": ("a.png", PNG)}
-        )
-        absent = client.post("/predict", data={"text": "a"}, files={"image": ("a.png", PNG)})
-    assert empty.status_code == 400 and "tile must be" in empty.json()["error"]
-    assert "not ''" in empty.json()["error"]
-    assert absent.status_code == 200 and absent.json()["image"]["mode"] == "whole"
-
-
 def test_file_name_of_80_characters_kept_81_cut() -> None:
     assert NAME_MAX_LENGTH == 80
     assert display_name("d/" + "n" * 80) == "n" * 80
