@@ -247,3 +247,81 @@ def test_upsampling_is_torch_bilinear_without_aligned_corners(size):
     )[0, 0].numpy()
     got = upsample_probability(small, *size, band=4)
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_each_prompt_of_a_batch_gets_its_own_correlation_maps(predictor, image):
+    predictor.set_image(image)
+    batched = predictor.predict(TEXTS, batch_size=3)  # one forward pass for all three
+    for text, together in zip(TEXTS, batched):
+        alone = predictor.predict(text)
+        assert len(together.correlation) == len(alone.correlation) > 0
+        for got, want in zip(together.correlation, alone.correlation):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+    # the prompts' maps differ, so a batch answering prompt 0's maps for all would show
+    assert not np.allclose(batched[0].correlation[0], batched[2].correlation[0], atol=1e-4)
+
+
+def test_batch_size_is_checked_at_the_boundary(predictor, image, checkpoint):
+    predictor.set_image(image)
+    one = predictor.predict(TEXTS, batch_size=1)  # the smallest batch is fine
+    assert [p.text for p in one] == TEXTS
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        predictor.predict(TEXTS, batch_size=0)
+    for wrong in (True, 2.0, "2"):
+        with pytest.raises(TypeError, match="batch_size must be an int"):
+            predictor.predict(TEXTS, batch_size=wrong)
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        Predictor(predictor.model, device="cpu", batch_size=0)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        Predictor(predictor.model, device="cpu", batch_size=False)
+    assert Predictor(predictor.model, device="cpu", batch_size=np.int64(1)).batch_size == 1
+
+
+def test_a_text_that_is_not_a_string_is_refused_by_position(predictor, image):
+    predictor.set_image(image)
+    with pytest.raises(TypeError, match="text 1 is a int, not a string"):
+        predictor.predict(["a car", 7])
+
+
+class _SidedModel(torch.nn.Module):
+    def __init__(self, image_size):
+        super().__init__()
+        self.config = type("Config", (), {"image_size": image_size, "max_tokens": 8})()
+
+
+def test_the_model_input_must_be_square():
+    for side, want in ((32, 32), ((48, 48), 48), ([8, 8], 8)):
+        assert Predictor(_SidedModel(side), device="cpu").input_side == want
+    for wrong in ((32, 48), (32, 32, 32), (32,)):
+        with pytest.raises(ValueError, match="square model input"):
+            Predictor(_SidedModel(wrong), device="cpu")
+
+
+def test_image_arrays_and_modes_are_read_as_rgb(predictor):
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    predictor.set_image(rgb)
+    want = predictor._pixel_values.clone()
+    assert predictor.original_size == (9, 11)
+    # an RGBA image (array or PIL) drops its alpha band; a palette image converts to RGB
+    alpha = np.dstack([rgb, rng.integers(0, 256, (9, 11), dtype=np.uint8)])
+    predictor.set_image(alpha)
+    torch.testing.assert_close(predictor._pixel_values, want)
+    predictor.set_image(Image.fromarray(alpha, "RGBA"))
+    torch.testing.assert_close(predictor._pixel_values, want)
+    # a single band is grey: the same as three equal bands
+    grey = rgb[:, :, 0]
+    predictor.set_image(grey)
+    from_grey = predictor._pixel_values.clone()
+    predictor.set_image(np.dstack([grey, grey, grey]))
+    torch.testing.assert_close(from_grey, predictor._pixel_values)
+    predictor.set_image(Image.fromarray(grey, "L"))
+    torch.testing.assert_close(from_grey, predictor._pixel_values)
+    for wrong in ((9, 11, 2), (9, 11, 5), (9,)):
+        with pytest.raises(ValueError, match=r"expected an \(H, W\)"):
+            predictor.set_image(np.zeros(wrong, np.uint8))
+    for empty in ((0, 11, 3), (9, 0, 3)):
+        with pytest.raises(ValueError, match="the image array is empty"):
+            predictor.set_image(np.zeros(empty, np.uint8))
+    with pytest.raises(TypeError, match="not list"):
+        predictor.set_image([[1, 2]])
