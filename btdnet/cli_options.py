@@ -1,5 +1,6 @@
-"""The options every command shares, defined once: ``--device``, ``--amp``, ``--threads``,
-``--progress/--no-progress``, ``--num-workers`` and ``--seed``.
+"""The options every command shares, defined once: ``--checkpoint``/``--revision``,
+``--device``, ``--amp``, ``--threads``, ``--progress/--no-progress``, ``--num-workers`` and
+``--seed``.
 
 Each ``add_*`` function adds one option to an ``argparse`` parser (or argument group) with the
 same spelling, choices, default and help in every command. Kept free of torch: a command's
@@ -49,6 +50,23 @@ def amp_word(text: str) -> str:
         return canonical_precision(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_checkpoint_options(parser: ParserLike, *, hub_note: str) -> None:
+    """``--checkpoint DIR|REPO`` (required) and ``--revision`` of the commands that load a
+    BTDNet; ``hub_note`` says how that command reaches the Hub (in parentheses after the id)."""
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        metavar="DIR|REPO",
+        help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
+        f"Hub repo id such as user/btdnet-rrsisd ({hub_note})",
+    )
+    parser.add_argument(
+        "--revision",
+        default=None,
+        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    )
 
 
 def add_device_option(parser: ParserLike, *, default: str = "auto") -> None:

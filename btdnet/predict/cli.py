@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from btdnet.cli_options import add_amp_option, add_device_option, add_progress_option
+from btdnet.cli_options import (
+    add_amp_option,
+    add_checkpoint_options,
+    add_device_option,
+    add_progress_option,
+)
 from btdnet.errors import one_line
 from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
@@ -91,18 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="DIR|REPO",
-        help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
-        "Hub repo id such as user/btdnet-rrsisd (downloaded once into the Hugging Face cache; "
-        "read from it without network under HF_HUB_OFFLINE=1)",
-    )
-    parser.add_argument(
-        "--revision",
-        default=None,
-        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    add_checkpoint_options(
+        parser,
+        hub_note="downloaded once into the Hugging Face cache; "
+        "read from it without network under HF_HUB_OFFLINE=1",
     )
     parser.add_argument(
         "--image",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from btdnet.cli_options import add_amp_option, add_device_option
+from btdnet.cli_options import add_amp_option, add_checkpoint_options, add_device_option
 
 if TYPE_CHECKING:
     from btdnet.serve.service import InferenceService
@@ -37,17 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--checkpoint",
-        required=True,
-        metavar="DIR|REPO",
-        help="BTDNet checkpoint folder (model.safetensors + config.json), or a Hugging Face "
-        "Hub repo id such as user/btdnet-rrsisd (through the Hugging Face cache)",
-    )
-    parser.add_argument(
-        "--revision",
-        default=None,
-        help="with a Hub repo id: the branch, tag or commit to load (default: main)",
+    add_checkpoint_options(
+        parser,
+        hub_note="through the Hugging Face cache",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
