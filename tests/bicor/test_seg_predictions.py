@@ -177,3 +177,96 @@ def test_two_images_of_one_stem_are_refused_before_any_file_is_written():
         image_stems(SimpleNamespace(records=None, sample_ids=[7, 8, 7]))
     unique = [SimpleNamespace(image_path=p) for p in ("top/x.png", "y.png")]
     assert image_stems(SimpleNamespace(records=unique)) == ["x", "y"]
+
+
+def test_written_class_ids_round_trip_as_palette_or_grey_and_are_range_checked(tmp_path):
+    from bicor.prediction_files import (
+        dataset_palette,
+        read_class_prediction,
+        write_class_prediction,
+    )
+
+    palette = dataset_palette("vaihingen")
+    assert palette is not None and dataset_palette("synthetic_seg") is None
+    ids = np.array([[0, 1, 2], [3, 4, 5]], dtype=np.int64)
+    coloured = write_class_prediction(ids, tmp_path / "sub" / "c.png", palette)
+    with Image.open(coloured) as image:
+        assert image.mode == "P"  # stored values are the ids, shown in the dataset's colours
+        assert image.getpalette()[: 3 * 6] == [c for colour in palette.colours for c in colour]
+        np.testing.assert_array_equal(np.asarray(image), ids)
+    grey = write_class_prediction(ids, tmp_path / "g.png", None)
+    with Image.open(grey) as image:
+        assert image.mode == "L"
+    for path in (coloured, grey):
+        got = read_class_prediction(path, num_classes=6, size=(2, 3), palette=None)
+        assert got.dtype == np.int64
+        np.testing.assert_array_equal(got, ids)
+    # 255 is the largest id a PNG byte holds; 256, -1 and a (H, W, 1) array are refused
+    top = write_class_prediction(np.full((2, 2), 255), tmp_path / "top.png", None)
+    assert np.asarray(Image.open(top)).max() == 255
+    for bad in (np.full((2, 2), 256), np.full((2, 2), -1), np.zeros((2, 2, 1), np.uint8)):
+        with pytest.raises(ValueError, match=r"expected \(H, W\) class ids in 0\.\.255"):
+            write_class_prediction(bad, tmp_path / "bad.png", None)
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_read_class_ids_modes_and_the_id_range_at_its_boundary(tmp_path):
+    from bicor.prediction_files import PredictionFileError, read_class_prediction
+
+    def read(path, k=6, palette=None):
+        return read_class_prediction(path, num_classes=k, size=(2, 3), palette=palette)
+
+    ids = np.array([[0, 1, 2], [3, 4, 5]], dtype=np.uint8)
+    # grey + alpha: the class ids are the first band, whatever the alpha holds
+    Image.fromarray(np.dstack([ids, np.full_like(ids, 200)]), "LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read(tmp_path / "la.png"), ids)
+    # 16-bit ids above 255 are read as they are (K-1 = 299 is in range, K = 300 is not)
+    wide = ids.astype(np.uint16) + 294
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    np.testing.assert_array_equal(read(tmp_path / "wide.png", k=300), wide)
+    with pytest.raises(PredictionFileError, match=r"0..298, found \[299\] \(1 pixels\)"):
+        read(tmp_path / "wide.png", k=299)
+    # a negative id (a signed 32-bit TIFF) is out of range too
+    signed = ids.astype(np.int32)
+    signed[1, 2] = -1
+    Image.fromarray(signed, "I").save(tmp_path / "signed.tif")
+    with pytest.raises(PredictionFileError, match=r"found \[-1\]"):
+        read(tmp_path / "signed.tif")
+    # a colour file without a palette, and a float map, are refused, naming the file
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    with pytest.raises(PredictionFileError, match=r"rgb\.png: a colour prediction needs"):
+        read(tmp_path / "rgb.png")
+    Image.fromarray(ids.astype(np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(PredictionFileError, match=r"float\.tif: Pillow mode 'F'"):
+        read(tmp_path / "float.tif")
+
+
+def test_matched_files_follow_the_split_order_and_skip_hidden_files(tmp_path):
+    from bicor.prediction_files import PredictionFileError, match_prediction_files
+
+    for name in ("b.png", "a.png", "c.tif", ".a.tif", ".hidden.png", "d.jpg"):
+        (tmp_path / name).write_bytes(b"")
+    found = match_prediction_files(tmp_path, ["c", "a", "b"])
+    assert found == [tmp_path / "c.tif", tmp_path / "a.png", tmp_path / "b.png"]
+    with pytest.raises(PredictionFileError, match=r"b\.png: no image of the split is named b"):
+        match_prediction_files(tmp_path, ["c", "a"])
+    with pytest.raises(FileNotFoundError, match="predictions folder does not exist"):
+        match_prediction_files(tmp_path / "nowhere", ["a"])
+    with pytest.raises(FileNotFoundError, match=r"e\.png: prediction file missing \(1 of 4"):
+        match_prediction_files(tmp_path, ["c", "a", "b", "e"])
+
+
+def test_sample_ids_map_to_their_own_image_stems():
+    from types import SimpleNamespace
+
+    from bicor.prediction_files import image_stems, sample_stems
+
+    records = [
+        SimpleNamespace(image_path="img/x_RGB.tif", tile_id="t2"),
+        SimpleNamespace(image_path="img/y_RGB.tif", tile_id="t1"),
+    ]
+    assert sample_stems(SimpleNamespace(records=records)) == {"t2": "x_RGB", "t1": "y_RGB"}
+    synthetic = SimpleNamespace(sample_ids=["val_00001", "val_00000"])
+    assert image_stems(synthetic) == ["val_00001", "val_00000"]
+    assert sample_stems(synthetic) == {"val_00001": "val_00001", "val_00000": "val_00000"}
