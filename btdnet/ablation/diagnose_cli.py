@@ -22,8 +22,10 @@ and OUT/over_training.png (each stage's map IoU beside what a map that ignores t
 scores, the target stream's IoU and the background stream's IoU with 1 - truth).
 
 With --ablation DIR --variants A B it also lists, from the finished runs of an ablation folder,
-the object categories and sizes where variant A and variant B differ most (mean test oIoU over
-their seeds).
+the object categories, sizes and kinds of expression (relation, position, colour, category
+only; btdnet/evaluation/expression_types.py) where variant A and variant B differ most (mean
+over their seeds of the test oIoU, and of the mean IoU per kind of expression; a run recorded
+before the kinds were is scored again from its kept checkpoint, if --keep-checkpoints kept it).
 """
 
 EPILOG = """\
@@ -124,16 +126,51 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from btdnet.ablation.diagnosis import category_gaps
     from btdnet.ablation.plan import RESULT_NAME
 
-    results = [
-        json.loads(path.read_text(encoding="utf-8"))
-        for path in sorted((args.ablation / "runs").glob(f"*/seed-*/{RESULT_NAME}"))
-    ]
     a, b = args.variants
+    results = []
+    for path in sorted((args.ablation / "runs").glob(f"*/seed-*/{RESULT_NAME}")):
+        result = json.loads(path.read_text(encoding="utf-8"))
+        if result.get("variant") in (a, b) and EXPRESSION_KEY not in result:
+            scores = _expression_scores_of(path.parent, args.ablation / "data")
+            if scores is not None:  # an older run: scored again from its kept checkpoint
+                result[EXPRESSION_KEY] = scores
+        results.append(result)
     return {
         "variants": [a, b],
         "per_category": category_gaps(results, a, b, "per_category"),
         "per_size": category_gaps(results, a, b, "per_size"),
+        "per_expression": category_gaps(results, a, b, EXPRESSION_KEY),
     }
+
+
+EXPRESSION_KEY = "per_expression_mIoU"
+"""A run result's mean IoU per kind of expression (relation, position, colour, category)."""
+
+
+def _expression_scores_of(run: Path, data_root: Path) -> dict[str, float] | None:
+    """Mean IoU per kind of expression of a finished run, from its kept ``best`` checkpoint
+    on the ablation's test split; None when the run kept no checkpoint."""
+    from btdnet.data import build_referring_dataset
+    from btdnet.engine.accelerator import make_accelerator
+    from btdnet.evaluation.checkpoint_scores import score_dataset
+    from btdnet.evaluation.expression_types import expression_scores
+    from btdnet.models import load_model
+
+    best = run / "train" / "checkpoints" / "best"
+    if not best.is_dir():
+        return None
+    accelerator = make_accelerator()
+    model = load_model(best).to(accelerator.device)
+    test = build_referring_dataset(
+        "rrsisd",
+        data_root,
+        "test",
+        model.tokenizer,
+        image_size=model.config.image_size,
+        max_tokens=model.config.max_tokens,
+    )
+    true = score_dataset(model, test, accelerator, 32)
+    return expression_scores(test, true["sample_ious"])
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -162,7 +199,7 @@ def _summary(report: dict[str, Any]) -> str:
     compared = report.get("comparison")
     if compared:
         a, b = compared["variants"]
-        for key in ("per_size", "per_category"):
+        for key in ("per_size", "per_expression", "per_category"):
             for name, row in list(compared[key].items())[:6]:
                 lines.append(f"{key[4:]} {name}: {a} {row[a]:.2f} vs {b} {row[b]:.2f}")
     return "\n".join(lines)

@@ -269,6 +269,21 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     rows = json.loads((out / "ablation.json").read_text())["variants"]
     assert [r["name"] for r in rows] == ["full", "family_baseline"] and len(fits) == 3
 
+    # each run records its mean IoU per kind of expression; a run recorded without it is
+    # scored again from its kept checkpoint by the diagnosis, to the same numbers
+    from btdnet.ablation.diagnose_cli import main as diagnose_main
+
+    recorded = full["per_expression_mIoU"]
+    assert recorded and set(recorded) <= {"relation", "position", "colour", "category"}
+    path = out / "runs" / "full" / "seed-0" / "result.json"
+    older = {k: v for k, v in full.items() if k != "per_expression_mIoU"}
+    path.write_text(json.dumps(older))
+    compare = ["--ablation", str(out), "--variants", "full", "family_baseline"]
+    assert diagnose_main([*compare, "--out", str(tmp_path / "diag")]) == 0
+    gaps = json.loads((tmp_path / "diag" / "diagnosis.json").read_text())["comparison"]
+    again = {kind: row["full"] for kind, row in gaps["per_expression"].items()}
+    assert again == pytest.approx(recorded)
+
 
 def test_a_folder_of_other_files_or_another_config_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture
