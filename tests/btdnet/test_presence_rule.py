@@ -146,3 +146,56 @@ def test_an_answer_is_present_only_when_the_head_says_so_and_the_mask_has_pixels
 ) -> None:
     """The head saying present over an empty mask (pixels all below 0.5) is "not found"."""
     assert present_answer(head_says, area) is present
+
+
+def test_a_threshold_is_checked_at_both_ends_of_zero_to_one() -> None:
+    from btdnet.presence import check_presence_threshold
+
+    assert check_presence_threshold(0) == 0.0 and check_presence_threshold(1) == 1.0
+    assert check_presence_threshold("0.25") == 0.25
+    for wrong in (-1e-9, 1.000001, float("nan")):
+        with pytest.raises(ValueError, match="presence_threshold must lie in"):
+            check_presence_threshold(wrong)
+
+
+def test_the_threshold_comes_from_the_call_then_the_model_then_the_default() -> None:
+    from types import SimpleNamespace
+
+    from btdnet.presence import model_presence_threshold, resolve_presence_threshold
+
+    saved = SimpleNamespace(config=SimpleNamespace(presence_threshold=0.7))
+    assert model_presence_threshold(saved) == 0.7
+    assert model_presence_threshold(SimpleNamespace(module=saved)) == 0.7  # DDP-wrapped
+    assert model_presence_threshold(SimpleNamespace(config=SimpleNamespace())) == 0.5
+    assert model_presence_threshold(object()) == DEFAULT_PRESENCE_THRESHOLD == 0.5
+    assert resolve_presence_threshold(None, saved) == 0.7
+    assert resolve_presence_threshold(0.2, saved) == 0.2
+    assert resolve_presence_threshold(0.0, saved) == 0.0  # zero is a threshold, not "none"
+    with pytest.raises(ValueError, match="must lie in"):
+        resolve_presence_threshold(1.5, saved)
+
+
+def test_the_presence_note_and_the_rule_without_a_head() -> None:
+    from types import SimpleNamespace
+
+    from btdnet.presence import (
+        NO_PRESENCE_HEAD,
+        is_present,
+        output_present,
+        presence_note,
+        presence_probability,
+    )
+
+    assert presence_note(None) == {"present_note": NO_PRESENCE_HEAD}
+    assert presence_note(False) == {} and presence_note(True) == {}
+    assert is_present(0.5, 0.5) and not is_present(0.4999, 0.5)
+    headless = SimpleNamespace(target_logits=torch.full((3, 1, 2, 2), -9.0))
+    assert presence_probability(headless) is None
+    assert output_present(headless, 0.99).tolist() == [True, True, True]
+    logits = torch.tensor([[0.0], [-2.0]])  # (B, 1): sigmoid 0.5 and 0.119
+    headed = SimpleNamespace(target_logits=torch.zeros(2, 1, 2, 2), presence_logits=logits)
+    probability = presence_probability(headed)
+    assert probability.shape == (2,)
+    torch.testing.assert_close(probability, torch.sigmoid(torch.tensor([0.0, -2.0])))
+    assert output_present(headed, 0.5).tolist() == [True, False]
+    assert output_present(headed, 0.1).tolist() == [True, True]

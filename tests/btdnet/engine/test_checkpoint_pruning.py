@@ -88,3 +88,67 @@ def test_nothing_complete_is_an_error_naming_the_folder(tmp_path) -> None:
     (tmp_path / "checkpoints").mkdir()
     with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
         ckpt.find_resume_checkpoint(tmp_path)
+
+
+def test_a_save_without_best_leaves_best_where_it_was(tmp_path) -> None:
+    root = tmp_path / "checkpoints"
+    save(root, "epoch-0001", 10, best=True, keep=5)
+    save(root, "epoch-0002", 20, best=False, keep=5)
+    assert (root / "best").resolve().name == "epoch-0001"
+    assert (root / "last").resolve().name == "epoch-0002"
+    assert ckpt.checkpoint_step(root / "epoch-0002") == 20
+    (root / "epoch-0002" / ckpt.STATE_DIR / ckpt.PROGRESS_FILE).write_text("{}")
+    assert ckpt.checkpoint_step(root / "epoch-0002") == -1  # unreadable progress sorts first
+    assert [p.name for p in ckpt.complete_checkpoints(root)] == ["epoch-0002", "epoch-0001"]
+    assert ckpt.complete_checkpoints(root / "nothing") == []
+
+
+def test_begin_starts_from_an_empty_temporary_folder(tmp_path) -> None:
+    root = tmp_path / "checkpoints"
+    tmp = ckpt.begin(root, "epoch-0001")
+    (tmp / "half-written.bin").write_bytes(b"x")
+    again = ckpt.begin(root, "epoch-0001")
+    assert again == root / "epoch-0001.tmp"
+    assert sorted(p.name for p in again.iterdir()) == [ckpt.STATE_DIR]
+    assert list((again / ckpt.STATE_DIR).iterdir()) == []
+
+
+def test_rng_states_survive_a_json_round_trip(tmp_path) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    path = tmp_path / "rng-0.json"
+    ckpt.write_json(ckpt.capture_rng(), path)
+    first = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    random.seed(9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    ckpt.restore_rng(ckpt.read_json(path))
+    again = (random.random(), np.random.rand(3).tolist(), torch.rand(3).tolist())
+    assert again == first
+
+
+def test_state_files_are_read_as_tensors_only_with_one_line_errors(tmp_path) -> None:
+    import torch
+
+    state = {"step": torch.tensor([4]), "lr": [0.1, 0.2]}
+    ckpt.save_tensors(state, tmp_path / "optimizer.pt")
+    loaded = ckpt.load_tensors(tmp_path / "optimizer.pt")
+    assert loaded["step"].tolist() == [4] and loaded["lr"] == [0.1, 0.2]
+    with pytest.raises(ckpt.CheckpointError, match=r"scheduler\.pt: missing from the checkpoint"):
+        ckpt.load_tensors(tmp_path / "scheduler.pt")
+    torch.save({"object": Path("x")}, tmp_path / "evil.pt")  # not tensors: refused
+    with pytest.raises(ckpt.CheckpointError, match=r"evil\.pt: cannot be read safely"):
+        ckpt.load_tensors(tmp_path / "evil.pt")
+    with pytest.raises(ckpt.CheckpointError, match=r"progress\.json: missing"):
+        ckpt.read_json(tmp_path / "progress.json")
+    (tmp_path / "progress.json").write_text("{broken")
+    with pytest.raises(ckpt.CheckpointError, match=r"progress\.json: not valid JSON"):
+        ckpt.read_json(tmp_path / "progress.json")
+    ckpt.write_json({"b": 1, "a": 2}, tmp_path / "sorted.json")
+    assert (tmp_path / "sorted.json").read_text() == '{\n  "a": 2,\n  "b": 1\n}'

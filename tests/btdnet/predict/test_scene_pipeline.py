@@ -94,3 +94,76 @@ def test_present_with_a_head_needs_pixels(tmp_path, tiny, bright) -> None:
     record = Predictor(model, device="cpu").predict_scene(path, "x", tmp_path).record
     assert record["present"] is bright and "present_note" not in record
     assert record["tiles_absent"] == 0
+
+
+class BrightPresence(BrightModel):
+    """Target where bright; the presence head says present only on a tile with a bright
+    pixel (absent elsewhere)."""
+
+    def __init__(self, tiny: nn.Module) -> None:
+        super().__init__(tiny, presence=True)
+
+    def forward(self, pixel_values, input_ids, attention_mask) -> SimpleNamespace:
+        output = super().forward(pixel_values, input_ids, attention_mask)
+        bright = output.target_logits.amax(dim=(1, 2, 3)) > 0  # (B,)
+        output.presence_logits = torch.where(bright, 10.0, -10.0)
+        return output
+
+
+def test_the_record_counts_no_data_and_absent_tiles_apart_and_together(tmp_path, tiny) -> None:
+    # 120 x 130, tiles of 64 overlapping by 8: rows start at 0, 56; columns at 0, 56, 112.
+    # Tile (0, 0) is all nodata (not run); the bright 30 x 30 square (rows 80..109, columns
+    # 90..119) lies in tiles (1, 1) and (1, 2); the other three tiles are absent.
+    bands = np.full((3, 120, 130), 20, dtype=np.uint8)
+    bands[:, :64, :64] = 0
+    bands[:, 80:110, 90:120] = 230
+    profile = {"driver": "GTiff", "height": 120, "width": 130, "count": 3, "dtype": "uint8"}
+    path = tmp_path / "scene.tif"
+    with rasterio.open(path, "w", crs="EPSG:32633", transform=NORTH_UP, nodata=0, **profile) as d:
+        d.write(bands)
+    predictor = Predictor(BrightPresence(tiny), device="cpu")
+    result = predictor.predict_scene(path, "  the roof  ", tmp_path / "out", tile=64, overlap=8)
+    record = result.record
+    assert (record["tiles"], record["tiles_nodata"], record["tiles_absent"]) == (6, 1, 3)
+    assert record["tiles_skipped"] == 4
+    assert record["area_pixels"] == 900 and record["area"] == 900 * 0.25
+    assert record["area_units"] == "map" and record["mode"] == "scene"
+    assert record["text"] == "the roof" and record["truncated"] is False
+    assert (record["height"], record["width"], record["tile"], record["overlap"]) == (
+        120,
+        130,
+        64,
+        8,
+    )
+    assert record["gsd"] is None and record["objects"] == 1 and record["present"] is True
+    assert record["presence_head"] is True
+    assert record["image"] == str(path) and record["image_relative"] == "../scene.tif"
+    assert record["wall_seconds"] >= 0 and len(record["run_key"]) == 32
+    out = tmp_path / "out"
+    assert result.files == {
+        "mask_geotiff": str(out / "scene.tif"),
+        "geojson": str(out / "scene.geojson"),
+        "gpkg": str(out / "scene.gpkg"),
+        "preview": str(out / "scene_preview.png"),
+    }
+    assert not (out / "scene.parts").exists()  # the parts go once the outputs are written
+
+
+def test_a_finished_scene_is_reused_only_with_the_same_bands_and_stretch(tmp_path, tiny) -> None:
+    from btdnet.predict.bands import Stretch
+
+    path = write_scene(tmp_path / "scene.tif", bright=True)
+    predictor = Predictor(BrightModel(tiny), device="cpu")
+    first = predictor.predict_scene(path, "roof", tmp_path / "out")
+    assert not first.reused
+    same = predictor.predict_scene(path, "roof", tmp_path / "out", resume=True)
+    assert same.reused and same.record["run_key"] == first.record["run_key"]
+    other_bands = predictor.predict_scene(
+        path, "roof", tmp_path / "out", resume=True, bands=(3, 2, 1)
+    )
+    assert not other_bands.reused and other_bands.record["run_key"] != first.record["run_key"]
+    other_stretch = predictor.predict_scene(
+        path, "roof", tmp_path / "out", resume=True, bands=(3, 2, 1), stretch=Stretch("none")
+    )
+    assert not other_stretch.reused
+    assert other_stretch.record["run_key"] != other_bands.record["run_key"]

@@ -55,3 +55,65 @@ def test_the_overview_shrinks_a_long_scene_by_its_longer_side(tmp_path, suffix) 
         assert overview.shape == (20, 100, 3)
         assert (overview[:, :48] == 50).all() and (overview[:, 52:] == 150).all()
         assert source.overview(400).shape == (40, 200, 3)  # never enlarged
+
+
+def test_a_png_scene_is_windowed_padded_and_all_valid(tmp_path) -> None:
+    # 5 x 7 picture whose values tell every pixel apart; a 6 x 6 window at (2, 4) holds rows
+    # 2..4 and columns 4..6, the rest reflected (row 5 reads row 3, column 7 reads column 5)
+    pixels = (np.arange(35, dtype=np.uint8).reshape(5, 7) * 7)[:, :, None].repeat(3, axis=2)
+    path = tmp_path / "small.png"
+    Image.fromarray(pixels).save(path)
+    with SceneSource(path) as source:
+        assert (source.height, source.width, source.geo, source.source_gsd) == (5, 7, None, None)
+        rgb, valid = source.read(2, 4, 6)
+        np.testing.assert_array_equal(rgb[:3, :3], pixels[2:5, 4:7])
+        np.testing.assert_array_equal(rgb[3, :3], pixels[3, 4:7])  # reflected about row 4
+        np.testing.assert_array_equal(rgb[:3, 3], pixels[2:5, 5])  # reflected about column 6
+        expected = np.zeros((6, 6), dtype=bool)
+        expected[:3, :3] = True
+        np.testing.assert_array_equal(valid, expected)
+        np.testing.assert_array_equal(source.valid_rows(1, 3), np.ones((3, 7), dtype=bool))
+        with pytest.raises(Exception, match="--gsd needs a georeferenced GeoTIFF"):
+            SceneSource(path, gsd=1.0)
+
+
+def test_a_one_pixel_wide_scene_is_padded_by_its_edge(tmp_path) -> None:
+    column = np.array([10, 20, 30], dtype=np.uint8)[:, None, None].repeat(3, axis=2)
+    path = tmp_path / "thin.png"
+    Image.fromarray(column).save(path)
+    with SceneSource(path) as source:
+        rgb, valid = source.read(0, 0, 4)
+    # one pixel cannot be reflected: the window repeats the edge pixels, along both axes
+    assert rgb[:, :, 0].tolist() == [[10] * 4, [20] * 4, [30] * 4, [30] * 4]
+    assert valid.tolist() == [[True, False, False, False]] * 3 + [[False] * 4]
+
+
+def test_missing_scenes_and_non_positive_gsd_are_refused_naming_the_file(tmp_path) -> None:
+    from btdnet.predict.scene.source import SceneReadError
+
+    with pytest.raises(SceneReadError, match=r"nowhere\.tif: image file not found"):
+        SceneSource(tmp_path / "nowhere.tif")
+    with pytest.raises(SceneReadError, match="image file is not a file"):
+        SceneSource(tmp_path)
+    path = write_tiff(tmp_path / "scene.tif", np.zeros((3, 8, 8), np.uint8))
+    for gsd in (0.0, -0.5):
+        with pytest.raises(SceneReadError, match=f"--gsd must be a positive number, got {gsd}"):
+            SceneSource(path, gsd=gsd)
+    with SceneSource(path, gsd=1.0) as source:  # 0.5 m pixels read at 1 m: half the side
+        assert (source.height, source.width) == (4, 4)
+        assert source.geo.transform[:6] == (1.0, 0.0, 500000.0, 0.0, -1.0, 5400000.0)
+        assert source.source_gsd == 0.5
+
+
+def test_gsd_on_a_tiff_without_a_georeference_is_refused(tmp_path) -> None:
+    from btdnet.predict.scene.source import SceneReadError
+
+    path = tmp_path / "plain.tif"
+    profile = {"driver": "GTiff", "height": 8, "width": 8, "count": 3, "dtype": "uint8"}
+    with (
+        pytest.warns(rasterio.errors.NotGeoreferencedWarning),
+        rasterio.open(path, "w", **profile) as dst,
+    ):
+        dst.write(np.zeros((3, 8, 8), np.uint8))
+    with pytest.raises(SceneReadError, match=r"plain\.tif: --gsd needs a georeferenced GeoTIFF"):
+        SceneSource(path, gsd=1.0)
