@@ -404,3 +404,18 @@ def test_upload_signatures_statuses_and_names() -> None:
     message = str(info.value)
     assert info.value.status == 400 and message.startswith("cut.png")
     assert "upload.png" not in message and "\n" not in message
+
+
+def test_whole_image_words_and_objects_joined_by_their_sides_only() -> None:
+    from btdnet.serve.scene_jobs import object_list
+
+    assert parse_tile(" None ") is None and parse_tile("WHOLE") is None
+    mask = np.zeros((5, 6), dtype=bool)
+    mask[0, 0] = mask[1, 1] = True  # touching only at a corner: two objects
+    mask[3:5, 2:6] = True  # 8 px
+    assert object_list(mask, 0.25) == [
+        {"id": 1, "bbox": [0, 0, 1, 1], "area_pixels": 1, "area": 0.25},
+        {"id": 2, "bbox": [1, 1, 2, 2], "area_pixels": 1, "area": 0.25},
+        {"id": 3, "bbox": [2, 3, 6, 5], "area_pixels": 8, "area": 2.0},
+    ]
+    assert object_list(np.zeros((3, 3), dtype=bool), 1.0) == []
