@@ -143,3 +143,29 @@ def test_scene_size_limits_at_their_boundary(tmp_path) -> None:
         check_scene_size(tmp_path, grid, max_pixels=None, max_tiles=8)
     with pytest.raises(SceneTooLargeError, match="50,000 pixels"):
         check_scene_size(tmp_path, grid, max_pixels=49999, max_tiles=None)
+
+
+def test_tile_and_overlap_options_at_their_boundaries() -> None:
+    assert resolve_tile(32, 96) == 32 and resolve_tile(" AUTO ", 96) == 96
+    assert resolve_tile(" 48 ", 96) == 48
+    with pytest.raises(ValueError, match="at least 32 pixels, got 31"):
+        resolve_tile("31", 96)
+    for wrong in ("¹²⁸", "64px", "6.4e1", "-64", ""):
+        with pytest.raises(ValueError, match="a number of pixels or 'auto'"):
+            resolve_tile(wrong, 96)
+    # one eighth, rounded down to an even number: 104 / 8 = 13 -> 12; 40 / 8 = 5 -> 4
+    assert [default_overlap(t) for t in (96, 104, 40, 32, 480)] == [12, 12, 4, 4, 60]
+    assert AxisGrid(100, 96, 48).stride == 48  # half the tile is the most it may share
+    assert AxisGrid(100, 96, 0).stride == 96
+    for length, tile, overlap, message in (
+        (100, 96, 49, "overlap must lie in"),
+        (100, 96, -1, "overlap must lie in"),
+        (0, 96, 8, "scene length must be >= 1, got 0"),
+        (100, 0, 0, "tile size must be >= 1, got 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            AxisGrid(length, tile, overlap)
+    # the fewest tiles that cover the length: 96 + 80 = 176 needs two, 177 needs three
+    assert AxisGrid(176, 96, 16).count == 2 and AxisGrid(177, 96, 16).count == 3
+    assert AxisGrid(96, 96, 16).count == 1 and AxisGrid(97, 96, 16).count == 2
+    assert AxisGrid(250, 96, 16).extent(2) == (160, 250)

@@ -108,3 +108,49 @@ def test_prediction_writers_refuse_a_link_and_leave_no_temp_file(tmp_path, kind)
         write_class_prediction(mask.astype(np.uint8) * 3, folder / "2-1.png", palette=None)
         assert (np.asarray(Image.open(folder / "2-1.png")) == mask * 3).all()
     assert sorted(p.name for p in folder.iterdir()) == ["1-1.png", "2-1.png"]
+
+
+def test_prediction_names_modes_and_splits_decided_by_hand(tmp_path) -> None:
+    from btdnet.evaluation.prediction_files import (
+        check_protocol,
+        dataset_split,
+        is_generalized_set,
+        prediction_filename,
+    )
+
+    assert prediction_filename("12-3") == "12-3.png"
+    for bad in ("", "a/b", "a\\b", ".", ".."):
+        with pytest.raises(ValueError, match="cannot be used as a file name"):
+            prediction_filename(bad)
+    check_protocol("lavt")
+    check_protocol("original")
+    with pytest.raises(ValueError, match="unknown evaluation protocol 'LAVT'"):
+        check_protocol("LAVT")
+    record = SimpleNamespace
+    assert dataset_split(SimpleNamespace(split="val", records=[record(split="x")])) == "val"
+    assert dataset_split(SimpleNamespace(records=[record(split="test")] * 2)) == "test"
+    assert dataset_split(SimpleNamespace(records=[record(split="a"), record(split="b")])) is None
+    assert dataset_split(SimpleNamespace(records=[record(split="a"), record()])) is None
+    assert dataset_split(SimpleNamespace(records=[])) is None
+    assert dataset_split(SimpleNamespace(records=[record(), record()])) is None  # no split
+    assert is_generalized_set(SimpleNamespace(stats=SimpleNamespace(no_target=0)))
+    assert not is_generalized_set(SimpleNamespace(stats=SimpleNamespace()))
+    # any nonzero value is foreground when written; a colour file's alpha is not a mask
+    write_prediction(np.array([[0.0, 0.3], [2.0, 0.0]]), tmp_path / "w.png")
+    assert np.asarray(Image.open(tmp_path / "w.png")).tolist() == [[0, 255], [255, 0]]
+    with pytest.raises(ValueError, match=r"must be \(H, W\)"):
+        write_prediction(np.zeros((2, 2, 1)), tmp_path / "bad.png")
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., 3] = 255  # opaque black everywhere: nothing marked
+    rgba[1, 2, 1] = 9  # one green pixel
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    assert read_prediction(tmp_path / "rgba.png").tolist() == [[False] * 3, [False, False, True]]
+    grey_alpha = np.zeros((2, 3, 2), np.uint8)
+    grey_alpha[..., 1] = 255
+    grey_alpha[0, 0, 0] = 1
+    Image.fromarray(grey_alpha, "LA").save(tmp_path / "la.png")
+    assert read_prediction(tmp_path / "la.png").tolist() == [[True, False, False], [False] * 3]
+    # resized by nearest: a 2 x 2 checkerboard doubled to 4 x 4 keeps its blocks
+    write_prediction(np.array([[1, 0], [0, 1]]), tmp_path / "c.png")
+    big = read_prediction(tmp_path / "c.png", size=(4, 4))
+    assert big.tolist() == [[True, True, False, False]] * 2 + [[False, False, True, True]] * 2

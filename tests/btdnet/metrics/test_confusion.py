@@ -159,3 +159,28 @@ def test_a_protocol_cannot_be_changed_by_a_caller():
     with pytest.raises(AttributeError):
         protocol.eval_classes = (0, 1, 2, 3, 4, 5)  # frozen: a shared protocol stays what it says
     assert closed_set_protocol("potsdam", "geoseg").eval_classes == (0, 1, 2, 3, 4)
+
+
+def test_ids_are_checked_at_k_and_below_zero_and_ignored_pixels_are_not_checked():
+    cm = ConfusionMatrix(2, ignore_index=255)
+    for pred, gt, message in (
+        ([2], [1], "prediction holds ids outside"),  # K itself is one past the last class
+        ([-1], [1], "prediction holds ids outside"),
+        ([1], [2], "ground truth holds ids outside"),
+        ([1], [-1], "ground truth holds ids outside"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            cm.update(torch.tensor(pred), torch.tensor(gt))
+    assert int(cm.matrix.sum()) == 0  # a refused batch adds nothing
+    # a prediction under an ignored pixel is neither counted nor checked
+    cm.update(torch.tensor([1, 7, 0]), torch.tensor([1, 255, 1]))
+    assert cm.matrix.tolist() == [[0, 0], [1, 1]]
+    with pytest.raises(ValueError, match=r"matrix shape \(3, 3\) != \(2, 2\)"):
+        cm.add_matrix(torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="got 3 class names for 2 classes"):
+        cm.compute(["a", "b", "c"])
+    with pytest.raises(ValueError, match="outside"):
+        cm.compute(["a", "b"], [2])
+    with pytest.raises(ValueError, match="outside"):
+        cm.compute(["a", "b"], [-1])
+    assert cm.compute(["a", "b"], ["b"])["eval_classes"] == ["b"]

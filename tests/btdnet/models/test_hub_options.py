@@ -183,3 +183,57 @@ def test_the_commands_take_revision(fake_hub, tmp_path, capsys):
     service = build_service(REPO, device="cpu", amp="no", batch_size=2, max_queue=4, revision="v3")
     service.close()
     assert _options(fake_hub[-1])[1]["revision"] == "v3"
+
+
+def _raising(monkeypatch, error: Exception) -> None:
+    import huggingface_hub
+
+    def snapshot_download(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+
+
+def test_each_hub_failure_is_one_line_naming_the_repo_and_revision(monkeypatch):
+    import httpx
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        HfHubHTTPError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    response = httpx.Response(404, request=httpx.Request("GET", "https://hub.invalid/x"))
+    cases = [
+        (
+            RepositoryNotFoundError("404 repo", response=response),
+            "someone/btdnet-tiny@v2: no such folder, and no",
+        ),
+        (
+            GatedRepoError("403 gated", response=response),
+            "private or gated: log in with `hf auth login`",
+        ),
+        (
+            RevisionNotFoundError("no rev", response=response),
+            "someone/btdnet-tiny@v2: the Hub repo has no revision",
+        ),
+        (
+            HfHubHTTPError("500 Server Error\nbody line", response=response),
+            "cannot download from the Hub (HfHubHTTPError: 500 Server Error)",
+        ),
+        (OSError("disk full"), "cannot download from the Hub (OSError: disk full)"),
+    ]
+    for error, message in cases:
+        _raising(monkeypatch, error)
+        with pytest.raises(CheckpointError) as info:
+            resolve_model_source(REPO, revision="v2")
+        assert message in str(info.value) and "\n" not in str(info.value)
+    _raising(monkeypatch, RepositoryNotFoundError("404", response=response))
+    with pytest.raises(CheckpointError, match=r"^someone/btdnet-tiny: no such folder"):
+        resolve_model_source(REPO)  # no revision: no '@' in the name
+
+
+def test_the_at_form_with_the_same_revision_is_not_a_contradiction(fake_hub):
+    with pytest.warns(FutureWarning):
+        resolve_model_source(REPO + "@v1.0", revision="v1.0")
+    assert _options(fake_hub[0]) == (REPO, {"revision": "v1.0", "token": None, "cache_dir": None})

@@ -288,3 +288,69 @@ def test_checkpoint_folder_errors(tmp_path):
     (tmp_path / "badjson" / "config.json").write_text("{")
     with pytest.raises(CheckpointError, match=r"config\.json: not valid JSON"):
         check_model_dir(tmp_path / "badjson", "btdnet")
+
+
+def _prediction(present=True, presence=0.912345):
+    from btdnet.predict.predictor import summarise
+
+    probability = np.zeros((6, 8), np.float32)
+    probability[1:3, 2:5] = 0.876543
+    return summarise("the box", probability, False, present=present, presence=presence)
+
+
+def test_the_json_record_of_a_prediction_field_by_field():
+    from btdnet.predict.outputs import prediction_record
+    from btdnet.presence import NO_PRESENCE_HEAD
+
+    files = {"mask": "out/a.png", "overlay": "out/a_overlay.png"}
+    record = prediction_record("in/scene.png", _prediction(), files)
+    assert record == {
+        "image": "in/scene.png",
+        "text": "the box",
+        "score": 0.8765,
+        "bbox": [2, 1, 5, 3],
+        "area": 6,
+        "truncated": False,
+        "present": True,
+        "presence": 0.9123,
+        "mask": "out/a.png",
+        "overlay": "out/a_overlay.png",
+    }
+    absent = prediction_record("in/scene.png", _prediction(present=False, presence=0.1), {})
+    assert (absent["present"], absent["bbox"], absent["area"], absent["score"]) == (
+        False,
+        None,
+        0,
+        0.0,
+    )
+    assert "present_note" not in absent and absent["presence"] == 0.1
+    headless = prediction_record("x.png", _prediction(present=None, presence=None), {})
+    assert headless["present"] is None and headless["presence"] is None
+    assert headless["present_note"] == NO_PRESENCE_HEAD
+
+
+def test_prediction_files_hold_the_mask_and_a_failure_removes_what_was_written(
+    tmp_path, monkeypatch
+):
+    from btdnet.predict import outputs
+    from btdnet.predict.image_io import LoadedImage
+
+    prediction = _prediction()
+    image = LoadedImage(tmp_path / "scene.png", np.zeros((6, 8, 3), np.uint8))
+    files = outputs.write_prediction_files(tmp_path, "scene__0_the-box", image, prediction)
+    assert files == {
+        "mask": str(tmp_path / "scene__0_the-box.png"),
+        "overlay": str(tmp_path / "scene__0_the-box_overlay.png"),
+    }
+    mask = np.asarray(Image.open(files["mask"]))
+    np.testing.assert_array_equal(mask > 0, prediction.mask)
+
+    def broken_overlay(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outputs, "render_overlay", broken_overlay)
+    again = tmp_path / "again"
+    again.mkdir()
+    with pytest.raises(OSError, match="disk full"):
+        outputs.write_prediction_files(again, "b", image, prediction)
+    assert list(again.iterdir()) == []  # the mask written before the failure is gone

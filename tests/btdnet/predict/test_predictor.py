@@ -325,3 +325,19 @@ def test_image_arrays_and_modes_are_read_as_rgb(predictor):
             predictor.set_image(np.zeros(empty, np.uint8))
     with pytest.raises(TypeError, match="not list"):
         predictor.set_image([[1, 2]])
+
+
+def test_amp_words_map_to_their_autocast_dtype(predictor):
+    import contextlib
+
+    words = {None: None, "no": None, "none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    for word, dtype in words.items():
+        chosen = Predictor(predictor.model, device="cpu", amp=word)
+        assert chosen.amp_dtype == dtype, word
+        context = chosen.autocast()
+        if dtype is None:
+            assert isinstance(context, contextlib.nullcontext)
+        else:
+            assert isinstance(context, torch.autocast) and context.fast_dtype == dtype
+    with pytest.raises(ValueError, match="unknown amp mode 'int8'; use one of"):
+        Predictor(predictor.model, device="cpu", amp="int8")

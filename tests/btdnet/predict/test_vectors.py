@@ -113,3 +113,48 @@ def test_cli_refuses_a_negative_tolerance_or_area(tmp_path, capsys, option, valu
     )  # fmt: skip
     assert code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_vector_options_refuse_nan_negative_and_unknown_frames() -> None:
+    assert VectorOptions(simplify=0.0, min_area=0.0).geojson_crs == "wgs84"
+    for kwargs, message in (
+        ({"simplify": float("nan")}, "--simplify must be >= 0"),
+        ({"min_area": float("nan")}, "--min-area must be >= 0"),
+        ({"min_area": -1e-9}, "--min-area must be >= 0"),
+        ({"geojson_crs": "WGS84"}, "--geojson-crs must be one of"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            VectorOptions(**kwargs)
+
+
+def test_the_crs_member_names_the_epsg_code_else_the_wkt_else_nothing() -> None:
+    from btdnet.predict.vectors import GeoJsonFrame, crs_member
+
+    wkt_only = GeoReference(UTM33N, NEAR_EQUATOR.transform, None)
+    assert crs_member(NEAR_EQUATOR)["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    assert crs_member(wkt_only) == {"type": "name", "properties": {"name": UTM33N}}
+    no_crs = GeoReference("", NEAR_EQUATOR.transform, None)
+    assert crs_member(no_crs) is None
+    assert GeoJsonFrame(no_crs, VectorOptions()).header() == {"type": "FeatureCollection"}
+    assert GeoJsonFrame(None, VectorOptions()).header() == {"type": "FeatureCollection"}
+    # a CRS that converts to WGS 84: no crs member (RFC 7946); asked native: the member
+    assert "crs" not in GeoJsonFrame(NEAR_EQUATOR, VectorOptions()).header()
+    native = GeoJsonFrame(NEAR_EQUATOR, VectorOptions(geojson_crs="native"))
+    assert native.header()["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+
+
+def test_min_area_subtracts_holes_and_every_feature_gets_its_own_properties() -> None:
+    mask = np.zeros((20, 20), dtype=bool)
+    mask[2:8, 2:8] = True  # 36 px = 9 m^2, with a 4 px hole: 32 px = 8 m^2
+    mask[4:6, 4:6] = False
+    mask[12:15, 12:15] = True  # 9 px = 2.25 m^2
+    keep_ring = VectorOptions(min_area=8.0, geojson_crs="native")
+    collection = mask_to_geojson(mask, NEAR_EQUATOR, {"text": "tank"}, keep_ring)
+    assert len(collection["features"]) == 1  # 8 m^2 is kept (not below), 2.25 dropped
+    assert len(collection["features"][0]["geometry"]["coordinates"]) == 2  # the hole stays
+    over = VectorOptions(min_area=8.01, geojson_crs="native")
+    assert mask_to_geojson(mask, NEAR_EQUATOR, None, over)["features"] == []
+    both = mask_to_geojson(mask, NEAR_EQUATOR, {"text": "tank"}, VectorOptions())["features"]
+    assert [f["properties"] for f in both] == [{"text": "tank"}, {"text": "tank"}]
+    both[0]["properties"]["id"] = 1
+    assert both[1]["properties"] == {"text": "tank"}

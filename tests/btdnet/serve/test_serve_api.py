@@ -317,3 +317,28 @@ def test_image_over_the_pixel_limit_is_400_before_decoding(client):
     assert response.status_code == 400, response.text
     message = response.json()["error"]
     assert message.startswith("huge.png") and "pixel" in message and "\n" not in message
+
+
+def test_image_answer_and_preview_fields_by_hand():
+    import base64
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from btdnet.predict.geo import GeoReference
+    from btdnet.predict.image_io import LoadedImage
+    from btdnet.serve.answers import image_answer, preview_base64
+
+    pixels = np.zeros((3, 5, 3), np.uint8)
+    plain = LoadedImage(Path("a.png"), pixels)
+    assert image_answer(plain) == {"name": "a.png", "width": 5, "height": 3, "georeferenced": False}
+    geo = GeoReference("", (0.5, 0.0, 10.0, 0.0, -0.5, 20.0), 32633)
+    placed = image_answer(LoadedImage(Path("b.tif"), pixels, geo))
+    assert placed["crs_epsg"] == 32633 and placed["georeferenced"] is True
+    assert placed["transform"] == [0.5, 0.0, 10.0, 0.0, -0.5, 20.0]
+    wide = LoadedImage(Path("w.png"), np.zeros((10, 40, 3), np.uint8))
+    decoded = Image.open(io.BytesIO(base64.b64decode(preview_base64(wide, max_side=20))))
+    assert decoded.size == (20, 5)  # the longer side shrunk to 20, the ratio kept
+    same = Image.open(io.BytesIO(base64.b64decode(preview_base64(wide, max_side=40))))
+    assert same.size == (40, 10)  # at the limit: not shrunk

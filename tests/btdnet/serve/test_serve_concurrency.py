@@ -110,3 +110,12 @@ def test_queues_hold_exactly_their_limits_and_free_each_place(max_scene_queue):
     finally:
         release.set()
         service.close()
+
+
+def test_queue_limits_below_one_are_refused():
+    for kwargs in ({"max_queue": 0}, {"max_scene_queue": 0}):
+        with pytest.raises(ValueError, match="max_queue and max_scene_queue must be >= 1"):
+            InferenceService(object(), **kwargs)
+    service = InferenceService(object(), max_queue=1, max_scene_queue=1, info={"a": 1})
+    assert service.info == {"a": 1} and service.in_flight == 0 and service.completed == 0
+    service.close()

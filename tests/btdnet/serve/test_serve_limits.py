@@ -358,3 +358,64 @@ def test_scene_limits_are_frozen_so_no_request_can_loosen_them() -> None:
         limits.max_pixels = None
     assert limits.max_pixels == 1000
     assert {limits: "kept"}[SceneLimits(max_pixels=1000, max_tiles=4)] == "kept"
+
+
+def test_upload_signatures_statuses_and_names() -> None:
+    import io
+
+    from PIL import Image
+
+    from btdnet.serve.upload import (
+        UploadError,
+        check_upload,
+        decode_upload,
+        sniff_suffix,
+        upload_size,
+    )
+
+    signatures = {
+        b"\x89PNG\r\n\x1a\n...": ".png",
+        b"\xff\xd8\xff\xe0": ".jpg",
+        b"II*\x00\x08": ".tif",
+        b"MM\x00*\x00": ".tif",
+        b"II+\x00": ".tif",
+        b"MM\x00+": ".tif",
+        b"GIF89a": None,
+        b"\x89PNG": None,  # a signature cut short
+        b"MM*\x00": None,
+    }
+    assert {data: sniff_suffix(data) for data in signatures} == signatures
+    with pytest.raises(UploadError, match=r"^a\.png: the uploaded file is empty$") as empty:
+        check_upload(b"", "dir/a.png")
+    assert empty.value.status == 400
+    with pytest.raises(UploadError, match=r"^notes\.txt: not an image") as other:
+        check_upload(b"hello", "notes.txt")
+    assert other.value.status == 415
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((7, 11, 3), 200, np.uint8)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    assert upload_size(data, "x.png") == (7, 11)
+    image = decode_upload(data, "/secret/place/x.png")
+    assert str(image.path) == "x.png" and image.pixels.shape == (7, 11, 3)
+    assert (image.pixels == 200).all()
+    broken = data[:40]  # a PNG header without its pixels
+    with pytest.raises(UploadError) as info:
+        decode_upload(broken, "cut.png")
+    message = str(info.value)
+    assert info.value.status == 400 and message.startswith("cut.png")
+    assert "upload.png" not in message and "\n" not in message
+
+
+def test_whole_image_words_and_objects_joined_by_their_sides_only() -> None:
+    from btdnet.serve.scene_jobs import object_list
+
+    assert parse_tile(" None ") is None and parse_tile("WHOLE") is None
+    mask = np.zeros((5, 6), dtype=bool)
+    mask[0, 0] = mask[1, 1] = True  # touching only at a corner: two objects
+    mask[3:5, 2:6] = True  # 8 px
+    assert object_list(mask, 0.25) == [
+        {"id": 1, "bbox": [0, 0, 1, 1], "area_pixels": 1, "area": 0.25},
+        {"id": 2, "bbox": [1, 1, 2, 2], "area_pixels": 1, "area": 0.25},
+        {"id": 3, "bbox": [2, 3, 6, 5], "area_pixels": 8, "area": 2.0},
+    ]
+    assert object_list(np.zeros((3, 3), dtype=bool), 1.0) == []
