@@ -35,6 +35,27 @@ class OneSample:
         return mask
 
 
+class ResizedSample(OneSample):
+    """One 40 x 40 image whose target, 32 columns wide, is 1280 px (medium) at its original
+    size but 80 px (small) in the 10 x 10 mask the "lavt" protocol scores."""
+
+    def original_mask(self, index: int) -> np.ndarray:
+        mask = np.zeros((40, 40), dtype=bool)
+        mask[:, :32] = True
+        return mask
+
+    def __getitem__(self, index: int) -> dict:
+        return {"mask": self.original_mask(index)[::4, ::4].astype(np.uint8)}
+
+
+@pytest.mark.parametrize("protocol", ["lavt", "original"])
+def test_the_size_bucket_is_the_original_area_under_either_protocol(tmp_path, protocol) -> None:
+    write_prediction(ResizedSample().original_mask(0), tmp_path / "1-1.png")
+    result = score_prediction_files(ResizedSample(), tmp_path, protocol, strict=True)
+    assert result["oIoU"] == 100.0
+    assert list(result["per_size"]) == ["medium"] and result["per_size"]["medium"]["samples"] == 1
+
+
 def test_right_size_scores_silently(tmp_path, recwarn) -> None:
     write_prediction(OneSample().original_mask(0), tmp_path / "1-1.png")
     result = score_prediction_files(OneSample(), tmp_path, "original", strict=True)
