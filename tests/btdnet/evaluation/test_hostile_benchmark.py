@@ -175,3 +175,14 @@ def test_prediction_names_modes_and_splits_decided_by_hand(tmp_path) -> None:
     write_prediction(np.array([[1, 0], [0, 1]]), tmp_path / "c.png")
     big = read_prediction(tmp_path / "c.png", size=(4, 4))
     assert big.tolist() == [[True, True, False, False]] * 2 + [[False, False, True, True]] * 2
+
+
+def test_a_prediction_at_the_scored_size_is_not_at_the_images_size(tmp_path) -> None:
+    # under "lavt" the ground truth is 10 x 10, but a prediction file is checked against its
+    # image's 40 x 40: one written at 10 x 10 is mis-sized (refused with --strict)
+    write_prediction(ResizedSample()[0]["mask"] != 0, tmp_path / "1-1.png")
+    with pytest.raises(ValueError, match="the mask is 10x10, its image 40x40"):
+        score_prediction_files(ResizedSample(), tmp_path, "lavt", strict=True)
+    with pytest.warns(MisSizedPredictionWarning):
+        result = score_prediction_files(ResizedSample(), tmp_path, "lavt")
+    assert result["mis_sized"] == 1 and result["oIoU"] == 100.0
