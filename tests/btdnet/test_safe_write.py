@@ -56,6 +56,18 @@ def test_folder_as_destination_is_refused(tmp_path) -> None:
     assert check_output_path(tmp_path / "absent.txt") == tmp_path / "absent.txt"
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this system")
+def test_a_named_pipe_as_destination_is_refused_and_kept(tmp_path) -> None:
+    # neither a file nor a folder: replacing it would silently break what reads from it
+    pipe = tmp_path / "out.json"
+    os.mkfifo(pipe)
+    with pytest.raises(UnsafeOutputError, match=r"out\.json: exists and is not a regular file"):
+        check_output_path(pipe)
+    with pytest.raises(UnsafeOutputError, match="not a regular file"):
+        write_text_atomic(pipe, "{}")
+    assert pipe.is_fifo() and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
 def test_link_planted_while_writing_is_refused(tmp_path) -> None:
     """Between the first check and the rename an attacker puts a link where the output goes:
     the rename would replace the link itself, but the tool must not even do that."""

@@ -35,6 +35,27 @@ class OneSample:
         return mask
 
 
+class ResizedSample(OneSample):
+    """One 40 x 40 image whose target, 32 columns wide, is 1280 px (medium) at its original
+    size but 80 px (small) in the 10 x 10 mask the "lavt" protocol scores."""
+
+    def original_mask(self, index: int) -> np.ndarray:
+        mask = np.zeros((40, 40), dtype=bool)
+        mask[:, :32] = True
+        return mask
+
+    def __getitem__(self, index: int) -> dict:
+        return {"mask": self.original_mask(index)[::4, ::4].astype(np.uint8)}
+
+
+@pytest.mark.parametrize("protocol", ["lavt", "original"])
+def test_the_size_bucket_is_the_original_area_under_either_protocol(tmp_path, protocol) -> None:
+    write_prediction(ResizedSample().original_mask(0), tmp_path / "1-1.png")
+    result = score_prediction_files(ResizedSample(), tmp_path, protocol, strict=True)
+    assert result["oIoU"] == 100.0
+    assert list(result["per_size"]) == ["medium"] and result["per_size"]["medium"]["samples"] == 1
+
+
 def test_right_size_scores_silently(tmp_path, recwarn) -> None:
     write_prediction(OneSample().original_mask(0), tmp_path / "1-1.png")
     result = score_prediction_files(OneSample(), tmp_path, "original", strict=True)
@@ -154,3 +175,14 @@ def test_prediction_names_modes_and_splits_decided_by_hand(tmp_path) -> None:
     write_prediction(np.array([[1, 0], [0, 1]]), tmp_path / "c.png")
     big = read_prediction(tmp_path / "c.png", size=(4, 4))
     assert big.tolist() == [[True, True, False, False]] * 2 + [[False, False, True, True]] * 2
+
+
+def test_a_prediction_at_the_scored_size_is_not_at_the_images_size(tmp_path) -> None:
+    # under "lavt" the ground truth is 10 x 10, but a prediction file is checked against its
+    # image's 40 x 40: one written at 10 x 10 is mis-sized (refused with --strict)
+    write_prediction(ResizedSample()[0]["mask"] != 0, tmp_path / "1-1.png")
+    with pytest.raises(ValueError, match="the mask is 10x10, its image 40x40"):
+        score_prediction_files(ResizedSample(), tmp_path, "lavt", strict=True)
+    with pytest.warns(MisSizedPredictionWarning):
+        result = score_prediction_files(ResizedSample(), tmp_path, "lavt")
+    assert result["mis_sized"] == 1 and result["oIoU"] == 100.0

@@ -178,3 +178,12 @@ def test_store_presence_threshold_names_a_missing_or_broken_config(tmp_path):
     with pytest.raises(ValueError, match="not a BTDNet config"):
         store_presence_threshold(tmp_path, 0.4)
     assert (tmp_path / "config.json").read_text() == "[1, 2]"  # nothing overwritten
+
+
+def test_store_presence_threshold_refuses_a_config_without_the_threshold_key(tmp_path):
+    # a model folder of another kind: "config" is a mapping, but has no presence threshold
+    text = '{"config": {"num_classes": 5}, "model_type": "bicor_seg"}\n'
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(ValueError, match=r"config\.json: not a BTDNet config with a presence"):
+        store_presence_threshold(tmp_path, 0.4)
+    assert (tmp_path / "config.json").read_text() == text  # nothing added to it

@@ -107,3 +107,19 @@ def test_per_sample_generalized_iou_by_hand() -> None:
     metrics.update(_mask([(1, 1)]), _mask([]), no_target=True, sample_id="c")  # painted: 0
     metrics.update(_mask([]), _mask([(2, 2)]), sample_id="d")  # target missed: 0
     assert metrics.sample_ious() == [("a", 0.5), ("b", 1.0), ("c", 0.0), ("d", 0.0)]
+
+
+def test_the_size_bucket_is_the_area_at_the_original_resolution() -> None:
+    # 4 px after resizing (small), but 2000 px in the original image: medium (1024 <= a < 9216)
+    gt = _mask([(0, 0), (0, 1), (1, 0), (1, 1)])
+    metrics = GeneralizedMetrics()
+    metrics.update(gt, gt, gt_area_original=2000)
+    metrics.update(gt, gt)  # no original area given: the mask's own 4 px, small
+    metrics.update(_mask([]), gt, gt_area_original=10_000)  # large, missed
+    per_size = metrics.compute()["per_size"]
+    assert {name: stats["samples"] for name, stats in per_size.items()} == {
+        "small": 1,
+        "medium": 1,
+        "large": 1,
+    }
+    assert per_size["medium"]["mIoU"] == 100.0 and per_size["large"]["mIoU"] == 0.0

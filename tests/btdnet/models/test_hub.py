@@ -223,6 +223,14 @@ def test_push_refuses_a_bad_repo_id(checkpoint):
         push_to_hub(checkpoint, "a/b/c", api=FakeHfApi())
 
 
+def test_push_refuses_a_repo_id_with_a_revision(checkpoint):
+    # "user/name@v1" is a valid source to read, but one pushes to a repo, not a revision
+    api = FakeHfApi()
+    with pytest.raises(ValueError, match="'user/btdnet-x@v1' is not a Hub repo id"):
+        push_to_hub(checkpoint, "user/btdnet-x@v1", api=api)
+    assert api.calls == []  # nothing created, nothing uploaded
+
+
 def test_predict_and_serve_take_a_repo_id(checkpoint, tmp_path, monkeypatch, no_network):
     from huggingface_hub import constants
     from PIL import Image

@@ -103,6 +103,15 @@ def test_hub_options_on_a_local_folder_are_refused(fake_hub, checkpoint):
     assert resolve_model_source(str(checkpoint)) == checkpoint and fake_hub == []
 
 
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_each_hub_option_alone_on_a_local_folder_is_refused(fake_hub, checkpoint, option):
+    with pytest.raises(CheckpointError, match="a local folder; revision="):
+        resolve_model_source(str(checkpoint), **{option: OPTIONS[option]})
+    with pytest.raises(CheckpointError, match="a local folder"):
+        resolve_model_source(checkpoint, **{option: OPTIONS[option]})  # a Path too
+    assert fake_hub == []
+
+
 @pytest.fixture
 def run_dir(tmp_path, checkpoint) -> Path:
     """A run folder: config.yaml and metrics.jsonl with a best val record."""

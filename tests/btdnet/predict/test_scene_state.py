@@ -3,6 +3,7 @@ keeping the parts folder, and when a finished record may be answered again."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -12,9 +13,11 @@ import torch
 from torch import nn
 
 from btdnet.predict.scene.state import (
+    CHUNK,
     MANIFEST,
     SceneStateError,
     build_manifest,
+    file_digest,
     finished_record,
     model_digest,
     prepare_parts,
@@ -167,3 +170,18 @@ def test_a_finished_record_is_answered_again_only_when_everything_matches(
     (linked / "scene.json").unlink()
     (linked / "scene.json").symlink_to(linked / "real.json")
     assert finished_record(linked, "scene", "k1", save_probability=False) is None
+
+
+def test_the_manifest_digest_reads_the_whole_scene_file_past_its_first_chunk(
+    tmp_path: Path,
+) -> None:
+    image = tmp_path / "scene.tif"
+    head = bytes(range(256)) * (CHUNK // 256)  # exactly one chunk, kept as it is
+    image.write_bytes(head + b"tail one")
+    digest = file_digest(image)
+    assert digest == hashlib.blake2b(head + b"tail one", digest_size=16).hexdigest()
+    before = run_key(build_manifest(image, "roof", GRID, None, _predictor(Weights()), 0.5))
+    image.write_bytes(head + b"tail two")  # same size, changed only past the first chunk
+    assert file_digest(image) != digest
+    after = run_key(build_manifest(image, "roof", GRID, None, _predictor(Weights()), 0.5))
+    assert after != before  # a scene changed past its first MiB is not resumed

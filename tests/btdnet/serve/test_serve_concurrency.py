@@ -119,3 +119,28 @@ def test_queue_limits_below_one_are_refused():
     service = InferenceService(object(), max_queue=1, max_scene_queue=1, info={"a": 1})
     assert service.info == {"a": 1} and service.in_flight == 0 and service.completed == 0
     service.close()
+
+
+class _Named:
+    """A job that answers the name of the worker thread it ran on."""
+
+    scene = False
+
+    def run(self, _predictor) -> str:
+        return threading.current_thread().name
+
+
+def test_a_small_request_is_answered_while_a_scene_holds_its_worker():
+    service = InferenceService(object(), max_queue=3, max_scene_queue=1)
+    release = threading.Event()
+    try:
+        scene = service.submit(_Held(release, True))
+        small = service.submit(_Named())
+        # the scene's worker is still busy: the small request ran on the other one
+        assert small.result(timeout=30).startswith("btdnet-infer")
+        assert not scene.done()
+        release.set()
+        assert scene.result(timeout=30) == "done"
+    finally:
+        release.set()
+        service.close()
