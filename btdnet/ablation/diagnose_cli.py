@@ -150,9 +150,8 @@ EXPRESSION_KEY = "per_expression_mIoU"
 def _expression_scores_of(run: Path, data_root: Path) -> dict[str, float] | None:
     """Mean IoU per kind of expression of a finished run, from its kept ``best`` checkpoint
     on the ablation's test split; None when the run kept no checkpoint."""
-    from btdnet.data import build_referring_dataset
     from btdnet.engine.accelerator import make_accelerator
-    from btdnet.evaluation.checkpoint_scores import score_dataset
+    from btdnet.evaluation.checkpoint_scores import load_test_split, score_dataset
     from btdnet.evaluation.expression_types import expression_scores
     from btdnet.models import load_model
 
@@ -161,14 +160,7 @@ def _expression_scores_of(run: Path, data_root: Path) -> dict[str, float] | None
         return None
     accelerator = make_accelerator()
     model = load_model(best).to(accelerator.device)
-    test = build_referring_dataset(
-        "rrsisd",
-        data_root,
-        "test",
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
+    test = load_test_split(model, data_root)
     true = score_dataset(model, test, accelerator, 32)
     return expression_scores(test, true["sample_ious"])
 

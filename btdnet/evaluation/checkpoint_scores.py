@@ -23,6 +23,19 @@ def score_dataset(model: BTDNet, dataset: Any, accelerator: Any, batch_size: int
     return evaluate_referring(model, loader, accelerator, show_progress=False, keep_samples=True)
 
 
+def load_test_split(model: BTDNet, data_root: str | Path) -> Any:
+    """The synthetic (RRSIS-D format) test split under ``data_root``, tokenised and sized for
+    ``model``."""
+    return build_referring_dataset(
+        "rrsisd",
+        data_root,
+        "test",
+        model.tokenizer,
+        image_size=model.config.image_size,
+        max_tokens=model.config.max_tokens,
+    )
+
+
 def score_checkpoint(
     checkpoint: str | Path, data_root: str | Path, *, batch_size: int = 16
 ) -> dict:
@@ -35,14 +48,7 @@ def score_checkpoint(
     accelerator = make_accelerator()
     model = load_model(checkpoint).to(accelerator.device)  # the prepared loaders' device
     model.eval()
-    test = build_referring_dataset(
-        "rrsisd",
-        data_root,
-        "test",
-        model.tokenizer,
-        image_size=model.config.image_size,
-        max_tokens=model.config.max_tokens,
-    )
+    test = load_test_split(model, data_root)
     swapped_set = SwappedExpressionDataset(test, seed=0)
     return {
         "true": score_dataset(model, test, accelerator, batch_size),
@@ -56,4 +62,4 @@ def score_checkpoint(
     }
 
 
-__all__ = ["score_checkpoint", "score_dataset"]
+__all__ = ["load_test_split", "score_checkpoint", "score_dataset"]

@@ -176,29 +176,20 @@ def test_model_output_shapes_and_losses(size):
     # the main CE is torch's with the config's smoothing, summed over the labelled pixels and
     # divided by every pixel (the authors' SoftCrossEntropyLoss)
     config = model.config
-    ce = (
-        F.cross_entropy(
-            out.logits,
+
+    def soft_ce(logits: torch.Tensor) -> torch.Tensor:
+        per_pixel = F.cross_entropy(
+            logits,
             targets,
             ignore_index=255,
             label_smoothing=config.label_smoothing,
             reduction="none",
-        ).sum()
-        / targets.numel()
-    )
-    torch.testing.assert_close(out.losses["ce"], ce)
+        )
+        return per_pixel.sum() / targets.numel()
+
+    torch.testing.assert_close(out.losses["ce"], soft_ce(out.logits))
     # the auxiliary CE is the same formula on the auxiliary head's own logits
-    aux_ce = (
-        F.cross_entropy(
-            out.aux_logits,
-            targets,
-            ignore_index=255,
-            label_smoothing=config.label_smoothing,
-            reduction="none",
-        ).sum()
-        / targets.numel()
-    )
-    torch.testing.assert_close(out.losses["aux_ce"], aux_ce)
+    torch.testing.assert_close(out.losses["aux_ce"], soft_ce(out.aux_logits))
     assert (out.aux_logits - out.logits).abs().max() > 1e-4  # another head, another answer
     terms = out.losses
     total = (
