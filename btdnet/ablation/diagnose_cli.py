@@ -22,10 +22,13 @@ and OUT/over_training.png (each stage's map IoU beside what a map that ignores t
 scores, the target stream's IoU and the background stream's IoU with 1 - truth).
 
 With --ablation DIR --variants A B it also lists, from the finished runs of an ablation folder,
-the object categories, sizes and kinds of expression (relation, position, colour, category
-only; btdnet/evaluation/expression_types.py) where variant A and variant B differ most (mean
-over their seeds of the test oIoU, and of the mean IoU per kind of expression; a run recorded
-before the kinds were is scored again from its kept checkpoint, if --keep-checkpoints kept it).
+where variant A and variant B differ: by object category (test oIoU), by object size (thirds
+of the test split by the share of the image the target covers; btdnet/evaluation/
+relative_size.py) and by kind of expression (relation, position, colour, category only;
+btdnet/evaluation/expression_types.py), as means and spreads over their seeds, drawn in
+OUT/comparison.png. After an lr sweep the names carry the rate (demo@lr0.5). A run recorded
+before sizes or kinds were is scored again from its kept checkpoint, if --keep-checkpoints
+kept it.
 """
 
 EPILOG = """\
@@ -34,8 +37,8 @@ examples:
       --data-root runs/demo/data --out runs/diagnosis
   python scripts/diagnose.py --run runs/demo/train --data-root runs/demo/data \\
       --out runs/diagnosis/over_training
-  python scripts/diagnose.py --ablation runs/ablation --variants demo family_baseline \\
-      --out runs/diagnosis
+  python scripts/diagnose.py --ablation runs/ablation --variants demo@lr0.5 \\
+      family_baseline@lr1 --out runs/diagnosis
 
 exit status: 0 done, 1 a checkpoint, data or folder problem (one line says why), 2 usage.
 """
@@ -123,36 +126,56 @@ def _diagnose_run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _compare(args: argparse.Namespace) -> dict[str, Any]:
+    from btdnet.ablation.comparison_figure import draw_comparison
     from btdnet.ablation.diagnosis import category_gaps
     from btdnet.ablation.plan import RESULT_NAME
+    from btdnet.evaluation.relative_size import SIZE_THIRDS
 
     a, b = args.variants
     results = []
     for path in sorted((args.ablation / "runs").glob(f"*/seed-*/{RESULT_NAME}")):
         result = json.loads(path.read_text(encoding="utf-8"))
-        if result.get("variant") in (a, b) and EXPRESSION_KEY not in result:
-            scores = _expression_scores_of(path.parent, args.ablation / "data")
+        if result.get("variant") in (a, b) and not all(k in result for k in RESCORED_KEYS):
+            scores = _rescored(path.parent, args.ablation / "data")
             if scores is not None:  # an older run: scored again from its kept checkpoint
-                result[EXPRESSION_KEY] = scores
+                result = {**scores, **result}
         results.append(result)
-    return {
+    comparison = {
         "variants": [a, b],
         "per_category": category_gaps(results, a, b, "per_category"),
         "per_size": category_gaps(results, a, b, "per_size"),
+        "per_relative_size": _in_order(category_gaps(results, a, b, SIZE_KEY), SIZE_THIRDS),
         "per_expression": category_gaps(results, a, b, EXPRESSION_KEY),
     }
+    if not any(comparison[key] for key in ("per_category", "per_expression")):
+        raise ValueError(
+            f"{args.ablation}: no finished run of both {a!r} and {b!r} (names as in its runs/ "
+            f"folder, e.g. demo@lr1 after an lr sweep)"
+        )
+    comparison["figure"] = str(draw_comparison(comparison, args.out / "comparison.png"))
+    return comparison
 
 
 EXPRESSION_KEY = "per_expression_mIoU"
 """A run result's mean IoU per kind of expression (relation, position, colour, category)."""
+SIZE_KEY = "per_relative_size_mIoU"
+"""A run result's mean IoU per third of the test split by the target's share of the image."""
+RESCORED_KEYS = (EXPRESSION_KEY, SIZE_KEY)
+"""Records an older run may lack, scored again from its kept checkpoint."""
 
 
-def _expression_scores_of(run: Path, data_root: Path) -> dict[str, float] | None:
-    """Mean IoU per kind of expression of a finished run, from its kept ``best`` checkpoint
-    on the ablation's test split; None when the run kept no checkpoint."""
+def _in_order(gaps: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """``gaps`` in the order of ``names`` (sizes read smallest first, not by gap)."""
+    return {name: gaps[name] for name in names if name in gaps}
+
+
+def _rescored(run: Path, data_root: Path) -> dict[str, dict[str, float]] | None:
+    """Mean IoU per kind of expression and per size third of a finished run, from its kept
+    ``best`` checkpoint on the ablation's test split; None when the run kept no checkpoint."""
     from btdnet.engine.accelerator import make_accelerator
     from btdnet.evaluation.checkpoint_scores import load_test_split, score_dataset
     from btdnet.evaluation.expression_types import expression_scores
+    from btdnet.evaluation.relative_size import relative_size_scores
     from btdnet.models import load_model
 
     best = run / "train" / "checkpoints" / "best"
@@ -161,8 +184,11 @@ def _expression_scores_of(run: Path, data_root: Path) -> dict[str, float] | None
     accelerator = make_accelerator()
     model = load_model(best).to(accelerator.device)
     test = load_test_split(model, data_root)
-    true = score_dataset(model, test, accelerator, 32)
-    return expression_scores(test, true["sample_ious"])
+    ious = score_dataset(model, test, accelerator, 32)["sample_ious"]
+    return {
+        EXPRESSION_KEY: expression_scores(test, ious),
+        SIZE_KEY: relative_size_scores(test, ious),
+    }
 
 
 def _summary(report: dict[str, Any]) -> str:
@@ -191,7 +217,7 @@ def _summary(report: dict[str, Any]) -> str:
     compared = report.get("comparison")
     if compared:
         a, b = compared["variants"]
-        for key in ("per_size", "per_expression", "per_category"):
+        for key in ("per_relative_size", "per_expression", "per_category"):
             for name, row in list(compared[key].items())[:6]:
                 lines.append(f"{key[4:]} {name}: {a} {row[a]:.2f} vs {b} {row[b]:.2f}")
     return "\n".join(lines)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from btdnet.ablation.table import mean_and_spread
 from btdnet.engine.modes import eval_mode
 from btdnet.safe_write import atomic_output
 
@@ -252,11 +253,13 @@ def draw_examples(examples: list[dict[str, Any]], path: Path) -> Path:
 def category_gaps(
     results: Iterable[dict[str, Any]], variant: str, reference: str, key: str = "per_category"
 ) -> dict[str, dict[str, float]]:
-    """Where two variants differ: each category's (or size's) mean oIoU over the seeds.
+    """Where two variants differ: each category's (or size's) mean score over the seeds.
 
-    ``results`` are the ablation runs' ``result.json`` dicts (``key``: ``per_category`` or
-    ``per_size``). Returns ``{name: {variant, reference, gap}}`` for the names both have, the
-    gap as ``variant - reference``, largest gap first by magnitude.
+    ``results`` are the ablation runs' ``result.json`` dicts (``key``: ``per_category``,
+    ``per_size`` or another ``{name: score}`` record). Returns ``{name: {variant, reference,
+    gap, spread, seeds}}`` for the names both have: the means, the gap as ``variant -
+    reference``, each side's sample standard deviation over its seeds (None for one seed) and
+    its number of seeds; largest gap first by magnitude.
     """
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for result in results:
@@ -266,8 +269,14 @@ def category_gaps(
     gaps = {}
     for name, by_variant in values.items():
         if by_variant.get(variant) and by_variant.get(reference):
-            a, b = float(np.mean(by_variant[variant])), float(np.mean(by_variant[reference]))
-            gaps[name] = {variant: a, reference: b, "gap": a - b}
+            ours, theirs = (mean_and_spread(by_variant[v]) for v in (variant, reference))
+            gaps[name] = {
+                variant: ours["mean"],
+                reference: theirs["mean"],
+                "gap": ours["mean"] - theirs["mean"],
+                "spread": {variant: ours["std"], reference: theirs["std"]},
+                "seeds": {variant: ours["n"], reference: theirs["n"]},
+            }
     return dict(sorted(gaps.items(), key=lambda item: -abs(item[1]["gap"])))
 
 

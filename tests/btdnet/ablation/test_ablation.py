@@ -275,14 +275,22 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
 
     recorded = full["per_expression_mIoU"]
     assert recorded and set(recorded) <= {"relation", "position", "colour", "category"}
+    thirds = full["per_relative_size_mIoU"]
+    assert set(thirds) == {"small third", "middle third", "large third"}
     path = out / "runs" / "full" / "seed-0" / "result.json"
-    older = {k: v for k, v in full.items() if k != "per_expression_mIoU"}
+    older = {k: v for k, v in full.items() if not k.startswith("per_") or k == "per_category"}
     path.write_text(json.dumps(older))
     compare = ["--ablation", str(out), "--variants", "full", "family_baseline"]
     assert diagnose_main([*compare, "--out", str(tmp_path / "diag")]) == 0
     gaps = json.loads((tmp_path / "diag" / "diagnosis.json").read_text())["comparison"]
     again = {kind: row["full"] for kind, row in gaps["per_expression"].items()}
     assert again == pytest.approx(recorded)
+    sizes = {name: row["full"] for name, row in gaps["per_relative_size"].items()}
+    assert sizes == pytest.approx(thirds) and list(sizes) == list(thirds)  # smallest first
+    assert (tmp_path / "diag" / "comparison.png").stat().st_size > 0
+    # names not in the folder (the sweep's runs are demo@lr1 ...): one line, exit 1
+    wrong = ["--ablation", str(out), "--variants", "full@lr1", "family_baseline"]
+    assert diagnose_main([*wrong, "--out", str(tmp_path / "diag2")]) == 1
 
 
 def test_a_folder_of_other_files_or_another_config_is_refused(

@@ -88,7 +88,13 @@ def test_category_gaps_average_seeds_and_sort_by_size_of_gap():
     ]
     gaps = category_gaps(results, "a", "b")
     assert list(gaps) == ["car", "ship"]  # |15 - 40| > |55 - 54|; tank only in b
-    assert gaps["car"] == {"a": 15.0, "b": 40.0, "gap": -25.0}
+    assert gaps["car"] == {
+        "a": 15.0,
+        "b": 40.0,
+        "gap": -25.0,
+        "spread": {"a": pytest.approx(50**0.5), "b": None},  # sample sd of 10, 20; one seed
+        "seeds": {"a": 2, "b": 1},
+    }
     assert gaps["ship"]["gap"] == pytest.approx(1.0)
 
 
