@@ -22,7 +22,7 @@ from btdnet.ablation.plan import (
     read_result,
     run_state,
 )
-from btdnet.ablation.table import summarise_runs, write_tables
+from btdnet.ablation.table import format_run_list, summarise_runs, write_tables
 from btdnet.ablation.variants import KNOWN_VARIANTS, AblationVariant
 from btdnet.engine.config import apply_overrides, load_config
 from btdnet.engine.trainer import Trainer
@@ -213,7 +213,9 @@ def write_ablation_tables(
     summary = summarise_runs(results, [(v.name, v.description) for v in shown], reference=reference)
     summary["runs_finished"] = len(results)
     summary["resumed_runs"] = [f"{r['variant']}/seed-{r['seed']}" for r in results if r["resumed"]]
-    return summary, write_tables(summary, out, title=title)
+    order = [v.name for v in catalogue.values()]
+    run_list = write_text_atomic(out / "runs.md", format_run_list(results, order))
+    return summary, [*write_tables(summary, out, title=title), run_list]
 
 
 def run_ablation(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,6 +154,58 @@ def write_tables(summary: Mapping[str, Any], out_dir: str | Path, *, title: str)
     ]
     chart = plot_chart(summary, out / "ablation.png", title=title)
     return written + ([chart] if chart is not None else [])
+
+
+RUN_COLUMNS: tuple[tuple[str, str, int], ...] = (
+    ("best_val_oIoU", "best val oIoU", 2),
+    ("oIoU", "test oIoU", 2),
+    ("mIoU", "mIoU", 2),
+    ("Pr@0.9", "Pr@0.9", 2),
+    ("BF", "BF", 2),
+    ("swap_drop", "swap drop", 2),
+    ("train_cpu_seconds", "train CPU s", 0),
+    ("train_seconds", "train wall s", 0),
+)
+"""(result key, column title, decimals) of the list of finished runs."""
+
+_RATE = re.compile(r"^(?P<name>.+)@lr(?P<factor>[0-9.e+-]+)$")
+
+
+def split_rate(variant: str) -> tuple[str, float | None]:
+    """``demo@lr0.5`` -> ``("demo", 0.5)``; a name without a swept rate -> ``(name, None)``."""
+    found = _RATE.match(variant)
+    if found is None:
+        return variant, None
+    try:
+        return found["name"], float(found["factor"])
+    except ValueError:
+        return variant, None
+
+
+def format_run_list(results: Sequence[Mapping[str, Any]], order: Sequence[str]) -> str:
+    """A Markdown table of every finished run, as its ``result.json`` records it.
+
+    Rows go seed by seed; within a seed, the base rate (factor 1, or no sweep) first, then
+    the other factors in ascending order; within a rate, variants in ``order`` (their base
+    names), then any other alphabetically.
+    """
+    rank = {name: i for i, name in enumerate(order)}
+
+    def key(result: Mapping[str, Any]) -> tuple:
+        name, factor = split_rate(str(result["variant"]))
+        rate = 1.0 if factor is None else factor
+        return (result["seed"], rate != 1.0, rate, rank.get(name, len(rank)), name)
+
+    titles = ["variant", "lr factor", "seed", *(title for _, title, _ in RUN_COLUMNS)]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    for result in sorted(results, key=key):
+        name, factor = split_rate(str(result["variant"]))
+        cells = [name, "-" if factor is None else f"{factor:g}", str(result["seed"])]
+        for column, _, digits in RUN_COLUMNS:
+            value = result.get(column)
+            cells.append("-" if value is None else f"{float(value):.{digits}f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_chart(summary: Mapping[str, Any], path: Path, *, title: str) -> Path | None:

@@ -47,6 +47,38 @@ def test_mean_and_spread_against_hand_values() -> None:
     assert mean_and_spread([])["n"] == 0 and mean_and_spread([])["mean"] is None
 
 
+def test_the_run_list_goes_seed_by_seed_base_rate_first_in_variant_order() -> None:
+    from btdnet.ablation.table import format_run_list, split_rate
+
+    assert split_rate("demo@lr0.5") == ("demo", 0.5)
+    assert split_rate("demo") == ("demo", None)
+    assert split_rate("odd@lrx") == ("odd@lrx", None)
+
+    def run(variant: str, seed: int, val: float | None) -> dict:
+        return {"variant": variant, "seed": seed, "best_val_oIoU": val, "oIoU": 50.125}
+
+    results = [
+        run("b@lr2", 0, 1.0),
+        run("a@lr0.5", 0, 2.0),
+        run("b@lr1", 0, 3.0),
+        run("a@lr1", 1, 4.0),
+        run("a@lr1", 0, None),  # an older record without the value: "-"
+        run("zz", 0, 5.0),  # no sweep: the base rate, unknown names last
+    ]
+    lines = format_run_list(results, ["b", "a"]).splitlines()
+    assert lines[0].startswith("| variant | lr factor | seed | best val oIoU | test oIoU |")
+    rows = [line.split(" | ")[:4] for line in lines[2:]]
+    assert rows == [
+        ["| b", "1", "0", "3.00"],
+        ["| a", "1", "0", "-"],
+        ["| zz", "-", "0", "5.00"],
+        ["| a", "0.5", "0", "2.00"],
+        ["| b", "2", "0", "1.00"],
+        ["| a", "1", "1", "4.00"],
+    ]
+    assert "| 50.12 |" in lines[2]  # two decimals (50.125 rounds half to even)
+
+
 def test_a_gap_is_called_only_beyond_the_summed_spreads() -> None:
     a = mean_and_spread([50.0, 52.0])  # mean 51, std sqrt(2) = 1.414
     near = mean_and_spread([52.0, 54.0])  # mean 53: gap 2 < 2.83
@@ -250,6 +282,7 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     assert row["metrics"]["oIoU"]["mean"] == pytest.approx(full["oIoU"])
     assert full["swap_drop"] == pytest.approx(full["oIoU_swap_subset"] - full["oIoU_swapped"])
     assert (out / "ablation.png").stat().st_size > 0 and "full" in (out / "ablation.md").read_text()
+    assert (out / "runs.md").read_text().count("\n| full | - | 0 |") == 1
 
     # again: both finished, nothing is trained
     assert ablation_cli.main(args) == 0
