@@ -1,6 +1,6 @@
 """The picture of where two ablation variants differ: one panel per grouping (object size
 thirds, kinds of expression, object categories), the two variants' mean scores over their seeds
-side by side, with each side's spread over seeds as an error bar."""
+side by side, with each side's spread over seeds as an error bar (none for a single seed)."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def bar_rows(
     return rows
 
 
+def _seed_counts(comparison: Mapping[str, Any], key: str, a: str, b: str) -> tuple[int, int]:
+    """How many seeds each side's means are over (read from the first compared name)."""
+    first = next(iter(comparison[key].values()))
+    seeds = first.get("seeds", {})
+    return int(seeds.get(a, 1)), int(seeds.get(b, 1))
+
+
 def draw_comparison(comparison: Mapping[str, Any], path: Path) -> Path:
     """Draw the panels of ``comparison`` (``variants`` [a, b] and a gaps dict per key of
     :data:`PANELS`; keys it lacks or leaves empty are skipped) into the PNG ``path``."""
@@ -52,13 +59,17 @@ def draw_comparison(comparison: Mapping[str, Any], path: Path) -> Path:
         for offset, column, label in ((-width / 2, 1, a), (width / 2, 2, b)):
             means = [row[column] for row in rows]
             spreads = [row[column + 2] for row in rows]
-            axis.bar(where + offset, means, width, yerr=spreads, capsize=3, label=label)
+            bars = {"yerr": spreads, "capsize": 3} if any(spreads) else {}
+            axis.bar(where + offset, means, width, label=label, **bars)
         axis.set_xticks(where, [row[0] for row in rows], rotation=35, ha="right", fontsize=8)
         axis.set_title(title, fontsize=9)
         axis.set_ylabel(f"{score} (%)")
         axis.grid(axis="y", alpha=0.3)
-        axis.legend(fontsize=7)
-    figure.tight_layout()
+    seeds = _seed_counts(comparison, panels[0][0], a, b)
+    handles, _ = axes[0][0].get_legend_handles_labels()
+    labels = [f"{name} ({n} seed{'s' * (n != 1)})" for name, n in zip((a, b), seeds, strict=True)]
+    figure.legend(handles, labels, loc="upper center", ncol=2, fontsize=8, frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 0.92))
     with atomic_output(path) as tmp:
         figure.savefig(tmp, dpi=90, format="png")
     plt.close(figure)

@@ -60,6 +60,21 @@ def compare(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return {"gap": gap, "spread": spread, "called": abs(gap) > spread}
 
 
+TIME_KEYS = ("train_seconds", "train_cpu_seconds")
+"""A run's training time: of every part of a resumed run since resumes carried it over."""
+
+
+def run_value(result: Mapping[str, Any], key: str) -> Any:
+    """``result[key]`` (None when absent); a training time only when it covers the whole run.
+
+    A run resumed before checkpoints carried the time of earlier parts recorded only the last
+    part's time (no ``train_seconds_last_part`` key, ``resumed`` true): None for it.
+    """
+    if key in TIME_KEYS and result.get("resumed") and "train_seconds_last_part" not in result:
+        return None
+    return result.get(key)
+
+
 def summarise_runs(
     results: Sequence[Mapping[str, Any]],
     variants: Sequence[tuple[str, str]],
@@ -81,7 +96,7 @@ def summarise_runs(
     for name, description in variants:
         runs = sorted((r for r in results if r["variant"] == name), key=lambda r: r["seed"])
         stats = {
-            key: mean_and_spread([r[key] for r in runs if r.get(key) is not None])
+            key: mean_and_spread([v for v in (run_value(r, key) for r in runs) if v is not None])
             for key, _ in METRICS
         }
         rows.append(
@@ -185,6 +200,7 @@ def split_rate(variant: str) -> tuple[str, float | None]:
 def format_run_list(results: Sequence[Mapping[str, Any]], order: Sequence[str]) -> str:
     """A Markdown table of every finished run, as its ``result.json`` records it.
 
+    A training time that does not cover the whole run (:func:`run_value`) shows as ``-``.
     Rows go seed by seed; within a seed, the base rate (factor 1, or no sweep) first, then
     the other factors in ascending order; within a rate, variants in ``order`` (their base
     names), then any other alphabetically.
@@ -202,7 +218,7 @@ def format_run_list(results: Sequence[Mapping[str, Any]], order: Sequence[str]) 
         name, factor = split_rate(str(result["variant"]))
         cells = [name, "-" if factor is None else f"{factor:g}", str(result["seed"])]
         for column, _, digits in RUN_COLUMNS:
-            value = result.get(column)
+            value = run_value(result, column)
             cells.append("-" if value is None else f"{float(value):.{digits}f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

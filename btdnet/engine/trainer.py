@@ -52,7 +52,9 @@ class TrainSummary:
     best_metric: str
     best_value: float | None
     last_eval: dict[str, dict[str, Any]]  # {split: metrics} of the last evaluation
-    train_seconds: float
+    train_seconds: float  # this call of fit (after a resume: the resumed part only)
+    total_train_seconds: float | None  # every part of the run; None when an older checkpoint
+    total_cpu_seconds: float | None  # resumed from did not record its parts' time
     output_dir: str
     is_main_process: bool
 
@@ -241,6 +243,9 @@ class Trainer:
         self.batches_done_in_epoch = 0
         self.best_value: float | None = None
         self.last_eval: dict[str, Any] = {}
+        # time spent by earlier parts of a resumed run (wall, process CPU): None = unknown
+        self.earlier_seconds: tuple[float, float] | None = (0.0, 0.0)
+        self._fit_clock = (time.perf_counter(), time.process_time())
 
     # ---------------------------------------------------------------- checkpoints
     def _save(self, name: str, *, best: bool) -> Path:
@@ -262,6 +267,7 @@ class Trainer:
                     "best_value": self.best_value,
                     "selection": getattr(self.task, "selection_rule", None),
                     "num_processes": acc.num_processes,
+                    **self._time_so_far(),
                 },
                 state / ckpt.PROGRESS_FILE,
             )
@@ -273,6 +279,18 @@ class Trainer:
             final = ckpt.commit(self.ckpt_root, tmp, best=best, keep=self.settings.keep_checkpoints)
         acc.wait_for_everyone()
         return final
+
+    def _time_so_far(self) -> dict[str, float | None]:
+        """Wall and CPU seconds of training so far, earlier parts of a resumed run included
+        (None when a checkpoint it resumed from did not record them); the main process's CPU
+        time, data loading and evaluation included."""
+        if self.earlier_seconds is None:
+            return {"train_seconds": None, "train_cpu_seconds": None}
+        wall, cpu = self._fit_clock
+        return {
+            "train_seconds": self.earlier_seconds[0] + time.perf_counter() - wall,
+            "train_cpu_seconds": self.earlier_seconds[1] + time.process_time() - cpu,
+        }
 
     def _load(self, path: Path) -> None:
         acc = self.accelerator
@@ -293,6 +311,8 @@ class Trainer:
         self.global_step = int(progress["global_step"])
         self.batches_done_in_epoch = int(progress["batches_done_in_epoch"])
         self.best_value = progress.get("best_value")
+        wall, cpu = progress.get("train_seconds"), progress.get("train_cpu_seconds")
+        self.earlier_seconds = None if wall is None or cpu is None else (float(wall), float(cpu))
         if acc.is_main_process:
             self.log.truncate_after(self.global_step)
             self.train_log.truncate_after(self.global_step)
@@ -362,10 +382,10 @@ class Trainer:
 
     def fit(self) -> TrainSummary:
         """Train to the end (or to ``stop_after_steps``); return a summary of the run."""
+        self._fit_clock = (time.perf_counter(), time.process_time())
         self._setup()
         if self.resume is not None:
             self._load(ckpt.find_resume_checkpoint(self.resume))
-        start = time.perf_counter()
         stopped_early = False
         self.model.train()
         while self.epoch < self.settings.epochs and not stopped_early:
@@ -380,7 +400,9 @@ class Trainer:
             best_metric=self.task.best_metric,
             best_value=self.best_value,
             last_eval=self.last_eval,
-            train_seconds=time.perf_counter() - start,
+            train_seconds=time.perf_counter() - self._fit_clock[0],
+            total_train_seconds=self._time_so_far()["train_seconds"],
+            total_cpu_seconds=self._time_so_far()["train_cpu_seconds"],
             output_dir=str(self.output_dir),
             is_main_process=self.accelerator.is_main_process,
         )

@@ -79,6 +79,26 @@ def test_the_run_list_goes_seed_by_seed_base_rate_first_in_variant_order() -> No
     assert "| 50.12 |" in lines[2]  # two decimals (50.125 rounds half to even)
 
 
+def test_a_training_time_counts_only_when_it_covers_the_whole_run() -> None:
+    from btdnet.ablation.table import format_run_list, run_value
+
+    whole = {"variant": "a", "seed": 0, "train_seconds": 500.0, "resumed": False}
+    resumed = {
+        "variant": "a",
+        "seed": 1,
+        "train_seconds": 700.0,
+        "resumed": True,
+        "train_seconds_last_part": 100.0,
+    }
+    older = {"variant": "a", "seed": 2, "train_seconds": 90.0, "resumed": True}  # last part
+    assert [run_value(r, "train_seconds") for r in (whole, resumed, older)] == [500, 700, None]
+    assert run_value(older, "oIoU") is None and run_value({"oIoU": 5.0}, "oIoU") == 5.0
+    summary = summarise_runs([whole, resumed, older], [("a", "")], reference="a")
+    assert summary["variants"][0]["metrics"]["train_seconds"]["mean"] == pytest.approx(600.0)
+    last = format_run_list([older], ["a"]).splitlines()[-1]
+    assert last.endswith("| - | - |")  # CPU and wall seconds
+
+
 def test_a_gap_is_called_only_beyond_the_summed_spreads() -> None:
     a = mean_and_spread([50.0, 52.0])  # mean 51, std sqrt(2) = 1.414
     near = mean_and_spread([52.0, 54.0])  # mean 53: gap 2 < 2.83
@@ -294,7 +314,9 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     assert run_state(baseline) == "interrupted"
     assert ablation_cli.main(args) == 0
     assert fits[2:] == [(str(baseline.train_dir), True)]
-    assert json.loads(baseline.result_path.read_text())["resumed"] is True
+    again = json.loads(baseline.result_path.read_text())
+    assert again["resumed"] is True  # its time: the first part's, carried over, and this one's
+    assert again["train_seconds"] > again["train_seconds_last_part"] > 0
 
     # a process that names one variant keeps the other finished rows in the table
     one = ["--config", str(config), "--out", str(out), "--no-progress", "--seeds", "0"]

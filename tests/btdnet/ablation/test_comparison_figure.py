@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from btdnet.ablation.comparison_figure import bar_rows, draw_comparison
+from btdnet.ablation.comparison_figure import _seed_counts, bar_rows, draw_comparison
 from btdnet.ablation.diagnosis import category_gaps
 
 RESULTS = [
@@ -20,6 +20,7 @@ RESULTS = [
 def test_bars_are_the_seed_means_and_spreads_a_single_seed_has_no_error_bar() -> None:
     gaps = category_gaps(RESULTS, "a", "b")
     assert bar_rows(gaps, "a", "b") == [("ship", 55.0, 70.0, pytest.approx(50**0.5), 0.0)]
+    assert _seed_counts({"per_category": gaps}, "per_category", "a", "b") == (2, 1)  # legend
 
 
 def test_the_figure_has_a_panel_per_group_and_refuses_an_empty_comparison(tmp_path: Path):

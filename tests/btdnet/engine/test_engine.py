@@ -112,6 +112,32 @@ def test_resume_after_interruption_matches_uninterrupted(tmp_path):
     assert logs["full"][0]["epoch"] == 2 and logs["full"][0]["lr"] > 0
 
 
+def test_a_resumed_run_counts_the_training_time_of_its_earlier_parts(tmp_path):
+    first = _run(tmp_path / "cut", ["train.stop_after_steps=7"])
+    progress_file = tmp_path / "cut" / "checkpoints" / "last" / "training_state" / "progress.json"
+    progress = json.loads(progress_file.read_text())
+    assert 0 < progress["train_seconds"] <= first.total_train_seconds
+    assert first.total_train_seconds == pytest.approx(first.train_seconds, abs=0.05)
+    assert progress["train_cpu_seconds"] > 0
+    # the earlier part as the checkpoint says it took: added to the resumed part
+    progress_file.write_text(
+        json.dumps({**progress, "train_seconds": 1000.0, "train_cpu_seconds": 500.0})
+    )
+    resumed = _run(tmp_path / "cut", resume=tmp_path / "cut")
+    assert resumed.total_train_seconds == pytest.approx(1000.0 + resumed.train_seconds, abs=0.05)
+    assert 500.0 < resumed.total_cpu_seconds < 500.0 + resumed.train_seconds * 4  # 4 threads
+
+    # a checkpoint written before the time was recorded: the total is unknown, not a part
+    again = _run(tmp_path / "old", ["train.stop_after_steps=7"])
+    assert again.stopped_early
+    old_file = tmp_path / "old" / "checkpoints" / "last" / "training_state" / "progress.json"
+    older = {k: v for k, v in json.loads(old_file.read_text()).items() if "seconds" not in k}
+    old_file.write_text(json.dumps(older))
+    unknown = _run(tmp_path / "old", resume=tmp_path / "old")
+    assert unknown.total_train_seconds is None and unknown.total_cpu_seconds is None
+    assert unknown.train_seconds > 0
+
+
 def test_resume_from_mid_epoch_checkpoint_matches(tmp_path):
     _run(tmp_path / "full")
     _run(tmp_path / "cut", ["train.checkpoint_every_steps=3", "train.stop_after_steps=8"])
