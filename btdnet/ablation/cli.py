@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--table-only", action="store_true", help="only rewrite the table from finished runs"
     )
+    parser.add_argument(
+        "--fill-records",
+        action="store_true",
+        help="first score again, from its kept checkpoint, every finished run recorded before "
+        "the per-kind-of-expression and per-size records existed, and add them to its "
+        "result.json (runs that kept no checkpoint are named and left as they are)",
+    )
     add_progress_option(parser)
     return parser
 
@@ -182,6 +189,11 @@ def main(argv: list[str] | None = None) -> int:
             runner.prepare_folder(
                 args.out, base, local_rank=info.local_rank, show_progress=args.progress
             )
+        if args.fill_records and info.rank == 0:
+            from btdnet.ablation.rescore import fill_missing_records
+
+            filled, left = fill_missing_records(args.out)
+            print(f"records added to {len(filled)} runs; {len(left)} kept no checkpoint")
         if args.lr_factors:
             variants = swept_variants(args, variants, base, info)
             if variants is None:

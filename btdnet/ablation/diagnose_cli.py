@@ -129,14 +129,15 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     from btdnet.ablation.comparison_figure import draw_comparison
     from btdnet.ablation.diagnosis import category_gaps
     from btdnet.ablation.plan import RESULT_NAME
+    from btdnet.ablation.rescore import EXPRESSION_KEY, SIZE_KEY, missing_records, score_records
     from btdnet.evaluation.relative_size import SIZE_THIRDS
 
     a, b = args.variants
     results = []
     for path in sorted((args.ablation / "runs").glob(f"*/seed-*/{RESULT_NAME}")):
         result = json.loads(path.read_text(encoding="utf-8"))
-        if result.get("variant") in (a, b) and not all(k in result for k in RESCORED_KEYS):
-            scores = _rescored(path.parent, args.ablation / "data")
+        if result.get("variant") in (a, b) and missing_records(result):
+            scores = score_records(path.parent, args.ablation / "data")
             if scores is not None:  # an older run: scored again from its kept checkpoint
                 result = {**scores, **result}
         results.append(result)
@@ -156,39 +157,9 @@ def _compare(args: argparse.Namespace) -> dict[str, Any]:
     return comparison
 
 
-EXPRESSION_KEY = "per_expression_mIoU"
-"""A run result's mean IoU per kind of expression (relation, position, colour, category)."""
-SIZE_KEY = "per_relative_size_mIoU"
-"""A run result's mean IoU per third of the test split by the target's share of the image."""
-RESCORED_KEYS = (EXPRESSION_KEY, SIZE_KEY)
-"""Records an older run may lack, scored again from its kept checkpoint."""
-
-
 def _in_order(gaps: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """``gaps`` in the order of ``names`` (sizes read smallest first, not by gap)."""
     return {name: gaps[name] for name in names if name in gaps}
-
-
-def _rescored(run: Path, data_root: Path) -> dict[str, dict[str, float]] | None:
-    """Mean IoU per kind of expression and per size third of a finished run, from its kept
-    ``best`` checkpoint on the ablation's test split; None when the run kept no checkpoint."""
-    from btdnet.engine.accelerator import make_accelerator
-    from btdnet.evaluation.checkpoint_scores import load_test_split, score_dataset
-    from btdnet.evaluation.expression_types import expression_scores
-    from btdnet.evaluation.relative_size import relative_size_scores
-    from btdnet.models import load_model
-
-    best = run / "train" / "checkpoints" / "best"
-    if not best.is_dir():
-        return None
-    accelerator = make_accelerator()
-    model = load_model(best).to(accelerator.device)
-    test = load_test_split(model, data_root)
-    ious = score_dataset(model, test, accelerator, 32)["sample_ious"]
-    return {
-        EXPRESSION_KEY: expression_scores(test, ious),
-        SIZE_KEY: relative_size_scores(test, ious),
-    }
 
 
 def _summary(report: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ METRICS: tuple[tuple[str, str], ...] = (
     ("Pr@0.7", "Pr@0.7"),
     ("Pr@0.9", "Pr@0.9"),
     ("BF", "boundary F"),
+    ("per_expression_mIoU.position", "position mIoU"),
+    ("per_expression_mIoU.relation", "relation mIoU"),
     ("swap_drop", "swap drop"),
     ("train_seconds", "train s"),
     ("train_cpu_seconds", "train CPU s"),
@@ -65,14 +67,18 @@ TIME_KEYS = ("train_seconds", "train_cpu_seconds")
 
 
 def run_value(result: Mapping[str, Any], key: str) -> Any:
-    """``result[key]`` (None when absent); a training time only when it covers the whole run.
+    """``result[key]`` (None when absent; a dotted key reads a nested record); a training time
+    only when it covers the whole run.
 
     A run resumed before checkpoints carried the time of earlier parts recorded only the last
     part's time (no ``train_seconds_last_part`` key, ``resumed`` true): None for it.
     """
     if key in TIME_KEYS and result.get("resumed") and "train_seconds_last_part" not in result:
         return None
-    return result.get(key)
+    value: Any = result
+    for part in key.split("."):  # "per_expression_mIoU.position": a nested record
+        value = value.get(part) if isinstance(value, Mapping) else None
+    return value
 
 
 def summarise_runs(
@@ -154,7 +160,9 @@ def format_markdown(summary: Mapping[str, Any], *, title: str = "Ablation") -> s
         "Mean ± sample standard deviation over seeds (test split, percentages; times in "
         "seconds). `swap drop`: oIoU with the true expressions minus oIoU with each expression "
         "swapped for another object's of the same image, on the samples that have such a "
-        "partner. A gap is called only when it exceeds the sum of the two spreads.",
+        "partner. `position mIoU`, `relation mIoU`: mean IoU over the test expressions that "
+        "give a position, a relation (btdnet/evaluation/expression_types.py). A gap is called "
+        "only when it exceeds the sum of the two spreads.",
     ]
     return "\n".join(lines) + "\n"
 

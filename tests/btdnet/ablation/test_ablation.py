@@ -93,6 +93,10 @@ def test_a_training_time_counts_only_when_it_covers_the_whole_run() -> None:
     older = {"variant": "a", "seed": 2, "train_seconds": 90.0, "resumed": True}  # last part
     assert [run_value(r, "train_seconds") for r in (whole, resumed, older)] == [500, 700, None]
     assert run_value(older, "oIoU") is None and run_value({"oIoU": 5.0}, "oIoU") == 5.0
+    nested = {"per_expression_mIoU": {"position": 40.0}}
+    assert run_value(nested, "per_expression_mIoU.position") == 40.0
+    assert run_value(nested, "per_expression_mIoU.relation") is None
+    assert run_value({"per_expression_mIoU": 3.0}, "per_expression_mIoU.position") is None
     summary = summarise_runs([whole, resumed, older], [("a", "")], reference="a")
     assert summary["variants"][0]["metrics"]["train_seconds"]["mean"] == pytest.approx(600.0)
     last = format_run_list([older], ["a"]).splitlines()[-1]
@@ -343,6 +347,18 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     sizes = {name: row["full"] for name, row in gaps["per_relative_size"].items()}
     assert sizes == pytest.approx(thirds) and list(sizes) == list(thirds)  # smallest first
     assert (tmp_path / "diag" / "comparison.png").stat().st_size > 0
+    # the ablation tool adds the missing records to the run's result.json, to the same values
+    table_only = ["--out", str(out), "--table-only", "--no-progress", "--fill-records"]
+    assert ablation_cli.main(table_only) == 0
+    filled = json.loads(path.read_text())
+    assert filled["per_expression_mIoU"] == pytest.approx(recorded)
+    assert filled["per_relative_size_mIoU"] == pytest.approx(thirds)
+    assert filled["records_added"] == ["per_expression_mIoU", "per_relative_size_mIoU"]
+    assert filled["oIoU"] == full["oIoU"]  # the rest as it was
+    row = json.loads((out / "ablation.json").read_text())["variants"][0]
+    position = row["metrics"]["per_expression_mIoU.position"]["mean"]
+    expected = recorded.get("position")  # None when the tiny test split has no such expression
+    assert position == (None if expected is None else pytest.approx(expected))
     # names not in the folder (the sweep's runs are demo@lr1 ...): one line, exit 1
     wrong = ["--ablation", str(out), "--variants", "full@lr1", "family_baseline"]
     assert diagnose_main([*wrong, "--out", str(tmp_path / "diag2")]) == 1
