@@ -32,6 +32,9 @@ METRICS: tuple[tuple[str, str], ...] = (
 )
 """(result key, column title) of every reported metric, in table order."""
 
+VERDICT_METRICS = ("oIoU", "mIoU", "Pr@0.9", "BF", "per_expression_mIoU.position")
+"""The metrics each variant's gap to the reference is judged on (the table's second part)."""
+
 
 def mean_and_spread(values: Sequence[float]) -> dict[str, Any]:
     """``n``, ``mean``, ``std`` (sample, ddof=1; None for n < 2), ``min``, ``max`` of values.
@@ -75,10 +78,11 @@ def run_value(result: Mapping[str, Any], key: str) -> Any:
     """
     if key in TIME_KEYS and result.get("resumed") and "train_seconds_last_part" not in result:
         return None
-    value: Any = result
-    for part in key.split("."):  # "per_expression_mIoU.position": a nested record
-        value = value.get(part) if isinstance(value, Mapping) else None
-    return value
+    if key in result:  # "Pr@0.9" is a key, dot and all
+        return result[key]
+    record, _, name = key.partition(".")  # "per_expression_mIoU.position": a nested record
+    nested = result.get(record) if name else None
+    return nested.get(name) if isinstance(nested, Mapping) else None
 
 
 def summarise_runs(
@@ -116,11 +120,13 @@ def summarise_runs(
     by_name = {row["name"]: row for row in rows}
     for row in rows:
         ref = by_name.get(reference)
-        row["vs_reference"] = (
-            compare(ref["metrics"]["oIoU"], row["metrics"]["oIoU"])
+        gaps = (
+            {key: compare(ref["metrics"][key], row["metrics"][key]) for key in VERDICT_METRICS}
             if ref is not None and row["name"] != reference
             else None
         )
+        row["vs_reference"] = None if gaps is None else gaps["oIoU"]
+        row["gaps"] = gaps
     return {"metrics": [k for k, _ in METRICS], "reference": reference, "variants": rows}
 
 
@@ -132,8 +138,7 @@ def _cell(stats: Mapping[str, Any], digits: int) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
-def _verdict(row: Mapping[str, Any]) -> str:
-    cmp = row["vs_reference"]
+def _verdict(cmp: Mapping[str, Any] | None) -> str:
     if cmp is None:
         return "(reference)"
     if cmp["gap"] is None:
@@ -142,6 +147,16 @@ def _verdict(row: Mapping[str, Any]) -> str:
         return f"{cmp['gap']:+.2f} (fewer than 2 seeds: not judged)"
     word = "exceeds" if cmp["called"] else "within"
     return f"{cmp['gap']:+.2f} ({word} the spread {cmp['spread']:.2f})"
+
+
+def _short_verdict(cmp: Mapping[str, Any]) -> str:
+    """``+3.10 called`` / ``-0.40 within 2.10`` / ``+1.00 (1 seed)`` / ``–``."""
+    if cmp["gap"] is None:
+        return "–"
+    if cmp["called"] is None:
+        return f"{cmp['gap']:+.2f} (1 seed)"
+    word = "**called**" if cmp["called"] else f"within {cmp['spread']:.2f}"
+    return f"{cmp['gap']:+.2f} {word}"
 
 
 def format_markdown(summary: Mapping[str, Any], *, title: str = "Ablation") -> str:
@@ -154,7 +169,23 @@ def format_markdown(summary: Mapping[str, Any], *, title: str = "Ablation") -> s
         digits = {k: 0 if k.endswith("seconds") else 2 for k in keys}
         cells = [_cell(row["metrics"][k], digits[k]) for k in keys]
         seeds = ",".join(str(s) for s in row["seeds"]) or "–"
-        lines.append("| " + " | ".join([row["name"], seeds, *cells, _verdict(row)]) + " |")
+        lines.append(
+            "| " + " | ".join([row["name"], seeds, *cells, _verdict(row["vs_reference"])]) + " |"
+        )
+    judged = [row for row in summary["variants"] if row.get("gaps")]
+    if judged:
+        heads = [titles[k] for k in VERDICT_METRICS]
+        lines += [
+            "",
+            f"Gap of each variant's mean to {summary['reference']}'s, judged on each measure "
+            "(called: beyond the sum of the two spreads):",
+            "",
+            "| variant | " + " | ".join(heads) + " |",
+            "|" + "---|" * (len(heads) + 1),
+        ]
+        for row in judged:
+            cells = [_short_verdict(row["gaps"][k]) for k in VERDICT_METRICS]
+            lines.append("| " + " | ".join([row["name"], *cells]) + " |")
     lines += [
         "",
         "Mean ± sample standard deviation over seeds (test split, percentages; times in "

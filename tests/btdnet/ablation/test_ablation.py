@@ -97,6 +97,7 @@ def test_a_training_time_counts_only_when_it_covers_the_whole_run() -> None:
     assert run_value(nested, "per_expression_mIoU.position") == 40.0
     assert run_value(nested, "per_expression_mIoU.relation") is None
     assert run_value({"per_expression_mIoU": 3.0}, "per_expression_mIoU.position") is None
+    assert run_value({"Pr@0.9": 7.0, "Pr@0": {"9": 1.0}}, "Pr@0.9") == 7.0  # a key with a dot
     summary = summarise_runs([whole, resumed, older], [("a", "")], reference="a")
     assert summary["variants"][0]["metrics"]["train_seconds"]["mean"] == pytest.approx(600.0)
     last = format_run_list([older], ["a"]).splitlines()[-1]
@@ -137,6 +138,18 @@ def test_table_holds_mean_spread_and_verdicts() -> None:
     assert "| full | 0,1,2 | 53.00 ± 3.61 | 43.00 ± 3.61 |" in text
     assert "-12.00 (exceeds the spread 4.61)" in text
     assert "| tiny_gap | – |" in text
+    # the second part judges each measure: mIoU called, Pr@0.9 level (no spread), BF unrecorded,
+    # position mean IoU -6 within sd 1 + sd 13.23 (values 60, 61, 62 against 50, 70, 45)
+    for run, position in zip(results, (60.0, 61.0, 62.0, 50.0, 70.0, 45.0), strict=True):
+        run["per_expression_mIoU"] = {"position": position}
+    summary = summarise_runs(results, variants)
+    assert summary["variants"][1]["gaps"]["per_expression_mIoU.position"]["gap"] == -6.0
+    text = format_markdown(summary, title="t")
+    assert "| dmols_off | -12.00 **called** | -12.00 **called** | +0.00 within 0.00 | – | " in text
+    assert "| full | 0,1,2 | 53.00 ± 3.61 | 43.00 ± 3.61 | 40.00 ± 0.00 |" in text  # Pr@0.5
+    judged = [line for line in text.splitlines() if line.startswith("| dmols_off | -12.00 **")]
+    assert len(judged) == 1 and judged[0].endswith("| -6.00 within 14.23 |")
+    assert "| tiny_gap | – | – | – | – | – |" in text
 
 
 # ---------------------------------------------------------------- variants and plan
