@@ -151,7 +151,7 @@ def swept_variants(
             mine, base, show_progress=args.progress, keep_checkpoints=args.keep_checkpoints
         )
     results = runner.collect_results(args.out)
-    chosen, missing = choose_factors(results, variants, factors)
+    chosen, missing = choose_factors(results, variants, factors, seed=args.sweep_seed)
     text = format_sweep(results, variants, factors, chosen, base_lr=base_lr, seed=args.sweep_seed)
     write_text_atomic(args.out / "lr_sweep.md", text)
     if missing:

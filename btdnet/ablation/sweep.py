@@ -34,6 +34,11 @@ def at_factor(variant: AblationVariant, factor: float, base_lr: float) -> Ablati
     )
 
 
+def sweep_scores(results: Sequence[Mapping[str, Any]], seed: int) -> dict[str, Any]:
+    """``{swept variant name: best validation oIoU}`` of the runs at the sweep ``seed``."""
+    return {r["variant"]: r.get("best_val_oIoU") for r in results if r.get("seed") == seed}
+
+
 def sweep_runs(
     variants: Sequence[AblationVariant], factors: Sequence[float], base_lr: float
 ) -> list[AblationVariant]:
@@ -55,13 +60,17 @@ def choose_factors(
     results: Sequence[Mapping[str, Any]],
     variants: Sequence[AblationVariant],
     factors: Sequence[float],
+    *,
+    seed: int,
 ) -> tuple[dict[str, float], list[str]]:
-    """Each variant's factor with the best validation oIoU among the sweep's results.
+    """Each variant's factor with the best validation oIoU among the sweep's runs (the
+    results of ``seed``, the sweep seed: the table's other seeds, which run at the chosen rate
+    later, never change the choice).
 
     Ties go to the factor closest to 1 (the base rate), then to the smaller one. Returns
     ``({variant: factor}, [variants whose sweep is not finished])``.
     """
-    score = {r["variant"]: r.get("best_val_oIoU") for r in results}
+    score = sweep_scores(results, seed)
     chosen: dict[str, float] = {}
     missing: list[str] = []
     for variant in variants:
@@ -83,7 +92,7 @@ def format_sweep(
     seed: int,
 ) -> str:
     """The sweep as Markdown: validation oIoU per variant and factor, the choice in bold."""
-    score = {r["variant"]: r.get("best_val_oIoU") for r in results}
+    score = sweep_scores(results, seed)
     header = " | ".join(f"x{f:g} ({base_lr * f:.3g})" for f in factors)
     lines = [
         f"Learning-rate sweep at seed {seed}: best validation oIoU of each run (val split; "
@@ -108,5 +117,6 @@ __all__ = [
     "choose_factors",
     "format_sweep",
     "sweep_runs",
+    "sweep_scores",
     "swept_name",
 ]

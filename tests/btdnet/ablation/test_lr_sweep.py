@@ -16,8 +16,8 @@ from tests.btdnet.ablation.test_ablation import _tiny_config
 DEMO, BASE = KNOWN_VARIANTS["demo"], KNOWN_VARIANTS["family_baseline"]
 
 
-def _result(name: str, val: float | None) -> dict:
-    return {"variant": name, "seed": 0, "best_val_oIoU": val}
+def _result(name: str, val: float | None, seed: int = 0) -> dict:
+    return {"variant": name, "seed": seed, "best_val_oIoU": val}
 
 
 def test_each_variant_keeps_its_best_validation_factor():
@@ -29,24 +29,39 @@ def test_each_variant_keeps_its_best_validation_factor():
         _result("family_baseline@lr1", 49.0),
         _result("family_baseline@lr2", 30.0),
     ]
-    chosen, missing = choose_factors(results, [DEMO, BASE], [0.5, 1.0, 2.0])
+    chosen, missing = choose_factors(results, [DEMO, BASE], [0.5, 1.0, 2.0], seed=0)
     assert chosen == {"demo": 2.0, "family_baseline": 0.5} and missing == []
 
 
 def test_ties_go_to_the_base_rate_then_to_the_smaller_factor():
     tie_with_one = [_result("demo@lr0.5", 40.0), _result("demo@lr1", 40.0)]
     tie_with_one.append(_result("demo@lr2", 40.0))
-    assert choose_factors(tie_with_one, [DEMO], [0.5, 1.0, 2.0])[0] == {"demo": 1.0}
+    assert choose_factors(tie_with_one, [DEMO], [0.5, 1.0, 2.0], seed=0)[0] == {"demo": 1.0}
     # 0.5 is closer to the base rate than 2 is (distance 0.5 against 1)
     tie = [_result("demo@lr0.5", 40.0), _result("demo@lr2", 40.0), _result("demo@lr1", 3.0)]
-    assert choose_factors(tie, [DEMO], [0.5, 1.0, 2.0])[0] == {"demo": 0.5}
+    assert choose_factors(tie, [DEMO], [0.5, 1.0, 2.0], seed=0)[0] == {"demo": 0.5}
     equal_distance = [_result("demo@lr0.5", 7.0), _result("demo@lr1.5", 7.0)]
-    assert choose_factors(equal_distance, [DEMO], [1.5, 0.5])[0] == {"demo": 0.5}
+    assert choose_factors(equal_distance, [DEMO], [1.5, 0.5], seed=0)[0] == {"demo": 0.5}
+
+
+def test_only_the_sweep_seed_decides():
+    # the table's later seeds run at the chosen rate; one that did worse on val (demo@lr0.5,
+    # seed 1) must not move the choice, nor a sweep seed's run stand in for another seed's
+    results = [
+        _result("demo@lr0.5", 60.0),
+        _result("demo@lr1", 55.0),
+        _result("demo@lr2", 50.0),
+        _result("demo@lr0.5", 40.0, seed=1),
+    ]
+    assert choose_factors(results, [DEMO], [0.5, 1.0, 2.0], seed=0)[0] == {"demo": 0.5}
+    assert choose_factors(results, [DEMO], [0.5, 1.0, 2.0], seed=1) == ({}, ["demo"])
+    text = format_sweep(results, [DEMO], [0.5, 1.0, 2.0], {"demo": 0.5}, base_lr=1e-3, seed=0)
+    assert "| demo | **60.00** | 55.00 | 50.00 |" in text
 
 
 def test_an_unfinished_sweep_chooses_nothing_for_that_variant():
     results = [_result("demo@lr0.5", 40.0), _result("family_baseline@lr0.5", 1.0)]
-    chosen, missing = choose_factors(results, [DEMO, BASE], [0.5, 1.0])
+    chosen, missing = choose_factors(results, [DEMO, BASE], [0.5, 1.0], seed=0)
     assert chosen == {} and missing == ["demo", "family_baseline"]
 
 
@@ -62,7 +77,7 @@ def test_a_swept_variant_sets_the_rate_after_its_own_overrides():
     assert swept.name == "demo@lr0.5"
     assert swept.overrides == (*DEMO.overrides, "train.lr=0.0007")
     text = format_sweep(
-        [_result("demo@lr0.5", 40.0), _result("demo@lr1", 41.5)],
+        [_result("demo@lr0.5", 40.0, seed=3), _result("demo@lr1", 41.5, seed=3)],
         [DEMO],
         [0.5, 1.0],
         {"demo": 1.0},
