@@ -29,6 +29,7 @@ from btdnet.engine.trainer import Trainer
 from btdnet.evaluation.checkpoint_scores import score_checkpoint
 from btdnet.evaluation.expression_types import expression_scores
 from btdnet.evaluation.relative_size import relative_size_scores
+from btdnet.provenance import code_version
 from btdnet.safe_write import write_text_atomic
 from btdnet.task import ReferringTask
 
@@ -181,6 +182,7 @@ def run_one(
         "swapped_samples": swapped["samples"],
         **training,
         "worker": worker,
+        "code": code_version(),
     }
     write_text_atomic(spec.result_path, json.dumps(result, indent=2) + "\n")
     if not keep_checkpoints:

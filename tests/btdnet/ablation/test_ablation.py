@@ -32,6 +32,7 @@ from btdnet.ablation import (
 from btdnet.ablation import cli as ablation_cli
 from btdnet.ablation import runner as ablation_runner
 from btdnet.engine.config import apply_overrides
+from btdnet.provenance import code_version
 from btdnet.task import ReferringConfig
 
 # ---------------------------------------------------------------- statistics (hand values)
@@ -318,6 +319,7 @@ def test_ablation_runs_tabulates_and_never_repeats_a_finished_run(
     row = table["variants"][0]
     assert row["metrics"]["oIoU"]["mean"] == pytest.approx(full["oIoU"])
     assert full["swap_drop"] == pytest.approx(full["oIoU_swap_subset"] - full["oIoU_swapped"])
+    assert full["code"] == code_version()  # which code made it
     assert (out / "ablation.png").stat().st_size > 0 and "full" in (out / "ablation.md").read_text()
     assert (out / "runs.md").read_text().count("\n| full | - | 0 |") == 1
 
