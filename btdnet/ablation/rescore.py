@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from btdnet.ablation.plan import RESULT_NAME
+from btdnet.ablation.plan import RESULT_NAME, read_result
 from btdnet.safe_write import write_text_atomic
 
 EXPRESSION_KEY = "per_expression_mIoU"
@@ -30,14 +30,24 @@ def missing_records(result: Mapping[str, Any]) -> list[str]:
     return [key for key in LATER_RECORDS if key not in result]
 
 
+def later_records(dataset: Any, sample_ious: Any) -> dict[str, dict[str, float]]:
+    """The later records of a test split's per-sample IoUs: what a run records when it
+    finishes and what :func:`score_records` adds to an older run (one computation for both)."""
+    from btdnet.evaluation.expression_types import expression_scores
+    from btdnet.evaluation.relative_size import relative_size_scores
+
+    return {
+        EXPRESSION_KEY: expression_scores(dataset, sample_ious),
+        SIZE_KEY: relative_size_scores(dataset, sample_ious),
+    }
+
+
 def score_records(run: Path, data_root: Path) -> dict[str, dict[str, float]] | None:
     """Every later record of the finished run in folder ``run`` (``.../seed-<k>``), scored from
     its kept ``best`` checkpoint on the test split under ``data_root``; None when the run kept
     no checkpoint."""
     from btdnet.engine.accelerator import make_accelerator
     from btdnet.evaluation.checkpoint_scores import load_test_split, score_dataset
-    from btdnet.evaluation.expression_types import expression_scores
-    from btdnet.evaluation.relative_size import relative_size_scores
     from btdnet.models import load_model
 
     best = run / "train" / "checkpoints" / "best"
@@ -46,11 +56,7 @@ def score_records(run: Path, data_root: Path) -> dict[str, dict[str, float]] | N
     accelerator = make_accelerator()
     model = load_model(best).to(accelerator.device)
     test = load_test_split(model, data_root)
-    ious = score_dataset(model, test, accelerator, 32)["sample_ious"]
-    return {
-        EXPRESSION_KEY: expression_scores(test, ious),
-        SIZE_KEY: relative_size_scores(test, ious),
-    }
+    return later_records(test, score_dataset(model, test, accelerator, 32)["sample_ious"])
 
 
 def fill_missing_records(
@@ -63,7 +69,7 @@ def fill_missing_records(
     filled: list[Path] = []
     left: list[Path] = []
     for path in sorted((out / "runs").glob(f"*/seed-*/{RESULT_NAME}")):
-        result = json.loads(path.read_text(encoding="utf-8"))
+        result = read_result(path)  # a file that is not a result: one line naming it
         lacking = missing_records(result)
         if not lacking:
             continue
@@ -85,6 +91,7 @@ __all__ = [
     "LATER_RECORDS",
     "SIZE_KEY",
     "fill_missing_records",
+    "later_records",
     "missing_records",
     "score_records",
 ]

@@ -22,13 +22,12 @@ from btdnet.ablation.plan import (
     read_result,
     run_state,
 )
+from btdnet.ablation.rescore import later_records
 from btdnet.ablation.table import format_run_list, summarise_runs, write_tables
 from btdnet.ablation.variants import KNOWN_VARIANTS, AblationVariant
 from btdnet.engine.config import apply_overrides, load_config
 from btdnet.engine.trainer import Trainer
 from btdnet.evaluation.checkpoint_scores import score_checkpoint
-from btdnet.evaluation.expression_types import expression_scores
-from btdnet.evaluation.relative_size import relative_size_scores
 from btdnet.provenance import code_version
 from btdnet.safe_write import write_text_atomic
 from btdnet.task import ReferringTask
@@ -173,8 +172,7 @@ def run_one(
         "BF": true["BF"],
         "per_category": {name: row["oIoU"] for name, row in true["per_category"].items()},
         "per_size": {name: row["oIoU"] for name, row in true["per_size"].items()},
-        "per_expression_mIoU": expression_scores(scores["dataset"], true["sample_ious"]),
-        "per_relative_size_mIoU": relative_size_scores(scores["dataset"], true["sample_ious"]),
+        **later_records(scores["dataset"], true["sample_ious"]),
         "samples": true["samples"],
         "oIoU_swapped": swapped["oIoU"],
         "oIoU_swap_subset": subset["oIoU"],

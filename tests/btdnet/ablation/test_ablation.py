@@ -423,3 +423,15 @@ def test_two_processes_take_one_variant_each(tmp_path: Path) -> None:
     assert workers == {"full": 0, "family_baseline": 1}
     config_saved = yaml.safe_load((out / "runs/full/seed-0/train/config.yaml").read_text())
     assert config_saved["model"]["overrides"]["use_dmols"] is True
+
+
+def test_fill_records_names_a_result_file_that_is_not_one(tmp_path: Path) -> None:
+    from btdnet.ablation.plan import AblationFolderError
+    from btdnet.ablation.rescore import fill_missing_records
+
+    broken = tmp_path / "runs" / "full" / "seed-0" / "result.json"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("{not json")
+    with pytest.raises(AblationFolderError, match=r"result\.json: unreadable run result"):
+        fill_missing_records(tmp_path, report=lambda line: None)
+    assert broken.read_text() == "{not json"  # left as it was
