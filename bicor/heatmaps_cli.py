@@ -18,7 +18,7 @@ from bicor.heatmaps import MODES, compute_heatmaps, save_heatmaps
 from bicor.models import load_bicor
 from bicor.predict.cli import pick_device
 from btdnet.cli_options import add_device_option
-from btdnet.predict.image_io import ImageReadError, read_image
+from btdnet.raster.image_io import ImageReadError, read_image
 
 
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:

@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> dict:
     from bicor.predict.outputs import write_outputs
     from bicor.predict.palette import palette_for
     from bicor.predict.scene import SegmentOptions
-    from btdnet.predict.scene.source import SceneSource
+    from btdnet.raster.source import SceneSource
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -163,7 +163,7 @@ def _run(args: argparse.Namespace) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bicor-predict``; returns the exit status."""
     args = build_parser().parse_args(argv)
-    from btdnet.predict.image_io import ImageReadError
+    from btdnet.raster.image_io import ImageReadError
 
     try:
         record = _run(args)

@@ -29,9 +29,9 @@ from PIL import Image
 from bicor.data.palettes import Palette
 from bicor.predict.overlay import Thumbnail, render_class_overlay
 from bicor.predict.scene import NODATA, SegmentOptions, SegmentResult, segment_image, tile_grid
-from btdnet.predict.geo import GeoReference, require_rasterio
-from btdnet.predict.image_io import TIFF_SUFFIXES
-from btdnet.predict.scene.source import SceneSource
+from btdnet.raster.geo import GeoReference, require_rasterio
+from btdnet.raster.image_io import TIFF_SUFFIXES
+from btdnet.raster.source import SceneSource
 from btdnet.safe_write import atomic_outputs
 
 BLOCK = 256

@@ -1,6 +1,6 @@
 """A BiCoR-Seg class map of an image of any size, tile by tile, in bounded memory.
 
-The image is read window by window (:class:`btdnet.predict.scene.source.SceneSource`: GeoTIFFs
+The image is read window by window (:class:`btdnet.raster.source.SceneSource`: GeoTIFFs
 by windows, other formats decoded whole; bands, bit depth and nodata as in btdnet's scene
 mode) and cut into square tiles on btdnet's tile grid (:mod:`btdnet.tiling`: ``auto`` = the
 model's input side, overlap one eighth of a tile by default). Each row of tiles runs in
@@ -26,7 +26,7 @@ import torch
 
 from bicor.tta import TestTimeAugment
 from btdnet.normalization import normalize_array
-from btdnet.predict.scene.source import SceneSource
+from btdnet.raster.source import SceneSource
 from btdnet.tiling import (
     DEFAULT_SCENE_MAX_PIXELS,
     DEFAULT_SCENE_MAX_TILES,

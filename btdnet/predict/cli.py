@@ -24,7 +24,6 @@ from btdnet.cli_options import (
     add_progress_option,
 )
 from btdnet.errors import one_line
-from btdnet.predict.image_io import DEFAULT_MAX_PIXELS
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
 from btdnet.predict.reporting import (
     EXIT_FATAL,
@@ -40,6 +39,7 @@ from btdnet.predict.reporting import (
 )
 from btdnet.predict.scene.cli import add_scene_arguments, check_scene_arguments, run_scene_mode
 from btdnet.predict.vectors import VectorOptions, add_vector_arguments, vector_options
+from btdnet.raster.image_io import DEFAULT_MAX_PIXELS
 from btdnet.text import clean_expression
 
 DESCRIPTION = """\
@@ -186,7 +186,7 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _check_image_arguments(args: argparse.Namespace) -> None:
     """Parse ``--bands`` and ``--stretch`` into ``args.band_numbers`` / ``args.stretch_rule``."""
-    from btdnet.predict.bands import BandsError, parse_bands, parse_stretch
+    from btdnet.raster.bands import BandsError, parse_bands, parse_stretch
 
     try:
         args.band_numbers = parse_bands(args.bands)
@@ -339,7 +339,7 @@ def _choose(predictor: Any, path: Path, args: argparse.Namespace | None) -> Mode
     ``args`` None: whole-image mode forced; else the rule of :mod:`btdnet.predict.mode`,
     unless ``args.whole_image``.
     """
-    from btdnet.predict.image_io import ImageReadError, image_size
+    from btdnet.raster.image_io import ImageReadError, image_size
 
     try:
         height, width = image_size(path)
@@ -366,8 +366,8 @@ def run_jobs(
     (the command line), an image the rule of :mod:`btdnet.predict.mode` sends to scene mode is
     announced and predicted tile by tile (``--whole-image``: warned about).
     """
-    from btdnet.predict.image_io import read_image
     from btdnet.predict.scene.cli import run_scene_job
+    from btdnet.raster.image_io import read_image
 
     for run in _runs_by_image(jobs):
         choice = _choose(predictor, run[0].image, args)

@@ -17,12 +17,12 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.geo import write_geojson, write_mask_geotiff
-from btdnet.predict.image_io import LoadedImage, write_mask_png
 from btdnet.predict.overlay import render_overlay
 from btdnet.predict.predictor import Prediction
 from btdnet.predict.vectors import VectorOptions, mask_to_geojson
 from btdnet.presence import presence_note
+from btdnet.raster.geo import write_geojson, write_mask_geotiff
+from btdnet.raster.image_io import LoadedImage, write_mask_png
 from btdnet.safe_write import atomic_output
 
 SLUG_MAX_LENGTH = 40

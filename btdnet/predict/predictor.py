@@ -35,7 +35,6 @@ from btdnet.data.tokenize import tokenize_expression
 from btdnet.data.transforms import image_to_tensor
 from btdnet.engine.accelerator import resolve_mixed_precision
 from btdnet.precision import MIXED_PRECISION_CHOICES, canonical_precision
-from btdnet.predict.image_io import LoadedImage, bands_to_rgb, read_image
 from btdnet.presence import (
     check_presence_threshold,
     output_present,
@@ -43,6 +42,7 @@ from btdnet.presence import (
     present_answer,
     resolve_presence_threshold,
 )
+from btdnet.raster.image_io import LoadedImage, bands_to_rgb, read_image
 from btdnet.text import clean_expression
 
 AMP_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -303,8 +303,8 @@ class Predictor:
         """Preprocess an image once for all following :meth:`predict` calls.
 
         Args:
-            image: a file path (read with :func:`~btdnet.predict.image_io.read_image`), a PIL
-                image, a :class:`~btdnet.predict.image_io.LoadedImage`, or an array (H, W),
+            image: a file path (read with :func:`~btdnet.raster.image_io.read_image`), a PIL
+                image, a :class:`~btdnet.raster.image_io.LoadedImage`, or an array (H, W),
                 (H, W, 3) or (H, W, 4): uint8 used as is, other types stretched 2-98 percent.
         """
         rgb = _to_pil_rgb(image)
@@ -455,7 +455,7 @@ class Predictor:
         this call's, else the predictor's; ``vectors``: a
         :class:`~btdnet.predict.vectors.VectorOptions`, default WGS 84 GeoJSON; ``limits``:
         ``max_pixels`` / ``max_tiles`` other than the defaults, ``None`` for none; ``bands``,
-        ``stretch``: :mod:`btdnet.predict.bands`, as for a whole image). Returns a
+        ``stretch``: :mod:`btdnet.raster.bands`, as for a whole image). Returns a
         :class:`~btdnet.predict.scene.SceneResult` (``record``: the JSON line; ``files``).
         """
         from btdnet.predict.scene.pipeline import SceneOptions, predict_scene

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from btdnet.predict.geo import GEO_INSTALL_HINT, GeoReference, require_rasterio
+from btdnet.raster.geo import GEO_INSTALL_HINT, GeoReference, require_rasterio
 
 GEOJSON_CRS = ("wgs84", "native")
 WGS84 = "EPSG:4326"

@@ -25,11 +25,11 @@ import numpy as np
 from PIL import Image
 
 from btdnet.colormap import colorize
-from btdnet.predict.geo import write_mask_geotiff
-from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Prediction
 from btdnet.predict.vectors import mask_to_geojson
 from btdnet.presence import presence_note
+from btdnet.raster.geo import write_mask_geotiff
+from btdnet.raster.image_io import LoadedImage
 
 PREVIEW_MAX_SIDE = 1024
 

@@ -22,9 +22,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from btdnet.colormap import overlay_scheme
 from btdnet.errors import one_line
-from btdnet.predict.bands import BandsError, parse_bands, parse_stretch
 from btdnet.predict.mode import SCENE, ModeChoice, choose_mode
-from btdnet.predict.scene.source import NotGeoreferencedWarning
+from btdnet.raster.bands import BandsError, parse_bands, parse_stretch
+from btdnet.raster.source import NotGeoreferencedWarning
 from btdnet.serve.answers import image_answer, prediction_answer, preview_base64
 from btdnet.serve.limits import BodySizeLimit
 from btdnet.serve.scene_jobs import SceneJob, SceneLimits, SceneTimeoutError, TileError, parse_tile

@@ -19,9 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from btdnet.errors import one_line
-from btdnet.predict.bands import BandsError, Stretch
-from btdnet.predict.image_io import ImageReadError
 from btdnet.presence import presence_note
+from btdnet.raster.bands import BandsError, Stretch
+from btdnet.raster.image_io import ImageReadError
 from btdnet.serve.answers import png_base64
 from btdnet.tiling import SceneTooLargeError
 

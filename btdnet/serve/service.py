@@ -19,8 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Prediction, Predictor
+from btdnet.raster.image_io import LoadedImage
 
 
 class QueueFullError(RuntimeError):

@@ -1,8 +1,8 @@
-"""An uploaded image's bytes -> :class:`~btdnet.predict.image_io.LoadedImage`.
+"""An uploaded image's bytes -> :class:`~btdnet.raster.image_io.LoadedImage`.
 
 The server never opens a path named in a request. The upload's bytes are written to a fresh
 private temporary folder under a fixed name whose suffix comes from the bytes' own signature
-(TIFF or not), then read with :func:`btdnet.predict.image_io.read_image`, so that an upload is
+(TIFF or not), then read with :func:`btdnet.raster.image_io.read_image`, so that an upload is
 read exactly like a file given to ``btdnet-predict`` (bands, bit depth, EXIF orientation,
 GeoTIFF georeference, and every check that reader makes). The client's file name is used only
 in messages, reduced to its last component.
@@ -14,9 +14,9 @@ import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from btdnet.errors import one_line
-from btdnet.predict.bands import Stretch
-from btdnet.predict.geo import GeoDependencyError
-from btdnet.predict.image_io import ImageReadError, LoadedImage, image_size, read_image
+from btdnet.raster.bands import Stretch
+from btdnet.raster.geo import GeoDependencyError
+from btdnet.raster.image_io import ImageReadError, LoadedImage, image_size, read_image
 
 # File signatures of the formats the predictor reads.
 _SIGNATURES: dict[bytes, str] = {

@@ -21,7 +21,7 @@ from bicor.data.palettes import ISPRS_PALETTE
 from bicor.predict.cli import main
 from bicor.predict.palette import palette_for
 from bicor.predict.scene import SegmentOptions, segment_image
-from btdnet.predict.scene.source import SceneSource
+from btdnet.raster.source import SceneSource
 
 rasterio = pytest.importorskip("rasterio")
 

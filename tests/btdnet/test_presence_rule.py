@@ -17,10 +17,10 @@ from btdnet.evaluation.presence_calibration import PresenceRow, rows_at_threshol
 from btdnet.evaluation.referring_eval import answer_logits
 from btdnet.models import build_model
 from btdnet.models.btdnet import BTDNetOutput
-from btdnet.predict.image_io import LoadedImage
 from btdnet.predict.predictor import Predictor
 from btdnet.predict.scene.rows import RowRunner
 from btdnet.presence import DEFAULT_PRESENCE_THRESHOLD, present_answer
+from btdnet.raster.image_io import LoadedImage
 from btdnet.serve.service import InferenceService, Job
 
 # sigmoid(0) is exactly 0.5: the middle sample sits on the default threshold ("present": >=).

@@ -1,6 +1,6 @@
 """Scene mode: a whole scene at native resolution, tile by tile.
 
-- :mod:`~btdnet.predict.scene.source` reads the scene window by window (rasterio);
+- :mod:`~btdnet.raster.source` reads the scene window by window (rasterio);
 - :mod:`btdnet.tiling` places the tiles and weighs their overlaps;
 - :mod:`~btdnet.predict.scene.rows` runs each row of tiles and writes it as a part;
 - :mod:`~btdnet.predict.scene.writer` streams the parts into the rasters and polygons;

@@ -165,11 +165,11 @@ def run_scene_job(
     problem. Raises :class:`FatalError` for a problem in ``single`` mode. ``alone``: this
     process runs the whole scene (the processes share whole scenes).
     """
-    from btdnet.predict.geo import GeoDependencyError
-    from btdnet.predict.image_io import ImageReadError
     from btdnet.predict.outputs import output_name
     from btdnet.predict.reporting import FatalError
     from btdnet.predict.scene.pipeline import SceneStateError, predict_scene
+    from btdnet.raster.geo import GeoDependencyError
+    from btdnet.raster.image_io import ImageReadError
 
     name = output_name(job.image, job.index, job.text)
     try:

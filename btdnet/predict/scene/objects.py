@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from btdnet.predict.geo import require_rasterio
+from btdnet.raster.geo import require_rasterio
 
 CHUNK_PIXELS = 1 << 20
 

@@ -8,7 +8,7 @@ Usage::
 
 How it works (each step in its own module):
 
-1. :mod:`~btdnet.predict.scene.source` reads the scene window by window (rasterio), with one
+1. :mod:`~btdnet.raster.source` reads the scene window by window (rasterio), with one
    percentile stretch for the whole scene and its nodata mask;
 2. :mod:`~btdnet.tiling` places square tiles (``auto`` = the model's input side, so
    tiles run at native resolution) with an overlap, and weighs them for a smooth blend;
@@ -36,10 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from btdnet.predict.bands import Stretch
 from btdnet.predict.scene.preview import render_preview
 from btdnet.predict.scene.rows import PartError, RowPart, RowRunner, part_path
-from btdnet.predict.scene.source import NotGeoreferencedWarning, SceneReadError, SceneSource
 from btdnet.predict.scene.state import (
     PartsLock,
     SceneStateError,
@@ -58,6 +56,8 @@ from btdnet.predict.scene.writer import (
 )
 from btdnet.predict.vectors import VectorOptions
 from btdnet.presence import check_presence_threshold
+from btdnet.raster.bands import Stretch
+from btdnet.raster.source import NotGeoreferencedWarning, SceneReadError, SceneSource
 from btdnet.safe_write import UnsafeOutputError, atomic_outputs, check_output_path
 from btdnet.tiling import (
     DEFAULT_SCENE_MAX_PIXELS,
@@ -89,7 +89,7 @@ class SceneOptions:
             target" (``None``: the predictor's threshold); models with a presence head only.
         vectors: how polygons are written (:mod:`btdnet.predict.vectors`).
         bands: 1-based band numbers read as R, G, B (or one, grey); None: the first three.
-        stretch: how values become 0..255 (:class:`~btdnet.predict.bands.Stretch`, default
+        stretch: how values become 0..255 (:class:`~btdnet.raster.bands.Stretch`, default
             ``auto``), as for a whole image.
     """
 
@@ -306,7 +306,7 @@ def _grid(source: SceneSource, options: SceneOptions, input_side: int) -> TileGr
 
 
 def _require_rasterio(image: str | Path) -> Any:
-    from btdnet.predict.geo import require_rasterio
+    from btdnet.raster.geo import require_rasterio
 
     return require_rasterio(f"{image}: scene prediction (--tile)")
 

@@ -19,8 +19,8 @@ import numpy as np
 from PIL import Image
 
 from btdnet.colormap import PREDICTION_COLOR
-from btdnet.predict.geo import require_rasterio
-from btdnet.predict.scene.source import SceneSource
+from btdnet.raster.geo import require_rasterio
+from btdnet.raster.source import SceneSource
 from btdnet.safe_write import atomic_output
 
 PREVIEW_MAX_SIDE = 1024

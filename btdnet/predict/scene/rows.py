@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from btdnet.normalization import normalize_array
-from btdnet.predict.scene.source import SceneSource
 from btdnet.presence import output_present
+from btdnet.raster.source import SceneSource
 from btdnet.safe_write import atomic_output
 from btdnet.tiling import RowBlend, TileGrid
 

@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from btdnet.predict.geo import GeoReference, require_rasterio
 from btdnet.predict.scene.objects import ObjectTable
 from btdnet.predict.scene.rows import RowPart, to_uint8_probability
 from btdnet.predict.vectors import GeoJsonFrame, VectorOptions, polish
+from btdnet.raster.geo import GeoReference, require_rasterio
 from btdnet.safe_write import check_output_path
 from btdnet.tiling import RowSplit, TileGrid, stitch
 

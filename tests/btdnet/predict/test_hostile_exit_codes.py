@@ -86,7 +86,7 @@ def test_read_only_output_folder_for_a_real_user(tmp_path, capsys, checkpoint) -
 
 
 def test_pixel_limit_of_one_is_not_reported_as_zero(tmp_path) -> None:
-    from btdnet.predict.image_io import ImageTooLargeError, read_image
+    from btdnet.raster.image_io import ImageTooLargeError, read_image
 
     path = _png(tmp_path / "small.png")
     with pytest.raises(ImageTooLargeError) as caught:
@@ -96,8 +96,8 @@ def test_pixel_limit_of_one_is_not_reported_as_zero(tmp_path) -> None:
 
 def test_complex_tiff_is_read_as_amplitude_without_a_warning(tmp_path, recwarn) -> None:
     rasterio = pytest.importorskip("rasterio")
-    from btdnet.predict.image_io import read_image
-    from btdnet.predict.scene.source import SceneSource
+    from btdnet.raster.image_io import read_image
+    from btdnet.raster.source import SceneSource
 
     amplitude = np.linspace(1.0, 100.0, 40 * 50).reshape(40, 50)
     samples = (amplitude * np.exp(1j * np.linspace(0, 6.0, 40 * 50).reshape(40, 50))).astype(

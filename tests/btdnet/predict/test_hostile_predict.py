@@ -13,8 +13,8 @@ import pytest
 from PIL import Image
 
 from btdnet.predict.cli import main
-from btdnet.predict.image_io import ImageTooLargeError, bands_to_rgb, read_image
 from btdnet.predict.predictor import Predictor
+from btdnet.raster.image_io import ImageTooLargeError, bands_to_rgb, read_image
 
 ERROR = "btdnet-predict: error: "
 

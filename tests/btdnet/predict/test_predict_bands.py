@@ -16,11 +16,11 @@ from torch import nn
 from btdnet.models import build_model
 from btdnet.normalization import IMAGENET_MEAN, IMAGENET_STD
 from btdnet.predict import predictor as predictor_module
-from btdnet.predict.bands import BandsError, Stretch, parse_bands, parse_stretch
 from btdnet.predict.cli import main
-from btdnet.predict.image_io import read_image
 from btdnet.predict.predictor import Predictor
-from btdnet.predict.scene.source import SceneSource
+from btdnet.raster.bands import BandsError, Stretch, parse_bands, parse_stretch
+from btdnet.raster.image_io import read_image
+from btdnet.raster.source import SceneSource
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("fiona")

@@ -14,8 +14,6 @@ from PIL import Image, ImageDraw
 from btdnet.colormap import BOX_COLOR, HALO_COLOR, PREDICTION_COLOR, TRUTH_COLOR
 from btdnet.errors import CheckpointError
 from btdnet.models.serialization import check_model_dir
-from btdnet.predict.geo import GeoDependencyError, GeoReference, write_mask_geotiff
-from btdnet.predict.image_io import ImageReadError, read_image, stretch_to_uint8
 from btdnet.predict.outputs import output_name, slugify
 from btdnet.predict.overlay import (
     _font,
@@ -26,6 +24,8 @@ from btdnet.predict.overlay import (
     wrap_text,
 )
 from btdnet.predict.vectors import VectorOptions, mask_to_geojson
+from btdnet.raster.geo import GeoDependencyError, GeoReference, write_mask_geotiff
+from btdnet.raster.image_io import ImageReadError, read_image, stretch_to_uint8
 
 rasterio = pytest.importorskip("rasterio")
 
@@ -333,7 +333,7 @@ def test_prediction_files_hold_the_mask_and_a_failure_removes_what_was_written(
     tmp_path, monkeypatch
 ):
     from btdnet.predict import outputs
-    from btdnet.predict.image_io import LoadedImage
+    from btdnet.raster.image_io import LoadedImage
 
     prediction = _prediction()
     image = LoadedImage(tmp_path / "scene.png", np.zeros((6, 8, 3), np.uint8))

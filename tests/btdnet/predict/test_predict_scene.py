@@ -18,7 +18,7 @@ from btdnet.models import build_model
 from btdnet.predict.predictor import Predictor
 from btdnet.predict.scene.pipeline import SceneStateError
 from btdnet.predict.scene.rows import to_uint8_probability
-from btdnet.predict.scene.source import NotGeoreferencedWarning
+from btdnet.raster.source import NotGeoreferencedWarning
 from tests.launch import run_python
 
 rasterio = pytest.importorskip("rasterio")

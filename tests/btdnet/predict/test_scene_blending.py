@@ -22,7 +22,7 @@ from btdnet.tiling import AxisGrid, ramp
 
 rasterio = pytest.importorskip("rasterio")
 pytest.importorskip("fiona")
-from btdnet.predict.scene.source import SceneReadError, SceneSource  # noqa: E402
+from btdnet.raster.source import SceneReadError, SceneSource  # noqa: E402
 
 NORTH_UP = rasterio.Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5400000.0)
 RED_MEAN, RED_STD = 0.485, 0.229  # ImageNet normalisation of the red band

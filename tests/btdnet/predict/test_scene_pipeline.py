@@ -150,7 +150,7 @@ def test_the_record_counts_no_data_and_absent_tiles_apart_and_together(tmp_path,
 
 
 def test_a_finished_scene_is_reused_only_with_the_same_bands_and_stretch(tmp_path, tiny) -> None:
-    from btdnet.predict.bands import Stretch
+    from btdnet.raster.bands import Stretch
 
     path = write_scene(tmp_path / "scene.tif", bright=True)
     predictor = Predictor(BrightModel(tiny), device="cpu")

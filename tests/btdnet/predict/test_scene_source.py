@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 rasterio = pytest.importorskip("rasterio")
-from btdnet.predict.scene.source import SceneSource  # noqa: E402
+from btdnet.raster.source import SceneSource  # noqa: E402
 
 NORTH_UP = rasterio.Affine(0.5, 0.0, 500000.0, 0.0, -0.5, 5400000.0)
 
@@ -89,7 +89,7 @@ def test_a_one_pixel_wide_scene_is_padded_by_its_edge(tmp_path) -> None:
 
 
 def test_missing_scenes_and_non_positive_gsd_are_refused_naming_the_file(tmp_path) -> None:
-    from btdnet.predict.scene.source import SceneReadError
+    from btdnet.raster.source import SceneReadError
 
     with pytest.raises(SceneReadError, match=r"nowhere\.tif: image file not found"):
         SceneSource(tmp_path / "nowhere.tif")
@@ -106,7 +106,7 @@ def test_missing_scenes_and_non_positive_gsd_are_refused_naming_the_file(tmp_pat
 
 
 def test_gsd_on_a_tiff_without_a_georeference_is_refused(tmp_path) -> None:
-    from btdnet.predict.scene.source import SceneReadError
+    from btdnet.raster.source import SceneReadError
 
     path = tmp_path / "plain.tif"
     profile = {"driver": "GTiff", "height": 8, "width": 8, "count": 3, "dtype": "uint8"}

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from btdnet.predict.cli import main
-from btdnet.predict.geo import GeoReference
 from btdnet.predict.vectors import VectorOptions, mask_to_geojson
+from btdnet.raster.geo import GeoReference
 
 rasterio = pytest.importorskip("rasterio")
 shapely = pytest.importorskip("shapely")

@@ -326,8 +326,8 @@ def test_image_answer_and_preview_fields_by_hand():
 
     from PIL import Image
 
-    from btdnet.predict.geo import GeoReference
-    from btdnet.predict.image_io import LoadedImage
+    from btdnet.raster.geo import GeoReference
+    from btdnet.raster.image_io import LoadedImage
     from btdnet.serve.answers import image_answer, preview_base64
 
     pixels = np.zeros((3, 5, 3), np.uint8)

@@ -320,7 +320,7 @@ def test_scene_answer_equals_predict_scene_field_by_field(tmp_path) -> None:
 
 
 def test_preview_is_shrunk_only_past_1024_pixels() -> None:
-    from btdnet.predict.image_io import LoadedImage
+    from btdnet.raster.image_io import LoadedImage
     from btdnet.serve.answers import PREVIEW_MAX_SIDE, preview_base64
 
     assert PREVIEW_MAX_SIDE == 1024

@@ -3,9 +3,9 @@
 What the reader does with remote-sensing files:
 
 - TIFF files are read with rasterio when it is installed; their CRS and affine transform are
-  kept (:class:`~btdnet.predict.geo.GeoReference`) so that masks can be written back as
+  kept (:class:`~btdnet.raster.geo.GeoReference`) so that masks can be written back as
   GeoTIFF. Without rasterio, plain TIFFs are read with PIL, and a georeferenced TIFF raises
-  :class:`~btdnet.predict.geo.GeoDependencyError` saying how to install it.
+  :class:`~btdnet.raster.geo.GeoDependencyError` saying how to install it.
 - Bands: the first three bands are taken as R, G, B (an IRRG file stays IRRG, as in training);
   one- or two-band files (grey, grey + alpha) use their first band for all three channels.
 - Bit depth: 8-bit data is used as it is. Any other type (16-bit, 32-bit, float) is stretched
@@ -30,7 +30,7 @@ from types import ModuleType
 import numpy as np
 from PIL import Image, ImageOps
 
-from btdnet.predict.bands import (
+from btdnet.raster.bands import (
     STRETCH_SAMPLE_SIDE,
     BandsError,
     Stretch,
@@ -39,7 +39,7 @@ from btdnet.predict.bands import (
     sample_shape,
     select_bands,
 )
-from btdnet.predict.geo import (
+from btdnet.raster.geo import (
     GEO_INSTALL_HINT,
     GeoDependencyError,
     GeoReference,
@@ -264,7 +264,7 @@ def _read_with_rasterio(
 
 def dataset_limits(dataset: object, chosen: list[int], stretch: Stretch) -> list[tuple[float, ...]]:
     """The stretch limits of bands ``chosen`` of an open rasterio dataset: percentiles on the
-    decimated read every reader shares (:mod:`btdnet.predict.bands`), else fixed."""
+    decimated read every reader shares (:mod:`btdnet.raster.bands`), else fixed."""
     rule = stretch.resolved([dataset.dtypes[b - 1] for b in chosen])
     if rule.kind != "percentile":
         return rule.limits(np.zeros((len(chosen), 1, 1)), np.ones((1, 1), bool))
@@ -302,8 +302,8 @@ def read_image(
         path: the image file.
         max_pixels: refuse images with more pixels (None: no limit of ours).
         bands: 1-based band numbers to read as R, G, B (or one, grey); None: the first three
-            (see :mod:`btdnet.predict.bands`).
-        stretch: how values become 0..255 (default :class:`~btdnet.predict.bands.Stretch`
+            (see :mod:`btdnet.raster.bands`).
+        stretch: how values become 0..255 (default :class:`~btdnet.raster.bands.Stretch`
             ``auto``), the same as scene mode's for the same file.
 
     Raises:

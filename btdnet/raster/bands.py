@@ -1,6 +1,6 @@
 """Which bands the model sees and how their values become 0..255: one rule for whole images
-(:func:`btdnet.predict.image_io.read_image`) and scene tiles
-(:class:`btdnet.predict.scene.source.SceneSource`).
+(:func:`btdnet.raster.image_io.read_image`) and scene tiles
+(:class:`btdnet.raster.source.SceneSource`).
 
 Bands (``--bands 3,2,1``, 1-based as in GDAL): three band numbers give R, G, B in that order;
 one gives a grey picture (the band repeated). Without ``--bands``: the first three bands (an

@@ -2,11 +2,11 @@
 
 - GeoTIFF / COG / any TIFF: opened with rasterio and read one window at a time (GDAL's block
   cache is bounded by ``GDAL_CACHEMAX``, set by the scene runner), so memory does not grow with
-  the scene. Bands and stretch follow :mod:`btdnet.predict.bands`, exactly as a whole-image
+  the scene. Bands and stretch follow :mod:`btdnet.raster.bands`, exactly as a whole-image
   read of the same file: the first three bands unless ``bands`` says which, 8-bit used as is
   and other types stretched per band between their 2nd and 98th percentiles unless
   ``stretch`` says otherwise. Percentiles are computed once per scene on a decimated read (at
-  most :data:`~btdnet.predict.bands.STRETCH_SAMPLE_SIDE` pixels a side), so every window
+  most :data:`~btdnet.raster.bands.STRETCH_SAMPLE_SIDE` pixels a side), so every window
   shares one stretch.
 - Other formats (PNG, JPEG): decoded whole with PIL (within PIL's pixel limit), then windowed.
 - Nodata: a pixel is invalid when GDAL's dataset mask says so (nodata value, mask band or
@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from btdnet.predict.bands import Stretch, apply_stretch, select_bands
-from btdnet.predict.geo import GeoReference, georeference_of, require_rasterio
-from btdnet.predict.image_io import TIFF_SUFFIXES, ImageReadError, dataset_limits, read_image
+from btdnet.raster.bands import Stretch, apply_stretch, select_bands
+from btdnet.raster.geo import GeoReference, georeference_of, require_rasterio
+from btdnet.raster.image_io import TIFF_SUFFIXES, ImageReadError, dataset_limits, read_image
 
 
 class SceneReadError(ImageReadError):
@@ -60,7 +60,7 @@ class SceneSource:
         gsd: resample to this ground sampling distance (CRS units per pixel); needs a
             georeferenced, north-up scene.
         bands: 1-based band numbers read as R, G, B (or one, grey); None: the first three.
-        stretch: how values become 0..255 (:mod:`btdnet.predict.bands`; default ``auto``),
+        stretch: how values become 0..255 (:mod:`btdnet.raster.bands`; default ``auto``),
             the same limits for every window, and the same as a whole-image read's.
 
     Attributes:
