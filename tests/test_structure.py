@@ -4,6 +4,7 @@ btdnet/, bicor/ and scripts/ (scripts may import the packages; nothing imports a
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,27 +83,34 @@ def _graph() -> dict[str, set[str]]:
     return graph
 
 
+def _bad_imports(
+    graph: dict[str, set[str]], importer: Callable[[str], bool], bad: Callable[[str], bool]
+) -> dict[str, list[str]]:
+    """Each module that ``importer`` selects, with its imports that ``bad`` refuses (modules
+    without any are left out)."""
+    found = {name: sorted(filter(bad, deps)) for name, deps in graph.items() if importer(name)}
+    return {name: deps for name, deps in found.items() if deps}
+
+
 def test_the_engine_imports_no_task_code():
     graph = _graph()
-    engine = {name: deps for name, deps in graph.items() if name.startswith("btdnet.engine")}
-    assert engine, "no btdnet.engine modules found"
-    bad = {
-        name: sorted(d for d in deps if d.startswith(ENGINE_MAY_NOT_IMPORT))
-        for name, deps in engine.items()
-    }
-    assert not {name: deps for name, deps in bad.items() if deps}
+    assert any(name.startswith("btdnet.engine") for name in graph), "no btdnet.engine modules"
+    assert not _bad_imports(
+        graph,
+        lambda name: name.startswith("btdnet.engine"),
+        lambda d: d.startswith(ENGINE_MAY_NOT_IMPORT),
+    )
 
 
 def test_raster_reading_imports_nothing_of_a_model():
     """btdnet.raster is the shared raster layer (BICOR_MAY_IMPORT): it may import only itself."""
     graph = _graph()
-    raster = {name: deps for name, deps in graph.items() if name.startswith("btdnet.raster")}
-    assert "btdnet.raster.source" in raster, "no btdnet.raster modules found"
-    bad = {
-        name: sorted(d for d in deps if not d.startswith("btdnet.raster"))
-        for name, deps in raster.items()
-    }
-    assert not {name: deps for name, deps in bad.items() if deps}
+    assert "btdnet.raster.source" in graph, "no btdnet.raster modules found"
+    assert not _bad_imports(
+        graph,
+        lambda name: name.startswith("btdnet.raster"),
+        lambda d: not d.startswith("btdnet.raster"),
+    )
 
 
 def test_no_import_cycles_between_modules():
@@ -149,29 +157,22 @@ def test_no_function_over_80_lines():
 def test_nothing_imports_a_script():
     graph = _graph()
     assert any(name.startswith("scripts.") for name in graph), "no scripts found"
-    bad = {
-        name: sorted(d for d in deps if d == "scripts" or d.startswith("scripts."))
-        for name, deps in graph.items()
-    }
-    assert not {name: deps for name, deps in bad.items() if deps}
+    assert not _bad_imports(
+        graph, lambda name: True, lambda d: d == "scripts" or d.startswith("scripts.")
+    )
 
 
 def test_bicor_imports_only_the_shared_core():
     graph = _graph()
-    bicor = {name: deps for name, deps in graph.items() if name.startswith("bicor")}
-    assert bicor, "no bicor modules found"
+    assert any(name.startswith("bicor") for name in graph), "no bicor modules found"
     allowed = tuple(f"{core}." for core in BICOR_MAY_IMPORT)
-    bad = {
-        name: sorted(
-            d
-            for d in deps
-            if d.split(".")[0] == "btdnet"
-            and d not in BICOR_MAY_IMPORT
-            and not d.startswith(allowed)
+
+    def outside_the_core(d: str) -> bool:
+        return (
+            d.split(".")[0] == "btdnet" and d not in BICOR_MAY_IMPORT and not d.startswith(allowed)
         )
-        for name, deps in bicor.items()
-    }
-    assert not {name: deps for name, deps in bad.items() if deps}, (
+
+    assert not _bad_imports(graph, lambda name: name.startswith("bicor"), outside_the_core), (
         "bicor may import only the shared core (BICOR_MAY_IMPORT, docs/architecture.md)"
     )
 
