@@ -61,7 +61,7 @@ examples:
       --set data.generate_synthetic.regime=distractors
   accelerate launch --multi_gpu --num_processes 4 scripts/ablate.py --config ... --out ...
   python scripts/ablate.py --config configs/synthetic.yaml --out runs/ablation_full \\
-      --variants demo family_baseline --seeds 0 1 2 3 4 --lr-factors 0.5 1 2
+      --variants demo family_baseline --seeds 0 1 2 3 4 --lr-factors 0.25 0.5 1 2
   python scripts/ablate.py --out runs/ablation --table-only
 
 exit status: 0 done, 1 a run or the folder failed (one line says why), 2 usage.
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="F",
         help="first sweep each variant's learning rate (config lr x F) at --sweep-seed, keep "
         "per variant the F with the best validation oIoU, then run the seeds at it "
-        "(OUT/lr_sweep.md); e.g. --lr-factors 0.5 1 2",
+        "(OUT/lr_sweep.md); e.g. --lr-factors 0.25 0.5 1 2",
     )
     parser.add_argument(
         "--sweep-seed", type=int, default=0, metavar="K", help="seed of the lr sweep (0)"
